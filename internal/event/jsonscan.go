@@ -1,0 +1,527 @@
+package event
+
+import (
+	"bytes"
+	"fmt"
+	"strconv"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// This file holds a small single-pass JSON validator/compactor and a few
+// helpers that walk already-validated compact JSON.
+//
+// Why not encoding/json or goccy/go-json: Parse has to (1) keep every number
+// literal and every unknown field exactly as it came in, (2) produce the
+// compact form stored in the journal, and (3) pull out a dozen fields. A
+// decoder into map[string]any loses literal fidelity and allocates a node per
+// value; json.Compact followed by a struct decode walks the bytes twice and
+// still needs RawMessage plumbing for the fields whose type varies in the wild.
+// One pass that copies non-whitespace bytes while checking the grammar, then
+// cheap skips over the compact copy for extraction, is both faithful and
+// several times faster on CloudTrail-shaped records.
+
+// maxDepth bounds nesting so hostile input cannot exhaust the stack. It
+// matches encoding/json's limit, so anything Parse accepts can also be decoded
+// by encoding/json (the API layer re-encodes CloudTrailEvent with it).
+const maxDepth = 10000
+
+// syntaxError reports where and why the input is not valid JSON.
+type syntaxError struct {
+	Offset int
+	Msg    string
+}
+
+func (e *syntaxError) Error() string {
+	return fmt.Sprintf("invalid JSON at byte %d: %s", e.Offset, e.Msg)
+}
+
+// span is a half-open byte range in the compact output.
+type span struct{ start, end int }
+
+// member is one top-level object member: key is the raw key between the
+// quotes (escapes not decoded), val the compact value bytes.
+type member struct {
+	key span
+	val span
+}
+
+// compactor copies src into dst without insignificant whitespace, validating
+// RFC 8259 grammar as it goes. Bytes inside strings, including invalid UTF-8,
+// are copied unchanged: json.Compact semantics, nothing reordered or re-escaped.
+type compactor struct {
+	src []byte
+	dst []byte
+	i   int
+}
+
+func isWS(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+func (c *compactor) ws() {
+	for c.i < len(c.src) && isWS(c.src[c.i]) {
+		c.i++
+	}
+}
+
+func (c *compactor) errf(format string, args ...any) error {
+	return &syntaxError{Offset: c.i, Msg: fmt.Sprintf(format, args...)}
+}
+
+// topObject compacts a whole document that must be a single JSON object and
+// returns the spans of its members in dst.
+func (c *compactor) topObject(members []member) ([]member, error) {
+	c.ws()
+	if c.i >= len(c.src) {
+		return nil, c.errf("empty input")
+	}
+	if c.src[c.i] != '{' {
+		return nil, errNotObject
+	}
+	c.dst = append(c.dst, '{')
+	c.i++
+	c.ws()
+	if c.i < len(c.src) && c.src[c.i] == '}' {
+		c.dst = append(c.dst, '}')
+		c.i++
+	} else {
+		for {
+			c.ws()
+			if c.i >= len(c.src) || c.src[c.i] != '"' {
+				return nil, c.errf("expected string key")
+			}
+			ks := len(c.dst) + 1
+			if err := c.str(); err != nil {
+				return nil, err
+			}
+			ke := len(c.dst) - 1
+			c.ws()
+			if c.i >= len(c.src) || c.src[c.i] != ':' {
+				return nil, c.errf("expected ':' after object key")
+			}
+			c.dst = append(c.dst, ':')
+			c.i++
+			c.ws()
+			vs := len(c.dst)
+			if err := c.value(1); err != nil {
+				return nil, err
+			}
+			members = append(members, member{key: span{ks, ke}, val: span{vs, len(c.dst)}})
+			c.ws()
+			if c.i >= len(c.src) {
+				return nil, c.errf("unexpected end of input in object")
+			}
+			if c.src[c.i] == ',' {
+				c.dst = append(c.dst, ',')
+				c.i++
+				continue
+			}
+			if c.src[c.i] == '}' {
+				c.dst = append(c.dst, '}')
+				c.i++
+				break
+			}
+			return nil, c.errf("expected ',' or '}' in object, found %q", c.src[c.i])
+		}
+	}
+	c.ws()
+	if c.i != len(c.src) {
+		return nil, c.errf("unexpected data after the top-level object")
+	}
+	return members, nil
+}
+
+// value compacts one JSON value at any depth.
+func (c *compactor) value(depth int) error {
+	if c.i >= len(c.src) {
+		return c.errf("unexpected end of input, expected a value")
+	}
+	switch b := c.src[c.i]; {
+	case b == '"':
+		return c.str()
+	case b == '{' || b == '[':
+		if depth >= maxDepth {
+			return c.errf("nesting deeper than %d", maxDepth)
+		}
+		closeB := byte('}')
+		if b == '[' {
+			closeB = ']'
+		}
+		c.dst = append(c.dst, b)
+		c.i++
+		c.ws()
+		if c.i < len(c.src) && c.src[c.i] == closeB {
+			c.dst = append(c.dst, closeB)
+			c.i++
+			return nil
+		}
+		for {
+			c.ws()
+			if b == '{' {
+				if c.i >= len(c.src) || c.src[c.i] != '"' {
+					return c.errf("expected string key")
+				}
+				if err := c.str(); err != nil {
+					return err
+				}
+				c.ws()
+				if c.i >= len(c.src) || c.src[c.i] != ':' {
+					return c.errf("expected ':' after object key")
+				}
+				c.dst = append(c.dst, ':')
+				c.i++
+				c.ws()
+			}
+			if err := c.value(depth + 1); err != nil {
+				return err
+			}
+			c.ws()
+			if c.i >= len(c.src) {
+				return c.errf("unexpected end of input in %s", containerName(b))
+			}
+			if c.src[c.i] == ',' {
+				c.dst = append(c.dst, ',')
+				c.i++
+				continue
+			}
+			if c.src[c.i] == closeB {
+				c.dst = append(c.dst, closeB)
+				c.i++
+				return nil
+			}
+			return c.errf("expected ',' or '%c' in %s, found %q", closeB, containerName(b), c.src[c.i])
+		}
+	case b == '-' || (b >= '0' && b <= '9'):
+		return c.number()
+	case b == 't':
+		return c.literal("true")
+	case b == 'f':
+		return c.literal("false")
+	case b == 'n':
+		return c.literal("null")
+	default:
+		return c.errf("unexpected character %q, expected a value", b)
+	}
+}
+
+func containerName(open byte) string {
+	if open == '{' {
+		return "object"
+	}
+	return "array"
+}
+
+func (c *compactor) literal(lit string) error {
+	if len(c.src)-c.i < len(lit) || string(c.src[c.i:c.i+len(lit)]) != lit {
+		return c.errf("invalid literal, expected %s", lit)
+	}
+	c.dst = append(c.dst, lit...)
+	c.i += len(lit)
+	return nil
+}
+
+// number validates a JSON number and copies its literal unchanged, so 1.0
+// stays 1.0 and 12345678901234567890 keeps every digit.
+func (c *compactor) number() error {
+	s := c.i
+	src := c.src
+	i := c.i
+	if i < len(src) && src[i] == '-' {
+		i++
+	}
+	if i >= len(src) {
+		return c.errf("truncated number")
+	}
+	switch {
+	case src[i] == '0':
+		i++
+	case src[i] >= '1' && src[i] <= '9':
+		for i < len(src) && src[i] >= '0' && src[i] <= '9' {
+			i++
+		}
+	default:
+		return c.errf("invalid number")
+	}
+	if i < len(src) && src[i] == '.' {
+		i++
+		d := i
+		for i < len(src) && src[i] >= '0' && src[i] <= '9' {
+			i++
+		}
+		if i == d {
+			c.i = i
+			return c.errf("invalid number: no digits after '.'")
+		}
+	}
+	if i < len(src) && (src[i] == 'e' || src[i] == 'E') {
+		i++
+		if i < len(src) && (src[i] == '+' || src[i] == '-') {
+			i++
+		}
+		d := i
+		for i < len(src) && src[i] >= '0' && src[i] <= '9' {
+			i++
+		}
+		if i == d {
+			c.i = i
+			return c.errf("invalid number: no digits in exponent")
+		}
+	}
+	c.dst = append(c.dst, src[s:i]...)
+	c.i = i
+	return nil
+}
+
+// str validates and copies one string including its quotes.
+func (c *compactor) str() error {
+	src := c.src
+	start := c.i
+	i := c.i + 1
+	for {
+		// Fast scan over the common bytes.
+		for i < len(src) {
+			b := src[i]
+			if b == '"' || b == '\\' || b < 0x20 {
+				break
+			}
+			i++
+		}
+		if i >= len(src) {
+			c.i = i
+			return c.errf("unterminated string")
+		}
+		switch b := src[i]; {
+		case b == '"':
+			i++
+			c.dst = append(c.dst, src[start:i]...)
+			c.i = i
+			return nil
+		case b < 0x20:
+			c.i = i
+			return c.errf("control character %#02x in string", b)
+		default: // backslash
+			if i+1 >= len(src) {
+				c.i = i
+				return c.errf("unterminated escape")
+			}
+			switch src[i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				i += 2
+			case 'u':
+				if i+6 > len(src) || !isHex4(src[i+2:i+6]) {
+					c.i = i
+					return c.errf("invalid \\u escape")
+				}
+				i += 6
+			default:
+				c.i = i
+				return c.errf("invalid escape \\%c", src[i+1])
+			}
+		}
+	}
+}
+
+func isHex4(b []byte) bool {
+	for _, c := range b[:4] {
+		if !isHex(c) {
+			return false
+		}
+	}
+	return true
+}
+
+func isHex(c byte) bool {
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
+}
+
+// --- Helpers over validated compact JSON -------------------------------
+
+// skipValue returns the index just past the value that starts at b[i].
+// b must be valid compact JSON.
+func skipValue(b []byte, i int) int {
+	switch b[i] {
+	case '"':
+		return skipString(b, i)
+	case '{', '[':
+		depth := 0
+		for i < len(b) {
+			switch b[i] {
+			case '"':
+				i = skipString(b, i)
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+			i++
+		}
+		return i
+	default:
+		for i < len(b) && b[i] != ',' && b[i] != '}' && b[i] != ']' {
+			i++
+		}
+		return i
+	}
+}
+
+// skipString returns the index just past the string starting at b[i].
+func skipString(b []byte, i int) int {
+	i++
+	for {
+		j := bytes.IndexByte(b[i:], '"')
+		if j < 0 {
+			return len(b)
+		}
+		i += j
+		// Count preceding backslashes: an odd number escapes this quote.
+		n := 0
+		for k := i - 1; k >= 0 && b[k] == '\\'; k-- {
+			n++
+		}
+		i++
+		if n%2 == 0 {
+			return i
+		}
+	}
+}
+
+// eachMember calls fn with the raw key (between the quotes, escapes kept) and
+// the value of every member of the compact object obj, in order, until fn
+// returns false. Non-objects are ignored.
+func eachMember(obj []byte, fn func(key, val []byte) bool) {
+	if len(obj) < 2 || obj[0] != '{' {
+		return
+	}
+	i := 1
+	for i < len(obj) && obj[i] != '}' {
+		ke := skipString(obj, i)
+		key := obj[i+1 : ke-1]
+		vs := ke + 1 // skip ':'
+		ve := skipValue(obj, vs)
+		if !fn(key, obj[vs:ve]) {
+			return
+		}
+		i = ve
+		if i < len(obj) && obj[i] == ',' {
+			i++
+		}
+	}
+}
+
+// eachElem calls fn for every element of the compact array arr.
+// Non-arrays are ignored.
+func eachElem(arr []byte, fn func(val []byte)) {
+	if len(arr) < 2 || arr[0] != '[' {
+		return
+	}
+	i := 1
+	for i < len(arr) && arr[i] != ']' {
+		e := skipValue(arr, i)
+		fn(arr[i:e])
+		i = e
+		if i < len(arr) && arr[i] == ',' {
+			i++
+		}
+	}
+}
+
+// keyIs reports whether a raw key equals name once its escapes are decoded.
+func keyIs(raw []byte, name string) bool {
+	if bytes.IndexByte(raw, '\\') < 0 {
+		return string(raw) == name
+	}
+	return unescape(raw) == name
+}
+
+// member returns the value of the last member of obj named name (last wins,
+// as in encoding/json and JavaScript), or nil.
+func getMember(obj []byte, name string) []byte {
+	var v []byte
+	eachMember(obj, func(k, val []byte) bool {
+		if keyIs(k, name) {
+			v = val
+		}
+		return true
+	})
+	return v
+}
+
+// stringValue decodes a compact JSON string value. ok is false when v is not
+// a string (the extracted view then falls back to "").
+func stringValue(v []byte) (s string, ok bool) {
+	if len(v) < 2 || v[0] != '"' {
+		return "", false
+	}
+	inner := v[1 : len(v)-1]
+	if bytes.IndexByte(inner, '\\') < 0 {
+		return string(inner), true
+	}
+	return unescape(inner), true
+}
+
+// str is stringValue without the ok flag.
+func str(v []byte) string {
+	s, _ := stringValue(v)
+	return s
+}
+
+// unescape decodes the JSON escapes in the body of a validated string.
+// Lone or mismatched surrogates become U+FFFD, as encoding/json does.
+func unescape(b []byte) string {
+	out := make([]byte, 0, len(b))
+	for i := 0; i < len(b); {
+		c := b[i]
+		if c != '\\' {
+			out = append(out, c)
+			i++
+			continue
+		}
+		if i+1 >= len(b) {
+			break
+		}
+		switch b[i+1] {
+		case '"', '\\', '/':
+			out = append(out, b[i+1])
+		case 'b':
+			out = append(out, '\b')
+		case 'f':
+			out = append(out, '\f')
+		case 'n':
+			out = append(out, '\n')
+		case 'r':
+			out = append(out, '\r')
+		case 't':
+			out = append(out, '\t')
+		case 'u':
+			r := hexRune(b[i+2 : i+6])
+			i += 6
+			if utf16.IsSurrogate(r) {
+				r2 := rune(-1)
+				if i+6 <= len(b) && b[i] == '\\' && b[i+1] == 'u' {
+					r2 = hexRune(b[i+2 : i+6])
+				}
+				if dec := utf16.DecodeRune(r, r2); dec != utf8.RuneError {
+					i += 6
+					r = dec
+				} else {
+					r = utf8.RuneError
+				}
+			}
+			out = utf8.AppendRune(out, r)
+			continue
+		}
+		i += 2
+	}
+	return string(out)
+}
+
+func hexRune(h []byte) rune {
+	n, err := strconv.ParseUint(string(h), 16, 32)
+	if err != nil {
+		return utf8.RuneError
+	}
+	return rune(n)
+}
