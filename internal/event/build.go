@@ -1,0 +1,262 @@
+package event
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// CurrentEventVersion is the eventVersion of the records Cairn writes.
+const CurrentEventVersion = "1.11"
+
+// timeLayout is CloudTrail's record time format: UTC, whole seconds.
+const timeLayout = "2006-01-02T15:04:05Z"
+
+// FormatTime renders t the way CloudTrail writes eventTime.
+func FormatTime(t time.Time) string { return t.UTC().Format(timeLayout) }
+
+// UserIdentity is the caller of an API Cairn audits, written as the record's
+// userIdentity. Field order and spelling follow CloudTrail's records.
+type UserIdentity struct {
+	Type           string          `json:"type"`
+	PrincipalID    string          `json:"principalId,omitempty"`
+	ARN            string          `json:"arn,omitempty"`
+	AccountID      string          `json:"accountId,omitempty"`
+	AccessKeyID    string          `json:"accessKeyId,omitempty"`
+	UserName       string          `json:"userName,omitempty"`
+	SessionContext *SessionContext `json:"sessionContext,omitempty"`
+	InvokedBy      string          `json:"invokedBy,omitempty"`
+}
+
+// SessionContext describes temporary credentials (AssumedRole and
+// FederatedUser callers).
+type SessionContext struct {
+	SessionIssuer  *SessionIssuer `json:"sessionIssuer,omitempty"`
+	SourceIdentity string         `json:"sourceIdentity,omitempty"`
+	// CreationDate is when the credentials were issued; zero leaves
+	// attributes.creationDate out.
+	CreationDate time.Time
+	// MFAAuthenticated is written as the string "true"/"false", as
+	// CloudTrail does.
+	MFAAuthenticated bool
+}
+
+// SessionIssuer is the entity the temporary credentials came from.
+type SessionIssuer struct {
+	Type        string `json:"type"`
+	PrincipalID string `json:"principalId,omitempty"`
+	ARN         string `json:"arn,omitempty"`
+	AccountID   string `json:"accountId,omitempty"`
+	UserName    string `json:"userName,omitempty"`
+}
+
+// MarshalJSON writes sessionContext in CloudTrail's member order, with
+// attributes.mfaAuthenticated as a string.
+func (s SessionContext) MarshalJSON() ([]byte, error) {
+	type attributes struct {
+		CreationDate     string `json:"creationDate,omitempty"`
+		MFAAuthenticated string `json:"mfaAuthenticated"`
+	}
+	out := struct {
+		SessionIssuer  *SessionIssuer `json:"sessionIssuer,omitempty"`
+		Attributes     attributes     `json:"attributes"`
+		SourceIdentity string         `json:"sourceIdentity,omitempty"`
+	}{SessionIssuer: s.SessionIssuer, SourceIdentity: s.SourceIdentity}
+	if !s.CreationDate.IsZero() {
+		out.Attributes.CreationDate = FormatTime(s.CreationDate)
+	}
+	out.Attributes.MFAAuthenticated = "false"
+	if s.MFAAuthenticated {
+		out.Attributes.MFAAuthenticated = "true"
+	}
+	return marshalNoEscape(out)
+}
+
+// TLSDetails is the record's tlsDetails.
+type TLSDetails struct {
+	TLSVersion               string `json:"tlsVersion,omitempty"`
+	CipherSuite              string `json:"cipherSuite,omitempty"`
+	ClientProvidedHostHeader string `json:"clientProvidedHostHeader,omitempty"`
+	KeyExchange              string `json:"keyExchange,omitempty"`
+}
+
+// APICall is one call to Cairn's own API, to be recorded exactly as
+// CloudTrail records calls to its API (Cairn audits itself).
+type APICall struct {
+	Time               time.Time
+	Source             string // eventSource, e.g. "cloudtrail.amazonaws.com"
+	Name               string // eventName, the operation
+	Region             string
+	SourceIP           string
+	UserAgent          string
+	RequestID          string
+	EventID            string // a random UUID when empty
+	RecipientAccountID string
+	ErrorCode          string
+	ErrorMessage       string
+	ReadOnly           bool
+	Identity           UserIdentity
+	// RequestParameters and ResponseElements must be a JSON object or
+	// null; nil is written as null (CloudTrail's value for "nothing").
+	RequestParameters   json.RawMessage
+	ResponseElements    json.RawMessage
+	AdditionalEventData json.RawMessage // optional; nil leaves it out
+	TLS                 *TLSDetails
+	Resources           []Resource // written as resources[] {accountId, type, ARN}
+	APIVersion          string
+	SharedEventID       string
+	VPCEndpointID       string
+}
+
+// wireRecord fixes the member order of Cairn-written records to AWS's
+// (spec §3.1, "Field order").
+type wireRecord struct {
+	EventVersion        string          `json:"eventVersion"`
+	UserIdentity        UserIdentity    `json:"userIdentity"`
+	EventTime           string          `json:"eventTime"`
+	EventSource         string          `json:"eventSource"`
+	EventName           string          `json:"eventName"`
+	AWSRegion           string          `json:"awsRegion"`
+	SourceIPAddress     string          `json:"sourceIPAddress"`
+	UserAgent           string          `json:"userAgent,omitempty"`
+	ErrorCode           string          `json:"errorCode,omitempty"`
+	ErrorMessage        string          `json:"errorMessage,omitempty"`
+	RequestParameters   json.RawMessage `json:"requestParameters"`
+	ResponseElements    json.RawMessage `json:"responseElements"`
+	AdditionalEventData json.RawMessage `json:"additionalEventData,omitempty"`
+	RequestID           string          `json:"requestID,omitempty"`
+	EventID             string          `json:"eventID"`
+	ReadOnly            bool            `json:"readOnly"`
+	Resources           []wireResource  `json:"resources,omitempty"`
+	EventType           string          `json:"eventType"`
+	APIVersion          string          `json:"apiVersion,omitempty"`
+	ManagementEvent     bool            `json:"managementEvent"`
+	RecipientAccountID  string          `json:"recipientAccountId"`
+	SharedEventID       string          `json:"sharedEventID,omitempty"`
+	VPCEndpointID       string          `json:"vpcEndpointId,omitempty"`
+	EventCategory       string          `json:"eventCategory"`
+	TLSDetails          *TLSDetails     `json:"tlsDetails,omitempty"`
+}
+
+type wireResource struct {
+	AccountID string `json:"accountId,omitempty"`
+	Type      string `json:"type,omitempty"`
+	ARN       string `json:"ARN"`
+}
+
+var jsonNull = json.RawMessage("null")
+
+// Record builds the CloudTrail record for the call: eventVersion 1.11,
+// eventType AwsApiCall, managementEvent true, eventCategory Management,
+// members in AWS's order, times as YYYY-MM-DDTHH:MM:SSZ. The result is parsed
+// back, so it carries the same view as any imported record.
+func (c APICall) Record() (*Record, error) {
+	var missing []string
+	if c.Time.IsZero() {
+		missing = append(missing, "Time")
+	}
+	if c.Source == "" {
+		missing = append(missing, "Source")
+	}
+	if c.Name == "" {
+		missing = append(missing, "Name")
+	}
+	if c.Region == "" {
+		missing = append(missing, "Region")
+	}
+	if c.Identity.Type == "" {
+		missing = append(missing, "Identity.Type")
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("building the audit record of %s %s: missing %v", c.Source, c.Name, missing)
+	}
+	w := wireRecord{
+		EventVersion:        CurrentEventVersion,
+		UserIdentity:        c.Identity,
+		EventTime:           FormatTime(c.Time),
+		EventSource:         c.Source,
+		EventName:           c.Name,
+		AWSRegion:           c.Region,
+		SourceIPAddress:     c.SourceIP,
+		UserAgent:           c.UserAgent,
+		ErrorCode:           c.ErrorCode,
+		ErrorMessage:        c.ErrorMessage,
+		RequestParameters:   orNull(c.RequestParameters),
+		ResponseElements:    orNull(c.ResponseElements),
+		AdditionalEventData: c.AdditionalEventData,
+		RequestID:           c.RequestID,
+		EventID:             c.EventID,
+		ReadOnly:            c.ReadOnly,
+		EventType:           "AwsApiCall",
+		APIVersion:          c.APIVersion,
+		ManagementEvent:     true,
+		RecipientAccountID:  c.RecipientAccountID,
+		SharedEventID:       c.SharedEventID,
+		VPCEndpointID:       c.VPCEndpointID,
+		EventCategory:       "Management",
+		TLSDetails:          c.TLS,
+	}
+	for _, name := range []struct {
+		field string
+		v     json.RawMessage
+	}{{"RequestParameters", w.RequestParameters}, {"ResponseElements", w.ResponseElements}} {
+		if err := objectOrNull(name.v); err != nil {
+			return nil, fmt.Errorf("building the audit record of %s %s: %s: %w", c.Source, c.Name, name.field, err)
+		}
+	}
+	if w.EventID == "" {
+		id, err := uuid.NewRandom()
+		if err != nil {
+			return nil, fmt.Errorf("building the audit record of %s %s: generating eventID: %w", c.Source, c.Name, err)
+		}
+		w.EventID = id.String()
+	}
+	for _, r := range c.Resources {
+		w.Resources = append(w.Resources, wireResource{AccountID: r.AccountID, Type: r.Type, ARN: r.ARN})
+	}
+	b, err := marshalNoEscape(w)
+	if err != nil {
+		return nil, fmt.Errorf("building the audit record of %s %s: %w", c.Source, c.Name, err)
+	}
+	rec, err := Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("building the audit record of %s %s: the result does not parse: %w", c.Source, c.Name, err)
+	}
+	return rec, nil
+}
+
+func orNull(v json.RawMessage) json.RawMessage {
+	if len(bytes.TrimSpace(v)) == 0 {
+		return jsonNull
+	}
+	return v
+}
+
+// objectOrNull checks that v is a JSON object or null, the only shapes
+// CloudTrail writes for requestParameters/responseElements.
+func objectOrNull(v json.RawMessage) error {
+	t := bytes.TrimSpace(v)
+	if bytes.Equal(t, jsonNull) {
+		return nil
+	}
+	if len(t) == 0 || t[0] != '{' || !json.Valid(t) {
+		return errors.New("not a JSON object or null")
+	}
+	return nil
+}
+
+// marshalNoEscape is json.Marshal without HTML escaping: CloudTrail writes
+// '<', '>' and '&' literally, and so does Cairn.
+func marshalNoEscape(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(buf.Bytes(), "\n"), nil
+}

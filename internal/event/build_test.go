@@ -1,0 +1,124 @@
+package event
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
+
+// golden compares got with testdata/name, or rewrites it under -update.
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatalf("writing %s: %v", path, err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("reading %s (run with -update to create it): %v", path, err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s mismatch\n got: %s\nwant: %s", name, got, want)
+	}
+}
+
+func sampleCall() APICall {
+	return APICall{
+		Time:      time.Date(2026, 3, 14, 15, 9, 26, 535_000_000, time.FixedZone("CET", 3600)),
+		Source:    "cloudtrail.amazonaws.com",
+		Name:      "StopLogging",
+		Region:    "eu-west-1",
+		SourceIP:  "203.0.113.7",
+		UserAgent: "aws-cli/2.9.19 Python/3.11.2 Linux/6.1.0 source/x86_64.debian.12 prompt/off command/cloudtrail.stop-logging <&>",
+		RequestID: "8f1c1f4e-5b0a-4a8e-9d55-0c2b7f9d1a11",
+		EventID:   "0f6a4b0e-2f8e-4c43-9f1f-2d9f6a6a7c11",
+		Identity: UserIdentity{
+			Type: "AssumedRole", PrincipalID: "AROAEXAMPLEROLEID:alice", AccountID: "123456789012",
+			ARN:         "arn:aws:sts::123456789012:assumed-role/Auditor/alice",
+			AccessKeyID: "ASIAEXAMPLEKEY",
+			SessionContext: &SessionContext{
+				SessionIssuer: &SessionIssuer{Type: "Role", PrincipalID: "AROAEXAMPLEROLEID",
+					ARN: "arn:aws:iam::123456789012:role/Auditor", AccountID: "123456789012", UserName: "Auditor"},
+				CreationDate: time.Date(2026, 3, 14, 14, 0, 0, 0, time.UTC),
+			},
+		},
+		RecipientAccountID: "123456789012",
+		RequestParameters:  json.RawMessage(`{ "name": "arn:aws:cloudtrail:eu-west-1:123456789012:trail/main",  "n": 1.0 }`),
+		TLS: &TLSDetails{TLSVersion: "TLSv1.3", CipherSuite: "TLS_AES_128_GCM_SHA256",
+			ClientProvidedHostHeader: "cloudtrail.eu-west-1.amazonaws.com"},
+	}
+}
+
+func TestAPICallRecordGolden(t *testing.T) {
+	r, err := sampleCall().Record()
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "apicall.golden", append(append([]byte(nil), r.Raw...), '\n'))
+
+	// Field order is AWS's (spec §3.1).
+	order := []string{"eventVersion", "userIdentity", "eventTime", "eventSource", "eventName", "awsRegion",
+		"sourceIPAddress", "userAgent", "requestParameters", "responseElements", "requestID", "eventID",
+		"readOnly", "eventType", "managementEvent", "recipientAccountId", "eventCategory", "tlsDetails"}
+	var got []string
+	eachMember(r.Raw, func(k, _ []byte) bool { got = append(got, string(k)); return true })
+	if strings.Join(got, ",") != strings.Join(order, ",") {
+		t.Errorf("member order\n got %v\nwant %v", got, order)
+	}
+	if r.EventVersion != "1.11" || r.EventType != "AwsApiCall" || r.EventCategory != "Management" ||
+		r.ManagementEvent != True || r.ReadOnly != False {
+		t.Errorf("fixed fields wrong: %+v", r)
+	}
+	if want := time.Date(2026, 3, 14, 14, 9, 26, 0, time.UTC); !r.EventTime.Equal(want) {
+		t.Errorf("EventTime = %v, want %v (UTC, whole seconds)", r.EventTime, want)
+	}
+	if r.Username != "alice" || r.AccessKeyID != "ASIAEXAMPLEKEY" {
+		t.Errorf("Username %q AccessKeyID %q", r.Username, r.AccessKeyID)
+	}
+	if len(r.Resources) != 1 || r.Resources[0].Type != "AWS::CloudTrail::Trail" {
+		t.Errorf("Resources = %+v", r.Resources)
+	}
+	if !bytes.Contains(r.Raw, []byte(`"responseElements":null`)) || !bytes.Contains(r.Raw, []byte(`"n":1.0`)) {
+		t.Errorf("nil ResponseElements must be null and literals kept: %s", r.Raw)
+	}
+}
+
+func TestAPICallRecordErrors(t *testing.T) {
+	c := sampleCall()
+	c.Name = ""
+	if _, err := c.Record(); err == nil || !strings.Contains(err.Error(), "Name") {
+		t.Errorf("missing Name: err = %v", err)
+	}
+	c = sampleCall()
+	c.ResponseElements = json.RawMessage(`[1]`)
+	if _, err := c.Record(); err == nil || !strings.Contains(err.Error(), "ResponseElements") {
+		t.Errorf("array ResponseElements: err = %v", err)
+	}
+	c = sampleCall()
+	c.EventID = ""
+	r, err := c.Record()
+	if err != nil || len(r.EventID) != 36 {
+		t.Errorf("generated EventID %q, err %v", r.EventID, err)
+	}
+	c = sampleCall()
+	c.ErrorCode, c.ErrorMessage = "TrailNotFoundException", "Unknown trail"
+	c.ReadOnly = true
+	r, err = c.Record()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.ErrorCode != "TrailNotFoundException" || r.ReadOnly != True ||
+		!bytes.Contains(r.Raw, []byte(`"userAgent":"aws-cli/2.9.19 Python/3.11.2 Linux/6.1.0 source/x86_64.debian.12 prompt/off command/cloudtrail.stop-logging <&>","errorCode":"TrailNotFoundException","errorMessage":"Unknown trail","requestParameters"`)) {
+		t.Errorf("error fields: %s", r.Raw)
+	}
+}
