@@ -1,0 +1,144 @@
+package trail
+
+import (
+	"regexp"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/cairn-audit/cairn/internal/awsproto"
+)
+
+// Limits from the CloudTrail model docs.
+const (
+	MaxTrailsPerRegion = 5
+	maxS3KeyPrefixLen  = 200
+	maxSnsTopicNameLen = 256
+)
+
+// validateBucketName applies the S3 bucket naming rules. Trails can only
+// point at buckets that exist, but a syntactically impossible name gets its
+// own exception on AWS, before the existence check.
+func validateBucketName(b string) error {
+	bad := func(reason string) error {
+		return awsproto.Errorf("InvalidS3BucketNameException", "Invalid S3 bucket name %s: %s", b, reason)
+	}
+	switch {
+	case len(b) < 3 || len(b) > 63:
+		return bad("bucket names must be between 3 and 63 characters long.")
+	case !isLowerAlnum(b[0]) || !isLowerAlnum(b[len(b)-1]):
+		return bad("bucket names must begin and end with a lowercase letter or number.")
+	case strings.Contains(b, ".."):
+		return bad("bucket names must not contain two adjacent periods.")
+	case ipShapedRE.MatchString(b):
+		return bad("bucket names must not be formatted as an IP address.")
+	case strings.HasPrefix(b, "xn--") || strings.HasPrefix(b, "sthree-"):
+		return bad("bucket names must not start with a reserved prefix.")
+	case strings.HasSuffix(b, "-s3alias") || strings.HasSuffix(b, "--ol-s3"):
+		return bad("bucket names must not end with a reserved suffix.")
+	}
+	for i := 0; i < len(b); i++ {
+		if c := b[i]; !isLowerAlnum(c) && c != '.' && c != '-' {
+			return bad("bucket names can only contain lowercase letters, numbers, periods (.) and hyphens (-).")
+		}
+	}
+	return nil
+}
+
+func isLowerAlnum(c byte) bool { return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' }
+
+// validateS3KeyPrefix enforces the 200-character limit and refuses the
+// characters S3 documents as unsafe in keys, which would otherwise make
+// delivered log files awkward or impossible to address.
+func validateS3KeyPrefix(p string) error {
+	if utf8.RuneCountInString(p) > maxS3KeyPrefixLen {
+		return awsproto.Errorf("InvalidS3PrefixException", "The S3 key prefix is %d characters long; the maximum length is %d characters.", utf8.RuneCountInString(p), maxS3KeyPrefixLen)
+	}
+	if !utf8.ValidString(p) {
+		return awsproto.Errorf("InvalidS3PrefixException", "The S3 key prefix %q is not valid UTF-8.", p)
+	}
+	for _, r := range p {
+		if r < 0x20 || r == 0x7f || strings.ContainsRune("\\{}^%`[]\"<>~#|", r) {
+			return awsproto.Errorf("InvalidS3PrefixException", "The S3 key prefix %q contains the character %q, which is not allowed in a prefix.", p, r)
+		}
+	}
+	return nil
+}
+
+var (
+	snsNameRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,256}$`)
+	snsARNRE  = regexp.MustCompile(`^arn:` + Partition + `:sns:([a-z]{2}(?:-[a-z]+)+-\d+):(\d{12}):([A-Za-z0-9_-]{1,256})$`)
+)
+
+// snsTopicARN validates SnsTopicName (a topic name or a topic ARN, at most
+// 256 characters) and returns the topic ARN CloudTrail reports as
+// SnsTopicARN: a bare name is a topic in the trail's home region and the
+// trail's account.
+func snsTopicARN(topic, homeRegion, account string) (string, error) {
+	bad := func() error {
+		return awsproto.Errorf("InvalidSnsTopicNameException",
+			"SNS topic name %s is not valid. Specify a topic name (letters, numbers, hyphens and underscores, up to %d characters) or a topic ARN such as arn:%s:sns:%s:%s:MyTopic.",
+			topic, maxSnsTopicNameLen, Partition, homeRegion, account)
+	}
+	if len(topic) > maxSnsTopicNameLen {
+		return "", bad()
+	}
+	if IsARN(topic) {
+		if !snsARNRE.MatchString(topic) {
+			return "", bad()
+		}
+		return topic, nil
+	}
+	if !snsNameRE.MatchString(topic) {
+		return "", bad()
+	}
+	return "arn:" + Partition + ":sns:" + homeRegion + ":" + account + ":" + topic, nil
+}
+
+var (
+	kmsKeyIDRE    = regexp.MustCompile(`^(?:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|mrk-[0-9a-f]{32})$`)
+	kmsAliasRE    = regexp.MustCompile(`^alias/[A-Za-z0-9/_-]{1,250}$`)
+	kmsKeyARNRE   = regexp.MustCompile(`^arn:` + Partition + `:kms:[a-z]{2}(?:-[a-z]+)+-\d+:\d{12}:key/(?:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|mrk-[0-9a-f]{32})$`)
+	kmsAliasARNRE = regexp.MustCompile(`^arn:` + Partition + `:kms:[a-z]{2}(?:-[a-z]+)+-\d+:\d{12}:alias/[A-Za-z0-9/_-]{1,250}$`)
+)
+
+// kmsKeyARN validates KmsKeyId (key ID, alias/Name, key ARN or alias ARN)
+// and returns the fully specified ARN that CloudTrail stores and returns.
+// AWS resolves an alias to its key's ARN through KMS; Cairn has no KMS to
+// ask, so an alias becomes the alias ARN in the trail's home region.
+func kmsKeyARN(id, homeRegion, account string) (string, error) {
+	prefix := "arn:" + Partition + ":kms:" + homeRegion + ":" + account + ":"
+	switch {
+	case kmsKeyIDRE.MatchString(id):
+		return prefix + "key/" + id, nil
+	case kmsAliasRE.MatchString(id) && !strings.HasPrefix(id, "alias/aws/"):
+		return prefix + id, nil
+	case kmsKeyARNRE.MatchString(id), kmsAliasARNRE.MatchString(id):
+		return id, nil
+	}
+	return "", awsproto.Errorf("InvalidKmsKeyIdException",
+		"Invalid KmsKeyId %s. Specify a key ID, an alias name prefixed by alias/ (not an AWS managed key alias), a key ARN or an alias ARN.", id)
+}
+
+var (
+	logGroupARNRE = regexp.MustCompile(`^arn:` + Partition + `:logs:[a-z]{2}(?:-[a-z]+)+-\d+:\d{12}:log-group:[\.\-_/#A-Za-z0-9]{1,512}(?::\*)?$`)
+	roleARNRE     = regexp.MustCompile(`^arn:` + Partition + `:iam::\d{12}:role/[\w+=,.@/-]{1,512}$`)
+)
+
+// validateCloudWatchLogs checks the two CloudWatch Logs settings as they
+// will be stored: each well-formed, and both set or both empty, because
+// CloudTrail needs the role to write to the group.
+func validateCloudWatchLogs(group, role string) error {
+	if group != "" && !logGroupARNRE.MatchString(group) {
+		return awsproto.Errorf("InvalidCloudWatchLogsLogGroupArnException",
+			"CloudWatch Logs log group ARN %s is not valid. The format is arn:%s:logs:<region>:<account-id>:log-group:<log-group-name>:*.", group, Partition)
+	}
+	if role != "" && !roleARNRE.MatchString(role) {
+		return awsproto.Errorf("InvalidCloudWatchLogsRoleArnException",
+			"CloudWatch Logs role ARN %s is not valid. The format is arn:%s:iam::<account-id>:role/<role-name>.", role, Partition)
+	}
+	if (group == "") != (role == "") {
+		return awsproto.Errorf("InvalidParameterCombinationException",
+			"You must specify both CloudWatchLogsLogGroupArn and CloudWatchLogsRoleArn, or neither.")
+	}
+	return nil
+}
