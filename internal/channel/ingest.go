@@ -1,0 +1,380 @@
+package channel
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/cairn-audit/cairn/internal/awsproto"
+	"github.com/cairn-audit/cairn/internal/state"
+)
+
+// PutAuditEvents limits (cloudtrail-data model, spec §2.1 and §7).
+const (
+	// MaxRequestBytes is the largest PutAuditEvents body accepted.
+	MaxRequestBytes = 1 << 20
+	// MaxEventsPerRequest is the model's AuditEvents max.
+	MaxEventsPerRequest = 100
+	maxAuditEventIDLen  = 128
+	minExternalIDLen    = 2
+	maxExternalIDLen    = 1224
+)
+
+// Whole-request error codes of the cloudtrail-data model. On the wire they
+// have no "Exception" suffix, unlike CloudTrail's control plane.
+const (
+	CodeChannelInsufficientPermission = "ChannelInsufficientPermission"
+	CodeChannelNotFound               = "ChannelNotFound"
+	CodeInvalidChannelARN             = "InvalidChannelARN"
+	CodeChannelUnsupportedSchema      = "ChannelUnsupportedSchema"
+	CodeDuplicatedAuditEventID        = "DuplicatedAuditEventId"
+	CodeUnsupportedOperation          = "UnsupportedOperationException"
+	CodeValidation                    = "ValidationException"
+)
+
+// AuditEvent is one member of PutAuditEvents' auditEvents.
+type AuditEvent struct {
+	// ID is the caller's own ID for the event, echoed in the result.
+	ID string
+	// EventData is the event as a JSON document (inside a JSON string on
+	// the wire).
+	EventData string
+	// EventDataChecksum is base64(sha256(EventData)); nil when not sent.
+	EventDataChecksum *string
+}
+
+// wireAuditEvents is the request body. Pointers tell "absent" from empty.
+type wireAuditEvents struct {
+	AuditEvents *[]*struct {
+		ID                *string `json:"id"`
+		EventData         *string `json:"eventData"`
+		EventDataChecksum *string `json:"eventDataChecksum"`
+	} `json:"auditEvents"`
+}
+
+// validationError words a model-constraint violation as AWS's restJson1
+// services do, so that tools matching on the text keep working.
+func validationError(format string, args ...any) error {
+	return awsproto.Errorf(CodeValidation, "1 validation error detected: "+format, args...)
+}
+
+// DecodeAuditEvents decodes a PutAuditEvents body and checks it against the
+// model: 1 to MaxEventsPerRequest events, each with an id of 1-128
+// characters of [-_A-Za-z0-9] and an eventData. Malformed JSON is
+// SerializationException, a constraint violation ValidationException.
+// Duplicate ids are not checked here: DuplicatedAuditEventId comes after
+// the channel and the caller's permission are known.
+func DecodeAuditEvents(body []byte) ([]AuditEvent, error) {
+	if len(body) > MaxRequestBytes {
+		return nil, requestTooLarge(len(body))
+	}
+	var w wireAuditEvents
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return nil, awsproto.Errorf("SerializationException", "The request body must be a JSON object with an auditEvents list.")
+	}
+	dec := json.NewDecoder(bytes.NewReader(trimmed))
+	if err := dec.Decode(&w); err != nil {
+		return nil, awsproto.Errorf("SerializationException", "The request body is not valid: %v", strings.TrimPrefix(err.Error(), "json: "))
+	}
+	if dec.More() {
+		return nil, awsproto.Errorf("SerializationException", "Unexpected data after the request body's JSON object.")
+	}
+	if w.AuditEvents == nil {
+		return nil, validationError("Value null at 'auditEvents' failed to satisfy constraint: Member must not be null")
+	}
+	list := *w.AuditEvents
+	if len(list) < 1 {
+		return nil, validationError("Value '[]' at 'auditEvents' failed to satisfy constraint: Member must have length greater than or equal to 1")
+	}
+	if len(list) > MaxEventsPerRequest {
+		return nil, validationError("Value at 'auditEvents' failed to satisfy constraint: Member must have length less than or equal to %d (it has %d)", MaxEventsPerRequest, len(list))
+	}
+	out := make([]AuditEvent, len(list))
+	for i, e := range list {
+		at := fmt.Sprintf("auditEvents.%d.member", i+1)
+		if e == nil {
+			return nil, validationError("Value null at '%s' failed to satisfy constraint: Member must not be null", at)
+		}
+		if e.ID == nil {
+			return nil, validationError("Value null at '%s.id' failed to satisfy constraint: Member must not be null", at)
+		}
+		if err := validAuditEventID(*e.ID, at+".id"); err != nil {
+			return nil, err
+		}
+		if e.EventData == nil {
+			return nil, validationError("Value null at '%s.eventData' failed to satisfy constraint: Member must not be null", at)
+		}
+		out[i] = AuditEvent{ID: *e.ID, EventData: *e.EventData, EventDataChecksum: e.EventDataChecksum}
+	}
+	return out, nil
+}
+
+func requestTooLarge(n int) error {
+	return validationError("The request is %d bytes long; PutAuditEvents accepts at most %d bytes (1 MB).", n, MaxRequestBytes)
+}
+
+// validAuditEventID is the model's Uuid shape: 1-128 of ^[-_A-Za-z0-9]+$.
+func validAuditEventID(id, at string) error {
+	if len(id) < 1 || len(id) > maxAuditEventIDLen {
+		return validationError("Value '%s' at '%s' failed to satisfy constraint: Member must have length between 1 and %d", id, at, maxAuditEventIDLen)
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return validationError("Value '%s' at '%s' failed to satisfy constraint: Member must satisfy regular expression pattern: ^[-_A-Za-z0-9]+$", id, at)
+		}
+	}
+	return nil
+}
+
+// validExternalID is the model's ExternalId shape: 2-1224 characters of
+// ^[\w+=,.@:\/-]*$.
+func validExternalID(id string) error {
+	if len(id) < minExternalIDLen || len(id) > maxExternalIDLen {
+		return validationError("Value at 'externalId' failed to satisfy constraint: Member must have length between %d and %d", minExternalIDLen, maxExternalIDLen)
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("_+=,.@:/-", c) >= 0) {
+			return validationError("Value at 'externalId' failed to satisfy constraint: Member must satisfy regular expression pattern: ^[\\w+=,.@:\\/-]*$")
+		}
+	}
+	return nil
+}
+
+// PutAuditEventsRequest is one PutAuditEvents call.
+type PutAuditEventsRequest struct {
+	// Region is the SigV4 region of the call (the events' awsRegion).
+	Region string
+	// ChannelARN is the channelArn query parameter: an ARN or a UUID.
+	ChannelARN string
+	// ExternalID is the externalId query parameter; nil when absent.
+	ExternalID *string
+	// Body is the request body, at most MaxRequestBytes.
+	Body []byte
+}
+
+// PutAuditEventsOutput is the response, in its wire shape. Both lists are
+// always present, possibly empty.
+type PutAuditEventsOutput struct {
+	Successful []ResultEntry      `json:"successful"`
+	Failed     []ResultErrorEntry `json:"failed"`
+}
+
+// ResultEntry is an accepted event: the caller's id and Cairn's eventID.
+type ResultEntry struct {
+	ID      string `json:"id"`
+	EventID string `json:"eventID"`
+}
+
+// ResultErrorEntry is a rejected event.
+type ResultErrorEntry struct {
+	ID           string `json:"id"`
+	ErrorCode    string `json:"errorCode"`
+	ErrorMessage string `json:"errorMessage"`
+}
+
+// Appender is where accepted events go: the journal. Append must be
+// durable when it returns nil.
+type Appender interface {
+	Append(ctx context.Context, entries [][]byte) (first uint64, err error)
+}
+
+// Batch is a validated PutAuditEvents request whose accepted events are
+// ready to append. Nothing is reported successful until Commit.
+type Batch struct {
+	svc     *Service
+	channel Channel
+	entries [][]byte
+	out     PutAuditEventsOutput
+	at      time.Time
+}
+
+// Channel is the channel the events were sent to.
+func (b *Batch) Channel() *Channel { return &b.channel }
+
+// Accepted is the number of events that passed validation.
+func (b *Batch) Accepted() int { return len(b.entries) }
+
+// Rejected is the number of events in failed[].
+func (b *Batch) Rejected() int { return len(b.out.Failed) }
+
+// PrepareAuditEvents checks a PutAuditEvents call and builds the journal
+// entry of every valid event. Its error is a whole-request failure, an
+// *awsproto.Error with the cloudtrail-data code; in the order checked:
+// ValidationException/SerializationException (the request itself),
+// InvalidChannelARN, ChannelNotFound, ChannelInsufficientPermission (the
+// channel's policy requires an externalId the call does not carry),
+// UnsupportedOperationException (a service-linked channel, fed by an AWS
+// service, not by PutAuditEvents) and DuplicatedAuditEventId.
+//
+// ChannelUnsupportedSchema is never returned: it is for partner channels
+// whose source dictates a schema, and Cairn's channels are all Custom.
+func (s *Service) PrepareAuditEvents(ctx context.Context, req *PutAuditEventsRequest) (*Batch, error) {
+	at := s.now().UTC()
+	if req.ChannelARN == "" {
+		return nil, validationError("Value null at 'channelArn' failed to satisfy constraint: Member must not be null")
+	}
+	if req.ExternalID != nil {
+		if err := validExternalID(*req.ExternalID); err != nil {
+			return nil, err
+		}
+	}
+	events, err := DecodeAuditEvents(req.Body)
+	if err != nil {
+		return nil, err
+	}
+	ref, err := parseRef(req.ChannelARN, func(s string) error {
+		return awsproto.Errorf(CodeInvalidChannelARN, "The channel ARN %s is not valid.", s)
+	})
+	if err != nil {
+		return nil, err
+	}
+	var c Channel
+	var found bool
+	err = s.store.View(ctx, func(r state.Reader) error {
+		c, found, err = s.find(r, req.Region, ref)
+		return err
+	})
+	if err != nil {
+		return nil, awsproto.Internal(err)
+	}
+	if !found {
+		return nil, awsproto.Errorf(CodeChannelNotFound, "The channel %s was not found.", req.ChannelARN)
+	}
+	if err := s.checkAccess(&c, req.ExternalID); err != nil {
+		s.recordFailure(&c, at, err)
+		return nil, err
+	}
+	seen := make(map[string]struct{}, len(events))
+	for _, e := range events {
+		if _, dup := seen[e.ID]; dup {
+			err := awsproto.Errorf(CodeDuplicatedAuditEventID, "Two or more audit events have the id %s; the ids of one request must be unique.", e.ID)
+			s.recordFailure(&c, at, err)
+			return nil, err
+		}
+		seen[e.ID] = struct{}{}
+	}
+
+	b := &Batch{
+		svc:     s,
+		channel: c,
+		entries: make([][]byte, 0, len(events)),
+		out:     PutAuditEventsOutput{Successful: make([]ResultEntry, 0, len(events)), Failed: []ResultErrorEntry{}},
+		at:      at,
+	}
+	env := Envelope{Region: req.Region, AccountID: s.accountID, ChannelARN: c.ARN(), IngestionTime: at}
+	for _, e := range events {
+		id, err := uuid.NewRandom()
+		if err != nil {
+			return nil, awsproto.Internal(fmt.Errorf("channel: generate eventID: %w", err))
+		}
+		env.EventID = id.String()
+		entry, rej := BuildRecord([]byte(e.EventData), e.EventDataChecksum, &env)
+		if rej != nil {
+			b.out.Failed = append(b.out.Failed, ResultErrorEntry{ID: e.ID, ErrorCode: rej.Code, ErrorMessage: rej.Message})
+			continue
+		}
+		b.entries = append(b.entries, entry)
+		b.out.Successful = append(b.out.Successful, ResultEntry{ID: e.ID, EventID: env.EventID})
+	}
+	s.metrics.batchEvents.Observe(float64(len(events)))
+	return b, nil
+}
+
+// checkAccess applies the channel's resource policy: when it names
+// external IDs, the call must carry one of them. Principals are not
+// checked (see PutResourcePolicy).
+func (s *Service) checkAccess(c *Channel, externalID *string) error {
+	if len(c.ExternalIDs) > 0 {
+		if externalID == nil {
+			return awsproto.Errorf(CodeChannelInsufficientPermission,
+				"The resource policy of channel %s requires an externalId, and the request has none.", c.ARN())
+		}
+		if !slices.Contains(c.ExternalIDs, *externalID) {
+			return awsproto.Errorf(CodeChannelInsufficientPermission,
+				"The externalId of the request is not one the resource policy of channel %s accepts.", c.ARN())
+		}
+	}
+	if c.deliversToService() {
+		return awsproto.Errorf(CodeUnsupportedOperation,
+			"Channel %s is fed by an AWS service (it has an %s destination); PutAuditEvents is only for channels of source %s.", c.ARN(), DestinationAWSService, SourceCustom)
+	}
+	return nil
+}
+
+// recordFailure notes a whole-request failure on a known channel in its
+// ingestion status.
+func (s *Service) recordFailure(c *Channel, at time.Time, err error) {
+	s.status.record(statusKey(c.Region, c.ID), IngestionStatus{
+		LatestIngestionAttemptTime: at,
+		LatestIngestionErrorCode:   awsproto.AsError(err).Code,
+	})
+}
+
+// Commit makes the accepted events durable with ONE Append of the batch's
+// entries followed by extra (the server passes the audit record of the
+// PutAuditEvents call itself, so that the call and its events are durable
+// together). Only then are events reported successful. When the journal
+// refuses the batch nothing is reported successful and the error is
+// ServiceUnavailableException: the caller retries the whole request.
+// A batch whose events all failed validation appends only extra.
+func (b *Batch) Commit(ctx context.Context, j Appender, extra ...[]byte) (*PutAuditEventsOutput, error) {
+	s := b.svc
+	entries := b.entries
+	if len(extra) > 0 {
+		entries = append(slices.Clip(entries), extra...)
+	}
+	if len(entries) > 0 {
+		if _, err := j.Append(ctx, entries); err != nil {
+			s.metrics.events.WithLabelValues("journal_error").Add(float64(len(b.entries)))
+			b.countFailed()
+			s.status.record(statusKey(b.channel.Region, b.channel.ID), IngestionStatus{
+				LatestIngestionAttemptTime: b.at,
+				LatestIngestionErrorCode:   "InternalFailure",
+			})
+			return nil, &awsproto.Error{
+				Code:    "ServiceUnavailableException",
+				Message: "Cairn could not make the events durable in its journal; none of them was accepted. Try the request again later.",
+				Err:     fmt.Errorf("channel: append %d events of %s: %w", len(b.entries), b.channel.ARN(), err),
+			}
+		}
+	}
+	upd := IngestionStatus{LatestIngestionAttemptTime: b.at}
+	if n := len(b.out.Successful); n > 0 {
+		last := b.out.Successful[n-1].EventID
+		upd.LatestIngestionSuccessTime = b.at
+		upd.LatestIngestionSuccessEventID = last
+		upd.LatestIngestionAttemptEventID = last
+	}
+	if n := len(b.out.Failed); n > 0 {
+		upd.LatestIngestionErrorCode = b.out.Failed[n-1].ErrorCode
+	}
+	s.status.record(statusKey(b.channel.Region, b.channel.ID), upd)
+	s.metrics.events.WithLabelValues("accepted").Add(float64(len(b.entries)))
+	b.countFailed()
+	return &b.out, nil
+}
+
+func (b *Batch) countFailed() {
+	for _, f := range b.out.Failed {
+		b.svc.metrics.events.WithLabelValues(f.ErrorCode).Inc()
+	}
+}
+
+// PutAuditEvents is PrepareAuditEvents followed by Commit without extra
+// entries.
+func (s *Service) PutAuditEvents(ctx context.Context, req *PutAuditEventsRequest, j Appender) (*PutAuditEventsOutput, error) {
+	b, err := s.PrepareAuditEvents(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return b.Commit(ctx, j)
+}

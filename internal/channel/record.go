@@ -1,0 +1,410 @@
+package channel
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"time"
+	"unicode/utf8"
+
+	"github.com/cairn-audit/cairn/internal/event"
+)
+
+// Per-event errorCodes of PutAuditEvents' failed[] entries (spec §2.1).
+const (
+	CodeFieldTooLong     = "FieldTooLong"
+	CodeFieldNotFound    = "FieldNotFound"
+	CodeInvalidChecksum  = "InvalidChecksum"
+	CodeInvalidData      = "InvalidData"
+	CodeInvalidRecipient = "InvalidRecipient"
+)
+
+// eventData limits (spec §2.2). String limits count characters; object
+// limits count the bytes of the member's compact JSON.
+const (
+	maxVersionLen       = 256
+	maxIdentityTypeLen  = 128
+	maxPrincipalIDLen   = 1024
+	maxUserAgentLen     = 1024
+	maxEventSourceLen   = 1024
+	maxEventNameLen     = 1024
+	maxUIDLen           = 1024
+	maxErrorCodeLen     = 256
+	maxErrorMessageLen  = 256
+	maxParametersBytes  = 100 << 10 // requestParameters, responseElements
+	maxAdditionalBytes  = 28 << 10  // additionalEventData
+	maxFailedMessageLen = 1024      // ResultErrorEntry.errorMessage
+	// MaxRecordBytes is the largest record one event may become. It is the
+	// journal's entry limit (journal.MaxEntrySize): an event that fits a
+	// 1 MB request can still outgrow it once the lifted copies of its
+	// requestParameters and responseElements are added, and it must fail
+	// alone rather than take the whole batch's Append down with it.
+	MaxRecordBytes = 1 << 20
+)
+
+// Record layout constants: what CloudTrail adds to a channel event.
+const (
+	EventCategoryActivityAuditLog = "ActivityAuditLog"
+	EventTypeActivityLog          = "ActivityLog"
+)
+
+// EventError is why one audit event was rejected: a failed[] entry's
+// errorCode and errorMessage.
+type EventError struct {
+	Code    string
+	Message string
+}
+
+func (e *EventError) Error() string { return e.Code + ": " + e.Message }
+
+func eventErr(code, format string, args ...any) *EventError {
+	msg := fmt.Sprintf(format, args...)
+	if len(msg) > maxFailedMessageLen {
+		msg = msg[:maxFailedMessageLen]
+		for !utf8.ValidString(msg) {
+			msg = msg[:len(msg)-1]
+		}
+	}
+	return &EventError{Code: code, Message: msg}
+}
+
+// Envelope is what CloudTrail knows about an event besides its eventData:
+// the stored Lake envelope of spec §2.3.
+type Envelope struct {
+	// EventID is the CloudTrail-assigned UUID returned in successful[].
+	EventID string
+	// Region is the region of the PutAuditEvents call (awsRegion).
+	Region string
+	// AccountID is the channel owner, who must be the recipientAccountId.
+	AccountID string
+	// ChannelARN goes to metadata.channelARN.
+	ChannelARN string
+	// IngestionTime goes to metadata.ingestionTime.
+	IngestionTime time.Time
+}
+
+// BuildRecord validates one event's eventData (and its checksum, when the
+// caller sent one) the way CloudTrail does, and returns the journal entry
+// for it: one compact JSON object that is at the same time
+//
+//   - a CloudTrail record that event.Parse accepts, so the event reaches
+//     event history and trails like any other (a Cairn extension: on AWS
+//     channel events only reach event data stores), and
+//   - the stored Lake envelope of spec §2.3, so that Lake can later give
+//     back exactly what CloudTrail Lake shows.
+//
+// Members, in this order (AWS's record order, envelope members where they
+// fit):
+//
+//	eventVersion        event.CurrentEventVersion (the record format version;
+//	                    the caller's eventData.version stays in eventData)
+//	userIdentity        {type, principalId, details} from eventData.userIdentity
+//	eventTime           eventData.eventTime normalized to YYYY-MM-DDTHH:MM:SSZ
+//	eventSource         from eventData
+//	eventName           from eventData
+//	awsRegion           env.Region
+//	sourceIPAddress     from eventData, when present
+//	userAgent           from eventData, when present
+//	errorCode           from eventData, when present
+//	errorMessage        from eventData, when present
+//	requestParameters   from eventData, null when absent (as in CloudTrail records)
+//	responseElements    from eventData, null when absent
+//	additionalEventData from eventData, when present
+//	eventID             env.EventID
+//	eventType           "ActivityLog"
+//	recipientAccountId  env.AccountID (equal to eventData.recipientAccountId)
+//	eventCategory       "ActivityAuditLog"
+//	metadata            {ingestionTime, channelARN}
+//	eventData           the caller's eventData, every member as sent (compacted)
+//
+// readOnly and managementEvent are left out: nothing in eventData says
+// whether the action changed anything, and these are not management events.
+// Values lifted from eventData are copied as raw JSON, so escapes and
+// number literals stay byte for byte what the caller sent.
+func BuildRecord(eventData []byte, checksum *string, env *Envelope) ([]byte, *EventError) {
+	if checksum != nil {
+		if err := verifyChecksum(eventData, *checksum); err != nil {
+			return nil, err
+		}
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(eventData, &m); err != nil || m == nil {
+		return nil, eventErr(CodeInvalidData, "eventData is not a JSON object.")
+	}
+	f := fields{m: m}
+	f.str("version", true, maxVersionLen)
+	identity := f.identity()
+	userAgent := f.str("userAgent", false, maxUserAgentLen)
+	source := f.str("eventSource", true, maxEventSourceLen)
+	name := f.str("eventName", true, maxEventNameLen)
+	eventTime := f.time("eventTime")
+	f.str("UID", true, maxUIDLen)
+	reqParams := f.object("requestParameters", maxParametersBytes)
+	respElems := f.object("responseElements", maxParametersBytes)
+	errCode := f.str("errorCode", false, maxErrorCodeLen)
+	errMsg := f.str("errorMessage", false, maxErrorMessageLen)
+	sourceIP := f.ip("sourceIPAddress")
+	recipient := f.str("recipientAccountId", true, 0)
+	additional := f.object("additionalEventData", maxAdditionalBytes)
+	if f.err != nil {
+		return nil, f.err
+	}
+	if recipient.val != env.AccountID {
+		return nil, eventErr(CodeInvalidRecipient, "recipientAccountId %q is not the channel owner's account, %s.", recipient.val, env.AccountID)
+	}
+
+	b := make([]byte, 0, 512+len(eventData)+len(reqParams)+len(respElems)+len(additional))
+	b = append(b, `{"eventVersion":"`+event.CurrentEventVersion+`","userIdentity":{"type":`...)
+	b = append(b, identity.typ...)
+	b = append(b, `,"principalId":`...)
+	b = append(b, identity.principalID...)
+	if identity.details != nil {
+		b = append(b, `,"details":`...)
+		b = append(b, identity.details...)
+	}
+	b = append(b, `},"eventTime":"`...)
+	b = eventTime.UTC().AppendFormat(b, "2006-01-02T15:04:05Z")
+	b = append(b, `","eventSource":`...)
+	b = append(b, source.raw...)
+	b = append(b, `,"eventName":`...)
+	b = append(b, name.raw...)
+	b = append(b, `,"awsRegion":`...)
+	b = appendString(b, env.Region)
+	b = member(b, "sourceIPAddress", sourceIP)
+	b = member(b, "userAgent", userAgent.raw)
+	b = member(b, "errorCode", errCode.raw)
+	b = member(b, "errorMessage", errMsg.raw)
+	b = append(b, `,"requestParameters":`...)
+	b = appendOrNull(b, reqParams)
+	b = append(b, `,"responseElements":`...)
+	b = appendOrNull(b, respElems)
+	b = member(b, "additionalEventData", additional)
+	b = append(b, `,"eventID":`...)
+	b = appendString(b, env.EventID)
+	b = append(b, `,"eventType":"`+EventTypeActivityLog+`","recipientAccountId":`...)
+	b = appendString(b, env.AccountID)
+	b = append(b, `,"eventCategory":"`+EventCategoryActivityAuditLog+`","metadata":{"ingestionTime":"`...)
+	b = env.IngestionTime.UTC().AppendFormat(b, "2006-01-02T15:04:05Z")
+	b = append(b, `","channelARN":`...)
+	b = appendString(b, env.ChannelARN)
+	b = append(b, `},"eventData":`...)
+	b = append(b, eventData...)
+	b = append(b, '}')
+
+	// Parse compacts the caller's whitespace away and proves the entry is a
+	// record every reader of the journal accepts. It can still refuse what
+	// encoding/json took (nesting deeper than the record parser allows).
+	rec, err := event.Parse(b)
+	if err != nil {
+		return nil, eventErr(CodeInvalidData, "eventData cannot be stored as a CloudTrail record: %v", err)
+	}
+	if len(rec.Raw) > MaxRecordBytes {
+		return nil, eventErr(CodeFieldTooLong, "The event is %d bytes long as a stored record; the limit is %d bytes. Make eventData smaller.", len(rec.Raw), MaxRecordBytes)
+	}
+	return rec.Raw, nil
+}
+
+// verifyChecksum compares eventDataChecksum with base64(sha256(eventData)).
+func verifyChecksum(eventData []byte, checksum string) *EventError {
+	want := sha256.Sum256(eventData)
+	got, err := base64.StdEncoding.DecodeString(checksum)
+	if err != nil {
+		got, err = base64.RawStdEncoding.DecodeString(checksum)
+	}
+	if err != nil || !bytes.Equal(got, want[:]) {
+		return eventErr(CodeInvalidChecksum, "eventDataChecksum does not match eventData: it must be the base64-encoded SHA-256 digest of the eventData string.")
+	}
+	return nil
+}
+
+// fields reads eventData members, remembering the first problem so that
+// BuildRecord reads as a list of rules.
+type fields struct {
+	m   map[string]json.RawMessage
+	err *EventError
+}
+
+type strValue struct {
+	raw json.RawMessage // the JSON string token, nil when absent
+	val string
+}
+
+func isNull(v json.RawMessage) bool { return v == nil || string(v) == "null" }
+
+func (f *fields) fail(code, format string, args ...any) {
+	if f.err == nil {
+		f.err = eventErr(code, format, args...)
+	}
+}
+
+// str reads a string member; max 0 means unlimited. A required member
+// that is missing, null or empty is FieldNotFound.
+func (f *fields) str(name string, required bool, max int) strValue {
+	return f.strIn(f.m, name, name, required, max)
+}
+
+func (f *fields) strIn(m map[string]json.RawMessage, name, path string, required bool, max int) strValue {
+	if f.err != nil {
+		return strValue{}
+	}
+	raw := m[name]
+	if isNull(raw) {
+		if required {
+			f.fail(CodeFieldNotFound, "Required field %s is missing from eventData.", path)
+		}
+		return strValue{}
+	}
+	var s string
+	if raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
+		f.fail(CodeInvalidData, "Field %s must be a string.", path)
+		return strValue{}
+	}
+	if required && s == "" {
+		f.fail(CodeFieldNotFound, "Required field %s is empty.", path)
+		return strValue{}
+	}
+	if n := utf8.RuneCountInString(s); max > 0 && n > max {
+		f.fail(CodeFieldTooLong, "Field %s is %d characters long; the limit is %d.", path, n, max)
+		return strValue{}
+	}
+	return strValue{raw: raw, val: s}
+}
+
+type identityValue struct {
+	typ, principalID, details json.RawMessage
+}
+
+func (f *fields) identity() identityValue {
+	if f.err != nil {
+		return identityValue{}
+	}
+	raw := f.m["userIdentity"]
+	if isNull(raw) {
+		f.fail(CodeFieldNotFound, "Required field userIdentity is missing from eventData.")
+		return identityValue{}
+	}
+	var m map[string]json.RawMessage
+	if raw[0] != '{' || json.Unmarshal(raw, &m) != nil {
+		f.fail(CodeInvalidData, "Field userIdentity must be an object.")
+		return identityValue{}
+	}
+	typ := f.strIn(m, "type", "userIdentity.type", true, maxIdentityTypeLen)
+	pid := f.strIn(m, "principalId", "userIdentity.principalId", true, maxPrincipalIDLen)
+	details := m["details"]
+	if f.err == nil && !isNull(details) && details[0] != '{' {
+		f.fail(CodeInvalidData, "Field userIdentity.details must be an object.")
+	}
+	if isNull(details) {
+		details = nil
+	}
+	return identityValue{typ: typ.raw, principalID: pid.raw, details: details}
+}
+
+// object reads an optional object member of at most max compact bytes.
+// Larger ones are rejected, not truncated (spec §2.2).
+func (f *fields) object(name string, max int) json.RawMessage {
+	if f.err != nil {
+		return nil
+	}
+	raw := f.m[name]
+	if isNull(raw) {
+		return nil
+	}
+	if raw[0] != '{' {
+		f.fail(CodeInvalidData, "Field %s must be an object.", name)
+		return nil
+	}
+	if len(raw) > max {
+		if n := compactLen(raw); n > max {
+			f.fail(CodeFieldTooLong, "Field %s is %d bytes long; the limit is %d bytes.", name, n, max)
+			return nil
+		}
+	}
+	return raw
+}
+
+// compactLen is the length of v without insignificant whitespace. Callers
+// only ask for values whose raw length is over a limit, so the common case
+// costs nothing.
+func compactLen(v json.RawMessage) int {
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, v); err != nil {
+		return len(v)
+	}
+	return buf.Len()
+}
+
+func (f *fields) time(name string) time.Time {
+	v := f.str(name, true, 0)
+	if f.err != nil {
+		return time.Time{}
+	}
+	t, ok := ParseEventTime(v.val)
+	if !ok {
+		f.fail(CodeInvalidData, "Field %s %q is not a UTC time of the form yyyy-MM-ddTHH:mm:ss (a Z suffix, fractional seconds or an offset are accepted).", name, v.val)
+	}
+	return t
+}
+
+func (f *fields) ip(name string) json.RawMessage {
+	v := f.str(name, false, 0)
+	if f.err != nil || v.raw == nil {
+		return nil
+	}
+	if _, err := netip.ParseAddr(v.val); err != nil {
+		f.fail(CodeInvalidData, "Field %s %q is not an IPv4 or IPv6 address.", name, v.val)
+		return nil
+	}
+	return v.raw
+}
+
+// eventTimeLayouts are the forms PutAuditEvents takes: CloudTrail's
+// documented yyyy-MM-ddTHH:mm:ss (UTC implied), the same with the usual Z,
+// and RFC 3339 with fractional seconds or a numeric offset, which
+// applications' loggers write.
+var eventTimeLayouts = []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999"}
+
+// ParseEventTime parses eventData.eventTime and returns it in UTC, whole
+// seconds (CloudTrail's record times have no fraction).
+func ParseEventTime(s string) (time.Time, bool) {
+	for _, layout := range eventTimeLayouts {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UTC().Truncate(time.Second), true
+		}
+	}
+	return time.Time{}, false
+}
+
+func member(b []byte, name string, raw json.RawMessage) []byte {
+	if raw == nil {
+		return b
+	}
+	b = append(b, ',', '"')
+	b = append(b, name...)
+	b = append(b, '"', ':')
+	return append(b, raw...)
+}
+
+func appendOrNull(b []byte, raw json.RawMessage) []byte {
+	if raw == nil {
+		return append(b, "null"...)
+	}
+	return append(b, raw...)
+}
+
+// appendString appends s as a JSON string. The values are Cairn's own
+// (region from the SigV4 scope, ARNs, UUIDs), so the slow path is rare.
+func appendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
+			enc, _ := json.Marshal(s)
+			return append(b, enc...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
