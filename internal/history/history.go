@@ -1,0 +1,532 @@
+package history
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cairn-audit/cairn/internal/journal"
+)
+
+// Defaults for Options.
+const (
+	DefaultRetention      = 90 * 24 * time.Hour
+	DefaultCursorName     = "history"
+	defaultBatchEntries   = 4096
+	defaultMirrorInterval = 5 * time.Second
+	defaultSweepInterval  = time.Hour
+	defaultCacheSize      = 64 << 20
+	defaultMemTableSize   = 64 << 20
+)
+
+var (
+	// ErrClosed is returned by WaitIndexed and Lookup after Close.
+	ErrClosed = errors.New("history closed")
+	// ErrStopped is returned by WaitIndexed when the consumer is not running
+	// (Start was not called or its context ended): nothing will be indexed.
+	ErrStopped = errors.New("history consumer not running")
+)
+
+// Options configures a History. The zero value is usable.
+type Options struct {
+	// Logger receives the history's and Pebble's logs; nil means slog.Default().
+	Logger *slog.Logger
+	// FS holds the database files; nil means the real filesystem. Tests use
+	// pebble's vfs.NewStrictMem to simulate crashes.
+	FS vfs.FS
+	// Registerer, if set, receives the cairn_history_* metrics. They are
+	// unregistered on Close.
+	Registerer prometheus.Registerer
+	// Retention is how long events stay searchable, counted from their
+	// eventTime (--history-retention). Zero means 90 days, CloudTrail's fixed
+	// retention.
+	Retention time.Duration
+	// IncludeDataEvents also indexes data and network activity events, which
+	// CloudTrail leaves out of the event history (a Cairn extension).
+	IncludeDataEvents bool
+	// CursorName is the journal cursor the history mirrors its position to;
+	// empty means "history".
+	CursorName string
+	// Now is the clock for retention; nil means time.Now.
+	Now func() time.Time
+	// BatchEntries bounds the journal entries indexed in one batch; zero
+	// means 4096.
+	BatchEntries int
+	// MirrorInterval is how often the durable position is mirrored to the
+	// journal cursor (which bounds journal trimming and feeds its lag
+	// metric); zero means 5 s.
+	MirrorInterval time.Duration
+	// SweepInterval is how often expired events are deleted; zero means an
+	// hour. Lookups never return expired events in between.
+	SweepInterval time.Duration
+	// CacheSize and MemTableSize size Pebble; zero means 64 MiB each.
+	CacheSize    int64
+	MemTableSize uint64
+}
+
+// History is the event history of one Cairn: a journal consumer that
+// maintains the LookupEvents index, and the lookups on it. All methods are
+// safe for concurrent use.
+type History struct {
+	dir   string
+	opts  Options
+	log   *slog.Logger
+	j     *journal.Journal
+	jcur  *journal.Cursor
+	db    *pebble.DB
+	cache *pebble.Cache
+
+	tokenKey []byte
+
+	// cursor is the last journal seq whose index entries are committed.
+	cursor atomic.Uint64
+	// mirrored is the last position committed to the journal cursor.
+	mirrored atomic.Uint64
+
+	notifyMu sync.Mutex
+	notify   chan struct{} // closed and replaced when cursor advances or the consumer stops
+	running  bool          // consumer goroutine alive; guarded by notifyMu
+	closed   bool          // guarded by notifyMu
+
+	startOnce sync.Once
+	stop      context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+
+	// dbMu is held for reading by every user of db (acquire/release) and
+	// for writing by Close, so that Pebble is never used after it is closed.
+	dbMu     sync.RWMutex
+	dbClosed bool
+
+	metrics *metrics
+}
+
+// Open opens (creating if needed) the history database in dir and attaches
+// it to j. Call Start to begin indexing and Close when done; Close the
+// history before the journal.
+func Open(ctx context.Context, dir string, j *journal.Journal, opts Options) (*History, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("opening history %s: %w", dir, err)
+	}
+	if j == nil {
+		return nil, fmt.Errorf("opening history %s: no journal", dir)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.FS == nil {
+		opts.FS = vfs.Default
+	}
+	if opts.Retention <= 0 {
+		opts.Retention = DefaultRetention
+	}
+	if opts.CursorName == "" {
+		opts.CursorName = DefaultCursorName
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.BatchEntries <= 0 {
+		opts.BatchEntries = defaultBatchEntries
+	}
+	if opts.MirrorInterval <= 0 {
+		opts.MirrorInterval = defaultMirrorInterval
+	}
+	if opts.SweepInterval <= 0 {
+		opts.SweepInterval = defaultSweepInterval
+	}
+	if opts.CacheSize <= 0 {
+		opts.CacheSize = defaultCacheSize
+	}
+	if opts.MemTableSize == 0 {
+		opts.MemTableSize = defaultMemTableSize
+	}
+	h := &History{
+		dir:     dir,
+		opts:    opts,
+		log:     opts.Logger.With("component", "history"),
+		j:       j,
+		jcur:    j.Cursor(opts.CursorName),
+		notify:  make(chan struct{}),
+		metrics: newMetrics(),
+	}
+	h.cache = pebble.NewCache(opts.CacheSize)
+	db, err := pebble.Open(dir, h.pebbleOptions())
+	h.cache.Unref() // the database holds its own reference
+	if err != nil {
+		return nil, fmt.Errorf("opening history database in %s: %w", dir, err)
+	}
+	h.db = db
+	if err := h.loadMeta(); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("opening history %s: %w", dir, err)
+	}
+	// The journal cursor must never be ahead of what this database holds
+	// durably (it bounds trimming): after the history database was lost or
+	// restored from an older copy, move it back so the journal keeps what
+	// is to be indexed again.
+	if pos := h.cursor.Load(); pos < h.jcur.Position() {
+		if err := h.jcur.Commit(ctx, pos); err != nil {
+			_ = db.Close()
+			return nil, fmt.Errorf("opening history %s: moving journal cursor %q back to %d: %w", dir, opts.CursorName, pos, err)
+		}
+	}
+	h.mirrored.Store(h.jcur.Position())
+	if err := h.metrics.register(opts.Registerer, h); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("opening history %s: %w", dir, err)
+	}
+	h.log.Info("history opened", "dir", dir, "cursor", h.cursor.Load(), "journal_last_seq", j.LastSeq(),
+		"retention", opts.Retention, "include_data_events", opts.IncludeDataEvents)
+	return h, nil
+}
+
+// pebbleOptions configures the history database for its workload: batched
+// writes spread over many key ranges, short prefix scans and point reads.
+func (h *History) pebbleOptions() *pebble.Options {
+	o := &pebble.Options{
+		FS:                          h.opts.FS,
+		Cache:                       h.cache,
+		Logger:                      pebbleLogger{log: h.log},
+		MemTableSize:                h.opts.MemTableSize,
+		MemTableStopWritesThreshold: 4,
+		L0CompactionThreshold:       4,
+		L0StopWritesThreshold:       32,
+		BytesPerSync:                1 << 20,
+		FormatMajorVersion:          pebble.FormatNewest,
+	}
+	// Bloom filters speed up the point reads (EventId lookups and the
+	// duplicate check at indexing); range scans do not use them.
+	for i := range o.Levels {
+		o.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+		o.Levels[i].BlockSize = 16 << 10
+	}
+	// Records are most of the bytes and JSON compresses well: zstd on the
+	// bottom levels, where nearly all data ends up.
+	o.ApplyCompressionSettings(func() pebble.DBCompressionSettings { return pebble.DBCompressionBalanced })
+	return o
+}
+
+// loadMeta reads the cursor and the token key, creating them on first use.
+func (h *History) loadMeta() error {
+	format, err := h.getUint64(metaFormat)
+	if err != nil {
+		return err
+	}
+	cursor, err := h.getUint64(metaCursor)
+	if err != nil {
+		return err
+	}
+	key, closer, err := h.db.Get(metaTokenKey)
+	switch {
+	case err == nil:
+		h.tokenKey = append([]byte(nil), key...)
+		_ = closer.Close()
+	case errors.Is(err, pebble.ErrNotFound):
+		if format != 0 {
+			return fmt.Errorf("history database has no NextToken key but format %d: refusing a damaged database", format)
+		}
+	default:
+		return fmt.Errorf("reading the NextToken key: %w", err)
+	}
+	if format == 0 {
+		// New database: create the token key and the format marker durably
+		// before any token can be handed out.
+		h.tokenKey = make([]byte, tokenKeyLen)
+		if _, err := rand.Read(h.tokenKey); err != nil {
+			return fmt.Errorf("generating the NextToken key: %w", err)
+		}
+		b := h.db.NewBatch()
+		_ = b.Set(metaTokenKey, h.tokenKey, nil)
+		_ = b.Set(metaFormat, encodeUint64(formatVersion), nil)
+		if err := b.Commit(pebble.Sync); err != nil {
+			return fmt.Errorf("initialising the history database: %w", err)
+		}
+		format = formatVersion
+	}
+	if format != formatVersion {
+		return fmt.Errorf("history database has key layout version %d, this cairn reads version %d", format, formatVersion)
+	}
+	if len(h.tokenKey) != tokenKeyLen {
+		return fmt.Errorf("history database NextToken key is %d bytes, want %d", len(h.tokenKey), tokenKeyLen)
+	}
+	h.cursor.Store(cursor)
+	return nil
+}
+
+func (h *History) getUint64(key []byte) (uint64, error) {
+	v, closer, err := h.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("reading %q: %w", key, err)
+	}
+	defer closer.Close()
+	n, ok := decodeUint64(v)
+	if !ok {
+		return 0, fmt.Errorf("reading %q: malformed value %x", key, v)
+	}
+	return n, nil
+}
+
+// Position returns the last journal sequence number the history has indexed
+// (committed to its database; visible to lookups).
+func (h *History) Position() uint64 { return h.cursor.Load() }
+
+// Start launches the consumer, which indexes journal entries until ctx ends
+// or Close, and the retention sweeper. It fails if the history database is
+// ahead of the journal, which means the journal was replaced: sequence
+// numbers are never reused, so the index would silently miss the new
+// journal's first entries.
+func (h *History) Start(ctx context.Context) error {
+	if last, pos := h.j.LastSeq(), h.cursor.Load(); pos > last {
+		return fmt.Errorf("starting history: its cursor %d is beyond the journal's last entry %d (was the journal replaced? move %s away to rebuild the index)", pos, last, h.dir)
+	}
+	started := false
+	h.startOnce.Do(func() {
+		h.notifyMu.Lock()
+		if h.closed {
+			h.notifyMu.Unlock()
+			return
+		}
+		ctx, h.stop = context.WithCancel(ctx)
+		h.running = true
+		h.notifyMu.Unlock()
+		started = true
+		h.wg.Add(3)
+		go h.consume(ctx)
+		go h.mirrorLoop(ctx)
+		go h.sweepLoop(ctx)
+	})
+	if !started {
+		return errors.New("starting history: already started or closed")
+	}
+	return nil
+}
+
+// Close stops the goroutines, makes the indexed position durable, mirrors
+// it to the journal cursor (if the journal is still open) and closes the
+// database.
+func (h *History) Close() error {
+	h.closeOnce.Do(func() {
+		h.notifyMu.Lock()
+		h.closed = true
+		stop := h.stop
+		h.notifyMu.Unlock()
+		if stop != nil {
+			stop()
+		}
+		h.wg.Wait()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := h.mirror(ctx); err != nil && !errors.Is(err, journal.ErrClosed) {
+			h.log.Warn("history: could not mirror the final position to the journal cursor", "err", err)
+		}
+		h.wake()
+		h.dbMu.Lock()
+		h.dbClosed = true
+		h.closeErr = h.db.Close()
+		h.dbMu.Unlock()
+		h.metrics.unregister()
+		if h.closeErr != nil {
+			h.closeErr = fmt.Errorf("closing history database %s: %w", h.dir, h.closeErr)
+		}
+	})
+	return h.closeErr
+}
+
+// wake wakes every WaitIndexed caller.
+func (h *History) wake() {
+	h.notifyMu.Lock()
+	close(h.notify)
+	h.notify = make(chan struct{})
+	h.notifyMu.Unlock()
+}
+
+// WaitIndexed blocks until the journal entry seq (and everything before it)
+// is indexed and visible to Lookup, ctx ends, or the history stops. Servers
+// use it to make an acknowledged event searchable before answering, tests to
+// wait for freshness without sleeping.
+func (h *History) WaitIndexed(ctx context.Context, seq uint64) error {
+	for {
+		h.notifyMu.Lock()
+		ch, running, closed := h.notify, h.running, h.closed
+		h.notifyMu.Unlock()
+		if h.cursor.Load() >= seq {
+			return nil
+		}
+		if closed {
+			return fmt.Errorf("waiting for journal entry %d to be indexed: %w", seq, ErrClosed)
+		}
+		if !running {
+			return fmt.Errorf("waiting for journal entry %d to be indexed (at %d): %w", seq, h.cursor.Load(), ErrStopped)
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for journal entry %d to be indexed (at %d): %w", seq, h.cursor.Load(), ctx.Err())
+		}
+	}
+}
+
+// consume is the consumer goroutine: index what the journal has, wait for
+// more, repeat. Storage errors are retried with backoff: the history lags
+// instead of giving up, and the lag shows in cairn_history_index_lag.
+func (h *History) consume(ctx context.Context) {
+	defer h.wg.Done()
+	defer func() {
+		h.notifyMu.Lock()
+		h.running = false
+		h.notifyMu.Unlock()
+		h.wake()
+	}()
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		progressed, err := h.indexBatch(ctx)
+		if err == nil && !progressed {
+			err = h.j.Wait(ctx, h.cursor.Load())
+		}
+		if err == nil {
+			backoff = 100 * time.Millisecond
+			continue
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if errors.Is(err, journal.ErrClosed) {
+			h.log.Info("history: journal closed, indexing stops", "cursor", h.cursor.Load())
+			return
+		}
+		h.metrics.indexErrors.Inc()
+		h.log.Error("history: indexing failed; retrying", "cursor", h.cursor.Load(), "retry_in", backoff, "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 10*time.Second)
+	}
+}
+
+// indexBatch indexes up to BatchEntries journal entries after the cursor in
+// one atomic batch together with the new cursor. It reports whether the
+// cursor moved.
+func (h *History) indexBatch(ctx context.Context) (bool, error) {
+	if err := h.acquire(); err != nil {
+		return false, err
+	}
+	defer h.release()
+	after := h.cursor.Load()
+	ix := indexer{h: h, b: h.db.NewBatch(), cutoff: h.opts.Now().Add(-h.opts.Retention), expect: after + 1}
+	defer func() { _ = ix.b.Close() }()
+	last, err := h.j.Read(ctx, after, h.opts.BatchEntries, ix.add)
+	if err != nil {
+		return false, fmt.Errorf("indexing journal entries after %d: %w", after, err)
+	}
+	if last == after {
+		// Nothing was read. If the journal trimmed entries the history never
+		// indexed, Read skips them and finds nothing, while Wait returns at
+		// once: move the cursor over the gap (counted as missed) instead of
+		// spinning.
+		floor := h.j.FirstSeq() - 1
+		if floor <= after {
+			return false, nil
+		}
+		last = floor
+	}
+	if last >= ix.expect {
+		ix.missed(last + 1)
+	}
+	_ = ix.b.Set(metaCursor, encodeUint64(last), nil)
+	if err := ix.b.Commit(pebble.NoSync); err != nil {
+		return false, fmt.Errorf("committing the index of journal entries %d-%d: %w", after+1, last, err)
+	}
+	h.cursor.Store(last)
+	h.metrics.indexed.Add(float64(ix.n))
+	h.wake()
+	return true, nil
+}
+
+// mirror makes the indexed position durable in the history database (a
+// synced WAL write covers every batch committed before it) and then records
+// it in the journal cursor. The order matters: the journal may trim up to
+// its cursor, so the cursor must never claim more than survives a crash.
+func (h *History) mirror(ctx context.Context) error {
+	pos := h.cursor.Load()
+	if pos <= h.mirrored.Load() {
+		return nil
+	}
+	if err := h.acquire(); err != nil {
+		return err
+	}
+	err := h.db.LogData(nil, pebble.Sync)
+	h.release()
+	if err != nil {
+		return fmt.Errorf("syncing the history database at position %d: %w", pos, err)
+	}
+	if err := h.jcur.Commit(ctx, pos); err != nil {
+		return fmt.Errorf("mirroring history position %d to the journal: %w", pos, err)
+	}
+	h.mirrored.Store(pos)
+	return nil
+}
+
+// mirrorLoop mirrors the position every MirrorInterval.
+func (h *History) mirrorLoop(ctx context.Context) {
+	defer h.wg.Done()
+	t := time.NewTicker(h.opts.MirrorInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := h.mirror(ctx); err != nil && ctx.Err() == nil {
+			h.log.Warn("history: mirroring the position to the journal cursor failed; retrying", "err", err)
+		}
+	}
+}
+
+// sweepLoop deletes expired events at start and every SweepInterval.
+func (h *History) sweepLoop(ctx context.Context) {
+	defer h.wg.Done()
+	for {
+		n, err := h.Sweep(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			h.log.Error("history: retention sweep failed; retrying at the next interval", "err", err)
+		case n > 0:
+			h.log.Info("history: retention sweep deleted expired events", "events", n, "retention", h.opts.Retention)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(h.opts.SweepInterval):
+		}
+	}
+}
+
+// acquire makes sure the database stays open until release.
+func (h *History) acquire() error {
+	h.dbMu.RLock()
+	if h.dbClosed {
+		h.dbMu.RUnlock()
+		return ErrClosed
+	}
+	return nil
+}
+
+func (h *History) release() { h.dbMu.RUnlock() }
