@@ -504,6 +504,7 @@ func testParentAndChildKeys(t *testing.T, s objstore.Store) {
 			want = append(want, second)
 			slices.Sort(want)
 		} else {
+			t.Logf("this store refuses %q next to %q: %v", second, first, err)
 			_, herr := s.Head(ctx, b, second)
 			wantErr(t, "Head of refused key "+second, herr, objstore.ErrNotFound)
 		}
