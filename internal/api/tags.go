@@ -91,7 +91,7 @@ func (h tagHandlers) parseTaggableARN(region, arn string) (string, error) {
 	typ, id, ok := strings.Cut(parts[5], "/")
 	if !ok || id == "" {
 		return "", awsproto.Errorf("CloudTrailARNInvalidException",
-			"Invalid ARN: %s. The resource part must be trail/<name>, eventdatastore/<id>, channel/<id> or dashboard/<name>.", arn)
+			"Invalid ARN: %s. The resource part must be trail/, eventdatastore/, channel/ or dashboard/ followed by the resource name or ID.", arn)
 	}
 	switch typ {
 	case TagTypeTrail, TagTypeChannel, TagTypeEventDataStore, TagTypeDashboard:

@@ -80,7 +80,7 @@ func TrailARN(region, account, name string) string {
 
 func arnInvalid(s string) error {
 	return awsproto.Errorf("CloudTrailARNInvalidException",
-		"Invalid trail ARN: %s. The format of a trail ARN is arn:%s:cloudtrail:<region>:<account-id>:trail/<trail-name>.", s, Partition)
+		"Invalid trail ARN: %s. The format of a trail ARN is arn:%s:cloudtrail:us-east-2:123456789012:trail/MyTrail.", s, Partition)
 }
 
 var (

@@ -6,6 +6,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/cairn-audit/cairn/internal/awsproto"
+	"github.com/cairn-audit/cairn/internal/objstore"
 )
 
 // Limits from the CloudTrail model docs.
@@ -15,36 +16,19 @@ const (
 	maxSnsTopicNameLen = 256
 )
 
-// validateBucketName applies the S3 bucket naming rules. Trails can only
-// point at buckets that exist, but a syntactically impossible name gets its
-// own exception on AWS, before the existence check.
+// validateBucketName applies S3's bucket naming rules, the same ones the
+// object store enforces, so a name no backend could hold fails with
+// InvalidS3BucketNameException before the existence check, as on AWS.
 func validateBucketName(b string) error {
-	bad := func(reason string) error {
-		return awsproto.Errorf("InvalidS3BucketNameException", "Invalid S3 bucket name %s: %s", b, reason)
-	}
-	switch {
-	case len(b) < 3 || len(b) > 63:
-		return bad("bucket names must be between 3 and 63 characters long.")
-	case !isLowerAlnum(b[0]) || !isLowerAlnum(b[len(b)-1]):
-		return bad("bucket names must begin and end with a lowercase letter or number.")
-	case strings.Contains(b, ".."):
-		return bad("bucket names must not contain two adjacent periods.")
-	case ipShapedRE.MatchString(b):
-		return bad("bucket names must not be formatted as an IP address.")
-	case strings.HasPrefix(b, "xn--") || strings.HasPrefix(b, "sthree-"):
-		return bad("bucket names must not start with a reserved prefix.")
-	case strings.HasSuffix(b, "-s3alias") || strings.HasSuffix(b, "--ol-s3"):
-		return bad("bucket names must not end with a reserved suffix.")
-	}
-	for i := 0; i < len(b); i++ {
-		if c := b[i]; !isLowerAlnum(c) && c != '.' && c != '-' {
-			return bad("bucket names can only contain lowercase letters, numbers, periods (.) and hyphens (-).")
+	if err := objstore.ValidBucketName(b); err != nil {
+		why := err.Error()
+		if i := strings.LastIndex(why, ": "); i >= 0 {
+			why = why[i+2:]
 		}
+		return awsproto.Errorf("InvalidS3BucketNameException", "Invalid S3 bucket name %s: bucket names %s.", b, why)
 	}
 	return nil
 }
-
-func isLowerAlnum(c byte) bool { return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' }
 
 // validateS3KeyPrefix enforces the 200-character limit and refuses the
 // characters S3 documents as unsafe in keys, which would otherwise make
@@ -130,11 +114,11 @@ var (
 func validateCloudWatchLogs(group, role string) error {
 	if group != "" && !logGroupARNRE.MatchString(group) {
 		return awsproto.Errorf("InvalidCloudWatchLogsLogGroupArnException",
-			"CloudWatch Logs log group ARN %s is not valid. The format is arn:%s:logs:<region>:<account-id>:log-group:<log-group-name>:*.", group, Partition)
+			"CloudWatch Logs log group ARN %s is not valid. Specify a log group ARN such as arn:%s:logs:us-east-2:123456789012:log-group:CloudTrail/logs:*.", group, Partition)
 	}
 	if role != "" && !roleARNRE.MatchString(role) {
 		return awsproto.Errorf("InvalidCloudWatchLogsRoleArnException",
-			"CloudWatch Logs role ARN %s is not valid. The format is arn:%s:iam::<account-id>:role/<role-name>.", role, Partition)
+			"CloudWatch Logs role ARN %s is not valid. Specify a role ARN such as arn:%s:iam::123456789012:role/CloudTrail_CloudWatchLogs_Role.", role, Partition)
 	}
 	if (group == "") != (role == "") {
 		return awsproto.Errorf("InvalidParameterCombinationException",
