@@ -331,16 +331,14 @@ func (d *Reader) value(dst []byte, keep bool) ([]byte, error) {
 	size := 0
 	first := true
 	for {
-		chunk, err := d.br.Peek(1)
-		if err != nil {
+		if _, err := d.br.Peek(1); err != nil {
 			if errors.Is(err, io.EOF) && !first && depth == 0 && !inStr {
 				// A bare literal or number ending the input.
 				return dst, nil
 			}
 			return nil, d.wrap(noEOF(err))
 		}
-		n := d.br.Buffered()
-		chunk, _ = d.br.Peek(n)
+		chunk, _ := d.br.Peek(d.br.Buffered())
 		i := 0
 		done := false
 		for ; i < len(chunk); i++ {
