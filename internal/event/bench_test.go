@@ -40,3 +40,39 @@ func BenchmarkParse(b *testing.B) {
 	b.Run("compact", func(b *testing.B) { run(b, compact, nCompact) })
 	b.Run("pretty", func(b *testing.B) { run(b, pretty, nPretty) })
 }
+
+// BenchmarkReadRecords streams a gzip delivery file of ~1,400 dataset
+// records (~1.8 MB uncompressed) through ReadRecords and Parse, the import
+// path. MB/s counts uncompressed bytes.
+func BenchmarkReadRecords(b *testing.B) {
+	_, recs := datasetRecords(b)
+	var plain bytes.Buffer
+	plain.WriteString(`{"Records":[`)
+	for i := 0; i < 4; i++ {
+		for j, r := range recs {
+			if i > 0 || j > 0 {
+				plain.WriteByte(',')
+			}
+			if err := json.Compact(&plain, r); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	plain.WriteString(`]}`)
+	file := gz(b, plain.String())
+	b.SetBytes(int64(plain.Len()))
+	b.ReportAllocs()
+	for b.Loop() {
+		n := 0
+		err := ReadRecords(bytes.NewReader(file), func(raw []byte) error {
+			if _, err := Parse(raw); err != nil {
+				return err
+			}
+			n++
+			return nil
+		})
+		if err != nil || n != 4*len(recs) {
+			b.Fatalf("%d records, %v", n, err)
+		}
+	}
+}

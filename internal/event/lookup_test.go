@@ -262,3 +262,26 @@ func TestLookupEvent(t *testing.T) {
 		t.Errorf("unknown fields must be left out: %s", b)
 	}
 }
+
+func TestCategory(t *testing.T) {
+	names, recs := datasetRecords(t)
+	counts := map[string]int{}
+	for i, raw := range recs {
+		r, err := Parse(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := r.Category()
+		counts[c]++
+		data := r.EventName == "GetObject" || r.EventName == "ListObjects" || r.EventName == "Invoke"
+		if data != (c == "Data") || data == r.IsManagementEvent() {
+			t.Errorf("%s %s: category %s", names[i], r.EventName, c)
+		}
+	}
+	if counts["Data"] != 25 || counts["Management"] != 322 {
+		t.Errorf("counts %v", counts)
+	}
+	if c := mustParse(t, `{"eventTime":"2024-01-01T00:00:00Z","eventType":"AwsCloudTrailInsight","insightDetails":{"eventName":"X"}}`).Category(); c != "Insight" {
+		t.Errorf("insight: %s", c)
+	}
+}

@@ -162,7 +162,13 @@ func Parse(data []byte) (*Record, error) {
 		}
 		return nil, &InvalidRecordError{Reason: err.Error()}
 	}
-	r := &Record{Raw: c.dst}
+	raw := c.dst
+	if cap(raw)-len(raw) > len(raw)/8 {
+		// Pretty-printed input: do not keep its whitespace's worth of
+		// capacity alive for as long as the Record lives.
+		raw = append(make([]byte, 0, len(raw)), raw...)
+	}
+	r := &Record{Raw: raw}
 	if err := r.extract(members); err != nil {
 		return nil, err
 	}
@@ -359,3 +365,42 @@ func (r *Record) VersionAtLeast(major, minor int) bool {
 	ma, mi, ok := Version(r.EventVersion)
 	return ok && ma == major && mi >= minor
 }
+
+// Category returns the record's eventCategory ("Management", "Data",
+// "Insight", "NetworkActivity", ...), inferring it for records older than
+// eventVersion 1.07, which have none. Event history (LookupEvents) holds
+// management events only, so the inference matters for imported history.
+//
+// Inference, in order: an Insights eventType is "Insight"; a known
+// managementEvent (1.06+) decides Management/Data; otherwise the only data
+// events CloudTrail logged before 1.07 were S3 object-level calls (their
+// resources[] name an AWS::S3::Object, as in every flaws2 GetObject and
+// ListObjects record) and Lambda Invoke, which are "Data"; all else is
+// "Management".
+func (r *Record) Category() string {
+	if r.EventCategory != "" {
+		return r.EventCategory
+	}
+	if r.EventType == "AwsCloudTrailInsight" {
+		return "Insight"
+	}
+	switch r.ManagementEvent {
+	case True:
+		return "Management"
+	case False:
+		return "Data"
+	}
+	if r.EventSource == "lambda.amazonaws.com" && r.EventName == "Invoke" {
+		return "Data"
+	}
+	for _, res := range r.RecordResources {
+		if res.Type == "AWS::S3::Object" {
+			return "Data"
+		}
+	}
+	return "Management"
+}
+
+// IsManagementEvent reports whether the record belongs in event history;
+// see Category.
+func (r *Record) IsManagementEvent() bool { return r.Category() == "Management" }
