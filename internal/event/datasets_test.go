@@ -15,18 +15,26 @@ import (
 // directory: the datasets live next to the repository, never copied into it.
 func datasetsDir(t testing.TB) string {
 	t.Helper()
+	dir, ok := findDatasets()
+	if !ok {
+		t.Skip("shared/datasets not found above the working directory")
+	}
+	return dir
+}
+
+func findDatasets() (string, bool) {
 	dir, err := os.Getwd()
 	if err != nil {
-		t.Fatalf("getwd: %v", err)
+		return "", false
 	}
 	for {
 		cand := filepath.Join(dir, "shared", "datasets")
 		if st, err := os.Stat(cand); err == nil && st.IsDir() {
-			return cand
+			return cand, true
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			t.Skip("shared/datasets not found above the working directory")
+			return "", false
 		}
 		dir = parent
 	}
