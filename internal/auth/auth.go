@@ -106,5 +106,12 @@ func ValidateName(name string) error {
 func CredentialsFile(profile, accessKeyID, secret string) string {
 	return "[" + profile + "]\n" +
 		"aws_access_key_id = " + accessKeyID + "\n" +
-		"aws_secret_access_key = " + secret + "\n"
+		"aws_secret_access_key = " + secret + "\n" +
+		// botocore reads a profile's region from the credentials file too,
+		// so the AWS CLI works with only AWS_SHARED_CREDENTIALS_FILE and
+		// AWS_PROFILE set; the SDKs ignore it there, harmlessly.
+		"region = " + DefaultRegion + "\n"
 }
+
+// DefaultRegion is the region written into generated credentials files.
+const DefaultRegion = "us-east-1"
