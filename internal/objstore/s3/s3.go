@@ -58,8 +58,9 @@ type Options struct {
 	// host/BUCKET. The default, path style, works with every S3-compatible
 	// server; AWS accepts both.
 	VirtualHostedStyle bool
-	// HTTPClient, when set, carries every request (custom TLS roots,
-	// proxies, timeouts).
+	// HTTPClient, when set, carries every request, exactly as configured
+	// (its own TLS roots, proxies, timeouts; AWS_CA_BUNDLE is not applied
+	// to it).
 	HTTPClient *http.Client
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
@@ -98,9 +99,6 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 		loadOpts = append(loadOpts, config.WithCredentialsProvider(
 			credentials.NewStaticCredentialsProvider(opts.AccessKeyID, opts.SecretAccessKey, "")))
 	}
-	if opts.HTTPClient != nil {
-		loadOpts = append(loadOpts, config.WithHTTPClient(opts.HTTPClient))
-	}
 	cfg, err := config.LoadDefaultConfig(ctx, loadOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("objstore/s3: load AWS configuration: %w", err)
@@ -110,6 +108,12 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 			o.BaseEndpoint = aws.String(strings.TrimSuffix(opts.Endpoint, "/"))
 		}
 		o.UsePathStyle = !opts.VirtualHostedStyle
+		if opts.HTTPClient != nil {
+			// Set here rather than in LoadDefaultConfig, which would try
+			// to graft AWS_CA_BUNDLE onto it and fail for a plain
+			// *http.Client: the caller's client is used exactly as given.
+			o.HTTPClient = opts.HTTPClient
+		}
 	})
 	log := opts.Logger
 	if log == nil {

@@ -1,14 +1,90 @@
 package s3_test
 
 import (
+	"net/http"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/cairn-audit/cairn/internal/objstore"
 	"github.com/cairn-audit/cairn/internal/objstore/objstoretest"
+	"github.com/cairn-audit/cairn/internal/objstore/s3"
 	"github.com/cairn-audit/cairn/internal/objstore/s3/s3test"
 )
 
 func TestConformance(t *testing.T) {
 	srv := s3test.Start(t)
 	objstoretest.Run(t, func(t *testing.T) objstore.Store { return srv.NewStore(t) })
+}
+
+// headerRecorder remembers the headers of every PutObject it carries.
+type headerRecorder struct {
+	mu   sync.Mutex
+	puts []http.Header
+}
+
+func (h *headerRecorder) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Method == http.MethodPut {
+		h.mu.Lock()
+		h.puts = append(h.puts, r.Header.Clone())
+		h.mu.Unlock()
+	}
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+func TestPutHeaders(t *testing.T) {
+	srv := s3test.Start(t)
+	rec := &headerRecorder{}
+	opts := srv.Options()
+	opts.HTTPClient = &http.Client{Transport: rec}
+	s, err := s3.New(t.Context(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	if err := s.CreateBucket(ctx, "headers"); err != nil {
+		t.Fatal(err)
+	}
+	err = s.Put(ctx, "headers", "digest.json.gz", strings.NewReader("x"), 1, objstore.PutOptions{
+		ContentType: "application/json", ContentEncoding: "gzip",
+		Metadata: map[string]string{"Signature": "ab", "signature-algorithm": "SHA256withRSA"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kmsKey := "arn:aws:kms:us-east-1:123456789012:key/0e2f1d4c-0000-4000-8000-000000000000"
+	sseErr := s.Put(ctx, "headers", "encrypted", strings.NewReader("x"), 1, objstore.PutOptions{SSEKMSKeyID: kmsKey})
+	t.Logf("versitygw's answer to SSE-KMS: %v", sseErr)
+
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	var objPuts []http.Header
+	for _, h := range rec.puts {
+		if h.Get("Content-Length") != "" || h.Get("X-Amz-Content-Sha256") != "" {
+			objPuts = append(objPuts, h)
+		}
+	}
+	if len(objPuts) < 3 {
+		t.Fatalf("recorded %d PUTs, want bucket + 2 objects", len(objPuts))
+	}
+	plain, enc := objPuts[len(objPuts)-2], objPuts[len(objPuts)-1]
+	for k, want := range map[string]string{
+		"Content-Type": "application/json", "Content-Encoding": "gzip",
+		"X-Amz-Meta-Signature": "ab", "X-Amz-Meta-Signature-Algorithm": "SHA256withRSA",
+	} {
+		if got := plain.Get(k); got != want {
+			t.Errorf("PutObject header %s = %q, want %q", k, got, want)
+		}
+	}
+	// The body is signed (not UNSIGNED-PAYLOAD), so plain HTTP cannot
+	// alter it unnoticed.
+	if got := plain.Get("X-Amz-Content-Sha256"); len(got) != 64 {
+		t.Errorf("x-amz-content-sha256 = %q, want the body's SHA-256", got)
+	}
+	if got := enc.Get("X-Amz-Server-Side-Encryption"); got != "aws:kms" {
+		t.Errorf("SSE header = %q, want aws:kms", got)
+	}
+	if got := enc.Get("X-Amz-Server-Side-Encryption-Aws-Kms-Key-Id"); got != kmsKey {
+		t.Errorf("SSE key header = %q, want %q", got, kmsKey)
+	}
 }
