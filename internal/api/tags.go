@@ -20,6 +20,18 @@ type TaggableResolver interface {
 	ResourceExists(ctx context.Context, r state.Reader, arn string) (bool, error)
 }
 
+// StandaloneResolver adapts an existence check that reads the store on its
+// own, such as channel.Service.Exists. The state store cannot nest a view
+// inside an update, so the tag operations call it just before their
+// transaction rather than inside it; the price is that a delete racing
+// AddTags can leave tags on an ARN that is gone. Prefer a TaggableResolver.
+type StandaloneResolver func(ctx context.Context, arn string) (bool, error)
+
+// ResourceExists calls f, ignoring r.
+func (f StandaloneResolver) ResourceExists(ctx context.Context, _ state.Reader, arn string) (bool, error) {
+	return f(ctx, arn)
+}
+
 // Taggable resource types: the resource part of a CloudTrail ARN before
 // the "/".
 const (
@@ -54,8 +66,9 @@ func TagOperations(res TagResources) []Operation {
 
 type tagHandlers struct{ res TagResources }
 
-// checkResource validates a ResourceId and verifies the resource exists,
-// within r.
+// checkResource validates a ResourceId and verifies the resource exists.
+// With r == nil it runs before the transaction and only consults
+// StandaloneResolvers; with r set it runs inside it and consults the rest.
 func (h tagHandlers) checkResource(ctx context.Context, r state.Reader, region, arn string) error {
 	typ, err := h.parseTaggableARN(region, arn)
 	if err != nil {
@@ -64,6 +77,9 @@ func (h tagHandlers) checkResource(ctx context.Context, r state.Reader, region, 
 	resolver := h.res.Resolvers[typ]
 	if resolver == nil {
 		return tagResourceNotFound(arn)
+	}
+	if _, standalone := resolver.(StandaloneResolver); standalone != (r == nil) {
+		return nil
 	}
 	ok, err := resolver.ResourceExists(ctx, r, arn)
 	if err != nil {
@@ -130,6 +146,9 @@ func (h tagHandlers) addTags(ctx context.Context, req *Request, in *tagsInput) (
 		return nil, err
 	}
 	arn := *in.ResourceId
+	if err := h.checkResource(ctx, nil, req.Region, arn); err != nil {
+		return nil, err
+	}
 	err := h.res.Store.Update(ctx, func(tx *state.Tx) error {
 		if err := h.checkResource(ctx, tx, req.Region, arn); err != nil {
 			return err
@@ -155,6 +174,9 @@ func (h tagHandlers) removeTags(ctx context.Context, req *Request, in *tagsInput
 		return nil, err
 	}
 	arn := *in.ResourceId
+	if err := h.checkResource(ctx, nil, req.Region, arn); err != nil {
+		return nil, err
+	}
 	err := h.res.Store.Update(ctx, func(tx *state.Tx) error {
 		if err := h.checkResource(ctx, tx, req.Region, arn); err != nil {
 			return err
@@ -200,6 +222,11 @@ func (h tagHandlers) listTags(ctx context.Context, req *Request, in *listTagsInp
 		return nil, awsproto.Errorf("InvalidTokenException", "The NextToken %s is not valid: ListTags returns every requested resource in one response.", *in.NextToken)
 	}
 	out := &listTagsOutput{ResourceTagList: make([]resourceTag, 0, len(in.ResourceIdList))}
+	for _, arn := range in.ResourceIdList {
+		if err := h.checkResource(ctx, nil, req.Region, arn); err != nil {
+			return nil, err
+		}
+	}
 	err := h.res.Store.View(ctx, func(r state.Reader) error {
 		for _, arn := range in.ResourceIdList {
 			if err := h.checkResource(ctx, r, req.Region, arn); err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -31,6 +32,9 @@ func updateGolden() bool {
 	f := flag.Lookup("update")
 	return f != nil && f.Value.String() == "true"
 }
+
+// quietLog keeps the test output to failures.
+var quietLog = slog.New(slog.DiscardHandler)
 
 const (
 	testAccount = "123456789012"
@@ -60,7 +64,7 @@ type trailEnv struct {
 func newTrailEnv(t *testing.T, opts ...trail.Option) *trailEnv {
 	t.Helper()
 	e := &trailEnv{t: t, dir: t.TempDir(), now: time.Date(2024, 5, 1, 10, 0, 0, 0, time.UTC), opts: opts}
-	objects, err := file.New(filepath.Join(e.dir, "objects"), file.Options{})
+	objects, err := file.New(filepath.Join(e.dir, "objects"), file.Options{Logger: quietLog})
 	if err != nil {
 		t.Fatalf("open object store: %v", err)
 	}
@@ -83,12 +87,12 @@ func newTrailEnv(t *testing.T, opts ...trail.Option) *trailEnv {
 // open opens the state store and builds the service and registry on it.
 func (e *trailEnv) open() {
 	e.t.Helper()
-	st, err := state.Open(context.Background(), filepath.Join(e.dir, "state"), state.Options{})
+	st, err := state.Open(context.Background(), filepath.Join(e.dir, "state"), state.Options{Logger: quietLog})
 	if err != nil {
 		e.t.Fatalf("open state store: %v", err)
 	}
 	e.store = st
-	e.svc = trail.New(st, e.objects, testAccount, func() time.Time { return e.now }, e.opts...)
+	e.svc = trail.New(st, e.objects, testAccount, func() time.Time { return e.now }, append([]trail.Option{trail.WithLogger(quietLog)}, e.opts...)...)
 	resolvers := map[string]api.TaggableResolver{api.TagTypeTrail: e.svc}
 	for k, v := range e.resolvers {
 		resolvers[k] = v
