@@ -1,0 +1,86 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/cairn-audit/cairn/internal/server"
+)
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		configPath = fs.String("config", "", "TOML config file whose keys are these flags' names (env CAIRN_CONFIG)")
+		listen     = fs.String("listen", "127.0.0.1:4747", "address to listen on")
+		dataDir    = fs.String("data-dir", "./cairn-data", "directory that holds all of Cairn's state")
+		accountID  = fs.String("account-id", "000000000000", "the AWS account ID Cairn presents (12 digits)")
+		store      = fs.String("store", "", "object store for trail delivery: file://DIR (default <data-dir>/buckets) or s3://HOST:PORT?region=..&tls=false")
+		s3Key      = fs.String("s3-access-key-id", "", "access key for an s3:// store (default: the AWS SDK's credential chain)")
+		s3Secret   = fs.String("s3-secret-access-key", "", "secret key for an s3:// store; prefer the env CAIRN_S3_SECRET_ACCESS_KEY")
+		tlsCert    = fs.String("tls-cert", "", "PEM certificate; with --tls-key, serve HTTPS")
+		tlsKey     = fs.String("tls-key", "", "PEM private key for --tls-cert")
+		logLevel   = fs.String("log-level", "info", "debug, info, warn or error")
+		logFormat  = fs.String("log-format", "text", "text or json")
+	)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	if *configPath == "" {
+		*configPath = os.Getenv("CAIRN_CONFIG")
+	}
+	if _, err := applySettings(fs, *configPath, os.LookupEnv); err != nil {
+		return err
+	}
+	logger, err := newLogger(stderr, *logLevel, *logFormat)
+	if err != nil {
+		return err
+	}
+	started := time.Now()
+	srv, err := server.Open(ctx, server.Config{
+		Listen:            *listen,
+		DataDir:           *dataDir,
+		AccountID:         *accountID,
+		Store:             *store,
+		S3AccessKeyID:     *s3Key,
+		S3SecretAccessKey: *s3Secret,
+		TLSCert:           *tlsCert,
+		TLSKey:            *tlsKey,
+		Logger:            logger,
+		Version:           versionString(),
+	})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	logger.Info("cairn started", "version", versionString(), "startup", time.Since(started).Round(time.Millisecond))
+	if err := srv.Serve(ctx); err != nil {
+		return err
+	}
+	logger.Info("cairn stopped")
+	return srv.Close()
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: %w", level, err)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}

@@ -1,0 +1,269 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/cairn-audit/cairn/internal/api"
+	"github.com/cairn-audit/cairn/internal/auth"
+	"github.com/cairn-audit/cairn/internal/awsproto"
+	"github.com/cairn-audit/cairn/internal/event"
+)
+
+const (
+	// targetPrefix starts the X-Amz-Target of every CloudTrail operation.
+	targetPrefix = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101."
+	// maxJSON11Body bounds a control-plane request; the largest legitimate
+	// one (PutEventSelectors with 500 values of 2 KB) stays well below it.
+	maxJSON11Body = 4 << 20
+	// serviceCloudTrail is the SigV4 signing name of the control plane.
+	serviceCloudTrail = "cloudtrail"
+)
+
+// call is one request on its way through authentication, the operation and
+// the audit record.
+type call struct {
+	req       *api.Request
+	op        api.Operation
+	body      []byte
+	key       auth.Key
+	tls       *tls.ConnectionState
+	host      string
+	readOnly  bool
+	output    any
+	err       error
+	startTime time.Time
+}
+
+func (s *Server) handleJSON11(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	requestID := uuid.NewString()
+	target := r.Header.Get("X-Amz-Target")
+	if target == "" {
+		// A presigned request carries its headers in the query string.
+		target = r.URL.Query().Get("X-Amz-Target")
+	}
+	opName, isCloudTrail := strings.CutPrefix(target, targetPrefix)
+	if !isCloudTrail {
+		opName = "unknown"
+	}
+	defer func() {
+		s.metrics.latency.WithLabelValues(serviceCloudTrail, opName).Observe(time.Since(start).Seconds())
+	}()
+	fail := func(err error) {
+		e := awsproto.AsError(err)
+		if e.Code == "InternalFailure" {
+			s.log.Error("request failed", "request_id", requestID, "operation", opName, "err", err)
+		}
+		s.metrics.requests.WithLabelValues(serviceCloudTrail, opName, e.Code).Inc()
+		awsproto.WriteError(w, requestID, awsproto.ContentTypeJSON11, e)
+	}
+
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxJSON11Body))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			fail(awsproto.Errorf("RequestEntityTooLargeException", "Request body is larger than %d bytes.", maxJSON11Body))
+			return
+		}
+		fail(awsproto.Errorf("SerializationException", "Could not read the request body: %v", err))
+		return
+	}
+
+	cred, err := awsproto.VerifyRequest(r.Context(), r, body, s.secretFor, s.cfg.Now())
+	if err != nil {
+		fail(err)
+		return
+	}
+	if cred.Service != serviceCloudTrail {
+		fail(awsproto.Errorf("InvalidSignatureException", "Credential should be scoped to correct service: '%s'.", serviceCloudTrail))
+		return
+	}
+	key, _, ok, err := s.keys.Lookup(r.Context(), cred.AccessKeyID)
+	if err != nil {
+		fail(awsproto.Internal(fmt.Errorf("look up access key: %w", err)))
+		return
+	}
+	if !ok { // deleted between verification and now
+		fail(awsproto.Errorf("UnrecognizedClientException", "The security token included in the request is invalid."))
+		return
+	}
+
+	if !isCloudTrail {
+		if target == "" {
+			fail(awsproto.Errorf("UnknownOperationException", "Missing X-Amz-Target header."))
+		} else {
+			fail(awsproto.Errorf("UnknownOperationException", "Unknown operation %s", target))
+		}
+		return
+	}
+	op, found := s.registry.Lookup(opName)
+	if !found {
+		fail(awsproto.Errorf("UnknownOperationException", "Unknown operation %s", target))
+		return
+	}
+
+	c := &call{
+		req: &api.Request{
+			Operation: opName,
+			Region:    cred.Region,
+			AccountID: s.cfg.AccountID,
+			Caller:    callerOf(key, s.cfg.AccountID),
+			RequestID: requestID,
+			SourceIP:  sourceIP(r),
+			UserAgent: r.UserAgent(),
+			Time:      s.cfg.Now().UTC(),
+		},
+		op:        op,
+		body:      body,
+		key:       key,
+		tls:       r.TLS,
+		host:      r.Host,
+		readOnly:  op.ReadOnly,
+		startTime: start,
+	}
+	s.perform(r.Context(), c)
+
+	// The record goes to the journal before the caller hears anything: an
+	// answer the audit trail does not contain must never be given.
+	if err := s.audit(r.Context(), c); err != nil {
+		fail(awsproto.Errorf("ServiceUnavailableException", "Cairn could not record this call in its audit journal, so it was refused. Try again later."))
+		return
+	}
+	if c.err != nil {
+		fail(c.err)
+		return
+	}
+	s.metrics.requests.WithLabelValues(serviceCloudTrail, opName, "OK").Inc()
+	awsproto.WriteJSON11(w, requestID, c.output)
+}
+
+// perform runs the operation unless the caller may not, or unless the
+// journal is known to be failing and the operation would change something.
+func (s *Server) perform(ctx context.Context, c *call) {
+	if c.req.Caller.ReadOnlyKey && !c.op.ReadOnly {
+		c.err = awsproto.Errorf("AccessDeniedException",
+			"User: %s is not authorized to perform: cloudtrail:%s because the access key is read-only", c.req.Caller.ARN, c.op.Name)
+		return
+	}
+	if err := s.journal.Available(); err != nil && !c.op.ReadOnly {
+		// Fail closed before changing anything: the record of this change
+		// could not be written. A read-only call still goes ahead, since its
+		// record is appended (or refused) before anyone sees its answer.
+		c.err = awsproto.Errorf("ServiceUnavailableException", "Cairn's audit journal is not accepting writes, so changes are refused until it recovers. Try again later.")
+		return
+	}
+	c.output, c.err = c.op.Handle(ctx, c.req, c.body)
+}
+
+// audit appends the CloudTrail record of the call to the journal.
+func (s *Server) audit(ctx context.Context, c *call) error {
+	rec := event.APICall{
+		Time:               c.req.Time,
+		Source:             "cloudtrail.amazonaws.com",
+		Name:               c.op.Name,
+		Region:             c.req.Region,
+		SourceIP:           c.req.SourceIP,
+		UserAgent:          c.req.UserAgent,
+		RequestID:          c.req.RequestID,
+		EventID:            uuid.NewString(),
+		RecipientAccountID: s.cfg.AccountID,
+		ReadOnly:           c.readOnly,
+		Identity: event.UserIdentity{
+			Type:        "IAMUser",
+			PrincipalID: c.req.Caller.PrincipalID,
+			ARN:         c.req.Caller.ARN,
+			AccountID:   c.req.Caller.AccountID,
+			AccessKeyID: c.req.Caller.AccessKeyID,
+			UserName:    c.req.Caller.UserName,
+		},
+		RequestParameters: cloudTrailParams(c.body),
+	}
+	if c.err != nil {
+		e := awsproto.AsError(c.err)
+		rec.ErrorCode, rec.ErrorMessage = recordedErrorCode(e.Code), e.Message
+	} else if !c.readOnly {
+		if out, err := api.Encode(c.output); err == nil {
+			rec.ResponseElements = cloudTrailParams(out)
+		}
+	}
+	if c.tls != nil {
+		rec.TLS = &event.TLSDetails{
+			TLSVersion:               tlsVersionName(c.tls.Version),
+			CipherSuite:              tls.CipherSuiteName(c.tls.CipherSuite),
+			ClientProvidedHostHeader: c.host,
+		}
+	}
+	built, err := rec.Record()
+	if err != nil {
+		s.metrics.audit.WithLabelValues("error").Inc()
+		s.log.Error("build audit record", "request_id", c.req.RequestID, "err", err)
+		return err
+	}
+	if _, err := s.journal.Append(ctx, [][]byte{built.Raw}); err != nil {
+		s.metrics.audit.WithLabelValues("error").Inc()
+		s.log.Error("audit journal refused a record; failing closed", "request_id", c.req.RequestID, "operation", c.op.Name, "err", err)
+		return err
+	}
+	s.metrics.audit.WithLabelValues("ok").Inc()
+	return nil
+}
+
+// recordedErrorCode is the errorCode CloudTrail writes in its records, which
+// for authorization failures is "AccessDenied" rather than the exception
+// name the client receives.
+func recordedErrorCode(code string) string {
+	if code == "AccessDeniedException" {
+		return "AccessDenied"
+	}
+	return code
+}
+
+func callerOf(k auth.Key, account string) api.Caller {
+	return api.Caller{
+		AccessKeyID: k.AccessKeyID,
+		UserName:    k.Name,
+		PrincipalID: k.PrincipalID,
+		ARN:         "arn:aws:iam::" + account + ":user/" + k.Name,
+		AccountID:   account,
+		ReadOnlyKey: k.Role == auth.RoleReadOnly,
+	}
+}
+
+func (s *Server) secretFor(ctx context.Context, accessKeyID string) (string, bool, error) {
+	_, secret, ok, err := s.keys.Lookup(ctx, accessKeyID)
+	return secret, ok, err
+}
+
+// sourceIP is the peer address. X-Forwarded-For is deliberately ignored: a
+// client could otherwise write any address into the audit trail.
+func sourceIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func tlsVersionName(v uint16) string {
+	switch v {
+	case tls.VersionTLS13:
+		return "TLSv1.3"
+	case tls.VersionTLS12:
+		return "TLSv1.2"
+	case tls.VersionTLS11:
+		return "TLSv1.1"
+	case tls.VersionTLS10:
+		return "TLSv1"
+	}
+	return fmt.Sprintf("0x%04x", v)
+}

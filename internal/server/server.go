@@ -1,0 +1,269 @@
+// Package server assembles Cairn: it opens the state store, the journal, the
+// key store and the object store, wires the CloudTrail operations, and
+// serves them over HTTP with SigV4 authentication. Every call that passes
+// authentication is recorded in the journal as CloudTrail records its own
+// API calls, before the caller sees the answer.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/cairn-audit/cairn/internal/api"
+	"github.com/cairn-audit/cairn/internal/auth"
+	"github.com/cairn-audit/cairn/internal/journal"
+	"github.com/cairn-audit/cairn/internal/objstore"
+	"github.com/cairn-audit/cairn/internal/objstore/stores"
+	"github.com/cairn-audit/cairn/internal/state"
+	"github.com/cairn-audit/cairn/internal/trail"
+)
+
+// Config is everything `cairn serve` can be told.
+type Config struct {
+	Listen    string // host:port; defaults to 127.0.0.1:4747
+	DataDir   string
+	AccountID string
+	// Store is the object store URL (file://DIR or s3://HOST:PORT?...);
+	// empty means file://<DataDir>/buckets.
+	Store             string
+	S3AccessKeyID     string
+	S3SecretAccessKey string
+	TLSCert, TLSKey   string
+	Logger            *slog.Logger
+	Version           string
+	// Now is the clock; nil means time.Now. Tests pin it.
+	Now func() time.Time
+}
+
+// Server is a running Cairn.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	state    *state.Store
+	keys     *auth.Store
+	journal  *journal.Journal
+	store    objstore.Store
+	trails   *trail.Service
+	registry *api.Registry
+	metrics  *metrics
+	promReg  *prometheus.Registry
+
+	httpSrv  *http.Server
+	listener net.Listener
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Open prepares a server: it opens every store under cfg.DataDir, creates
+// the first admin key when there is none, and binds the listener, so that
+// when Open returns the address is known and clients may connect.
+func Open(ctx context.Context, cfg Config) (s *Server, err error) {
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:4747"
+	}
+	if cfg.DataDir == "" {
+		cfg.DataDir = "cairn-data"
+	}
+	if cfg.AccountID == "" {
+		cfg.AccountID = "000000000000"
+	}
+	if !validAccountID(cfg.AccountID) {
+		return nil, fmt.Errorf("account id %q must be 12 digits", cfg.AccountID)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
+		return nil, errors.New("--tls-cert and --tls-key go together")
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	if cfg.Store == "" {
+		abs, err := filepath.Abs(filepath.Join(cfg.DataDir, "buckets"))
+		if err != nil {
+			return nil, fmt.Errorf("resolve bucket dir: %w", err)
+		}
+		cfg.Store = "file://" + abs
+	}
+
+	s = &Server{cfg: cfg, log: cfg.Logger, promReg: prometheus.NewRegistry()}
+	defer func() {
+		if err != nil {
+			_ = s.Close()
+		}
+	}()
+	s.promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.metrics = newMetrics(s.promReg)
+
+	if s.state, err = state.Open(ctx, filepath.Join(cfg.DataDir, "state"), state.Options{Logger: s.log}); err != nil {
+		return nil, err
+	}
+	if s.journal, err = journal.Open(ctx, filepath.Join(cfg.DataDir, "journal"), journal.Options{Logger: s.log, Registerer: s.promReg}); err != nil {
+		return nil, err
+	}
+	if s.keys, err = auth.Open(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	created, err := s.keys.EnsureAdmin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		s.log.Info("created the first admin access key", "credentials", filepath.Join(cfg.DataDir, "credentials"), "profile", "cairn")
+	}
+	if s.store, err = stores.Open(ctx, cfg.Store, stores.Options{AccessKeyID: cfg.S3AccessKeyID, SecretAccessKey: cfg.S3SecretAccessKey}); err != nil {
+		return nil, err
+	}
+	s.trails = trail.New(s.state, s.store, cfg.AccountID, cfg.Now)
+	tagResources := api.TagResources{
+		Store:     s.state,
+		AccountID: cfg.AccountID,
+		Resolvers: map[string]api.TaggableResolver{api.TagTypeTrail: s.trails},
+	}
+	if s.registry, err = api.NewRegistry(api.TrailOperations(s.trails), api.TagOperations(tagResources)); err != nil {
+		return nil, err
+	}
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	s.listener = ln
+	s.httpSrv = &http.Server{
+		Handler:           s.routes(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	if cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("load TLS key pair: %w", err)
+		}
+		s.httpSrv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	return s, nil
+}
+
+// Addr is the address the server listens on.
+func (s *Server) Addr() string { return s.listener.Addr().String() }
+
+// URL is the base URL clients use.
+func (s *Server) URL() string {
+	scheme := "http"
+	if s.httpSrv.TLSConfig != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + s.Addr()
+}
+
+// Keys is the access-key store (for tests and the console).
+func (s *Server) Keys() *auth.Store { return s.keys }
+
+// ObjectStore is the store trails deliver to.
+func (s *Server) ObjectStore() objstore.Store { return s.store }
+
+// Journal is the event journal.
+func (s *Server) Journal() *journal.Journal { return s.journal }
+
+// Serve answers requests until ctx is cancelled, then shuts down
+// gracefully: in-flight requests finish (up to 10 s) before stores close.
+func (s *Server) Serve(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() {
+		var err error
+		if s.httpSrv.TLSConfig != nil {
+			err = s.httpSrv.ServeTLS(s.listener, "", "")
+		} else {
+			err = s.httpSrv.Serve(s.listener)
+		}
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		errc <- err
+	}()
+	s.log.Info("cairn is serving", "url", s.URL(), "data_dir", s.cfg.DataDir, "account_id", s.cfg.AccountID, "store", s.cfg.Store)
+	select {
+	case err := <-errc:
+		if err != nil {
+			return fmt.Errorf("serve http: %w", err)
+		}
+		return nil
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.httpSrv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shut down http: %w", err)
+	}
+	return <-errc
+}
+
+// Close releases every store. It is safe to call more than once.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		var errs []error
+		if s.listener != nil {
+			_ = s.listener.Close()
+		}
+		if s.journal != nil {
+			errs = append(errs, s.journal.Close())
+		}
+		if s.state != nil {
+			errs = append(errs, s.state.Close())
+		}
+		s.closeErr = errors.Join(errs...)
+	})
+	return s.closeErr
+}
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", s.handleHealth)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.promReg, promhttp.HandlerOpts{Registry: s.promReg}))
+	mux.HandleFunc("POST /{$}", s.handleJSON11)
+	return mux
+}
+
+// handleHealth says whether Cairn can take events: when the journal
+// refuses writes every audited call is refused too, so the server is not
+// healthy even though it answers.
+func (s *Server) handleHealth(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if err := s.journal.Available(); err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = fmt.Fprintf(w, "journal unavailable: %v\n", err)
+		return
+	}
+	_, _ = w.Write([]byte("ok\n"))
+}
+
+func validAccountID(id string) bool {
+	if len(id) != 12 {
+		return false
+	}
+	for _, c := range id {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
