@@ -51,12 +51,11 @@ func runBuckets(ctx context.Context, args []string, stdout, stderr io.Writer) er
 
 // bucketsFlags holds the flags every buckets subcommand takes.
 type bucketsFlags struct {
-	fs                  *flag.FlagSet
-	store, dataDir      *string
-	s3KeyID, s3Secret   *string
-	positionals         []string
-	storeURL            string
-	storeWasDefaultPath bool
+	fs                *flag.FlagSet
+	store, dataDir    *string
+	s3KeyID, s3Secret *string
+	positionals       []string
+	storeURL          string
 }
 
 // parseBucketsFlags parses args (flags may follow the bucket name) and
@@ -91,7 +90,6 @@ func parseBucketsFlags(name string, args []string, stderr io.Writer) (*bucketsFl
 			return nil, fmt.Errorf("data directory %s: %w", *f.dataDir, err)
 		}
 		f.storeURL = "file://" + dir
-		f.storeWasDefaultPath = true
 	}
 	return f, nil
 }
@@ -141,10 +139,9 @@ func bucketsList(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		f.fs.Usage()
 		return fmt.Errorf("unexpected arguments: %s", strings.Join(f.positionals, " "))
 	}
-	if f.storeWasDefaultPath {
-		// Listing must not create the default store directory as a side
-		// effect (file.New would): no directory simply means no buckets.
-		dir := strings.TrimPrefix(f.storeURL, "file://")
+	if dir, ok := strings.CutPrefix(f.storeURL, "file://"); ok && dir != "" {
+		// Listing must not create the store directory as a side effect
+		// (opening a file store would): no directory means no buckets.
 		if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
 			fmt.Fprintf(stdout, "No buckets in %s.\n", f.storeURL)
 			return nil
