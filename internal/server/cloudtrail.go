@@ -21,7 +21,10 @@ import (
 
 const (
 	// targetPrefix starts the X-Amz-Target of every CloudTrail operation.
-	targetPrefix = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101."
+	// botocore sends it namespace-qualified, the Go SDK without the
+	// namespace; both name the same operation.
+	targetPrefix    = "CloudTrail_20131101."
+	targetNamespace = "com.amazonaws.cloudtrail.v20131101."
 	// maxJSON11Body bounds a control-plane request; the largest legitimate
 	// one (PutEventSelectors with 500 values of 2 KB) stays well below it.
 	maxJSON11Body = 4 << 20
@@ -52,7 +55,7 @@ func (s *Server) handleJSON11(w http.ResponseWriter, r *http.Request) {
 		// A presigned request carries its headers in the query string.
 		target = r.URL.Query().Get("X-Amz-Target")
 	}
-	opName, isCloudTrail := strings.CutPrefix(target, targetPrefix)
+	opName, isCloudTrail := strings.CutPrefix(strings.TrimPrefix(target, targetNamespace), targetPrefix)
 	if !isCloudTrail {
 		opName = "unknown"
 	}

@@ -169,7 +169,7 @@ func (s *Server) Addr() string { return s.listener.Addr().String() }
 // URL is the base URL clients use.
 func (s *Server) URL() string {
 	scheme := "http"
-	if s.httpSrv.TLSConfig != nil {
+	if s.cfg.TLSCert != "" {
 		scheme = "https"
 	}
 	return scheme + "://" + s.Addr()
@@ -190,7 +190,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() {
 		var err error
-		if s.httpSrv.TLSConfig != nil {
+		if s.cfg.TLSCert != "" {
 			err = s.httpSrv.ServeTLS(s.listener, "", "")
 		} else {
 			err = s.httpSrv.Serve(s.listener)
