@@ -103,8 +103,10 @@ type PutOptions struct {
 
 // ObjectInfo describes a stored object.
 type ObjectInfo struct {
-	Key          string
-	Size         int64
+	Key  string
+	Size int64
+	// LastModified is when the object was stored, in UTC; S3 reports
+	// whole seconds, the file backend finer.
 	LastModified time.Time
 	// ETag is S3's entity tag as S3 sends it, quotes included; for an
 	// object stored by a single Put it is the quoted hex MD5 of the body.

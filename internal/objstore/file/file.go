@@ -39,6 +39,7 @@
 package file
 
 import (
+	"bytes"
 	"context"
 	"crypto/md5"
 	"crypto/rand"
@@ -186,8 +187,11 @@ func (s *Store) CreateBucket(ctx context.Context, bucket string) error {
 		}
 		return fmt.Errorf("objstore/file: create bucket %s: %w", bucket, err)
 	}
-	meta, _ := json.Marshal(bucketSidecar{Version: 1, Created: time.Now().UTC()})
-	tmp, err := s.writeTemp(ctx, strings.NewReader(string(meta)), -1)
+	meta, err := json.Marshal(bucketSidecar{Version: 1, Created: time.Now().UTC()})
+	if err != nil {
+		return fmt.Errorf("objstore/file: create bucket %s: %w", bucket, err)
+	}
+	tmp, err := s.writeTemp(ctx, bytes.NewReader(meta), int64(len(meta)))
 	if err != nil {
 		return fmt.Errorf("objstore/file: create bucket %s: %w", bucket, err)
 	}
@@ -409,7 +413,7 @@ func (s *Store) Put(ctx context.Context, bucket, key string, body io.Reader, siz
 	if err != nil {
 		return fmt.Errorf("objstore/file: put %s/%s: encode sidecar: %w", bucket, key, err)
 	}
-	meta, err := s.writeTemp(ctx, strings.NewReader(string(raw)), int64(len(raw)))
+	meta, err := s.writeTemp(ctx, bytes.NewReader(raw), int64(len(raw)))
 	if err != nil {
 		return fmt.Errorf("objstore/file: put %s/%s: sidecar: %w", bucket, key, err)
 	}

@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -62,15 +61,12 @@ type Options struct {
 	// (its own TLS roots, proxies, timeouts; AWS_CA_BUNDLE is not applied
 	// to it).
 	HTTPClient *http.Client
-	// Logger defaults to slog.Default().
-	Logger *slog.Logger
 }
 
 // Store is an objstore.Store on an S3 server.
 type Store struct {
 	client *awss3.Client
 	region string
-	log    *slog.Logger
 }
 
 var _ objstore.Store = (*Store)(nil)
@@ -115,11 +111,7 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 			o.HTTPClient = opts.HTTPClient
 		}
 	})
-	log := opts.Logger
-	if log == nil {
-		log = slog.Default()
-	}
-	return &Store{client: client, region: region, log: log.With("objstore", "s3", "endpoint", opts.Endpoint)}, nil
+	return &Store{client: client, region: region}, nil
 }
 
 // Client is the underlying SDK client, for what the Store interface does

@@ -42,7 +42,7 @@ type Options struct {
 	SecretAccessKey string
 	// HTTPClient, when set, carries s3:// requests.
 	HTTPClient *http.Client
-	// Logger defaults to slog.Default().
+	// Logger receives the file store's warnings; nil means slog.Default().
 	Logger *slog.Logger
 }
 
@@ -69,7 +69,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (objstore.Store, err
 			return nil, err
 		}
 		so.AccessKeyID, so.SecretAccessKey = opts.AccessKeyID, opts.SecretAccessKey
-		so.HTTPClient, so.Logger = opts.HTTPClient, opts.Logger
+		so.HTTPClient = opts.HTTPClient
 		s, err := s3.New(ctx, so)
 		if err != nil {
 			return nil, fmt.Errorf("store %s: %w", redact(rawURL), err)
