@@ -434,7 +434,7 @@ func (s *Store) Put(ctx context.Context, bucket, key string, body io.Reader, siz
 		if err == nil {
 			return nil
 		}
-		if attempt < 3 && errors.Is(err, fs.ErrNotExist) {
+		if attempt < 10 && errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
 		return fmt.Errorf("objstore/file: put %s/%s: %w", bucket, key, err)

@@ -352,3 +352,36 @@ func TestOverwriteIsAtomicForReaders(t *testing.T) {
 		t.Errorf("readers never ran")
 	}
 }
+
+// TestPutRacesDirectoryPruning races Puts into a directory against Deletes
+// that empty it (and so prune it): no Put may fail for want of its
+// directory.
+func TestPutRacesDirectoryPruning(t *testing.T) {
+	s := newStore(t)
+	ctx := t.Context()
+	if err := s.CreateBucket(ctx, "bkt"); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for w := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 100 {
+				key := fmt.Sprintf("deep/dir/w%d-%d", w, i)
+				if err := s.Put(ctx, "bkt", key, strings.NewReader("x"), 1, objstore.PutOptions{}); err != nil {
+					t.Errorf("Put(%s): %v", key, err)
+					return
+				}
+				if err := s.Delete(ctx, "bkt", key); err != nil {
+					t.Errorf("Delete(%s): %v", key, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if ents, err := os.ReadDir(filepath.Join(s.Dir(), "bkt")); err != nil || len(ents) != 1 {
+		t.Errorf("bucket after the race: %v %v; want only its own sidecar", ents, err)
+	}
+}
