@@ -37,7 +37,7 @@ type child struct {
 	done   chan error
 }
 
-var servingLine = regexp.MustCompile(`cairn is serving url=(\S+)`)
+var servingLine = regexp.MustCompile(`cairn is serving"? url=(\S+)`)
 
 // startCairn runs `cairn serve` with args in a child process and waits
 // until it reports its URL.

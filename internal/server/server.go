@@ -127,12 +127,12 @@ func Open(ctx context.Context, cfg Config) (s *Server, err error) {
 		return nil, err
 	}
 	if created {
-		s.log.Info("created the first admin access key", "credentials", filepath.Join(cfg.DataDir, "credentials"), "profile", "cairn")
+		s.log.Info("created the first admin access key", "credentials_file", filepath.Join(cfg.DataDir, "credentials"), "profile", "cairn")
 	}
 	if s.store, err = stores.Open(ctx, cfg.Store, stores.Options{AccessKeyID: cfg.S3AccessKeyID, SecretAccessKey: cfg.S3SecretAccessKey}); err != nil {
 		return nil, err
 	}
-	s.trails = trail.New(s.state, s.store, cfg.AccountID, cfg.Now)
+	s.trails = trail.New(s.state, s.store, cfg.AccountID, cfg.Now, trail.WithLogger(s.log))
 	tagResources := api.TagResources{
 		Store:     s.state,
 		AccountID: cfg.AccountID,
