@@ -19,12 +19,14 @@
 package channel
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -32,6 +34,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cairn-audit/cairn/internal/awsproto"
+	"github.com/cairn-audit/cairn/internal/selector"
 	"github.com/cairn-audit/cairn/internal/state"
 	"github.com/cairn-audit/cairn/internal/trail/tags"
 )
@@ -89,6 +92,15 @@ type Channel struct {
 
 // ARN is the channel's ARN.
 func (c *Channel) ARN() string { return ARN(c.Region, c.AccountID, c.ID) }
+
+// SourceSelectors is GetChannel's SourceConfig: a channel of source Custom
+// takes events from the caller's region only and selects exactly the
+// ActivityAuditLog category, the only category PutAuditEvents produces.
+func (c *Channel) SourceSelectors() (applyToAllRegions bool, selectors []selector.AdvancedEventSelector) {
+	return false, []selector.AdvancedEventSelector{{
+		FieldSelectors: []selector.FieldSelector{{Field: "eventCategory", Equals: []string{EventCategoryActivityAuditLog}}},
+	}}
+}
 
 // deliversToService reports whether the channel is service-linked, i.e.
 // an AWS service feeds it. Such channels do not take PutAuditEvents.
@@ -384,9 +396,10 @@ func (s *Service) Get(ctx context.Context, region, channel string) (*Channel, In
 	return &c, s.status.merged(statusKey(c.Region, c.ID), persisted), nil
 }
 
-// List returns one page of the region's channels in a stable order, and the
+// List returns one page of the region's channels, oldest first, and the
 // token for the next page ("" after the last). maxResults 0 means
-// MaxListResults.
+// MaxListResults. Creation order is stable across renames, so a walk over
+// the pages sees every channel that exists throughout it exactly once.
 func (s *Service) List(ctx context.Context, region string, maxResults int, nextToken string) ([]Channel, string, error) {
 	if maxResults < 0 || maxResults > MaxListResults {
 		return nil, "", awsproto.Errorf("InvalidParameterException", "MaxResults must be between 1 and %d.", MaxListResults)
@@ -394,7 +407,7 @@ func (s *Service) List(ctx context.Context, region string, maxResults int, nextT
 	if maxResults == 0 {
 		maxResults = MaxListResults
 	}
-	after := ""
+	var after listPos
 	if nextToken != "" {
 		var ok bool
 		if after, ok = decodeToken(nextToken); !ok {
@@ -410,38 +423,65 @@ func (s *Service) List(ctx context.Context, region string, maxResults int, nextT
 	if err != nil {
 		return nil, "", err
 	}
-	// Keys sort by ID; resume strictly after the last ID handed out, so a
-	// channel deleted between pages does not break the walk.
-	start, _ := slices.BinarySearchFunc(all, after, func(c Channel, id string) int { return strings.Compare(c.ID, id) })
-	if start < len(all) && all[start].ID == after {
-		start++
+	slices.SortFunc(all, func(a, b Channel) int { return posOf(&a).compare(posOf(&b)) })
+	start := 0
+	if nextToken != "" {
+		// Resume strictly after the last channel handed out, so one deleted
+		// between pages does not break the walk.
+		start = len(all)
+		for i := range all {
+			if posOf(&all[i]).compare(after) > 0 {
+				start = i
+				break
+			}
+		}
 	}
 	page := all[start:]
 	next := ""
 	if len(page) > maxResults {
 		page = page[:maxResults]
-		next = encodeToken(page[len(page)-1].ID)
+		next = encodeToken(posOf(&page[len(page)-1]))
 	}
 	return page, next, nil
+}
+
+// listPos is a channel's place in ListChannels' order.
+type listPos struct {
+	created int64 // CreatedAt in Unix nanoseconds
+	id      string
+}
+
+func posOf(c *Channel) listPos { return listPos{created: c.CreatedAt.UnixNano(), id: c.ID} }
+
+func (p listPos) compare(q listPos) int {
+	if c := cmp.Compare(p.created, q.created); c != 0 {
+		return c
+	}
+	return strings.Compare(p.id, q.id)
 }
 
 // tokenPrefix versions the NextToken so that its form can change later.
 const tokenPrefix = "c1:"
 
-func encodeToken(lastID string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(tokenPrefix + lastID))
+func encodeToken(p listPos) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(tokenPrefix + strconv.FormatInt(p.created, 10) + ":" + p.id))
 }
 
-func decodeToken(tok string) (string, bool) {
+func decodeToken(tok string) (listPos, bool) {
 	b, err := base64.RawURLEncoding.DecodeString(tok)
 	if err != nil {
-		return "", false
+		return listPos{}, false
 	}
-	id, ok := strings.CutPrefix(string(b), tokenPrefix)
-	if !ok || !idRE.MatchString(id) {
-		return "", false
+	rest, ok := strings.CutPrefix(string(b), tokenPrefix)
+	if !ok {
+		return listPos{}, false
 	}
-	return id, true
+	ns, id, ok := strings.Cut(rest, ":")
+	created, err := strconv.ParseInt(ns, 10, 64)
+	if !ok || err != nil || !idRE.MatchString(id) {
+		return listPos{}, false
+	}
+	return listPos{created: created, id: id}, true
 }
 
 // UpdateInput is UpdateChannel's input; nil members stay unchanged.
@@ -521,18 +561,26 @@ func (s *Service) Delete(ctx context.Context, region, channel string) error {
 	return nil
 }
 
-// Exists reports whether arn names an existing channel of this account; it
-// is the "does this resource exist" resolver the tag operations use for
-// channel ARNs. A malformed channel ARN is ChannelARNInvalidException.
-func (s *Service) Exists(ctx context.Context, arn string) (bool, error) {
+// ResourceExists reports whether arn names an existing channel of this
+// account, reading r, the transaction or snapshot of the caller. It makes
+// Service the api.TaggableResolver for channel ARNs, so that AddTags checks
+// the channel and writes its tags atomically. A malformed channel ARN is
+// ChannelARNInvalidException.
+func (s *Service) ResourceExists(_ context.Context, r state.Reader, arn string) (bool, error) {
 	ref, ok := parseARN(arn)
 	if !ok {
 		return false, channelARNInvalid(arn)
 	}
+	_, found, err := s.find(r, ref.region, ref)
+	return found, err
+}
+
+// Exists is ResourceExists in a snapshot of its own.
+func (s *Service) Exists(ctx context.Context, arn string) (bool, error) {
 	var found bool
 	err := s.store.View(ctx, func(r state.Reader) error {
 		var err error
-		_, found, err = s.find(r, ref.region, ref)
+		found, err = s.ResourceExists(ctx, r, arn)
 		return err
 	})
 	return found, err
