@@ -174,6 +174,7 @@ func TestTrailErrors(t *testing.T) {
 		{"put insights: malformed ARN", east, "PutInsightSelectors", `{"TrailName":"` + badARN + `","InsightSelectors":[]}`, "CloudTrailARNInvalidException"},
 		{"put insights: unknown type", east, "PutInsightSelectors", `{"TrailName":"main","InsightSelectors":[{"InsightType":"ApiRateInsight"}]}`, "InvalidInsightSelectorsException"},
 		{"put insights: unknown category", east, "PutInsightSelectors", `{"TrailName":"main","InsightSelectors":[{"InsightType":"ApiCallRateInsight","EventCategories":["NetworkActivity"]}]}`, "InvalidInsightSelectorsException"},
+		{"put insights: data events not logged", east, "PutInsightSelectors", `{"TrailName":"main","InsightSelectors":[{"InsightType":"ApiCallRateInsight","EventCategories":["Data"]}]}`, "InvalidInsightSelectorsException"},
 		{"get insights: not enabled", east, "GetInsightSelectors", `{"TrailName":"main"}`, "InsightNotEnabledException"},
 		{"get insights: shadow not enabled", east, "GetInsightSelectors", `{"TrailName":"everywhere"}`, "InsightNotEnabledException"},
 		{"get insights: event data store", east, "GetInsightSelectors", `{"EventDataStore":"eds"}`, "UnsupportedOperationException"},

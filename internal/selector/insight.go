@@ -46,3 +46,85 @@ func ValidateInsight(sels []InsightSelector) error {
 	}
 	return nil
 }
+
+// Coverage is what a trail's selectors log, as far as Insights cares.
+type Coverage struct {
+	// WriteManagement: some write management events are logged.
+	WriteManagement bool
+	// Management: some management events (read or write) are logged.
+	Management bool
+	// Data: some data events are logged.
+	Data bool
+}
+
+// CoverageOf summarises selectors (basic or advanced; neither means the
+// default selection) for the Insights prerequisites.
+func CoverageOf(basic []EventSelector, advanced []AdvancedEventSelector) Coverage {
+	var c Coverage
+	if len(advanced) > 0 {
+		for i := range advanced {
+			var category, readOnly []string
+			for _, f := range advanced[i].FieldSelectors {
+				switch f.Field {
+				case "eventCategory":
+					category = f.Equals
+				case "readOnly":
+					readOnly = f.Equals
+				}
+			}
+			for _, cat := range category {
+				switch cat {
+				case CategoryManagement:
+					c.Management = true
+					if len(readOnly) != 1 || readOnly[0] != "true" {
+						c.WriteManagement = true
+					}
+				case CategoryData:
+					c.Data = true
+				}
+			}
+		}
+		return c
+	}
+	if len(basic) == 0 {
+		basic = Default()
+	}
+	for _, s := range basic {
+		if s.IncludeManagementEvents == nil || *s.IncludeManagementEvents {
+			c.Management = true
+			if rw := deref(s.ReadWriteType); rw != ReadOnly {
+				c.WriteManagement = true
+			}
+		}
+		if len(s.DataResources) > 0 {
+			c.Data = true
+		}
+	}
+	return c
+}
+
+// CheckInsightPrerequisites applies CloudTrail's rule that Insights can
+// only analyse events the trail logs: API call rate on management events
+// needs write management events, API error rate needs management events,
+// and either type on data events needs data events. An absent
+// EventCategories means Management.
+func CheckInsightPrerequisites(sels []InsightSelector, c Coverage) error {
+	for _, s := range sels {
+		typ := deref(s.InsightType)
+		cats := s.EventCategories
+		if len(cats) == 0 {
+			cats = []string{CategoryManagement}
+		}
+		for _, cat := range cats {
+			switch {
+			case cat == CategoryManagement && typ == ApiCallRateInsight && !c.WriteManagement:
+				return awsproto.Errorf(codeInvalidInsightSel, "To log Insights events on the API call rate of management events, the trail must log write management events. Update the trail's event selectors first.")
+			case cat == CategoryManagement && !c.Management:
+				return awsproto.Errorf(codeInvalidInsightSel, "To log Insights events on the API error rate of management events, the trail must log read or write management events. Update the trail's event selectors first.")
+			case cat == CategoryData && !c.Data:
+				return awsproto.Errorf(codeInvalidInsightSel, "To log Insights events on data events, the trail must log read or write data events. Update the trail's event selectors first.")
+			}
+		}
+	}
+	return nil
+}

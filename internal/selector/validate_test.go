@@ -159,3 +159,41 @@ func TestValidateInsight(t *testing.T) {
 		})
 	}
 }
+
+func TestInsightPrerequisites(t *testing.T) {
+	typ := func(s string) *string { return &s }
+	callRate := []InsightSelector{{InsightType: typ(ApiCallRateInsight)}}
+	errorRate := []InsightSelector{{InsightType: typ(ApiErrorRateInsight), EventCategories: []string{"Management"}}}
+	dataRate := []InsightSelector{{InsightType: typ(ApiErrorRateInsight), EventCategories: []string{"Data"}}}
+	cases := []struct {
+		name     string
+		basic    string
+		advanced string
+		sels     []InsightSelector
+		wantErr  string
+	}{
+		{"default selection, call rate", "", "", callRate, ""},
+		{"read-only trail, call rate", `[{"ReadWriteType":"ReadOnly"}]`, "", callRate, "must log write management events"},
+		{"read-only trail, error rate", `[{"ReadWriteType":"ReadOnly"}]`, "", errorRate, ""},
+		{"data-only trail, error rate", `[{"IncludeManagementEvents":false,"DataResources":[{"Type":"AWS::S3::Object","Values":["arn:aws:s3"]}]}]`, "", errorRate, "must log read or write management events"},
+		{"data-only trail, data insights", `[{"IncludeManagementEvents":false,"DataResources":[{"Type":"AWS::S3::Object","Values":["arn:aws:s3"]}]}]`, "", dataRate, ""},
+		{"default selection, data insights", "", "", dataRate, "must log read or write data events"},
+		{"advanced read-only management, call rate", "", `[{"FieldSelectors":[{"Field":"eventCategory","Equals":["Management"]},{"Field":"readOnly","Equals":["true"]}]}]`, callRate, "must log write management events"},
+		{"advanced write management, call rate", "", `[{"FieldSelectors":[{"Field":"eventCategory","Equals":["Management"]},{"Field":"readOnly","Equals":["false"]}]}]`, callRate, ""},
+		{"advanced data, data insights", "", `[{"FieldSelectors":[{"Field":"eventCategory","Equals":["Data"]},{"Field":"resources.type","Equals":["AWS::SNS::Topic"]}]}]`, dataRate, ""},
+		{"turning Insights off needs nothing", `[{"IncludeManagementEvents":false}]`, "", nil, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var basic []EventSelector
+			var advanced []AdvancedEventSelector
+			if c.basic != "" {
+				basic = decodeBasic(t, c.basic)
+			}
+			if c.advanced != "" {
+				advanced = decodeAdvanced(t, c.advanced)
+			}
+			checkErr(t, CheckInsightPrerequisites(c.sels, CoverageOf(basic, advanced)), "InvalidInsightSelectorsException", c.wantErr)
+		})
+	}
+}

@@ -497,6 +497,9 @@ func (s *Service) PutInsightSelectors(ctx context.Context, region, nameOrARN str
 		if err := selector.ValidateInsight(sels); err != nil {
 			return err
 		}
+		if err := selector.CheckInsightPrerequisites(sels, selector.CoverageOf(t.EventSelectors, t.AdvancedEventSelectors)); err != nil {
+			return err
+		}
 		t.InsightSelectors = append([]selector.InsightSelector(nil), sels...)
 		t.UpdatedTime = s.now()
 		if err := put(tx, &t); err != nil {
