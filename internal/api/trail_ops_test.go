@@ -45,7 +45,7 @@ func TestTrailOperationsGolden(t *testing.T) {
 		{"put advanced selectors overwrites basic", east, "PutEventSelectors", `{"TrailName":"main","AdvancedEventSelectors":[{"Name":"Log all management events","FieldSelectors":[{"Field":"eventCategory","Equals":["Management"]}]},{"Name":"Log PutObject and DeleteObject events for all but one bucket","FieldSelectors":[{"Field":"eventCategory","Equals":["Data"]},{"Field":"resources.type","Equals":["AWS::S3::Object"]},{"Field":"eventName","Equals":["PutObject","DeleteObject"]},{"Field":"resources.ARN","NotStartsWith":["arn:aws:s3:::cairn-logs/"]}]}]}`, ""},
 		{"get advanced selectors", east, "GetEventSelectors", `{"TrailName":"main"}`, ""},
 		{"shadow selectors readable elsewhere", euWest, "GetEventSelectors", `{"TrailName":"everywhere"}`, ""},
-		{"basic overwrites advanced", east, "PutEventSelectors", `{"TrailName":"main","EventSelectors":[{"ReadWriteType":"ReadOnly"}]}`, ""},
+		{"basic overwrites advanced", east, "PutEventSelectors", `{"TrailName":"main","EventSelectors":[{"ReadWriteType":"WriteOnly","DataResources":[{"Type":"AWS::S3::Object","Values":["arn:aws:s3"]}]}]}`, ""},
 		{"get selectors after overwrite", east, "GetEventSelectors", `{"TrailName":"main"}`, ""},
 		{"put insight selectors", east, "PutInsightSelectors", `{"TrailName":"main","InsightSelectors":[{"InsightType":"ApiCallRateInsight"},{"InsightType":"ApiErrorRateInsight","EventCategories":["Management","Data"]}]}`, ""},
 		{"get insight selectors", east, "GetInsightSelectors", `{"TrailName":"main"}`, ""},
