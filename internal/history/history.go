@@ -429,8 +429,7 @@ func (h *History) indexBatch(ctx context.Context) (bool, error) {
 	}
 	defer h.release()
 	after := h.cursor.Load()
-	ix := indexer{h: h, b: h.db.NewBatch(), cutoff: h.opts.Now().Add(-h.opts.Retention), expect: after + 1}
-	defer func() { _ = ix.b.Close() }()
+	ix := indexer{h: h, cutoff: h.opts.Now().Add(-h.opts.Retention), expect: after + 1}
 	last, err := h.j.Read(ctx, after, h.opts.BatchEntries, ix.add)
 	if err != nil {
 		return false, fmt.Errorf("indexing journal entries after %d: %w", after, err)
@@ -449,8 +448,13 @@ func (h *History) indexBatch(ctx context.Context) (bool, error) {
 	if last >= ix.expect {
 		ix.missed(last + 1)
 	}
-	_ = ix.b.Set(metaCursor, encodeUint64(last), nil)
-	if err := ix.b.Commit(pebble.NoSync); err != nil {
+	b := h.db.NewBatch()
+	defer func() { _ = b.Close() }()
+	if err := ix.write(b); err != nil {
+		return false, fmt.Errorf("indexing journal entries %d-%d: %w", after+1, last, err)
+	}
+	_ = b.Set(metaCursor, encodeUint64(last), nil)
+	if err := b.Commit(pebble.NoSync); err != nil {
 		return false, fmt.Errorf("committing the index of journal entries %d-%d: %w", after+1, last, err)
 	}
 	h.cursor.Store(last)

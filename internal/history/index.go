@@ -1,8 +1,9 @@
 package history
 
 import (
-	"errors"
+	"bytes"
 	"fmt"
+	"slices"
 	"time"
 	"unicode/utf8"
 
@@ -16,22 +17,29 @@ import (
 // could ever name them.
 const MaxAttributeValueLen = 2000
 
-// indexer builds one batch of index entries from journal entries.
+// indexer builds one batch of index entries from journal entries. add
+// parses and classifies entries as the journal hands them out; write then
+// checks all EventIds of the batch for duplicates in one sorted pass and
+// fills the Pebble batch.
 type indexer struct {
-	h      *History
-	b      *pebble.Batch
-	cutoff time.Time // events older than this are already expired
-	expect uint64    // next journal seq expected; a larger one means a trimmed gap
-	n      int       // events indexed in this batch
-	key    []byte    // scratch
-	// ids are the EventId keys written by this batch: the batch is not
-	// indexed, so duplicates within it are caught here.
-	ids map[string]struct{}
+	h       *History
+	cutoff  time.Time // events older than this are already expired
+	expect  uint64    // next journal seq expected; a larger one means a trimmed gap
+	pending []pendingEvent
+	n       int // events written by write
 }
 
-// add indexes one journal entry. It fails only on storage errors; entries
-// that are not history material are counted and skipped, so that one bad
-// record never blocks the index.
+// pendingEvent is an event of the batch that belongs in the history.
+type pendingEvent struct {
+	r     *event.Record
+	cat   byte
+	pos   pos
+	idKey []byte // EventId key, nil if the record has no eventID
+	dup   bool
+}
+
+// add takes one journal entry. Entries that are not history material are
+// counted and skipped, so that one bad record never blocks the index.
 func (ix *indexer) add(seq uint64, entry []byte) error {
 	if seq > ix.expect {
 		ix.missed(seq)
@@ -66,56 +74,88 @@ func (ix *indexer) add(seq uint64, entry []byte) error {
 		m.skipped.WithLabelValues("expired").Inc()
 		return nil
 	}
-	p := makePos(r.EventTime, seq)
+	pe := pendingEvent{r: r, cat: cat, pos: makePos(r.EventTime, seq)}
 	if r.EventID != "" {
-		ix.key = appendEventIDKey(ix.key[:0], r.AWSRegion, cat, r.EventID)
-		dup, err := ix.seen(ix.key)
-		if err != nil {
-			return err
-		}
-		if dup {
-			m.skipped.WithLabelValues("duplicate").Inc()
-			return nil
-		}
-		if err := ix.b.Set(ix.key, p[:], nil); err != nil {
-			return fmt.Errorf("indexing journal entry %d: %w", seq, err)
-		}
+		pe.idKey = appendEventIDKey(nil, r.AWSRegion, cat, r.EventID)
 	}
-	ix.key = appendEventKey(ix.key[:0], r.AWSRegion, cat, p)
-	if err := ix.b.Set(ix.key, r.Raw, nil); err != nil {
-		return fmt.Errorf("indexing journal entry %d: %w", seq, err)
-	}
-	err = forEachAttrKey(ix.key[:0], r, cat, p, func(k []byte) error {
-		ix.key = k
-		return ix.b.Set(k, nil, nil)
-	})
-	if err != nil {
-		return fmt.Errorf("indexing journal entry %d: %w", seq, err)
-	}
-	ix.n++
+	ix.pending = append(ix.pending, pe)
 	return nil
 }
 
-// seen reports whether an EventId key already exists, in the database or
-// earlier in this batch.
-func (ix *indexer) seen(key []byte) (bool, error) {
-	if _, ok := ix.ids[string(key)]; ok {
-		return true, nil
-	}
-	_, closer, err := ix.h.db.Get(key)
-	switch {
-	case err == nil:
-		_ = closer.Close()
-		return true, nil
-	case errors.Is(err, pebble.ErrNotFound):
-		if ix.ids == nil {
-			ix.ids = make(map[string]struct{})
+// markDuplicates flags the pending events whose EventId is already indexed
+// in their partition, or appears earlier in the batch. The keys are probed
+// in sorted order through one iterator, so each sstable level is walked
+// once per batch instead of once per event.
+func (ix *indexer) markDuplicates() error {
+	order := make([]int, 0, len(ix.pending))
+	for i := range ix.pending {
+		if ix.pending[i].idKey != nil {
+			order = append(order, i)
 		}
-		ix.ids[string(key)] = struct{}{}
-		return false, nil
-	default:
-		return false, fmt.Errorf("checking for a duplicate event: %w", err)
 	}
+	if len(order) == 0 {
+		return nil
+	}
+	slices.SortFunc(order, func(a, b int) int {
+		if c := bytes.Compare(ix.pending[a].idKey, ix.pending[b].idKey); c != 0 {
+			return c
+		}
+		return a - b // the first in the journal wins
+	})
+	it, err := ix.h.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixEventID}, UpperBound: []byte{prefixEventID + 1}})
+	if err != nil {
+		return fmt.Errorf("checking for duplicate events: %w", err)
+	}
+	var prev []byte
+	for _, i := range order {
+		pe := &ix.pending[i]
+		if prev != nil && bytes.Equal(prev, pe.idKey) {
+			pe.dup = true
+			continue
+		}
+		prev = pe.idKey
+		if it.SeekPrefixGE(pe.idKey) && bytes.Equal(it.Key(), pe.idKey) {
+			pe.dup = true
+		}
+	}
+	if err := it.Close(); err != nil {
+		return fmt.Errorf("checking for duplicate events: %w", err)
+	}
+	return nil
+}
+
+// write adds the index entries of the pending events to b.
+func (ix *indexer) write(b *pebble.Batch) error {
+	if err := ix.markDuplicates(); err != nil {
+		return err
+	}
+	var key []byte
+	for i := range ix.pending {
+		pe := &ix.pending[i]
+		if pe.dup {
+			ix.h.metrics.skipped.WithLabelValues("duplicate").Inc()
+			continue
+		}
+		r := pe.r
+		if pe.idKey != nil {
+			if err := b.Set(pe.idKey, pe.pos[:], nil); err != nil {
+				return err
+			}
+		}
+		key = appendEventKey(key[:0], r.AWSRegion, pe.cat, pe.pos)
+		if err := b.Set(key, r.Raw, nil); err != nil {
+			return err
+		}
+		err := forEachAttrKey(key[:0], r, pe.cat, pe.pos, func(k []byte) error {
+			key = k
+			return b.Set(k, nil, nil)
+		})
+		if err != nil {
+			return err
+		}
+		ix.n++
+	}
+	return nil
 }
 
 // missed records that the journal no longer had the entries from ix.expect
