@@ -72,7 +72,7 @@ func validationError(format string, args ...any) error {
 // the channel and the caller's permission are known.
 func DecodeAuditEvents(body []byte) ([]AuditEvent, error) {
 	if len(body) > MaxRequestBytes {
-		return nil, requestTooLarge(len(body))
+		return nil, RequestTooLarge(int64(len(body)))
 	}
 	var w wireAuditEvents
 	trimmed := bytes.TrimSpace(body)
@@ -116,8 +116,10 @@ func DecodeAuditEvents(body []byte) ([]AuditEvent, error) {
 	return out, nil
 }
 
-func requestTooLarge(n int) error {
-	return validationError("The request is %d bytes long; PutAuditEvents accepts at most %d bytes (1 MB).", n, MaxRequestBytes)
+// RequestTooLarge is the error for a body of n bytes, over MaxRequestBytes.
+// The server returns it before reading such a body whole.
+func RequestTooLarge(n int64) error {
+	return validationError("The request is at least %d bytes long; PutAuditEvents accepts at most %d bytes (1 MB).", n, MaxRequestBytes)
 }
 
 // validAuditEventID is the model's Uuid shape: 1-128 of ^[-_A-Za-z0-9]+$.

@@ -1,0 +1,298 @@
+package server
+
+import (
+	"bytes"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/cairn-audit/cairn/internal/api"
+	"github.com/cairn-audit/cairn/internal/awsproto"
+	"github.com/cairn-audit/cairn/internal/channel"
+	"github.com/cairn-audit/cairn/internal/event"
+)
+
+// The cloudtrail-data service: one REST-JSON operation, PutAuditEvents,
+// signed for "cloudtrail-data" (spec §2.1).
+const (
+	serviceCloudTrailData = "cloudtrail-data"
+	opPutAuditEvents      = "PutAuditEvents"
+	// contentTypeRESTJSON frames cloudtrail-data responses and errors
+	// ({"__type", "message"} plus X-Amzn-ErrorType).
+	contentTypeRESTJSON = "application/json"
+	// channelResourceType is the resources[].type of a channel.
+	channelResourceType = "AWS::CloudTrail::Channel"
+)
+
+// putAuditEventsHandler returns the handler of POST /PutAuditEvents for the
+// channels of svc. It is a closure rather than a Server field so that the
+// cloudtrail-data service carries no state of its own: the channel
+// service holds the channels, the journal the events.
+//
+// What one request does, in order:
+//
+//  1. Refuses a body over 1 MB before reading it whole.
+//  2. Verifies SigV4 for signing name "cloudtrail-data" (a signature made
+//     for the control plane cannot be replayed here) over the exact body;
+//     presigned URLs with UNSIGNED-PAYLOAD are refused, because the events
+//     are the payload.
+//  3. Refuses read-only keys (AccessDeniedException) and, while the journal
+//     is failing, everything (ServiceUnavailableException): fail closed.
+//  4. Validates the request and every event (channel.PrepareAuditEvents).
+//  5. Appends the accepted events AND the record of this call (a
+//     CloudTrail data event, eventCategory Data, as AWS records
+//     PutAuditEvents) in ONE journal Append, durable before the answer.
+//     If the Append fails, nothing is reported successful.
+//
+// Every authenticated call is recorded, refusals included, as the control
+// plane does: an answer the journal does not hold is never given.
+func (s *Server) putAuditEventsHandler(svc *channel.Service) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) { s.servePutAuditEvents(w, r, svc) }
+}
+
+func (s *Server) servePutAuditEvents(w http.ResponseWriter, r *http.Request, svc *channel.Service) {
+	start := time.Now()
+	requestID := uuid.NewString()
+	defer func() {
+		s.metrics.latency.WithLabelValues(serviceCloudTrailData, opPutAuditEvents).Observe(time.Since(start).Seconds())
+	}()
+	fail := func(err error) {
+		e := awsproto.AsError(err)
+		if e.HTTPStatus() >= 500 {
+			s.log.Error("PutAuditEvents failed", "request_id", requestID, "code", e.Code, "err", err)
+		}
+		s.metrics.requests.WithLabelValues(serviceCloudTrailData, opPutAuditEvents, e.Code).Inc()
+		awsproto.WriteError(w, requestID, contentTypeRESTJSON, e)
+	}
+
+	if r.ContentLength > channel.MaxRequestBytes {
+		fail(channel.RequestTooLarge(r.ContentLength))
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, channel.MaxRequestBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			fail(channel.RequestTooLarge(tooBig.Limit + 1))
+			return
+		}
+		fail(awsproto.Errorf("SerializationException", "Could not read the request body: %v", err))
+		return
+	}
+
+	cred, err := awsproto.VerifyRequestWith(r.Context(), r, body, s.secretFor, s.cfg.Now(), awsproto.VerifyOptions{Service: serviceCloudTrailData})
+	if err != nil {
+		fail(err)
+		return
+	}
+	if cred.UnsignedPayload {
+		fail(awsproto.Errorf("InvalidSignatureException", "PutAuditEvents requires a signed payload: the events are the payload, so UNSIGNED-PAYLOAD is not accepted."))
+		return
+	}
+	key, _, ok, err := s.keys.Lookup(r.Context(), cred.AccessKeyID)
+	if err != nil {
+		fail(awsproto.Internal(fmt.Errorf("look up access key: %w", err)))
+		return
+	}
+	if !ok { // deleted between verification and now
+		fail(awsproto.Errorf("UnrecognizedClientException", "The security token included in the request is invalid."))
+		return
+	}
+
+	q := r.URL.Query()
+	dc := &dataCall{
+		req: &api.Request{
+			Operation: opPutAuditEvents,
+			Region:    cred.Region,
+			AccountID: s.cfg.AccountID,
+			Caller:    callerOf(key, s.cfg.AccountID),
+			RequestID: requestID,
+			SourceIP:  sourceIP(r),
+			UserAgent: r.UserAgent(),
+			Time:      s.cfg.Now().UTC(),
+		},
+		channelRef: q.Get("channelArn"),
+		tls:        r.TLS,
+		host:       r.Host,
+	}
+
+	var batch *channel.Batch
+	switch {
+	case dc.req.Caller.ReadOnlyKey:
+		err = awsproto.Errorf("AccessDeniedException",
+			"User: %s is not authorized to perform: cloudtrail-data:PutAuditEvents because the access key is read-only", dc.req.Caller.ARN)
+	case s.journal.Available() != nil:
+		err = awsproto.Errorf("ServiceUnavailableException", "Cairn's journal is not accepting writes, so events are refused until it recovers. Try again later.")
+	default:
+		preq := &channel.PutAuditEventsRequest{Region: cred.Region, ChannelARN: dc.channelRef, Body: body}
+		if q.Has("externalId") {
+			ext := q.Get("externalId")
+			preq.ExternalID = &ext
+		}
+		batch, err = svc.PrepareAuditEvents(r.Context(), preq)
+	}
+
+	if err != nil {
+		// The refusal is recorded before it is sent.
+		dc.err = err
+		rec, berr := s.dataEventRecord(dc)
+		if berr == nil {
+			_, berr = s.journal.Append(r.Context(), [][]byte{rec})
+		}
+		if berr != nil {
+			s.metrics.audit.WithLabelValues("error").Inc()
+			s.log.Error("could not record a refused PutAuditEvents call; failing closed", "request_id", requestID, "err", berr)
+			fail(awsproto.Errorf("ServiceUnavailableException", "Cairn could not record this call in its audit journal, so it was refused. Try again later."))
+			return
+		}
+		s.metrics.audit.WithLabelValues("ok").Inc()
+		fail(err)
+		return
+	}
+
+	dc.channelARN = batch.Channel().ARN()
+	dc.accepted, dc.rejected = batch.Accepted(), batch.Rejected()
+	rec, err := s.dataEventRecord(dc)
+	if err != nil {
+		s.metrics.audit.WithLabelValues("error").Inc()
+		fail(awsproto.Internal(err))
+		return
+	}
+	out, err := batch.Commit(r.Context(), s.journal, rec)
+	if err != nil {
+		s.metrics.audit.WithLabelValues("error").Inc()
+		fail(err)
+		return
+	}
+	s.metrics.audit.WithLabelValues("ok").Inc()
+	s.metrics.requests.WithLabelValues(serviceCloudTrailData, opPutAuditEvents, "OK").Inc()
+	writeRESTJSON(w, requestID, out)
+}
+
+// writeRESTJSON sends a successful REST-JSON response.
+func writeRESTJSON(w http.ResponseWriter, requestID string, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		awsproto.WriteError(w, requestID, contentTypeRESTJSON, awsproto.Internal(fmt.Errorf("encode response: %w", err)))
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", contentTypeRESTJSON)
+	h.Set("x-amzn-RequestId", requestID)
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body)
+}
+
+// dataCall is one PutAuditEvents call on its way to its record.
+type dataCall struct {
+	req        *api.Request
+	channelRef string // channelArn as sent
+	channelARN string // the resolved channel's ARN, "" when not resolved
+	accepted   int
+	rejected   int
+	err        error
+	tls        *tls.ConnectionState
+	host       string
+}
+
+// dataEventRecord is the member order of the record of a PutAuditEvents
+// call: AWS's record order (spec §3.1). event.APICall writes management
+// events only; this is a data event.
+type dataEventRecord struct {
+	EventVersion        string              `json:"eventVersion"`
+	UserIdentity        event.UserIdentity  `json:"userIdentity"`
+	EventTime           string              `json:"eventTime"`
+	EventSource         string              `json:"eventSource"`
+	EventName           string              `json:"eventName"`
+	AWSRegion           string              `json:"awsRegion"`
+	SourceIPAddress     string              `json:"sourceIPAddress"`
+	UserAgent           string              `json:"userAgent,omitempty"`
+	ErrorCode           string              `json:"errorCode,omitempty"`
+	ErrorMessage        string              `json:"errorMessage,omitempty"`
+	RequestParameters   map[string]string   `json:"requestParameters"`
+	ResponseElements    json.RawMessage     `json:"responseElements"`
+	AdditionalEventData map[string]int      `json:"additionalEventData,omitempty"`
+	RequestID           string              `json:"requestID"`
+	EventID             string              `json:"eventID"`
+	ReadOnly            bool                `json:"readOnly"`
+	Resources           []dataEventResource `json:"resources,omitempty"`
+	EventType           string              `json:"eventType"`
+	ManagementEvent     bool                `json:"managementEvent"`
+	RecipientAccountID  string              `json:"recipientAccountId"`
+	EventCategory       string              `json:"eventCategory"`
+	TLSDetails          *event.TLSDetails   `json:"tlsDetails,omitempty"`
+}
+
+type dataEventResource struct {
+	AccountID string `json:"accountId"`
+	Type      string `json:"type"`
+	ARN       string `json:"ARN"`
+}
+
+// dataEventRecord builds the record of a PutAuditEvents call, as CloudTrail
+// records it: a data event (eventCategory Data, managementEvent false,
+// eventSource cloudtrail-data.amazonaws.com) on the channel resource. The
+// request parameters are the channel only: the events are recorded on
+// their own, and the externalId is a shared secret of sorts. Outcome
+// counts go to additionalEventData.
+func (s *Server) dataEventRecord(dc *dataCall) ([]byte, error) {
+	rec := dataEventRecord{
+		EventVersion: event.CurrentEventVersion,
+		UserIdentity: event.UserIdentity{
+			Type:        "IAMUser",
+			PrincipalID: dc.req.Caller.PrincipalID,
+			ARN:         dc.req.Caller.ARN,
+			AccountID:   dc.req.Caller.AccountID,
+			AccessKeyID: dc.req.Caller.AccessKeyID,
+			UserName:    dc.req.Caller.UserName,
+		},
+		EventTime:          event.FormatTime(dc.req.Time),
+		EventSource:        serviceCloudTrailData + ".amazonaws.com",
+		EventName:          opPutAuditEvents,
+		AWSRegion:          dc.req.Region,
+		SourceIPAddress:    dc.req.SourceIP,
+		UserAgent:          dc.req.UserAgent,
+		RequestParameters:  map[string]string{"channelArn": dc.channelRef},
+		ResponseElements:   json.RawMessage("null"),
+		RequestID:          dc.req.RequestID,
+		EventID:            uuid.NewString(),
+		EventType:          "AwsApiCall",
+		RecipientAccountID: s.cfg.AccountID,
+		EventCategory:      "Data",
+	}
+	if dc.err != nil {
+		e := awsproto.AsError(dc.err)
+		rec.ErrorCode, rec.ErrorMessage = recordedErrorCode(e.Code), e.Message
+	} else {
+		rec.AdditionalEventData = map[string]int{"auditEventsAccepted": dc.accepted, "auditEventsFailed": dc.rejected}
+	}
+	if dc.channelARN != "" {
+		rec.Resources = []dataEventResource{{AccountID: s.cfg.AccountID, Type: channelResourceType, ARN: dc.channelARN}}
+	}
+	if dc.tls != nil {
+		rec.TLSDetails = &event.TLSDetails{
+			TLSVersion:               tlsVersionName(dc.tls.Version),
+			CipherSuite:              tls.CipherSuiteName(dc.tls.CipherSuite),
+			ClientProvidedHostHeader: dc.host,
+		}
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(rec); err != nil {
+		return nil, fmt.Errorf("build the record of PutAuditEvents %s: %w", dc.req.RequestID, err)
+	}
+	parsed, err := event.Parse(buf.Bytes())
+	if err != nil {
+		return nil, fmt.Errorf("build the record of PutAuditEvents %s: it does not parse: %w", dc.req.RequestID, err)
+	}
+	return parsed.Raw, nil
+}
