@@ -26,6 +26,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		s3Secret   = fs.String("s3-secret-access-key", "", "secret key for an s3:// store; prefer the env CAIRN_S3_SECRET_ACCESS_KEY")
 		tlsCert    = fs.String("tls-cert", "", "PEM certificate; with --tls-key, serve HTTPS")
 		tlsKey     = fs.String("tls-key", "", "PEM private key for --tls-cert")
+		retention  = fs.Duration("history-retention", 90*24*time.Hour, "how long events stay in the event history (CloudTrail: 90 days)")
+		dataEvents = fs.Bool("history-data-events", false, "keep data events in the event history too (a Cairn extension)")
 		logLevel   = fs.String("log-level", "info", "debug, info, warn or error")
 		logFormat  = fs.String("log-format", "text", "text or json")
 	)
@@ -55,6 +57,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		S3SecretAccessKey: *s3Secret,
 		TLSCert:           *tlsCert,
 		TLSKey:            *tlsKey,
+		HistoryRetention:  *retention,
+		HistoryDataEvents: *dataEvents,
 		Logger:            logger,
 		Version:           versionString(),
 	})

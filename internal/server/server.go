@@ -24,6 +24,8 @@ import (
 
 	"github.com/cairn-audit/cairn/internal/api"
 	"github.com/cairn-audit/cairn/internal/auth"
+	"github.com/cairn-audit/cairn/internal/channel"
+	"github.com/cairn-audit/cairn/internal/history"
 	"github.com/cairn-audit/cairn/internal/journal"
 	"github.com/cairn-audit/cairn/internal/objstore"
 	"github.com/cairn-audit/cairn/internal/objstore/stores"
@@ -42,6 +44,12 @@ type Config struct {
 	S3AccessKeyID     string
 	S3SecretAccessKey string
 	TLSCert, TLSKey   string
+	// HistoryRetention is how long events stay in the event history; zero
+	// means CloudTrail's 90 days.
+	HistoryRetention time.Duration
+	// HistoryDataEvents keeps data events in the event history too (a
+	// Cairn extension; CloudTrail keeps only management events there).
+	HistoryDataEvents bool
 	Logger            *slog.Logger
 	Version           string
 	// Now is the clock; nil means time.Now. Tests pin it.
@@ -57,12 +65,19 @@ type Server struct {
 	journal  *journal.Journal
 	store    objstore.Store
 	trails   *trail.Service
+	history  *history.History
+	channels *channel.Service
 	registry *api.Registry
 	metrics  *metrics
 	promReg  *prometheus.Registry
 
 	httpSrv  *http.Server
 	listener net.Listener
+
+	// bgCancel stops the background workers (history indexing, channel
+	// status flushing) that Open starts; bg waits for them.
+	bgCancel context.CancelFunc
+	bg       sync.WaitGroup
 
 	closeOnce sync.Once
 	closeErr  error
@@ -133,12 +148,34 @@ func Open(ctx context.Context, cfg Config) (s *Server, err error) {
 		return nil, err
 	}
 	s.trails = trail.New(s.state, s.store, cfg.AccountID, cfg.Now, trail.WithLogger(s.log))
+	if s.channels, err = channel.New(s.state, cfg.AccountID, channel.Options{Now: cfg.Now, Logger: s.log, Registerer: s.promReg}); err != nil {
+		return nil, err
+	}
+	if s.history, err = history.Open(ctx, filepath.Join(cfg.DataDir, "history"), s.journal, history.Options{
+		Logger:            s.log,
+		Registerer:        s.promReg,
+		Retention:         cfg.HistoryRetention,
+		IncludeDataEvents: cfg.HistoryDataEvents,
+	}); err != nil {
+		return nil, err
+	}
 	tagResources := api.TagResources{
 		Store:     s.state,
 		AccountID: cfg.AccountID,
-		Resolvers: map[string]api.TaggableResolver{api.TagTypeTrail: s.trails},
+		Resolvers: map[string]api.TaggableResolver{
+			api.TagTypeTrail:   s.trails,
+			api.TagTypeChannel: s.channels,
+		},
 	}
-	if s.registry, err = api.NewRegistry(api.TrailOperations(s.trails), api.TagOperations(tagResources)); err != nil {
+	if s.registry, err = api.NewRegistry(
+		api.TrailOperations(s.trails),
+		api.TagOperations(tagResources),
+		api.LookupOperations(s.history),
+		api.ChannelOperations(s.channels),
+	); err != nil {
+		return nil, err
+	}
+	if err := s.startBackground(); err != nil {
 		return nil, err
 	}
 
@@ -224,6 +261,20 @@ func (s *Server) Close() error {
 		if s.listener != nil {
 			_ = s.listener.Close()
 		}
+		if s.bgCancel != nil {
+			s.bgCancel()
+			s.bg.Wait()
+		}
+		if s.channels != nil {
+			// Persist the channels' ingestion status while the store is open.
+			flushCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			errs = append(errs, s.channels.Flush(flushCtx))
+			cancel()
+		}
+		if s.history != nil {
+			// Before the journal: the history mirrors its cursor into it.
+			errs = append(errs, s.history.Close())
+		}
 		if s.journal != nil {
 			errs = append(errs, s.journal.Close())
 		}
@@ -235,11 +286,30 @@ func (s *Server) Close() error {
 	return s.closeErr
 }
 
+// startBackground starts the workers that run for the server's lifetime.
+func (s *Server) startBackground() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.bgCancel = cancel
+	if err := s.history.Start(ctx); err != nil {
+		return err
+	}
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		_ = s.channels.Run(ctx) // ends only when ctx does
+	}()
+	return nil
+}
+
+// History is the event history (for tests and the console).
+func (s *Server) History() *history.History { return s.history }
+
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.handleHealth)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.promReg, promhttp.HandlerOpts{Registry: s.promReg}))
 	mux.HandleFunc("POST /{$}", s.handleJSON11)
+	mux.HandleFunc("POST /PutAuditEvents", s.putAuditEventsHandler(s.channels))
 	return mux
 }
 
