@@ -293,7 +293,11 @@ func (s *Server) startBackground() error {
 	if err := s.history.Start(ctx); err != nil {
 		return err
 	}
-	s.bg.Add(1)
+	s.bg.Add(2)
+	go func() {
+		defer s.bg.Done()
+		s.trimJournal(ctx)
+	}()
 	go func() {
 		defer s.bg.Done()
 		_ = s.channels.Run(ctx) // ends only when ctx does
