@@ -14,7 +14,8 @@ const (
 
 // classify decides whether a record belongs in the event history.
 //
-// CloudTrail's event history holds management events and Insights events.
+// CloudTrail's event history holds management events and Insights events;
+// Cairn adds the events applications send through channels.
 // Records say which they are since eventVersion 1.07 (eventCategory) or 1.06
 // (managementEvent); older records say neither, so for them the event type
 // decides (API calls, console actions and sign-ins and service events are
@@ -36,10 +37,16 @@ func classify(r *event.Record) class {
 		return classData
 	case "Insight":
 		return classInsight
+	case "ActivityAuditLog":
+		// Events from channels (PutAuditEvents). In AWS they reach only
+		// Lake; Cairn keeps them in the event history too, so that
+		// applications' own audit events are searchable like AWS's
+		// (a documented Cairn extension).
+		return classManagement
 	case "":
 	default:
-		// Lake-only categories (ConfigurationItem, Evidence,
-		// ActivityAuditLog) never appear in the event history.
+		// The other Lake-only categories (ConfigurationItem, Evidence)
+		// never appear in the event history.
 		return classExcluded
 	}
 	switch r.ManagementEvent {
