@@ -299,6 +299,7 @@ func TestLowDiskSpaceRefusesAppendsOnly(t *testing.T) {
 		}
 	}
 	fs.avail.Store(100 << 20)
+	time.Sleep(2 * spaceTTL) // the free-space check is cached that long
 	_, err := j.Append(ctx, [][]byte{[]byte("x")})
 	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "bytes free") {
 		t.Fatalf("Append on a nearly full disk: %v", err)
@@ -317,6 +318,7 @@ func TestLowDiskSpaceRefusesAppendsOnly(t *testing.T) {
 		t.Fatalf("Trim on a nearly full disk: %v", err)
 	}
 	fs.avail.Store(2 << 30)
+	time.Sleep(2 * spaceTTL)
 	if first, err := j.Append(ctx, [][]byte{[]byte("y")}); err != nil || first != 11 {
 		t.Fatalf("Append after space freed = %d, %v", first, err)
 	}

@@ -114,15 +114,16 @@ type Journal struct {
 	cursorsMu sync.Mutex
 	cursors   map[string]*Cursor
 
+	chunks sync.Pool // *readChunk, reused across Read calls
+
 	reqs      chan *request
 	closing   chan struct{}
 	done      chan struct{}
 	closeOnce sync.Once
 	closeErr  error
 
-	// Owned by the committer goroutine.
+	// Owned by the committer goroutine (run).
 	wedged bool
-	batch  *pebble.Batch
 	keyBuf []byte
 
 	metrics *metrics
@@ -384,70 +385,87 @@ func (j *Journal) Append(ctx context.Context, entries [][]byte) (first uint64, e
 func (j *Journal) Read(ctx context.Context, after uint64, max int, fn func(seq uint64, entry []byte) error) (uint64, error) {
 	hi := j.frontier.Load()
 	last := after
-	var (
-		seqs []uint64
-		ends []int
-		buf  []byte
-	)
+	if max <= 0 || last >= hi {
+		return last, nil
+	}
+	c, _ := j.chunks.Get().(*readChunk)
+	if c == nil {
+		c = &readChunk{}
+	}
+	defer j.putChunk(c)
 	for max > 0 && last < hi {
 		if err := ctx.Err(); err != nil {
 			return last, fmt.Errorf("journal read after %d: %w", last, err)
 		}
-		var err error
-		seqs, ends, buf, err = j.fetch(ctx, last, hi, min(max, readChunkEntries), seqs[:0], ends[:0], buf[:0])
-		if err != nil {
+		if err := j.fetch(ctx, c, last, hi, min(max, readChunkEntries)); err != nil {
 			return last, fmt.Errorf("journal read after %d: %w", last, err)
 		}
-		if len(seqs) == 0 {
+		if len(c.seqs) == 0 {
 			break // the rest up to hi was trimmed
 		}
 		start := 0
-		for i, seq := range seqs {
-			if err := fn(seq, buf[start:ends[i]:ends[i]]); err != nil {
+		for i, seq := range c.seqs {
+			end := c.ends[i]
+			if err := fn(seq, c.buf[start:end:end]); err != nil {
 				return last, err
 			}
-			start = ends[i]
+			start = end
 			last = seq
 		}
-		max -= len(seqs)
+		max -= len(c.seqs)
 	}
 	return last, nil
 }
 
-// fetch copies up to n entries in (after, hi] out of the database.
-func (j *Journal) fetch(ctx context.Context, after, hi uint64, n int, seqs []uint64, ends []int, buf []byte) ([]uint64, []int, []byte, error) {
+// readChunk is Read's reusable copy buffer.
+type readChunk struct {
+	seqs []uint64
+	ends []int
+	buf  []byte
+}
+
+func (j *Journal) putChunk(c *readChunk) {
+	if cap(c.buf) > 2*readChunkBytes+MaxEntrySize {
+		return // an outsized chunk is not worth keeping
+	}
+	j.chunks.Put(c)
+}
+
+// fetch copies up to n entries in (after, hi] out of the database into c.
+func (j *Journal) fetch(ctx context.Context, c *readChunk, after, hi uint64, n int) error {
+	c.seqs, c.ends, c.buf = c.seqs[:0], c.ends[:0], c.buf[:0]
 	j.mu.RLock()
 	defer j.mu.RUnlock()
 	db, err := j.readableDB()
 	if err != nil {
-		return seqs, ends, buf, err
+		return err
 	}
 	it, err := db.NewIterWithContext(ctx, &pebble.IterOptions{
 		LowerBound: entryKey(after + 1),
 		UpperBound: entryKey(hi + 1),
 	})
 	if err != nil {
-		return seqs, ends, buf, fmt.Errorf("opening iterator: %w", err)
+		return fmt.Errorf("opening iterator: %w", err)
 	}
-	for valid := it.First(); valid && len(seqs) < n && (len(buf) < readChunkBytes || len(seqs) == 0); valid = it.Next() {
+	for valid := it.First(); valid && len(c.seqs) < n && (len(c.buf) < readChunkBytes || len(c.seqs) == 0); valid = it.Next() {
 		seq, ok := parseEntryKey(it.Key())
 		if !ok {
 			_ = it.Close()
-			return seqs, ends, buf, fmt.Errorf("malformed entry key %x", it.Key())
+			return fmt.Errorf("malformed entry key %x", it.Key())
 		}
 		v, err := it.ValueAndErr()
 		if err != nil {
 			_ = it.Close()
-			return seqs, ends, buf, fmt.Errorf("reading entry %d: %w", seq, err)
+			return fmt.Errorf("reading entry %d: %w", seq, err)
 		}
-		buf = append(buf, v...)
-		seqs = append(seqs, seq)
-		ends = append(ends, len(buf))
+		c.buf = append(c.buf, v...)
+		c.seqs = append(c.seqs, seq)
+		c.ends = append(c.ends, len(c.buf))
 	}
 	if err := it.Close(); err != nil {
-		return seqs, ends, buf, fmt.Errorf("iterating entries: %w", err)
+		return fmt.Errorf("iterating entries: %w", err)
 	}
-	return seqs, ends, buf, nil
+	return nil
 }
 
 // readableDB returns the database for reading; j.mu must be held.

@@ -102,6 +102,14 @@ func (j *Journal) pebbleOptions() *pebble.Options {
 			},
 		},
 	}
+	// JSON compresses well, but Pebble's default 4 KB blocks hold only three
+	// records; 32 KB blocks compress several times better and suit the
+	// journal's sequential reads. MinLZ (Pebble's "fastest" profile on
+	// amd64) costs less CPU than the default Snappy in flushes.
+	o.ApplyCompressionSettings(func() pebble.DBCompressionSettings { return pebble.DBCompressionFastest })
+	for i := range o.Levels {
+		o.Levels[i].BlockSize = 32 << 10
+	}
 	return o
 }
 
