@@ -170,7 +170,7 @@ func putAuditEvents(base, channelARN string, creds aws.Credentials, client, batc
 		return nil, fmt.Errorf("PutAuditEvents: %d %s", resp.StatusCode, raw)
 	}
 	var out struct {
-		Successful []struct{ EventID string } `json:"successful"`
+		Successful []struct{ EventID string }   `json:"successful"`
 		Failed     []struct{ ErrorCode string } `json:"failed"`
 	}
 	if err := json.Unmarshal(raw, &out); err != nil {
