@@ -348,10 +348,13 @@ func (j *Journal) failWrites(cause error, wedged bool) {
 	j.fault.Store(&err)
 }
 
-// setFault replaces the fault's cause while the journal stays offline.
+// setFault replaces the fault's cause while the journal stays offline. It
+// logs only when the cause changes, not on every retry.
 func (j *Journal) setFault(err error) {
-	j.fault.Store(&err)
-	j.log.Warn("journal: storage still unavailable", "err", err)
+	prev := j.fault.Swap(&err)
+	if prev == nil || (*prev).Error() != err.Error() {
+		j.log.Warn("journal: storage still unavailable; retrying", "err", err, "retry_interval", j.opts.RetryInterval)
+	}
 }
 
 // reopen tries to bring a failed journal back: probe the filesystem, reopen

@@ -45,8 +45,12 @@
 // background flushes and MANIFEST writes, whose I/O errors Pebble turns into
 // a process exit, never meet a full disk in the first place.
 //
-// Known limit: a fault that strikes while Pebble rotates its WAL (memtable
-// full, once per MemTableSize bytes) or writes its MANIFEST crashes the
-// process inside Pebble; that is safe (nothing acknowledged is lost and a
-// restart recovers), but it is a restart, not an in-place recovery.
+// Known limit: Pebble turns I/O errors outside the commit path into a
+// process crash: in WAL rotation (once per MemTableSize bytes) and in
+// MANIFEST writes after flushes and compactions, including the flush that
+// follows a reopen. That is safe (nothing acknowledged is lost and a restart
+// recovers), but it is a restart, not an in-place recovery. The free-space
+// reserve keeps the most common cause, a full disk, away from those paths,
+// and the filesystem probe keeps a reopen from starting on a disk that
+// still fails.
 package journal

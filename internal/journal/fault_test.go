@@ -31,6 +31,11 @@ type faultFS struct {
 	syncOnly atomic.Bool
 	avail    atomic.Uint64
 	injected atomic.Int64
+	// manifestErr fails opening MANIFEST files, i.e. reopening the database.
+	// (Failing their creation instead would crash the process: Pebble's
+	// flush after WAL replay creates one in the background and treats the
+	// error as fatal.)
+	manifestErr atomic.Pointer[error]
 }
 
 func newFaultFS() *faultFS {
@@ -45,6 +50,12 @@ func (f *faultFS) maybeError(op errorfs.Op) error {
 	case errorfs.OpFileWrite, errorfs.OpFileWriteAt, errorfs.OpFilePreallocate:
 		isWrite = true
 	case errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo:
+	case errorfs.OpOpen:
+		if e := f.manifestErr.Load(); e != nil && strings.Contains(op.Path, "MANIFEST") {
+			f.injected.Add(1)
+			return *e
+		}
+		return nil
 	case errorfs.OpCreate:
 		if e := f.allErr.Load(); e != nil {
 			f.injected.Add(1)
@@ -420,4 +431,50 @@ func TestFaultStormKeepsExactlyTheAcknowledgedEntries(t *testing.T) {
 	j = openTest(t, dir, Options{})
 	defer j.Close()
 	verify(j)
+}
+
+// If the filesystem works for the probe but the database cannot be reopened
+// (here: its MANIFEST cannot be read), the journal stays offline, keeps
+// retrying, and comes back once it can.
+func TestReopenFailureKeepsRetrying(t *testing.T) {
+	ctx := context.Background()
+	fs := newFaultFS()
+	j := openTest(t, t.TempDir(), Options{FS: fs, RetryInterval: 20 * time.Millisecond})
+	defer j.Close()
+	if _, err := j.Append(ctx, [][]byte{[]byte("a"), []byte("b")}); err != nil {
+		t.Fatal(err)
+	}
+	manifestErr := error(syscall.EIO)
+	fs.manifestErr.Store(&manifestErr)
+	fs.failWAL(syscall.EIO)
+	if _, err := j.Append(ctx, [][]byte{[]byte("c")}); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Append: %v", err)
+	}
+	fs.heal() // the WAL works again, but reopening still fails
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		err := j.Available()
+		if err != nil && strings.Contains(err.Error(), "reopening storage") {
+			t.Logf("while reopening fails: %v", err)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no reopen failure reported; Available = %v", err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if _, err := j.Append(ctx, [][]byte{[]byte("c")}); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Append while reopen fails: %v", err)
+	}
+	// Without a database, reads are refused too (and say why).
+	if _, err := j.Get(ctx, 1); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Get while reopen fails: %v", err)
+	}
+	fs.manifestErr.Store(nil)
+	if first := appendUntilOK(t, j, [][]byte{[]byte("c")}); first != 3 {
+		t.Fatalf("append after recovery got %d, want 3", first)
+	}
+	if got := readAllRetrying(t, j); len(got) != 3 || string(got[1]) != "a" || string(got[3]) != "c" {
+		t.Fatalf("contents after recovery: %d entries", len(got))
+	}
 }
