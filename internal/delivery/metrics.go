@@ -1,0 +1,131 @@
+package delivery
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the cairn_delivery_* series. Lag is computed when scraped
+// from the live deliverers, so a deleted or drained trail's lag series
+// disappears instead of going stale.
+type metrics struct {
+	m             *Manager
+	files         *prometheus.CounterVec
+	batches       *prometheus.CounterVec
+	records       *prometheus.CounterVec
+	bytes         *prometheus.CounterVec
+	attempts      *prometheus.CounterVec
+	notifications *prometheus.CounterVec
+	lagDesc       *prometheus.Desc
+	oldestDesc    *prometheus.Desc
+}
+
+func newMetrics(m *Manager) *metrics {
+	return &metrics{
+		m: m,
+		files: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cairn_delivery_files_total",
+			Help: "Log files delivered, per trail.",
+		}, []string{"trail"}),
+		records: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cairn_delivery_records_total",
+			Help: "Records delivered in log files, per trail.",
+		}, []string{"trail"}),
+		batches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cairn_delivery_batches_total",
+			Help: "Batches delivered (each one or more log files, one per region), per trail.",
+		}, []string{"trail"}),
+		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cairn_delivery_bytes_total",
+			Help: "Compressed log file bytes delivered, per trail.",
+		}, []string{"trail"}),
+		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cairn_delivery_attempts_total",
+			Help: "Log file delivery attempts, per trail and result (success, or the error GetTrailStatus shows).",
+		}, []string{"trail", "result"}),
+		notifications: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cairn_delivery_notifications_total",
+			Help: "Notification attempts, per trail and result (success, or the error GetTrailStatus shows).",
+		}, []string{"trail", "result"}),
+		lagDesc: prometheus.NewDesc("cairn_delivery_lag_entries",
+			"Journal entries captured for the trail that its delivery has not looked at yet (journal last sequence minus the trail's cursor, within its logging windows).",
+			[]string{"trail"}, nil),
+		oldestDesc: prometheus.NewDesc("cairn_delivery_oldest_undelivered_seconds",
+			"How long the oldest selected event not yet in a delivered log file has waited since delivery read it; 0 when none waits.",
+			[]string{"trail"}, nil),
+	}
+}
+
+func (x *metrics) collectors() []prometheus.Collector {
+	return []prometheus.Collector{x.files, x.batches, x.records, x.bytes, x.attempts, x.notifications, x}
+}
+
+func (x *metrics) register(r prometheus.Registerer) error {
+	if r == nil {
+		return nil
+	}
+	var done []prometheus.Collector
+	for _, c := range x.collectors() {
+		if err := r.Register(c); err != nil {
+			for _, d := range done {
+				r.Unregister(d)
+			}
+			return fmt.Errorf("delivery: register metrics: %w", err)
+		}
+		done = append(done, c)
+	}
+	return nil
+}
+
+func (x *metrics) unregister(r prometheus.Registerer) {
+	if r == nil {
+		return
+	}
+	for _, c := range x.collectors() {
+		r.Unregister(c)
+	}
+}
+
+// Describe implements prometheus.Collector for the lag gauges.
+func (x *metrics) Describe(ch chan<- *prometheus.Desc) {
+	ch <- x.lagDesc
+	ch <- x.oldestDesc
+}
+
+// Collect implements prometheus.Collector for the lag gauges.
+func (x *metrics) Collect(ch chan<- prometheus.Metric) {
+	for arn, d := range x.m.snapshot() {
+		l := d.lag()
+		ch <- prometheus.MustNewConstMetric(x.lagDesc, prometheus.GaugeValue, float64(l.Entries), arn)
+		ch <- prometheus.MustNewConstMetric(x.oldestDesc, prometheus.GaugeValue, l.Oldest.Seconds(), arn)
+	}
+}
+
+func (x *metrics) delivered(arn string, files, records int, bytes int64) {
+	x.files.WithLabelValues(arn).Add(float64(files))
+	x.batches.WithLabelValues(arn).Inc()
+	x.records.WithLabelValues(arn).Add(float64(records))
+	x.bytes.WithLabelValues(arn).Add(float64(bytes))
+}
+
+func result(code string) string {
+	if code == "" {
+		return "success"
+	}
+	return code
+}
+
+func (x *metrics) attempt(arn, code string) { x.attempts.WithLabelValues(arn, result(code)).Inc() }
+
+func (x *metrics) notification(arn, code string) {
+	x.notifications.WithLabelValues(arn, result(code)).Inc()
+}
+
+// forget drops a deleted trail's series.
+func (x *metrics) forget(arn string) {
+	l := prometheus.Labels{"trail": arn}
+	for _, v := range []*prometheus.CounterVec{x.files, x.batches, x.records, x.bytes, x.attempts, x.notifications} {
+		v.DeletePartialMatch(l)
+	}
+}
