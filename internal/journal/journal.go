@@ -553,8 +553,15 @@ func (j *Journal) Trim(ctx context.Context, before uint64) error {
 }
 
 // Cursor returns the named durable cursor, creating it at position 0 if it
-// does not exist yet. A new cursor is persisted by its first Commit.
+// does not exist yet. A new cursor counts in Cursors (and so holds back
+// retention) from now on, but is persisted only by its first Commit; a
+// consumer that should start at the current end commits LastSeq() first.
+// An invalid name yields a cursor whose Commit fails with ErrInvalid and
+// that is not listed.
 func (j *Journal) Cursor(name string) *Cursor {
+	if validCursorName(name) != nil {
+		return &Cursor{j: j, name: name}
+	}
 	j.cursorsMu.Lock()
 	defer j.cursorsMu.Unlock()
 	c, ok := j.cursors[name]
