@@ -78,6 +78,20 @@ func FuzzBuildRecord(f *testing.F) {
 			r.EventCategory != EventCategoryActivityAuditLog || r.EventType != EventTypeActivityLog || r.EventName == "" {
 			t.Fatalf("envelope lost: %+v", r)
 		}
+		// Differential check against encoding/json: the lifted members are
+		// the ones a map decode sees (the last of duplicate keys).
+		if utf8.ValidString(data) {
+			var m map[string]json.RawMessage
+			if err := json.Unmarshal([]byte(data), &m); err != nil {
+				t.Fatalf("accepted eventData encoding/json rejects: %v", err)
+			}
+			var name, source string
+			_ = json.Unmarshal(m["eventName"], &name)
+			_ = json.Unmarshal(m["eventSource"], &source)
+			if name != r.EventName || source != r.EventSource {
+				t.Fatalf("lifted eventName/eventSource %q/%q, encoding/json says %q/%q", r.EventName, r.EventSource, name, source)
+			}
+		}
 		var compact bytes.Buffer
 		if err := json.Compact(&compact, []byte(data)); err != nil {
 			t.Fatalf("accepted eventData that is not JSON: %v", err)

@@ -130,8 +130,15 @@ func BuildRecord(eventData []byte, checksum *string, env *Envelope) ([]byte, *Ev
 			return nil, err
 		}
 	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(eventData, &m); err != nil || m == nil {
+	// One validating pass makes eventData compact; everything after it
+	// walks compact JSON, and object sizes are simply lengths.
+	buf := make([]byte, 0, len(eventData))
+	compact, ok := compactJSON(buf, eventData)
+	if !ok {
+		return nil, eventErr(CodeInvalidData, "eventData is not a JSON object.")
+	}
+	m, ok := splitObject(compact)
+	if !ok {
 		return nil, eventErr(CodeInvalidData, "eventData is not a JSON object.")
 	}
 	f := fields{m: m}
@@ -156,7 +163,7 @@ func BuildRecord(eventData []byte, checksum *string, env *Envelope) ([]byte, *Ev
 		return nil, eventErr(CodeInvalidRecipient, "recipientAccountId %q is not the channel owner's account, %s.", recipient.val, env.AccountID)
 	}
 
-	b := make([]byte, 0, 512+len(eventData)+len(reqParams)+len(respElems)+len(additional))
+	b := make([]byte, 0, 512+len(compact)+len(reqParams)+len(respElems)+len(additional))
 	b = append(b, `{"eventVersion":"`+event.CurrentEventVersion+`","userIdentity":{"type":`...)
 	b = append(b, identity.typ...)
 	b = append(b, `,"principalId":`...)
@@ -173,15 +180,15 @@ func BuildRecord(eventData []byte, checksum *string, env *Envelope) ([]byte, *Ev
 	b = append(b, name.raw...)
 	b = append(b, `,"awsRegion":`...)
 	b = appendString(b, env.Region)
-	b = member(b, "sourceIPAddress", sourceIP)
-	b = member(b, "userAgent", userAgent.raw)
-	b = member(b, "errorCode", errCode.raw)
-	b = member(b, "errorMessage", errMsg.raw)
+	b = appendMember(b, "sourceIPAddress", sourceIP)
+	b = appendMember(b, "userAgent", userAgent.raw)
+	b = appendMember(b, "errorCode", errCode.raw)
+	b = appendMember(b, "errorMessage", errMsg.raw)
 	b = append(b, `,"requestParameters":`...)
 	b = appendOrNull(b, reqParams)
 	b = append(b, `,"responseElements":`...)
 	b = appendOrNull(b, respElems)
-	b = member(b, "additionalEventData", additional)
+	b = appendMember(b, "additionalEventData", additional)
 	b = append(b, `,"eventID":`...)
 	b = appendString(b, env.EventID)
 	b = append(b, `,"eventType":"`+EventTypeActivityLog+`","recipientAccountId":`...)
@@ -191,7 +198,7 @@ func BuildRecord(eventData []byte, checksum *string, env *Envelope) ([]byte, *Ev
 	b = append(b, `","channelARN":`...)
 	b = appendString(b, env.ChannelARN)
 	b = append(b, `},"eventData":`...)
-	b = append(b, eventData...)
+	b = append(b, compact...)
 	b = append(b, '}')
 
 	// Parse compacts the caller's whitespace away and proves the entry is a
@@ -223,7 +230,7 @@ func verifyChecksum(eventData []byte, checksum string) *EventError {
 // fields reads eventData members, remembering the first problem so that
 // BuildRecord reads as a list of rules.
 type fields struct {
-	m   map[string]json.RawMessage
+	m   members
 	err *EventError
 }
 
@@ -246,19 +253,19 @@ func (f *fields) str(name string, required bool, max int) strValue {
 	return f.strIn(f.m, name, name, required, max)
 }
 
-func (f *fields) strIn(m map[string]json.RawMessage, name, path string, required bool, max int) strValue {
+func (f *fields) strIn(m members, name, path string, required bool, max int) strValue {
 	if f.err != nil {
 		return strValue{}
 	}
-	raw := m[name]
+	raw := m.get(name)
 	if isNull(raw) {
 		if required {
 			f.fail(CodeFieldNotFound, "Required field %s is missing from eventData.", path)
 		}
 		return strValue{}
 	}
-	var s string
-	if raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
+	s, ok := stringValue(raw)
+	if !ok {
 		f.fail(CodeInvalidData, "Field %s must be a string.", path)
 		return strValue{}
 	}
@@ -281,19 +288,19 @@ func (f *fields) identity() identityValue {
 	if f.err != nil {
 		return identityValue{}
 	}
-	raw := f.m["userIdentity"]
+	raw := f.m.get("userIdentity")
 	if isNull(raw) {
 		f.fail(CodeFieldNotFound, "Required field userIdentity is missing from eventData.")
 		return identityValue{}
 	}
-	var m map[string]json.RawMessage
-	if raw[0] != '{' || json.Unmarshal(raw, &m) != nil {
+	m, ok := splitObject(raw)
+	if !ok {
 		f.fail(CodeInvalidData, "Field userIdentity must be an object.")
 		return identityValue{}
 	}
 	typ := f.strIn(m, "type", "userIdentity.type", true, maxIdentityTypeLen)
 	pid := f.strIn(m, "principalId", "userIdentity.principalId", true, maxPrincipalIDLen)
-	details := m["details"]
+	details := json.RawMessage(m.get("details"))
 	if f.err == nil && !isNull(details) && details[0] != '{' {
 		f.fail(CodeInvalidData, "Field userIdentity.details must be an object.")
 	}
@@ -309,7 +316,7 @@ func (f *fields) object(name string, max int) json.RawMessage {
 	if f.err != nil {
 		return nil
 	}
-	raw := f.m[name]
+	raw := json.RawMessage(f.m.get(name))
 	if isNull(raw) {
 		return nil
 	}
@@ -318,23 +325,10 @@ func (f *fields) object(name string, max int) json.RawMessage {
 		return nil
 	}
 	if len(raw) > max {
-		if n := compactLen(raw); n > max {
-			f.fail(CodeFieldTooLong, "Field %s is %d bytes long; the limit is %d bytes.", name, n, max)
-			return nil
-		}
+		f.fail(CodeFieldTooLong, "Field %s is %d bytes long; the limit is %d bytes.", name, len(raw), max)
+		return nil
 	}
 	return raw
-}
-
-// compactLen is the length of v without insignificant whitespace. Callers
-// only ask for values whose raw length is over a limit, so the common case
-// costs nothing.
-func compactLen(v json.RawMessage) int {
-	var buf bytes.Buffer
-	if err := json.Compact(&buf, v); err != nil {
-		return len(v)
-	}
-	return buf.Len()
 }
 
 func (f *fields) time(name string) time.Time {
@@ -378,7 +372,7 @@ func ParseEventTime(s string) (time.Time, bool) {
 	return time.Time{}, false
 }
 
-func member(b []byte, name string, raw json.RawMessage) []byte {
+func appendMember(b []byte, name string, raw json.RawMessage) []byte {
 	if raw == nil {
 		return b
 	}

@@ -1,0 +1,141 @@
+package channel
+
+import (
+	"bytes"
+	"encoding/json"
+)
+
+// PutAuditEvents' per-event work is on the ingestion hot path: up to 100
+// events per request. Decoding eventData into a map with encoding/json cost
+// half of it (reflection and an allocation per member), so eventData is
+// made compact by one validating pass (json.Compact) and then walked
+// directly: on compact, valid JSON a member's value is simply the bytes
+// up to the next ',' or '}' at its nesting level.
+
+// compactJSON appends the compact form of src to dst; ok is false when src
+// is not one valid JSON value.
+func compactJSON(dst, src []byte) ([]byte, bool) {
+	buf := bytes.NewBuffer(dst)
+	if err := json.Compact(buf, src); err != nil {
+		return nil, false
+	}
+	return buf.Bytes(), true
+}
+
+// member is one member of a compact JSON object.
+type member struct {
+	key []byte // unescaped
+	val []byte // compact JSON
+}
+
+// members are an object's members in document order.
+type members []member
+
+// get returns the value of the last member named name (the last one wins
+// for duplicate keys, as in encoding/json and JavaScript), or nil.
+func (ms members) get(name string) []byte {
+	var v []byte
+	for i := range ms {
+		if string(ms[i].key) == name {
+			v = ms[i].val
+		}
+	}
+	return v
+}
+
+// splitObject returns the members of obj, which must be compact valid JSON;
+// ok is false when it is not an object.
+func splitObject(obj []byte) (members, bool) {
+	if len(obj) < 2 || obj[0] != '{' {
+		return nil, false
+	}
+	ms := make(members, 0, 16)
+	i := 1
+	for i < len(obj) && obj[i] != '}' {
+		ke := skipString(obj, i)
+		key := obj[i+1 : ke-1]
+		if bytes.IndexByte(key, '\\') >= 0 {
+			var s string
+			if err := json.Unmarshal(obj[i:ke], &s); err != nil {
+				return nil, false
+			}
+			key = []byte(s)
+		}
+		vs := ke + 1 // past ':'
+		ve := skipValue(obj, vs)
+		ms = append(ms, member{key: key, val: obj[vs:ve]})
+		i = ve
+		if i < len(obj) && obj[i] == ',' {
+			i++
+		}
+	}
+	return ms, true
+}
+
+// skipValue returns the index just past the compact value starting at i.
+func skipValue(b []byte, i int) int {
+	switch b[i] {
+	case '"':
+		return skipString(b, i)
+	case '{', '[':
+		depth := 0
+		for i < len(b) {
+			switch b[i] {
+			case '"':
+				i = skipString(b, i)
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+			i++
+		}
+		return i
+	default:
+		for i < len(b) && b[i] != ',' && b[i] != '}' && b[i] != ']' {
+			i++
+		}
+		return i
+	}
+}
+
+// skipString returns the index just past the string starting at b[i]=='"'.
+func skipString(b []byte, i int) int {
+	i++
+	for {
+		j := bytes.IndexByte(b[i:], '"')
+		if j < 0 {
+			return len(b)
+		}
+		i += j
+		n := 0 // preceding backslashes: an odd number escapes this quote
+		for k := i - 1; k >= 0 && b[k] == '\\'; k-- {
+			n++
+		}
+		i++
+		if n%2 == 0 {
+			return i
+		}
+	}
+}
+
+// stringValue decodes a compact JSON string token; ok is false for any
+// other value. Strings without escapes, the common case, cost one copy.
+func stringValue(raw []byte) (string, bool) {
+	if len(raw) < 2 || raw[0] != '"' {
+		return "", false
+	}
+	inner := raw[1 : len(raw)-1]
+	if bytes.IndexByte(inner, '\\') < 0 {
+		return string(inner), true
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", false
+	}
+	return s, true
+}
