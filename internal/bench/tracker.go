@@ -65,11 +65,31 @@ func (t *Tracker) observe(raw []byte) {
 			}
 		}
 	}
+	if rec.EventID != "00000000-0000-4000-8000-000000000000" { // not a placeholder of Fill's
+		t.sampleID(rec.EventID)
+	}
+}
+
+// addEventIDs samples eventIDs the server assigned (PutAuditEvents).
+func (t *Tracker) addEventIDs(ids []string) {
+	if len(ids) == 0 {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, id := range ids {
+		t.sampleID(id)
+	}
+}
+
+// sampleID keeps a uniform sample of eventIDs (reservoir sampling); the
+// caller holds t.mu.
+func (t *Tracker) sampleID(id string) {
 	t.seen++
 	if len(t.eventIDs) < eventIDSample {
-		t.eventIDs = append(t.eventIDs, rec.EventID)
+		t.eventIDs = append(t.eventIDs, id)
 	} else if j := t.rng.IntN(t.seen); j < eventIDSample {
-		t.eventIDs[j] = rec.EventID
+		t.eventIDs[j] = id
 	}
 }
 

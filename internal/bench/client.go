@@ -1,0 +1,223 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+)
+
+// Signing names of the APIs this client calls without an SDK.
+const (
+	// ServiceCloudTrailData is PutAuditEvents' signing name.
+	ServiceCloudTrailData = "cloudtrail-data"
+	// ServiceCairn is the signing name of Cairn's own extensions
+	// (/cairn/import).
+	ServiceCairn = "cairn"
+	// ImportPath is the import endpoint.
+	ImportPath = "/cairn/import"
+)
+
+// Client sends SigV4-signed requests to the Cairn APIs that have no SDK
+// client here: PutAuditEvents (whose aws-sdk-go-v2 module the project does
+// not pull in, and whose per-request overhead would be measured along with
+// the server) and Cairn's import endpoint. It is safe for concurrent use.
+type Client struct {
+	endpoint string
+	region   string
+	creds    aws.Credentials
+	http     *http.Client
+	signer   *v4.Signer
+}
+
+// NewTransport is an http.Transport for load: keep-alive connections for
+// every concurrent client (Go's default keeps only 2 idle per host, which
+// makes a 16-client benchmark open and close connections all the time),
+// no proxy (the target is local), and no transparent gzip.
+func NewTransport(conns int) *http.Transport {
+	return &http.Transport{
+		Proxy:               nil,
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:        conns * 2,
+		MaxIdleConnsPerHost: conns * 2,
+		MaxConnsPerHost:     0,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+		ForceAttemptHTTP2:   false,
+		WriteBufferSize:     64 << 10,
+		ReadBufferSize:      64 << 10,
+	}
+}
+
+// NewClient returns a Client for endpoint (a base URL) signing for region.
+// hc may be nil for a client with NewTransport(16).
+func NewClient(endpoint, region string, creds aws.Credentials, hc *http.Client) *Client {
+	if hc == nil {
+		hc = &http.Client{Transport: NewTransport(16)}
+	}
+	return &Client{
+		endpoint: strings.TrimRight(endpoint, "/"),
+		region:   region,
+		creds:    creds,
+		http:     hc,
+		signer:   v4.NewSigner(),
+	}
+}
+
+// APIError is an error answer from the server, in AWS's JSON error shape.
+type APIError struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *APIError) Error() string {
+	if e.Code == "" {
+		return fmt.Sprintf("HTTP %d: %s", e.Status, e.Message)
+	}
+	return fmt.Sprintf("%s (HTTP %d): %s", e.Code, e.Status, e.Message)
+}
+
+// Retryable reports whether the request may succeed when sent again: the
+// server was unavailable, throttled or failed internally.
+func (e *APIError) Retryable() bool {
+	return e.Status == http.StatusServiceUnavailable || e.Status == http.StatusTooManyRequests || e.Status >= 500
+}
+
+// PayloadHash is the hex SHA-256 SigV4 signs a body with. Callers that
+// send the same body many times compute it once.
+func PayloadHash(body []byte) string {
+	sum := sha256.Sum256(body)
+	return hex.EncodeToString(sum[:])
+}
+
+// post signs and sends body; hash may be "" to have it computed. It returns
+// the response body of a 2xx answer and an *APIError for any other.
+func (c *Client) post(ctx context.Context, service, path string, query url.Values, contentType string, body []byte, hash string) ([]byte, error) {
+	u := c.endpoint + path
+	if len(query) > 0 {
+		u += "?" + strings.ReplaceAll(query.Encode(), "+", "%20")
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("build request to %s: %w", u, err)
+	}
+	req.Header.Set("Content-Type", contentType)
+	req.ContentLength = int64(len(body))
+	if hash == "" {
+		hash = PayloadHash(body)
+	}
+	req.Header.Set("X-Amz-Content-Sha256", hash)
+	if err := c.signer.SignHTTP(ctx, c.creds, req, hash, service, c.region, time.Now()); err != nil {
+		return nil, fmt.Errorf("sign request to %s: %w", u, err)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("POST %s: %w", path, err)
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("read answer of POST %s: %w", path, err)
+	}
+	if resp.StatusCode/100 == 2 {
+		return out, nil
+	}
+	e := &APIError{Status: resp.StatusCode, Code: resp.Header.Get("X-Amzn-ErrorType")}
+	var shape struct {
+		Type     string `json:"__type"`
+		Message  string `json:"message"`
+		MessageU string `json:"Message"`
+	}
+	if json.Unmarshal(out, &shape) == nil {
+		if e.Code == "" {
+			e.Code = shape.Type
+		}
+		e.Message = shape.Message + shape.MessageU
+	}
+	if i := strings.IndexByte(e.Code, ':'); i >= 0 {
+		e.Code = e.Code[:i]
+	}
+	if e.Message == "" {
+		e.Message = strings.TrimSpace(string(out))
+	}
+	return nil, e
+}
+
+// ImportRejection is a record the import endpoint refused.
+type ImportRejection struct {
+	Index int    `json:"index"`
+	Error string `json:"error"`
+}
+
+// ImportOutput is the import endpoint's answer.
+type ImportOutput struct {
+	Accepted int               `json:"accepted"`
+	Rejected []ImportRejection `json:"rejected"`
+}
+
+// Import sends records (JSON Lines, one compact record per line) to
+// /cairn/import.
+func (c *Client) Import(ctx context.Context, body []byte) (*ImportOutput, error) {
+	raw, err := c.post(ctx, ServiceCairn, ImportPath, nil, "application/x-ndjson", body, "")
+	if err != nil {
+		return nil, err
+	}
+	var out ImportOutput
+	if err := json.Unmarshal(raw, &out); err != nil {
+		return nil, fmt.Errorf("decode import answer %.200q: %w", raw, err)
+	}
+	return &out, nil
+}
+
+// PutAuditEventsOutput is PutAuditEvents' answer.
+type PutAuditEventsOutput struct {
+	Successful []struct {
+		ID      string `json:"id"`
+		EventID string `json:"eventID"`
+	} `json:"successful"`
+	Failed []struct {
+		ID           string `json:"id"`
+		ErrorCode    string `json:"errorCode"`
+		ErrorMessage string `json:"errorMessage"`
+	} `json:"failed"`
+}
+
+// PutAuditEvents sends a ready-made request body ({"auditEvents":[...]})
+// to channelARN. hash is PayloadHash(body), or "".
+func (c *Client) PutAuditEvents(ctx context.Context, channelARN string, body []byte, hash string) (*PutAuditEventsOutput, error) {
+	raw, err := c.post(ctx, ServiceCloudTrailData, "/PutAuditEvents", url.Values{"channelArn": {channelARN}}, "application/json", body, hash)
+	if err != nil {
+		return nil, err
+	}
+	var out PutAuditEventsOutput
+	if err := json.Unmarshal(raw, &out); err != nil {
+		return nil, fmt.Errorf("decode PutAuditEvents answer %.200q: %w", raw, err)
+	}
+	return &out, nil
+}
+
+// IsRetryable reports whether err from Client is worth retrying: a
+// retryable API error or a transport failure (not a cancelled context).
+func IsRetryable(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var e *APIError
+	if errors.As(err, &e) {
+		return e.Retryable()
+	}
+	return true
+}

@@ -1,0 +1,331 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
+	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
+	"github.com/aws/smithy-go"
+	"github.com/google/uuid"
+)
+
+// edsAccount pulls the account out of Cairn's EventDataStoreARNInvalid
+// message ("... The format is arn:aws:cloudtrail:<region>:123456789012:
+// eventdatastore/<id>."), so that a benchmark finds the server's account
+// without being told.
+var edsAccount = regexp.MustCompile(`:(\d{12}):eventdatastore/`)
+
+// EnsureChannel returns the ARN of the channel called name, creating it
+// (source Custom, one EVENT_DATA_STORE destination) when it does not exist.
+// account is the server's account; "" means find out: try Cairn's default
+// account and, when the server names another one in its refusal, use that.
+func EnsureChannel(ctx context.Context, ct *cloudtrail.Client, region, name, account string) (string, error) {
+	if arn, err := findChannel(ctx, ct, name); err != nil || arn != "" {
+		return arn, err
+	}
+	guess := account
+	if guess == "" {
+		guess = "000000000000"
+	}
+	for attempt := 0; ; attempt++ {
+		out, err := ct.CreateChannel(ctx, &cloudtrail.CreateChannelInput{
+			Name:   aws.String(name),
+			Source: aws.String("Custom"),
+			Destinations: []types.Destination{{
+				Type:     types.DestinationTypeEventDataStore,
+				Location: aws.String("arn:aws:cloudtrail:" + region + ":" + guess + ":eventdatastore/" + uuid.NewString()),
+			}},
+		})
+		if err == nil {
+			return aws.ToString(out.ChannelArn), nil
+		}
+		var ae smithy.APIError
+		if errors.As(err, &ae) && attempt == 0 && account == "" && ae.ErrorCode() == "EventDataStoreARNInvalidException" {
+			if m := edsAccount.FindStringSubmatch(ae.ErrorMessage()); m != nil && m[1] != guess {
+				guess = m[1]
+				continue
+			}
+		}
+		if errors.As(err, &ae) && ae.ErrorCode() == "ChannelAlreadyExistsException" {
+			if arn, ferr := findChannel(ctx, ct, name); ferr != nil || arn != "" {
+				return arn, ferr
+			}
+		}
+		return "", fmt.Errorf("create channel %s: %w", name, err)
+	}
+}
+
+func findChannel(ctx context.Context, ct *cloudtrail.Client, name string) (string, error) {
+	p := cloudtrail.NewListChannelsPaginator(ct, &cloudtrail.ListChannelsInput{})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return "", fmt.Errorf("list channels: %w", err)
+		}
+		for _, c := range page.Channels {
+			if aws.ToString(c.Name) == name {
+				return aws.ToString(c.ChannelArn), nil
+			}
+		}
+	}
+	return "", nil
+}
+
+// IngestConfig is one PutAuditEvents load run.
+type IngestConfig struct {
+	Client     *Client
+	ChannelARN string
+	// Clients is the number of concurrent senders (default 16).
+	Clients int
+	// Batch is the number of events per request (1-100, default 100).
+	Batch int
+	// Duration bounds the run; Events (when > 0) stops it after that many
+	// events were sent. At least one of them must be set.
+	Duration time.Duration
+	Events   int64
+	// Pool is how many distinct request bodies are generated before the
+	// clock starts and then sent round-robin (default 64). Generating
+	// while measuring would take CPU from the server on a small machine;
+	// the server does the same work for a repeated body (it assigns new
+	// eventIDs and stores every event again).
+	Pool int
+	// Gen configures the event generator; Gen.AccountID must be the
+	// server's account.
+	Gen Options
+	// Progress, when set, is called about once a second from a separate
+	// goroutine.
+	Progress func(IngestProgress)
+}
+
+// IngestProgress is a running count.
+type IngestProgress struct {
+	Elapsed  time.Duration
+	Accepted int64
+	Errors   int64
+}
+
+// IngestResult is what a run measured.
+type IngestResult struct {
+	Clients      int              `json:"clients"`
+	Batch        int              `json:"batch"`
+	Requests     int64            `json:"requests"`
+	Accepted     int64            `json:"events_accepted"`
+	Failed       int64            `json:"events_failed"`
+	Errors       int64            `json:"request_errors"`
+	ErrorCounts  map[string]int64 `json:"error_counts,omitempty"`
+	Elapsed      time.Duration    `json:"-"`
+	ElapsedSec   float64          `json:"elapsed_s"`
+	EventsPerSec float64          `json:"events_per_s"`
+	BytesSent    int64            `json:"bytes_sent"`
+	MBPerSec     float64          `json:"request_mb_per_s"`
+	Latency      Summary          `json:"latency"`
+}
+
+type ingestBody struct {
+	body []byte
+	hash string
+}
+
+// buildIngestBodies renders n PutAuditEvents bodies of batch events.
+func buildIngestBodies(gen *Generator, n, batch int) []ingestBody {
+	out := make([]ingestBody, n)
+	var ed []byte
+	for i := range out {
+		b := make([]byte, 0, batch*1600)
+		b = append(b, `{"auditEvents":[`...)
+		for j := 0; j < batch; j++ {
+			if j > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"id":"e`...)
+			b = strconv.AppendInt(b, int64(j), 10)
+			b = append(b, `","eventData":`...)
+			ed = gen.AuditEventData(ed[:0])
+			b = appendBytesString(b, ed)
+			b = append(b, '}')
+		}
+		b = append(b, `]}`...)
+		out[i] = ingestBody{body: b, hash: PayloadHash(b)}
+	}
+	return out
+}
+
+// RunIngest drives PutAuditEvents with cfg.Clients concurrent senders and
+// measures what the server acknowledged. An event counts as accepted only
+// when it is in the answer's successful list, which Cairn sends after the
+// event is durable in its journal.
+func RunIngest(ctx context.Context, cfg IngestConfig) (*IngestResult, error) {
+	if cfg.Clients <= 0 {
+		cfg.Clients = 16
+	}
+	if cfg.Batch <= 0 {
+		cfg.Batch = 100
+	}
+	if cfg.Batch > 100 {
+		return nil, fmt.Errorf("batch %d: PutAuditEvents takes at most 100 events", cfg.Batch)
+	}
+	if cfg.Duration <= 0 && cfg.Events <= 0 {
+		return nil, errors.New("set a duration or a number of events")
+	}
+	if cfg.Pool <= 0 {
+		cfg.Pool = 64
+	}
+	if cfg.Events > 0 {
+		if need := int((cfg.Events + int64(cfg.Batch) - 1) / int64(cfg.Batch)); need < cfg.Pool {
+			cfg.Pool = need
+		}
+	}
+	gen := New(cfg.Gen)
+	bodies := buildIngestBodies(gen, cfg.Pool, cfg.Batch)
+	var partial *ingestBody
+	if cfg.Events > 0 && cfg.Events%int64(cfg.Batch) != 0 {
+		b := buildIngestBodies(gen, 1, int(cfg.Events%int64(cfg.Batch)))[0]
+		partial = &b
+	}
+
+	runCtx := ctx
+	var cancel context.CancelFunc = func() {}
+	if cfg.Duration > 0 {
+		runCtx, cancel = context.WithTimeout(ctx, cfg.Duration)
+	}
+	defer cancel()
+
+	var (
+		claimed  atomic.Int64 // events claimed by senders
+		accepted atomic.Int64
+		failed   atomic.Int64
+		errs     atomic.Int64
+		requests atomic.Int64
+		sent     atomic.Int64
+		next     atomic.Int64
+		mu       sync.Mutex
+		errCount = map[string]int64{}
+		lat      Latencies
+		wg       sync.WaitGroup
+	)
+	start := time.Now()
+	stopProgress := make(chan struct{})
+	if cfg.Progress != nil {
+		go func() {
+			t := time.NewTicker(time.Second)
+			defer t.Stop()
+			for {
+				select {
+				case <-stopProgress:
+					return
+				case <-t.C:
+					cfg.Progress(IngestProgress{Elapsed: time.Since(start), Accepted: accepted.Load(), Errors: errs.Load()})
+				}
+			}
+		}()
+	}
+	for w := 0; w < cfg.Clients; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var mine Latencies
+			defer func() {
+				mu.Lock()
+				lat.Merge(&mine)
+				mu.Unlock()
+			}()
+			for runCtx.Err() == nil {
+				b := &bodies[int(next.Add(1)-1)%len(bodies)]
+				if cfg.Events > 0 {
+					batch := int64(cfg.Batch)
+					c := claimed.Add(batch)
+					if c > cfg.Events {
+						if c-batch >= cfg.Events || partial == nil {
+							return // the events are all claimed
+						}
+						b = partial // the one short batch that completes the count
+					}
+				}
+				t0 := time.Now()
+				out, err := cfg.Client.PutAuditEvents(runCtx, cfg.ChannelARN, b.body, b.hash)
+				d := time.Since(t0)
+				if err != nil {
+					if runCtx.Err() != nil && cfg.Duration > 0 && ctx.Err() == nil {
+						return // the run's time is up; this request does not count
+					}
+					errs.Add(1)
+					mu.Lock()
+					errCount[errorKey(err)]++
+					mu.Unlock()
+					if ctx.Err() != nil {
+						return
+					}
+					continue
+				}
+				requests.Add(1)
+				sent.Add(int64(len(b.body)))
+				mine.Add(d)
+				accepted.Add(int64(len(out.Successful)))
+				if len(out.Failed) > 0 {
+					failed.Add(int64(len(out.Failed)))
+					mu.Lock()
+					for _, f := range out.Failed {
+						errCount["event:"+f.ErrorCode]++
+					}
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	close(stopProgress)
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("ingest benchmark interrupted: %w", err)
+	}
+	res := &IngestResult{
+		Clients: cfg.Clients, Batch: cfg.Batch,
+		Requests: requests.Load(), Accepted: accepted.Load(), Failed: failed.Load(), Errors: errs.Load(),
+		ErrorCounts: errCount, Elapsed: elapsed, ElapsedSec: elapsed.Seconds(), BytesSent: sent.Load(),
+		Latency: lat.Summary(),
+	}
+	res.EventsPerSec = float64(res.Accepted) / elapsed.Seconds()
+	res.MBPerSec = float64(res.BytesSent) / elapsed.Seconds() / 1e6
+	return res, nil
+}
+
+// errorKey names an error for counting: the API error code, or the Go
+// error text for transport failures.
+func errorKey(err error) string {
+	var ae *APIError
+	if errors.As(err, &ae) {
+		if ae.Code != "" {
+			return ae.Code
+		}
+		return "HTTP " + strconv.Itoa(ae.Status)
+	}
+	s := err.Error()
+	if len(s) > 80 {
+		s = s[:80]
+	}
+	return s
+}
+
+// SortedCounts returns m's keys ordered by count, largest first.
+func SortedCounts(m map[string]int64) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if m[keys[i]] != m[keys[j]] {
+			return m[keys[i]] > m[keys[j]]
+		}
+		return keys[i] < keys[j]
+	})
+	return keys
+}

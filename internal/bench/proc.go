@@ -1,0 +1,94 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// PeakRSS returns the peak resident set size (VmHWM) of process pid in
+// bytes, from /proc (Linux only).
+func PeakRSS(pid int) (int64, error) {
+	return procStatusKB(pid, "VmHWM:")
+}
+
+// RSS returns the current resident set size (VmRSS) of pid in bytes.
+func RSS(pid int) (int64, error) {
+	return procStatusKB(pid, "VmRSS:")
+}
+
+func procStatusKB(pid int, field string) (int64, error) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, fmt.Errorf("read the status of process %d: %w", pid, err)
+	}
+	sc := bufio.NewScanner(bytes.NewReader(raw))
+	for sc.Scan() {
+		line := sc.Text()
+		if rest, ok := strings.CutPrefix(line, field); ok {
+			f := strings.Fields(rest)
+			if len(f) == 0 {
+				break
+			}
+			kb, err := strconv.ParseInt(f[0], 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("process %d: %s %q: %w", pid, field, rest, err)
+			}
+			return kb << 10, nil
+		}
+	}
+	return 0, fmt.Errorf("process %d: no %s in /proc/%d/status", pid, field, pid)
+}
+
+// ListenerPID finds the process listening on TCP port on this machine by
+// matching the socket inode of /proc/net/tcp{,6} against every process's
+// open files. It needs permission to read other processes' fd directories
+// (the same user, or root).
+func ListenerPID(port int) (int, error) {
+	inodes := map[string]bool{}
+	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(raw), "\n")[1:] {
+			fs := strings.Fields(line)
+			if len(fs) < 10 || fs[3] != "0A" { // 0A = LISTEN
+				continue
+			}
+			_, hexPort, ok := strings.Cut(fs[1], ":")
+			if !ok {
+				continue
+			}
+			p, err := strconv.ParseUint(hexPort, 16, 16)
+			if err == nil && int(p) == port {
+				inodes["socket:["+fs[9]+"]"] = true
+			}
+		}
+	}
+	if len(inodes) == 0 {
+		return 0, fmt.Errorf("no process listens on TCP port %d", port)
+	}
+	procs, err := filepath.Glob("/proc/[0-9]*/fd")
+	if err != nil {
+		return 0, fmt.Errorf("list processes: %w", err)
+	}
+	for _, fdDir := range procs {
+		ents, err := os.ReadDir(fdDir)
+		if err != nil {
+			continue
+		}
+		for _, e := range ents {
+			target, err := os.Readlink(filepath.Join(fdDir, e.Name()))
+			if err == nil && inodes[target] {
+				return strconv.Atoi(filepath.Base(filepath.Dir(fdDir)))
+			}
+		}
+	}
+	return 0, errors.New("the process listening on the port is not visible in /proc (another user's?)")
+}
