@@ -144,6 +144,18 @@ func (p pos) next() (pos, bool) {
 	return p, false
 }
 
+// prev returns the position immediately before p and false if p is the
+// first representable position.
+func (p pos) prev() (pos, bool) {
+	for i := posLen - 1; i >= 0; i-- {
+		p[i]--
+		if p[i] != 0xff {
+			return p, true
+		}
+	}
+	return p, false
+}
+
 // appendPart appends the partition prefix of region and category.
 func appendPart(dst []byte, prefix byte, region string, cat byte) []byte {
 	dst = append(dst, prefix)

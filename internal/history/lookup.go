@@ -28,6 +28,14 @@ const (
 	MaxAttributes = 8
 	// CategoryInsight is the only EventCategory value.
 	CategoryInsight = "insight"
+
+	// intersectionBudget bounds the index seeks one page of an AND-ed
+	// lookup may spend. Two frequent attributes that rarely occur together
+	// would otherwise make a page scan their whole lists; past the budget
+	// the page ends early (possibly empty) with a NextToken that resumes
+	// where the scan stopped, as LookupEvents allows. It keeps every page
+	// within a few milliseconds, whatever the data.
+	intersectionBudget = 4096
 )
 
 // Attribute is one LookupAttribute.
@@ -158,6 +166,9 @@ func (h *History) Lookup(ctx context.Context, q Query) (Page, error) {
 		return Page{}, fmt.Errorf("lookup (%s plan) in %s: %w", plan, q.Region, err)
 	}
 	page := Page{Events: s.events}
+	if page.Events == nil {
+		page.Events = []event.LookupEvent{}
+	}
 	if s.more {
 		page.NextToken = encodeToken(h.tokenKey, s.last, binding)
 	}
@@ -376,7 +387,7 @@ func (s *scan) byAttributes(attrs []Attribute, lower pos) error {
 		p, _ := posSuffix(s.iters[i].Key())
 		return p, true
 	}
-	target := lower
+	target, steps := lower, 0
 	for {
 		if err := s.ctx.Err(); err != nil {
 			return err
@@ -384,6 +395,14 @@ func (s *scan) byAttributes(attrs []Attribute, lower pos) error {
 		// Leapfrog to the next position all iterators agree on.
 		cand, agree, i := target, 0, 0
 		for agree < len(s.iters) {
+			if steps++; steps > intersectionBudget && len(s.iters) > 1 && cand != lower {
+				// Out of budget: end the page; the token resumes at cand
+				// (positions before it are ruled out).
+				if p, ok := cand.prev(); ok {
+					s.last, s.more = p, true
+				}
+				return nil
+			}
 			p, ok := seek(i, cand)
 			if !ok {
 				return s.iterErr()

@@ -496,3 +496,50 @@ func countKeys(t testing.TB, h *History) int {
 	}
 	return n
 }
+
+// TestLookupIntersectionBudget: two frequent attributes that rarely occur
+// together. Each page stops after a bounded number of index seeks (maybe
+// with no events, but with a NextToken), and paging to the end returns
+// exactly the matches.
+func TestLookupIntersectionBudget(t *testing.T) {
+	e := newEnv(t, Options{})
+	base := testNow.Add(-24 * time.Hour)
+	var recs [][]byte
+	var want []string
+	const n = 6 * intersectionBudget
+	for i := range n {
+		r := mgmt(fmt.Sprintf("b%05d", i), base.Add(time.Duration(i)*time.Second))
+		if i%2 == 1 {
+			r.User, r.Name = "bob", "CreateUser"
+		}
+		if i%1500 == 0 { // alice calling CreateUser: the rare combination
+			r.Name = "CreateUser"
+			want = append(want, r.ID)
+		}
+		recs = append(recs, r.json())
+	}
+	e.append(recs...)
+	slices.Reverse(want)
+	q := Query{Region: "us-east-1", Attributes: []Attribute{{"Username", "alice"}, {"EventName", "CreateUser"}}}
+	var got []string
+	pages, empty := 0, 0
+	for {
+		p := e.lookup(q)
+		pages++
+		if len(p.Events) == 0 {
+			empty++
+		}
+		got = append(got, ids(p)...)
+		if p.NextToken == "" {
+			break
+		}
+		q.NextToken = p.NextToken
+		if pages > 100 {
+			t.Fatal("paging does not end")
+		}
+	}
+	wantIDs(t, got, want...)
+	if empty == 0 {
+		t.Errorf("no page ended early on the budget (%d pages)", pages)
+	}
+}
