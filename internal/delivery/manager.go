@@ -423,9 +423,7 @@ type Lag struct {
 // Lag reports a trail's delivery lag; false when it has no deliverer
 // (not logging and nothing left to deliver).
 func (m *Manager) Lag(trailARN string) (Lag, bool) {
-	m.mu.Lock()
-	d := m.deliverers[trailARN]
-	m.mu.Unlock()
+	d := m.snapshot()[trailARN]
 	if d == nil {
 		return Lag{}, false
 	}
@@ -442,12 +440,17 @@ func (d *deliverer) lag() Lag {
 	return l
 }
 
+// snapshot returns the deliverers that are running.
 func (m *Manager) snapshot() map[string]*deliverer {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	out := make(map[string]*deliverer, len(m.deliverers))
 	for arn, d := range m.deliverers {
-		out[arn] = d
+		select {
+		case <-d.done: // drained and stopped; removed at the next reconcile
+		default:
+			out[arn] = d
+		}
 	}
 	return out
 }
