@@ -21,9 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	cttypes "github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
-	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/cairn-audit/cairn/internal/api"
 	"github.com/cairn-audit/cairn/internal/auth"
 	"github.com/cairn-audit/cairn/internal/channel"
 	"github.com/cairn-audit/cairn/internal/event"
@@ -36,14 +34,12 @@ const (
 )
 
 // dataEnv is a real Cairn (Open: state store, journal, key store, object
-// store) serving the control plane and cloudtrail-data over HTTP, with the
-// channel operations registered and POST /PutAuditEvents routed, exactly
-// as the server wires them. It builds its own mux so that it does not
-// depend on how routes() evolves.
+// store, history, channels) whose own routes() are served by an httptest
+// server, so the tests go through exactly the wiring `cairn serve` uses,
+// while still reaching the journal and the handler directly.
 type dataEnv struct {
 	srv      *Server
 	channels *channel.Service
-	metrics  *prometheus.Registry
 	http     *httptest.Server
 	URL      string
 	DataDir  string
@@ -63,21 +59,8 @@ func startDataEnv(t testing.TB) *dataEnv {
 		t.Fatalf("open server: %v", err)
 	}
 	t.Cleanup(func() { _ = srv.Close() })
-	e := &dataEnv{srv: srv, DataDir: dir, metrics: prometheus.NewRegistry()}
-	e.channels, err = channel.New(srv.state, dataAccount, channel.Options{Now: srv.cfg.Now, Logger: srv.log, Registerer: e.metrics})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.registry, err = api.NewRegistry(api.TrailOperations(srv.trails), api.ChannelOperations(e.channels),
-		api.TagOperations(api.TagResources{Store: srv.state, AccountID: dataAccount,
-			Resolvers: map[string]api.TaggableResolver{api.TagTypeTrail: srv.trails, api.TagTypeChannel: e.channels}}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST /{$}", srv.handleJSON11)
-	mux.Handle("POST /PutAuditEvents", srv.putAuditEventsHandler(e.channels))
-	e.http = httptest.NewServer(mux)
+	e := &dataEnv{srv: srv, DataDir: dir, channels: srv.channels}
+	e.http = httptest.NewServer(srv.routes())
 	t.Cleanup(e.http.Close)
 	e.URL = e.http.URL
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
+	cttypes "github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 )
 
 func TestPutAuditEventsGoodBatch(t *testing.T) {
@@ -20,7 +21,8 @@ func TestPutAuditEventsGoodBatch(t *testing.T) {
 	id := arn[strings.LastIndex(arn, "/")+1:]
 	var evs []auditEvent
 	for i := range 3 {
-		d := appEvent(map[string]any{"UID": fmt.Sprintf("u-%d", i)})
+		// A recent eventTime: event history keeps 90 days.
+		d := appEvent(map[string]any{"UID": fmt.Sprintf("u-%d", i), "eventTime": time.Now().UTC().Format("2006-01-02T15:04:05Z")})
 		evs = append(evs, auditEvent{ID: fmt.Sprintf("evt-%d", i), EventData: d, EventDataChecksum: sha256b64(d)})
 	}
 	before := len(e.records(t))
@@ -73,6 +75,27 @@ func TestPutAuditEventsGoodBatch(t *testing.T) {
 	}
 	if got := eventCount(t, e, "accepted"); got != 6 {
 		t.Fatalf("accepted metric %v", got)
+	}
+
+	// The events reach the event history (a Cairn extension); the data
+	// event of the call does not (data events are not in event history).
+	lookup := func(name string) []cttypes.Event {
+		out, err := e.ct.LookupEvents(testCtx(t), &cloudtrail.LookupEventsInput{LookupAttributes: []cttypes.LookupAttribute{
+			{AttributeKey: cttypes.LookupAttributeKeyEventName, AttributeValue: aws.String(name)}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out.Events
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(lookup("RefundIssued")) < 6 {
+		if time.Now().After(deadline) {
+			t.Fatalf("channel events not in event history: %d found", len(lookup("RefundIssued")))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := lookup("PutAuditEvents"); len(got) != 0 {
+		t.Fatalf("the data event of the call is in event history: %+v", got)
 	}
 }
 
@@ -287,7 +310,7 @@ func TestPutAuditEventsFailsClosed(t *testing.T) {
 // eventCount reads cairn_channel_events_total{result=...}.
 func eventCount(t testing.TB, e *dataEnv, result string) float64 {
 	t.Helper()
-	mfs, err := e.metrics.Gather()
+	mfs, err := e.srv.promReg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
