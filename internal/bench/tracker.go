@@ -44,6 +44,10 @@ func NewTracker(seed uint64) *Tracker {
 	return t
 }
 
+// Observe counts the attribute values of one record (for example one
+// LookupEvents returned). Records that do not parse are ignored.
+func (t *Tracker) Observe(raw []byte) { t.observe(raw) }
+
 func (t *Tracker) observe(raw []byte) {
 	rec, err := event.Parse(raw)
 	if err != nil {

@@ -1,0 +1,423 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
+	"golang.org/x/term"
+
+	"github.com/cairn-audit/cairn/internal/bench"
+	"github.com/cairn-audit/cairn/internal/event"
+)
+
+const benchUsage = `usage:
+  cairn bench ingest [flags]   PutAuditEvents load: events/s acknowledged, latency, server RSS
+  cairn bench lookup [flags]   LookupEvents latency per attribute key (optionally after --fill N)
+
+Both drive a RUNNING server through its real HTTP API with SigV4, like any
+client, using realistic generated events (deterministic for a --seed).
+Run 'cairn bench ingest -h' or 'cairn bench lookup -h' for the flags.
+`
+
+// runBench is `cairn bench ingest|lookup`.
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, benchUsage)
+		return errors.New("missing subcommand: ingest or lookup")
+	}
+	switch args[0] {
+	case "ingest":
+		return benchIngest(ctx, args[1:], stdout, stderr)
+	case "lookup":
+		return benchLookup(ctx, args[1:], stdout, stderr)
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stderr, benchUsage)
+		return flag.ErrHelp
+	}
+	fmt.Fprint(stderr, benchUsage)
+	return fmt.Errorf("unknown subcommand %q: want ingest or lookup", args[0])
+}
+
+// benchCommon are the flags both benchmarks share.
+type benchCommon struct {
+	rf      *remoteFlags
+	clients *int
+	seed    *uint64
+	pid     *int
+	asJSON  *bool
+	account *string
+	channel *string
+}
+
+func benchFlags(name, usage string, stderr io.Writer, clients int) (*flag.FlagSet, *benchCommon) {
+	fs := flag.NewFlagSet("cairn bench "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	c := &benchCommon{
+		clients: fs.Int("clients", clients, "concurrent clients"),
+		seed:    fs.Uint64("seed", 1, "generator seed (same seed, same events)"),
+		pid:     fs.Int("pid", 0, "server process to report peak RSS of (default: the local process listening on the endpoint's port)"),
+		asJSON:  fs.Bool("json", false, "print machine-readable results (JSON) instead of a table"),
+		account: fs.String("account", "", "the server's account ID (default: ask the server)"),
+		channel: fs.String("channel", "cairn-bench", "channel name or ARN to send to (created when it does not exist)"),
+	}
+	c.rf = addRemoteFlags(fs)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, usage)
+		fmt.Fprintln(stderr, "\nflags:")
+		fs.PrintDefaults()
+	}
+	return fs, c
+}
+
+// setup builds the clients, the channel and the generator options.
+func (c *benchCommon) setup(ctx context.Context, needChannel bool) (*bench.Client, *cloudtrail.Client, string, bench.Options, error) {
+	hc := &http.Client{Transport: bench.NewTransport(*c.clients)}
+	ct, creds, err := c.rf.cloudTrail(ctx, hc)
+	if err != nil {
+		return nil, nil, "", bench.Options{}, err
+	}
+	client := bench.NewClient(c.rf.endpoint, c.rf.region, creds, hc)
+	gen := bench.Options{Seed: *c.seed, Region: c.rf.region, AccountID: *c.account}
+	if !needChannel {
+		return client, ct, "", gen, nil
+	}
+	arn := *c.channel
+	if !strings.HasPrefix(arn, "arn:") {
+		arn, err = bench.EnsureChannel(ctx, ct, c.rf.region, *c.channel, *c.account)
+		if err != nil {
+			return nil, nil, "", gen, err
+		}
+	}
+	// The channel's ARN names the server's account, which eventData's
+	// recipientAccountId must equal.
+	if parts := strings.Split(arn, ":"); len(parts) > 4 && gen.AccountID == "" {
+		gen.AccountID = parts[4]
+	}
+	return client, ct, arn, gen, nil
+}
+
+// serverPID is --pid, else the process listening on the endpoint's port
+// when the endpoint is on this machine; 0 when unknown.
+func (c *benchCommon) serverPID() int {
+	if *c.pid != 0 {
+		return *c.pid
+	}
+	u, err := url.Parse(c.rf.endpoint)
+	if err != nil {
+		return 0
+	}
+	host, port := u.Hostname(), u.Port()
+	if port == "" {
+		port = map[string]string{"https": "443"}[u.Scheme]
+		if port == "" {
+			port = "80"
+		}
+	}
+	if ip := net.ParseIP(host); !(host == "localhost" || ip != nil && ip.IsLoopback()) {
+		return 0
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		return 0
+	}
+	pid, err := bench.ListenerPID(p)
+	if err != nil || pid == os.Getpid() {
+		return 0 // not found, or the server runs in this very process (tests)
+	}
+	return pid
+}
+
+// rssSampler records the peak VmRSS of pid while a run lasts (VmHWM alone
+// would include whatever the server did before the run).
+type rssSampler struct {
+	pid  int
+	peak int64
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+func sampleRSS(pid int) *rssSampler {
+	s := &rssSampler{pid: pid, stop: make(chan struct{})}
+	if pid == 0 {
+		return s
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		t := time.NewTicker(250 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if v, err := bench.RSS(pid); err == nil && v > s.peak {
+				s.peak = v
+			}
+			select {
+			case <-s.stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return s
+}
+
+// ServerMemory is the server's memory as seen from /proc.
+type ServerMemory struct {
+	PID          int     `json:"pid"`
+	PeakRSSRunMB float64 `json:"peak_rss_during_run_mb"`
+	VmHWMMB      float64 `json:"vmhwm_mb"`
+}
+
+func (s *rssSampler) finish() *ServerMemory {
+	if s.pid == 0 {
+		return nil
+	}
+	close(s.stop)
+	s.wg.Wait()
+	m := &ServerMemory{PID: s.pid, PeakRSSRunMB: float64(s.peak) / (1 << 20)}
+	if hwm, err := bench.PeakRSS(s.pid); err == nil {
+		m.VmHWMMB = float64(hwm) / (1 << 20)
+	}
+	return m
+}
+
+const benchIngestUsage = `usage: cairn bench ingest [flags]
+
+Sends PutAuditEvents with --clients concurrent clients and --batch events
+per request for --duration (or until --events were sent) to a channel
+(created when missing), and reports events/s acknowledged (durable),
+request latency and the server's peak RSS.
+
+  cairn bench ingest --data-dir ./cairn-data --clients 16 --batch 100 --duration 30s
+`
+
+func benchIngest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, c := benchFlags("ingest", benchIngestUsage, stderr, 16)
+	batch := fs.Int("batch", 100, "events per PutAuditEvents request (1-100)")
+	duration := fs.Duration("duration", 30*time.Second, "how long to send (ignored when --events is set)")
+	events := fs.Int64("events", 0, "send this many events, then stop")
+	pool := fs.Int("pool", 64, "distinct request bodies generated before the clock starts, then sent round-robin")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		fs.Usage()
+		return fmt.Errorf("unexpected arguments: %s", strings.Join(pos, " "))
+	}
+	client, _, arn, gen, err := c.setup(ctx, true)
+	if err != nil {
+		return err
+	}
+	cfg := bench.IngestConfig{Client: client, ChannelARN: arn, Clients: *c.clients, Batch: *batch, Events: *events, Pool: *pool, Gen: gen}
+	if *events == 0 {
+		cfg.Duration = *duration
+	}
+	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		cfg.Progress = func(p bench.IngestProgress) {
+			fmt.Fprintf(stderr, "\r\033[K%5.0fs  %d events  %.0f events/s  %d errors", p.Elapsed.Seconds(), p.Accepted, float64(p.Accepted)/p.Elapsed.Seconds(), p.Errors)
+		}
+	}
+	rss := sampleRSS(c.serverPID())
+	res, err := bench.RunIngest(ctx, cfg)
+	mem := rss.finish()
+	if cfg.Progress != nil {
+		fmt.Fprint(stderr, "\r\033[K")
+	}
+	if err != nil {
+		return err
+	}
+	if *c.asJSON {
+		return json.NewEncoder(stdout).Encode(struct {
+			Channel string `json:"channel"`
+			*bench.IngestResult
+			Server *ServerMemory `json:"server,omitempty"`
+		}{arn, res, mem})
+	}
+	fmt.Fprintf(stdout, "PutAuditEvents to %s\n", arn)
+	fmt.Fprintf(stdout, "clients %d, batch %d, %.1fs\n\n", res.Clients, res.Batch, res.ElapsedSec)
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "events acknowledged\t%d\t(%.0f events/s)\n", res.Accepted, res.EventsPerSec)
+	fmt.Fprintf(tw, "requests\t%d\t(%.1f MB/s of request bodies)\n", res.Requests, res.MBPerSec)
+	fmt.Fprintf(tw, "events failed\t%d\t\n", res.Failed)
+	fmt.Fprintf(tw, "request errors\t%d\t\n", res.Errors)
+	l := res.Latency
+	fmt.Fprintf(tw, "latency ms\tp50 %.1f  p90 %.1f  p99 %.1f  max %.1f\t\n", l.P50, l.P90, l.P99, l.Max)
+	if mem != nil {
+		fmt.Fprintf(tw, "server pid %d\tpeak RSS during run %.0f MB, VmHWM %.0f MB\t\n", mem.PID, mem.PeakRSSRunMB, mem.VmHWMMB)
+	}
+	_ = tw.Flush()
+	for _, k := range bench.SortedCounts(res.ErrorCounts) {
+		fmt.Fprintf(stdout, "  %6d  %s\n", res.ErrorCounts[k], k)
+	}
+	return nil
+}
+
+const benchLookupUsage = `usage: cairn bench lookup [flags]
+
+Measures LookupEvents pages for each of the eight attribute keys and for a
+time range alone. With --fill N it first stores N generated events
+(through PutAuditEvents, or the import endpoint with --fill-import) and
+waits until the history has indexed them; query values are then chosen
+from what was generated (for each key a common, a median and a rare
+value). Without --fill, values are sampled from the newest events the
+server already has.
+
+  cairn bench lookup --fill 1000000 --fill-import --requests 300 --clients 4
+`
+
+func benchLookup(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, c := benchFlags("lookup", benchLookupUsage, stderr, 4)
+	fill := fs.Int("fill", 0, "first store this many generated events")
+	fillImport := fs.Bool("fill-import", false, "fill through /cairn/import (CloudTrail management records) instead of PutAuditEvents")
+	span := fs.Duration("fill-span", 7*24*time.Hour, "spread filled eventTimes over this much time before now")
+	requests := fs.Int("requests", 200, "pages per query")
+	depth := fs.Int("depth", 3, "pages to follow through NextToken before starting over with the next value")
+	sample := fs.Int("sample", 2000, "without --fill: newest events to sample query values from")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		fs.Usage()
+		return fmt.Errorf("unexpected arguments: %s", strings.Join(pos, " "))
+	}
+	client, ct, arn, gen, err := c.setup(ctx, *fill > 0 && !*fillImport)
+	if err != nil {
+		return err
+	}
+	interactive := false
+	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		interactive = true
+	}
+	pid := c.serverPID()
+	tracker := bench.NewTracker(*c.seed)
+	var fillRes *bench.FillResult
+	if *fill > 0 {
+		gen.End, gen.Span = time.Now(), *span
+		fc := bench.FillConfig{Client: client, CloudTrail: ct, Events: *fill, Import: *fillImport, ChannelARN: arn, Gen: gen, Tracker: tracker}
+		if interactive {
+			start := time.Now()
+			var mu sync.Mutex
+			last := time.Time{}
+			fc.Progress = func(n int64) {
+				mu.Lock()
+				defer mu.Unlock()
+				if time.Since(last) > 250*time.Millisecond {
+					last = time.Now()
+					fmt.Fprintf(stderr, "\r\033[Kfill: %d/%d events  %.0f events/s", n, *fill, float64(n)/time.Since(start).Seconds())
+				}
+			}
+		}
+		fillRes, err = bench.Fill(ctx, fc)
+		if interactive {
+			fmt.Fprint(stderr, "\r\033[K")
+		}
+		if err != nil {
+			return err
+		}
+	} else if err := sampleServer(ctx, ct, tracker, *sample); err != nil {
+		return err
+	}
+	queries := bench.QueriesFromProbes(tracker)
+	if len(queries) == 0 {
+		return errors.New("the server's event history is empty in this region: use --fill N")
+	}
+	rss := sampleRSS(pid)
+	stats, err := bench.RunLookup(ctx, bench.LookupConfig{CloudTrail: ct, Clients: *c.clients, Requests: *requests, Depth: *depth, Queries: queries})
+	mem := rss.finish()
+	if err != nil {
+		return err
+	}
+	probes := tracker.Probes()
+	if *c.asJSON {
+		return json.NewEncoder(stdout).Encode(struct {
+			Fill    *bench.FillResult        `json:"fill,omitempty"`
+			Clients int                      `json:"clients"`
+			Queries []bench.LookupStat       `json:"queries"`
+			Probes  map[string][]bench.Probe `json:"probes"`
+			Server  *ServerMemory            `json:"server,omitempty"`
+		}{fillRes, *c.clients, stats, trimProbes(probes), mem})
+	}
+	if fillRes != nil {
+		how := "PutAuditEvents"
+		if *fillImport {
+			how = "import"
+		}
+		fmt.Fprintf(stdout, "fill: %d events through %s in %.1fs (%.0f events/s), all indexed after %.1fs\n\n",
+			fillRes.Stored, how, fillRes.SendSec, fillRes.SendPerSec, fillRes.IndexedSec)
+	}
+	fmt.Fprintf(stdout, "LookupEvents, %d clients, up to 50 events per page, ms per page\n\n", *c.clients)
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "query\tpages\tpages/s\tevents/page\tp50\tp90\tp99\tmax\terrors\t")
+	for _, s := range stats {
+		perPage := 0.0
+		if s.Pages > 0 {
+			perPage = float64(s.Events) / float64(s.Pages)
+		}
+		l := s.Latency
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%d\t\n", s.Query, s.Pages, s.PagesPerSec, perPage, l.P50, l.P90, l.P99, l.Max, s.Errors)
+	}
+	_ = tw.Flush()
+	fmt.Fprintln(stdout, "\nvalues queried (events matching, of those generated):")
+	for _, k := range event.AttributeKeys() {
+		ps := probes[k]
+		if len(ps) == 0 || k == event.AttrEventID {
+			continue
+		}
+		var parts []string
+		for _, p := range ps {
+			parts = append(parts, fmt.Sprintf("%s (%d)", p.Value, p.Count))
+		}
+		fmt.Fprintf(stdout, "  %-13s %s\n", k, strings.Join(parts, ", "))
+	}
+	for _, s := range stats {
+		if s.FirstError != "" {
+			fmt.Fprintf(stdout, "  %s: first error: %s\n", s.Query, s.FirstError)
+		}
+	}
+	if mem != nil {
+		fmt.Fprintf(stdout, "\nserver pid %d: peak RSS during the lookups %.0f MB, VmHWM %.0f MB\n", mem.PID, mem.PeakRSSRunMB, mem.VmHWMMB)
+	}
+	return nil
+}
+
+// trimProbes keeps at most 10 sampled eventIDs in the JSON output.
+func trimProbes(p map[string][]bench.Probe) map[string][]bench.Probe {
+	if ids := p[event.AttrEventID]; len(ids) > 10 {
+		p[event.AttrEventID] = ids[:10]
+	}
+	return p
+}
+
+// sampleServer feeds the newest n events of the history to t, so that a
+// lookup benchmark on an existing server queries values it holds.
+func sampleServer(ctx context.Context, ct *cloudtrail.Client, t *bench.Tracker, n int) error {
+	p := cloudtrail.NewLookupEventsPaginator(ct, &cloudtrail.LookupEventsInput{MaxResults: aws.Int32(50)})
+	seen := 0
+	for p.HasMorePages() && seen < n {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return fmt.Errorf("sample the event history: %w", err)
+		}
+		for _, e := range page.Events {
+			t.Observe([]byte(aws.ToString(e.CloudTrailEvent)))
+			seen++
+		}
+	}
+	return nil
+}

@@ -1,0 +1,267 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
+	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
+
+	"github.com/cairn-audit/cairn/internal/server/servertest"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+var fixedNow = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+
+func TestParseWhen(t *testing.T) {
+	cases := []struct {
+		in   string
+		want time.Time
+	}{
+		{"1h", fixedNow.Add(-time.Hour)},
+		{"30m", fixedNow.Add(-30 * time.Minute)},
+		{"90s", fixedNow.Add(-90 * time.Second)},
+		{"1h30m", fixedNow.Add(-90 * time.Minute)},
+		{"7d", fixedNow.Add(-7 * 24 * time.Hour)},
+		{"1.5d", fixedNow.Add(-36 * time.Hour)},
+		{"2w", fixedNow.Add(-14 * 24 * time.Hour)},
+		{"2024-05-01", time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)},
+		{"2024-05-01T10:20:30Z", time.Date(2024, 5, 1, 10, 20, 30, 0, time.UTC)},
+		{"2024-05-01T12:20:30+02:00", time.Date(2024, 5, 1, 10, 20, 30, 0, time.UTC)},
+	}
+	for _, c := range cases {
+		got, err := parseWhen(c.in, fixedNow)
+		if err != nil || !got.Equal(c.want) {
+			t.Errorf("parseWhen(%q) = %v, %v; want %v", c.in, got, err, c.want)
+		}
+	}
+	for _, bad := range []string{"", "yesterday", "-1h", "7x", "d", "2024-13-01"} {
+		if _, err := parseWhen(bad, fixedNow); err == nil {
+			t.Errorf("parseWhen(%q) accepted", bad)
+		}
+	}
+}
+
+func fixtureEvents() []types.Event {
+	ev := func(id, name, user, source string, at time.Time, res ...string) types.Event {
+		e := types.Event{EventId: aws.String(id), EventName: aws.String(name), EventSource: aws.String(source),
+			EventTime: aws.Time(at), CloudTrailEvent: aws.String(`{"eventID":"` + id + `"}`)}
+		if user != "" {
+			e.Username = aws.String(user)
+		}
+		for _, r := range res {
+			e.Resources = append(e.Resources, types.Resource{ResourceType: aws.String("AWS::X::Y"), ResourceName: aws.String(r)})
+		}
+		return e
+	}
+	return []types.Event{
+		ev("6f1c2a8e-5d0b-4c55-9a3e-0d5b8f7e6a11", "ConsoleLogin", "alice", "signin.amazonaws.com", fixedNow.Add(-time.Minute)),
+		ev("0b6d1f2a-8c3e-4f7a-b9d0-1e2f3a4b5c6d", "AssumeRole", "github-actions-deploy", "sts.amazonaws.com", fixedNow.Add(-time.Hour),
+			"arn:aws:iam::123456789012:role/github-actions-deploy", "ASIAEXAMPLEKEY000001", "session-1"),
+		ev("c0ffee00-1111-4222-8333-444455556666", "DescribeInstances", "", "ec2.amazonaws.com", fixedNow.Add(-25*time.Hour),
+			"i-0123456789abcdef0"),
+		ev("deadbeef-aaaa-4bbb-8ccc-dddddddddddd", "UpdateFunctionConfiguration20150331v2", "botocore-session-1717171717", "lambda.amazonaws.com", fixedNow.Add(-49*time.Hour),
+			"orders-prod-handler"),
+	}
+}
+
+// TestLookupTableGolden pins the table: aligned columns, no limit on a
+// pipe, and resources then users cut with "…" on a narrow terminal.
+func TestLookupTableGolden(t *testing.T) {
+	var out bytes.Buffer
+	for _, width := range []int{0, 120, 100} {
+		out.WriteString("--- width " + map[int]string{0: "unlimited", 120: "120", 100: "100"}[width] + "\n")
+		if err := writeEvents(&out, "table", fixtureEvents(), width, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out.WriteString("--- json\n")
+	if err := writeEvents(&out, "json", fixtureEvents(), 0, true); err != nil {
+		t.Fatal(err)
+	}
+	golden := filepath.Join("testdata", "lookup_table.golden")
+	if *update {
+		if err := os.WriteFile(golden, out.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if !bytes.Equal(out.Bytes(), want) {
+		t.Errorf("table output differs from %s (-update rewrites it):\n%s", golden, out.String())
+	}
+}
+
+// lockedWriter lets a test read output a running command writes.
+type lockedWriter struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (w *lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *lockedWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
+}
+
+func remoteArgs(h *servertest.Harness, t *testing.T) []string {
+	return []string{"--endpoint-url", h.URL, "--credentials-file", h.CredentialsFile(t), "--region", servertest.DefaultRegion}
+}
+
+// describeTrails makes n audited calls, which become events in the history.
+func describeTrails(t *testing.T, h *servertest.Harness, n int) {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		if _, err := h.CloudTrail.DescribeTrails(context.Background(), &cloudtrail.DescribeTrailsInput{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func jsonLines(t *testing.T, s string) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	sc := bufio.NewScanner(strings.NewReader(s))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var m map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("not a JSON record line: %q: %v", sc.Text(), err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func waitForEvents(t *testing.T, h *servertest.Harness, name string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var out lockedWriter
+		err := lookupMain(context.Background(), append(remoteArgs(h, t), "--attr", "EventName="+name, "--max", "0", "--output", "json"), &out, &out, time.Now)
+		if err == nil && len(jsonLines(t, out.String())) >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("history has not got %d %s events: %v %s", n, name, err, out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestLookupAgainstServer(t *testing.T) {
+	h := servertest.Start(t)
+	describeTrails(t, h, 60)
+	waitForEvents(t, h, "DescribeTrails", 60)
+
+	var out, errOut bytes.Buffer
+	args := append(remoteArgs(h, t), "--attr", "EventName=DescribeTrails", "--attr", "Username=admin", "--max", "55", "--output", "json", "--start", "1h")
+	if err := lookupMain(context.Background(), args, &out, &errOut, time.Now); err != nil {
+		t.Fatalf("%v\n%s", err, errOut.String())
+	}
+	recs := jsonLines(t, out.String())
+	if len(recs) != 55 {
+		t.Fatalf("--max 55 printed %d records", len(recs))
+	}
+	for _, r := range recs {
+		if r["eventName"] != "DescribeTrails" || r["eventSource"] != "cloudtrail.amazonaws.com" {
+			t.Fatalf("unexpected record %v", r)
+		}
+	}
+
+	out.Reset()
+	args = append(remoteArgs(h, t), "--attr", "EventName=DescribeTrails", "--max", "3")
+	if err := lookupMain(context.Background(), args, &out, &errOut, time.Now); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 4 || !strings.HasPrefix(lines[0], "TIME ") || !strings.Contains(lines[1], "DescribeTrails  admin  cloudtrail") {
+		t.Errorf("table:\n%s", out.String())
+	}
+
+	out.Reset()
+	args = append(remoteArgs(h, t), "--attr", "EventName=NoSuchEvent")
+	if err := lookupMain(context.Background(), args, &out, &errOut, time.Now); err != nil || out.String() != "No events.\n" {
+		t.Errorf("empty result: %q, %v", out.String(), err)
+	}
+
+	// The read-only key may look up (LookupEvents is read-only).
+	ro := filepath.Join(t.TempDir(), "ro")
+	if err := os.WriteFile(ro, []byte("[auditor]\naws_access_key_id = "+h.ReadOnlyKeyID+"\naws_secret_access_key = "+h.ReadOnlySecret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	args = []string{"--endpoint-url", h.URL, "--credentials-file", ro, "--profile", "auditor", "--attr", "EventName=DescribeTrails", "--max", "1", "--output", "json"}
+	if err := lookupMain(context.Background(), args, &out, &errOut, time.Now); err != nil || len(jsonLines(t, out.String())) != 1 {
+		t.Errorf("read-only lookup: %v %q", err, out.String())
+	}
+
+	if err := lookupMain(context.Background(), append(remoteArgs(h, t), "--attr", "NoEquals"), &out, &errOut, time.Now); err == nil {
+		t.Error("--attr without = accepted")
+	}
+	err := lookupMain(context.Background(), append(remoteArgs(h, t), "--attr", "Bogus=x"), &out, &errOut, time.Now)
+	if err == nil || !strings.Contains(err.Error(), "InvalidLookupAttributes") {
+		t.Errorf("bad attribute key: %v", err)
+	}
+}
+
+// TestLookupFollow follows the history while new events arrive: each is
+// printed once, in time order, after the ones that existed before.
+func TestLookupFollow(t *testing.T) {
+	h := servertest.Start(t)
+	describeTrails(t, h, 3)
+	waitForEvents(t, h, "DescribeTrails", 3)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errOut lockedWriter
+	done := make(chan error, 1)
+	go func() {
+		done <- lookupMain(ctx, append(remoteArgs(h, t), "-f", "--interval", "100ms", "--attr", "EventName=DescribeTrails", "--output", "json"), &out, &errOut, time.Now)
+	}()
+	deadline := time.Now().Add(15 * time.Second)
+	for len(jsonLines(t, out.String())) < 3 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	describeTrails(t, h, 4)
+	for len(jsonLines(t, out.String())) < 7 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(400 * time.Millisecond) // a few more polls: nothing may repeat
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("follow: %v %s", err, errOut.String())
+	}
+	recs := jsonLines(t, out.String())
+	if len(recs) != 7 {
+		t.Fatalf("followed %d events, want 7 (3 before + 4 new):\n%s", len(recs), out.String())
+	}
+	seen := map[any]bool{}
+	for i, r := range recs {
+		if seen[r["eventID"]] {
+			t.Errorf("event %v printed twice", r["eventID"])
+		}
+		seen[r["eventID"]] = true
+		if i > 0 && r["eventTime"].(string) < recs[i-1]["eventTime"].(string) {
+			t.Errorf("follow output is not in time order at %d", i)
+		}
+	}
+}
