@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -134,21 +133,6 @@ func runCairn(t *testing.T, dir string, args ...string) string {
 		t.Fatalf("cairn %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	return string(out)
-}
-
-func testDataDir(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	return filepath.Join(dir, "cairn-data")
-}
-
-func mustEnv(t *testing.T, name string) string {
-	t.Helper()
-	v := os.Getenv(name)
-	if v == "" {
-		t.Fatalf("%s is not set", name)
-	}
-	return v
 }
 
 // lockedBuffer collects a child's log lines while tests read them.
