@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/cairn-audit/cairn/internal/awsproto"
 	"github.com/cairn-audit/cairn/internal/event"
 	"github.com/cairn-audit/cairn/internal/journal"
@@ -527,5 +529,20 @@ func TestParseEventTime(t *testing.T) {
 		if _, ok := ParseEventTime(in); ok {
 			t.Errorf("ParseEventTime(%q) accepted", in)
 		}
+	}
+}
+
+func TestNewEventIDs(t *testing.T) {
+	ids, err := newEventIDs(100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, id := range ids {
+		u, err := uuid.Parse(id)
+		if err != nil || u.Version() != 4 || u.Variant() != uuid.RFC4122 || !idRE.MatchString(id) || seen[id] {
+			t.Fatalf("bad or repeated id %s: %v", id, err)
+		}
+		seen[id] = true
 	}
 }
