@@ -196,6 +196,7 @@ type dataCall struct {
 	req        *api.Request
 	channelRef string // channelArn as sent
 	channelARN string // the resolved channel's ARN, "" when not resolved
+	eventID    string // the record's eventID; "" means a new random one
 	accepted   int
 	rejected   int
 	err        error
@@ -263,10 +264,13 @@ func (s *Server) dataEventRecord(dc *dataCall) ([]byte, error) {
 		RequestParameters:  map[string]string{"channelArn": dc.channelRef},
 		ResponseElements:   json.RawMessage("null"),
 		RequestID:          dc.req.RequestID,
-		EventID:            uuid.NewString(),
+		EventID:            dc.eventID,
 		EventType:          "AwsApiCall",
 		RecipientAccountID: s.cfg.AccountID,
 		EventCategory:      "Data",
+	}
+	if rec.EventID == "" {
+		rec.EventID = uuid.NewString()
 	}
 	if dc.err != nil {
 		e := awsproto.AsError(dc.err)

@@ -2,10 +2,14 @@ package server
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +17,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	cttypes "github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
+
+	"github.com/cairn-audit/cairn/internal/api"
+	"github.com/cairn-audit/cairn/internal/awsproto"
 )
 
 func TestPutAuditEventsGoodBatch(t *testing.T) {
@@ -327,4 +334,66 @@ func eventCount(t testing.TB, e *dataEnv, result string) float64 {
 		}
 	}
 	return 0
+}
+
+// updateGolden rewrites this file's golden files. It has its own name so
+// that it can never collide with an -update flag of the external test
+// package compiled into the same binary; -update is honoured too when
+// someone registers it.
+var updateGolden = flag.Bool("update-cloudtraildata", false, "rewrite testdata/cloudtraildata_*.golden")
+
+func rewriteGolden() bool {
+	if *updateGolden {
+		return true
+	}
+	f := flag.Lookup("update")
+	return f != nil && f.Value.String() == "true"
+}
+
+// TestDataEventRecordGolden pins the record of PutAuditEvents calls, a
+// successful one and a refused one, byte for byte.
+func TestDataEventRecordGolden(t *testing.T) {
+	s := &Server{cfg: Config{AccountID: dataAccount}}
+	at := time.Date(2024, 5, 1, 12, 30, 45, 0, time.UTC)
+	arn := "arn:aws:cloudtrail:us-east-1:" + dataAccount + ":channel/0b9a7c2e-1d4f-4e6a-9b8c-7d6e5f4a3b2c"
+	base := func() *dataCall {
+		return &dataCall{
+			req: &api.Request{Operation: "PutAuditEvents", Region: "us-east-1", AccountID: dataAccount, RequestID: "5d1f3c2a-9b8e-4f7d-8c6b-1a2b3c4d5e6f",
+				SourceIP: "192.0.2.7", UserAgent: "aws-cli/1.45.11 <test>", Time: at,
+				Caller: api.Caller{AccessKeyID: "AKIACAIRNEXAMPLE0001", UserName: "admin", PrincipalID: "AIDACAIRNEXAMPLE0001", ARN: "arn:aws:iam::" + dataAccount + ":user/admin", AccountID: dataAccount}},
+			channelRef: arn,
+			eventID:    "6f1c4a8e-5b0d-4c1e-9a7f-2d3b4c5d6e7f",
+		}
+	}
+	ok := base()
+	ok.channelARN, ok.accepted, ok.rejected = arn, 98, 2
+	ok.tls = &tls.ConnectionState{Version: tls.VersionTLS13, CipherSuite: tls.TLS_AES_128_GCM_SHA256}
+	ok.host = "cairn.example.com"
+	refused := base()
+	refused.err = awsproto.Errorf("ChannelInsufficientPermission", "The resource policy of channel %s requires an externalId, and the request has none.", arn)
+	var got bytes.Buffer
+	for _, dc := range []*dataCall{ok, refused} {
+		rec, err := s.dataEventRecord(dc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got.Write(rec)
+		got.WriteByte('\n')
+	}
+	path := filepath.Join("testdata", "cloudtraildata_call_record.golden")
+	if rewriteGolden() {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("read golden (run with -update-cloudtraildata): %v", err)
+	}
+	if !bytes.Equal(got.Bytes(), want) {
+		t.Fatalf("%s differs (run go test ./internal/server -run DataEventRecordGolden -update-cloudtraildata):\n%s", path, got.Bytes())
+	}
 }
