@@ -92,6 +92,8 @@ type History struct {
 	cache *pebble.Cache
 
 	tokenKey []byte
+	// intersectionBudget is defaultIntersectionBudget; tests lower it.
+	intersectionBudget int
 
 	// cursor is the last journal seq whose index entries are committed.
 	cursor atomic.Uint64
@@ -165,6 +167,8 @@ func Open(ctx context.Context, dir string, j *journal.Journal, opts Options) (*H
 		jcur:    j.Cursor(opts.CursorName),
 		notify:  make(chan struct{}),
 		metrics: newMetrics(),
+
+		intersectionBudget: defaultIntersectionBudget,
 	}
 	h.cache = pebble.NewCache(opts.CacheSize)
 	db, err := pebble.Open(dir, h.pebbleOptions())

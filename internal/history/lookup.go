@@ -29,13 +29,13 @@ const (
 	// CategoryInsight is the only EventCategory value.
 	CategoryInsight = "insight"
 
-	// intersectionBudget bounds the index seeks one page of an AND-ed
+	// defaultIntersectionBudget bounds the index seeks one page of an AND-ed
 	// lookup may spend. Two frequent attributes that rarely occur together
 	// would otherwise make a page scan their whole lists; past the budget
 	// the page ends early (possibly empty) with a NextToken that resumes
 	// where the scan stopped, as LookupEvents allows. It keeps every page
 	// within a few milliseconds, whatever the data.
-	intersectionBudget = 4096
+	defaultIntersectionBudget = 4096
 )
 
 // Attribute is one LookupAttribute.
@@ -148,6 +148,7 @@ func (h *History) Lookup(ctx context.Context, q Query) (Page, error) {
 		cat:    cat,
 		upper:  upper,
 		max:    q.MaxResults,
+		budget: h.intersectionBudget,
 	}
 	var err error
 	switch plan {
@@ -225,6 +226,7 @@ type scan struct {
 	cat    byte
 	upper  []byte // exclusive position bound (8-16 bytes) or nil
 	max    int
+	budget int // index seeks allowed for an intersection
 
 	events []event.LookupEvent
 	last   pos  // position of the last event in events
@@ -395,7 +397,7 @@ func (s *scan) byAttributes(attrs []Attribute, lower pos) error {
 		// Leapfrog to the next position all iterators agree on.
 		cand, agree, i := target, 0, 0
 		for agree < len(s.iters) {
-			if steps++; steps > intersectionBudget && len(s.iters) > 1 && cand != lower {
+			if steps++; steps > s.budget && len(s.iters) > 1 && cand != lower {
 				// Out of budget: end the page; the token resumes at cand
 				// (positions before it are ruled out).
 				if p, ok := cand.prev(); ok {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -438,8 +439,9 @@ func TestNextTokenSurvivesRestart(t *testing.T) {
 // TestRetention: expired events are never returned, not indexed on arrival,
 // and deleted by the sweep together with their index entries.
 func TestRetention(t *testing.T) {
-	now := testNow
-	clock := func() time.Time { return now }
+	var now atomic.Int64 // read by the history's goroutines
+	now.Store(testNow.UnixNano())
+	clock := func() time.Time { return time.Unix(0, now.Load()).UTC() }
 	e := newEnv(t, Options{Retention: 10 * 24 * time.Hour, Now: clock, SweepInterval: time.Hour})
 	var recs [][]byte
 	for d := range 15 { // one event per day, 0 to 14 days old
@@ -453,7 +455,7 @@ func TestRetention(t *testing.T) {
 
 	// Five days later: days 6-10 are past the retention. Lookups exclude
 	// them at once, before any sweep.
-	now = testNow.Add(5 * 24 * time.Hour)
+	now.Store(testNow.Add(5 * 24 * time.Hour).UnixNano())
 	wantIDs(t, e.lookupAll(Query{Region: "us-east-1"}), want[:6]...)
 	wantIDs(t, e.lookupAll(Query{Region: "us-east-1", Attributes: []Attribute{{"Username", "alice"}}}), want[:6]...)
 	wantIDs(t, e.lookupAll(Query{Region: "us-east-1", Attributes: []Attribute{{"EventId", "d08"}}}))
@@ -469,7 +471,7 @@ func TestRetention(t *testing.T) {
 	if keys := countKeys(t, e.h); keys != 6*(1+1+attrKeysPerMgmt) {
 		t.Errorf("after the sweep the database holds %d index keys, want %d", keys, 6*(1+1+attrKeysPerMgmt))
 	}
-	now = testNow
+	now.Store(testNow.UnixNano())
 	wantIDs(t, e.lookupAll(Query{Region: "us-east-1"}), want[:6]...)
 	if n, err := e.h.Sweep(context.Background()); err != nil || n != 0 {
 		t.Errorf("second sweep: %d, %v", n, err)
@@ -503,16 +505,17 @@ func countKeys(t testing.TB, h *History) int {
 // exactly the matches.
 func TestLookupIntersectionBudget(t *testing.T) {
 	e := newEnv(t, Options{})
+	e.h.intersectionBudget = 64
 	base := testNow.Add(-24 * time.Hour)
 	var recs [][]byte
 	var want []string
-	const n = 6 * intersectionBudget
+	const n = 6 * 64 * 8
 	for i := range n {
 		r := mgmt(fmt.Sprintf("b%05d", i), base.Add(time.Duration(i)*time.Second))
 		if i%2 == 1 {
 			r.User, r.Name = "bob", "CreateUser"
 		}
-		if i%1500 == 0 { // alice calling CreateUser: the rare combination
+		if i%250 == 0 { // alice calling CreateUser: the rare combination
 			r.Name = "CreateUser"
 			want = append(want, r.ID)
 		}
