@@ -121,6 +121,12 @@ func (h *History) Lookup(ctx context.Context, q Query) (Page, error) {
 		upper = append(upper, make([]byte, 8)...)
 	}
 
+	if upper != nil && bytes.Compare(lower[:], upper) >= 0 {
+		// EndTime (or the token) is before StartTime or the retention.
+		h.metrics.lookups.WithLabelValues("empty").Observe(time.Since(began).Seconds())
+		return Page{Events: []event.LookupEvent{}}, nil
+	}
+
 	attrs := dedupAttributes(q.Attributes)
 	plan := "time"
 	var eventID string
@@ -337,7 +343,13 @@ func (s *scan) byEventID(id string, attrs []Attribute, lower pos) error {
 		return fmt.Errorf("stored record at %x is unreadable: %w", p, err)
 	}
 	for _, a := range attrs {
-		if a.Key != event.AttrEventID && !r.MatchAttribute(a.Key, a.Value) {
+		if a.Key == event.AttrEventID {
+			if a.Value != id { // two different EventIds: nothing has both
+				return nil
+			}
+			continue
+		}
+		if !r.MatchAttribute(a.Key, a.Value) {
 			return nil
 		}
 	}

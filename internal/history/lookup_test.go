@@ -546,3 +546,28 @@ func TestLookupIntersectionBudget(t *testing.T) {
 		t.Errorf("no page ended early on the budget (%d pages)", pages)
 	}
 }
+
+func TestLookupEdgeCases(t *testing.T) {
+	e := newEnv(t, Options{Retention: 48 * time.Hour})
+	e.append(mgmt("x", testNow.Add(-time.Hour)).json(), mgmt("y", testNow.Add(-2*time.Hour)).json())
+	// Two different EventIds: nothing has both.
+	wantIDs(t, e.lookupAll(Query{Region: "us-east-1", Attributes: []Attribute{{"EventId", "x"}, {"EventId", "y"}}}))
+	wantIDs(t, e.lookupAll(Query{Region: "us-east-1", Attributes: []Attribute{{"EventId", "x"}, {"EventId", "x"}}}), "x")
+	// A range entirely before the retention, or in the future.
+	wantIDs(t, e.lookupAll(Query{Region: "us-east-1", EndTime: testNow.Add(-72 * time.Hour)}))
+	wantIDs(t, e.lookupAll(Query{Region: "us-east-1", Attributes: []Attribute{{"Username", "alice"}}, EndTime: testNow.Add(-72 * time.Hour)}))
+	wantIDs(t, e.lookupAll(Query{Region: "us-east-1", StartTime: testNow.Add(time.Hour)}))
+	// MaxResults 1 pages one by one; the last page has no token.
+	p := e.lookup(Query{Region: "us-east-1", MaxResults: 1})
+	wantIDs(t, ids(p), "x")
+	p = e.lookup(Query{Region: "us-east-1", MaxResults: 1, NextToken: p.NextToken})
+	wantIDs(t, ids(p), "y")
+	if p.NextToken != "" {
+		t.Error("token on the last page")
+	}
+	// Events with no region never match (and are not indexed).
+	noRegion := mgmt("nr", testNow)
+	noRegion.Region = ""
+	e.append(noRegion.json())
+	wantIDs(t, e.lookupAll(Query{Region: ""}))
+}
