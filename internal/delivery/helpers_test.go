@@ -94,7 +94,7 @@ func (r rec) json(i int) []byte {
 // env is a real journal, state store, file object store and trail service
 // in a temporary directory.
 type env struct {
-	t        *testing.T
+	t        testing.TB
 	dir      string
 	j        *journal.Journal
 	st       *state.Store
@@ -244,7 +244,7 @@ func (e *env) changed(m *Manager) {
 	}
 }
 
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {

@@ -135,7 +135,3 @@ func (f *fileBuilder) finish() []byte {
 	_ = f.gz.Close()
 	return f.buf.Bytes()
 }
-
-// compressedSoFar is how many compressed bytes the file has (a lower
-// bound of its final size).
-func (f *fileBuilder) compressedSoFar() int64 { return int64(f.buf.Len()) }

@@ -77,14 +77,14 @@ var topicNameRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,256}$`)
 
 func (t *Topic) validate() error {
 	if !topicNameRE.MatchString(t.Name) {
-		return fmt.Errorf("topic name %q: want 1 to 256 letters, digits, '-' or '_' (SNS's rule)", t.Name)
+		return fmt.Errorf("topic name %q: SNS topic names are 1 to 256 letters, digits, hyphens or underscores", t.Name)
 	}
 	u, err := url.Parse(t.URL)
 	if err != nil {
 		return fmt.Errorf("topic %s: url %q: %w", t.Name, t.URL, err)
 	}
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("topic %s: url %q: want http://HOST/... or https://HOST/...", t.Name, t.URL)
+		return fmt.Errorf("topic %s: url %q is not an http:// or https:// URL with a host", t.Name, t.URL)
 	}
 	if u.User != nil {
 		return fmt.Errorf("topic %s: url must not carry credentials; the HMAC secret authenticates Cairn", t.Name)
