@@ -26,6 +26,9 @@ func commands() map[string]command {
 		"version": {runVersion, "print the version"},
 		"keys":    {runKeys, "manage access keys: create, list, delete"},
 		"buckets": {runBuckets, "manage buckets of the object store: create, list"},
+		"lookup":  {runLookup, "search the event history (LookupEvents) from the command line"},
+		"import":  {runImport, "import CloudTrail records into a running server"},
+		"bench":   {runBench, "load benchmarks against a running server: ingest, lookup"},
 	}
 }
 

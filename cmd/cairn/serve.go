@@ -28,6 +28,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		tlsKey     = fs.String("tls-key", "", "PEM private key for --tls-cert")
 		retention  = fs.Duration("history-retention", 90*24*time.Hour, "how long events stay in the event history (CloudTrail: 90 days)")
 		dataEvents = fs.Bool("history-data-events", false, "keep data events in the event history too (a Cairn extension)")
+		pprofOn    = fs.Bool("pprof", false, "serve Go's profiling endpoints under /debug/pprof/")
 		logLevel   = fs.String("log-level", "info", "debug, info, warn or error")
 		logFormat  = fs.String("log-format", "text", "text or json")
 	)
@@ -59,6 +60,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		TLSKey:            *tlsKey,
 		HistoryRetention:  *retention,
 		HistoryDataEvents: *dataEvents,
+		Pprof:             *pprofOn,
 		Logger:            logger,
 		Version:           versionString(),
 	})

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"sync"
@@ -50,8 +51,11 @@ type Config struct {
 	// HistoryDataEvents keeps data events in the event history too (a
 	// Cairn extension; CloudTrail keeps only management events there).
 	HistoryDataEvents bool
-	Logger            *slog.Logger
-	Version           string
+	// Pprof serves Go's profiling endpoints under /debug/pprof/ on the
+	// same listener; off by default because profiles reveal internals.
+	Pprof   bool
+	Logger  *slog.Logger
+	Version string
 	// Now is the clock; nil means time.Now. Tests pin it.
 	Now func() time.Time
 }
@@ -314,6 +318,14 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.promReg, promhttp.HandlerOpts{Registry: s.promReg}))
 	mux.HandleFunc("POST /{$}", s.handleJSON11)
 	mux.HandleFunc("POST /PutAuditEvents", s.putAuditEventsHandler(s.channels))
+	mux.HandleFunc("POST /cairn/import", s.handleImport)
+	if s.cfg.Pprof {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	return mux
 }
 
