@@ -7,7 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"runtime"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -112,22 +112,30 @@ func benchAppendPool(b *testing.B, appenders int, opts Options, pool [][]byte) {
 	}
 	defer j.Close()
 	b.SetBytes(int64(avgLen(pool) * batchSize))
-	b.SetParallelism((appenders + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
-	var next atomic.Int64
+	var (
+		ops  atomic.Int64 // Appends handed out so far
+		next atomic.Int64 // rotates through the pool
+		wg   sync.WaitGroup
+	)
 	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		batch := make([][]byte, batchSize)
-		for pb.Next() {
-			off := int(next.Add(batchSize))
-			for k := range batch {
-				batch[k] = pool[(off+k)%len(pool)]
+	for range appenders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			batch := make([][]byte, batchSize)
+			for ops.Add(1) <= int64(b.N) {
+				off := int(next.Add(batchSize))
+				for k := range batch {
+					batch[k] = pool[(off+k)%len(pool)]
+				}
+				if _, err := j.Append(context.Background(), batch); err != nil {
+					b.Error(err)
+					return
+				}
 			}
-			if _, err := j.Append(context.Background(), batch); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
+		}()
+	}
+	wg.Wait()
 	b.StopTimer()
 	events := float64(j.LastSeq())
 	b.ReportMetric(events/b.Elapsed().Seconds(), "events/s")
