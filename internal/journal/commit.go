@@ -282,7 +282,6 @@ func (j *Journal) commit(p *pipeline) {
 			c := j.Cursor(r.name)
 			j.cursorsMu.Lock()
 			c.pos.Store(r.seq)
-			c.persisted = true
 			j.cursorsMu.Unlock()
 		case opDeleteCursor:
 			j.cursorsMu.Lock()

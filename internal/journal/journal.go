@@ -227,7 +227,6 @@ func (j *Journal) loadState(db *pebble.DB) error {
 			j.cursors[name] = c
 		}
 		c.pos.Store(pos)
-		c.persisted = true
 	}
 	return nil
 }
@@ -379,9 +378,9 @@ func (j *Journal) Append(ctx context.Context, entries [][]byte) (first uint64, e
 // order, up to max entries and no further than LastSeq at the time of the
 // call. It returns the sequence number of the last entry fn accepted (after
 // if none). Entries removed by Trim are skipped, so the first seq passed to
-// fn may be greater than after+1. entry is only valid during the call; fn
-// must copy it to keep it. An error from fn stops the read and is returned
-// as is.
+// fn may be greater than after+1. entry is only valid during the call (its
+// buffer is reused by later reads); fn must copy it to keep it. An error from
+// fn stops the read and is returned as is.
 func (j *Journal) Read(ctx context.Context, after uint64, max int, fn func(seq uint64, entry []byte) error) (uint64, error) {
 	hi := j.frontier.Load()
 	last := after
@@ -599,10 +598,9 @@ func (j *Journal) DeleteCursor(ctx context.Context, name string) error {
 // Cursor is a consumer's durable position in the journal: the last sequence
 // number it has fully processed.
 type Cursor struct {
-	j         *Journal
-	name      string
-	pos       atomic.Uint64
-	persisted bool // guarded by j.cursorsMu
+	j    *Journal
+	name string
+	pos  atomic.Uint64
 }
 
 // Name returns the cursor's name.
