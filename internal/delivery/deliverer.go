@@ -25,7 +25,10 @@ const readChunk = 4096
 // failed attempt (and is retried) instead of stalling the trail silently.
 const putTimeout = 2 * time.Minute
 
-var errBatchFull = errors.New("batch full")
+var (
+	errBatchFull = errors.New("batch full")
+	errPastEnd   = errors.New("past the end of the read")
+)
 
 // deliveryConfig is what the manager tells a deliverer: the trail as last
 // read and its logging windows.
@@ -284,15 +287,19 @@ func (d *deliverer) collect(ctx context.Context, cfg deliveryConfig, ver uint64,
 		}
 		if b.last < hi {
 			_, err := d.m.j.Read(ctx, b.last, int(min(hi-b.last, readChunk)), func(seq uint64, entry []byte) error {
-				if !w.contains(seq) {
-					b.last = seq
-					return nil
+				if seq > hi {
+					// Only after a gap (trimmed entries): never read past
+					// the window's end.
+					return errPastEnd
 				}
 				if !b.take(seq, entry, false) {
 					return errBatchFull
 				}
 				return nil
 			})
+			if errors.Is(err, errPastEnd) {
+				b.last, err = hi, nil
+			}
 			if !b.empty() && d.oldest.Load() == 0 {
 				d.oldest.Store(time.Now().UnixNano())
 			}

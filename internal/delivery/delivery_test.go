@@ -401,3 +401,28 @@ func seriesCount(t *testing.T, reg *prometheus.Registry, name string) int {
 	}
 	return 0
 }
+
+// TestTrimmedGap: entries trimmed from under a lagging cursor are skipped
+// without reading past the end of a closed window.
+func TestTrimmedGap(t *testing.T) {
+	e := newEnv(t)
+	e.bucket("logs")
+	ctx := context.Background()
+	tr := e.trail("us-east-1", trail.CreateInput{Name: "gappy", S3BucketName: "logs"})
+	m := e.manager(testOptions())
+	e.changed(m)
+	nums := e.append(rec{}, rec{}, rec{}, rec{}, rec{}, rec{}, rec{})
+	if err := e.trails.StopLogging(ctx, "us-east-1", "gappy"); err != nil {
+		t.Fatal(err)
+	}
+	e.changed(m)
+	e.append(rec{}, rec{}, rec{}) // after StopLogging: never delivered
+	if err := e.j.Trim(ctx, 5); err != nil {
+		t.Fatal(err)
+	}
+	e.start(m)
+	waitFor(t, 10*time.Second, "the window to drain", func() bool {
+		return e.j.Cursor(CursorName(tr.ARN())).Position() == 7
+	})
+	exactlyOnce(t, delivered(t, files(t, e.store, "logs")), idsOf(nums[4:]))
+}

@@ -297,7 +297,7 @@ func (m *Manager) reconcile(ctx context.Context) error {
 // last entry at that moment.
 func (m *Manager) updateWindows(ctx context.Context, t *trail.Trail, st trailState) (trailState, error) {
 	arn := t.ARN()
-	pos := m.j.Cursor(CursorName(arn)).Position()
+	pos := m.cursorPos(arn)
 	want := func(st *trailState) bool {
 		open := st.openWindow()
 		if t.Status.IsLogging {
@@ -337,6 +337,10 @@ func (m *Manager) updateWindows(ctx context.Context, t *trail.Trail, st trailSta
 	return out, err
 }
 
+// cursorPos is the trail's cursor position, without creating the cursor
+// (a trail that never logged has none).
+func (m *Manager) cursorPos(arn string) uint64 { return m.j.Cursors()[CursorName(arn)] }
+
 // ensureDeliverer starts, updates or leaves alone the trail's deliverer.
 func (m *Manager) ensureDeliverer(t *trail.Trail, st trailState) {
 	arn := t.ARN()
@@ -359,11 +363,11 @@ func (m *Manager) ensureDeliverer(t *trail.Trail, st trailState) {
 	if !m.running {
 		return
 	}
-	cursor := m.j.Cursor(CursorName(arn))
-	need := t.Status.IsLogging || st.Plan != nil || st.pending(cursor.Position(), m.j.LastSeq()) > 0
+	need := t.Status.IsLogging || st.Plan != nil || st.pending(m.cursorPos(arn), m.j.LastSeq()) > 0
 	if !need {
 		return
 	}
+	cursor := m.j.Cursor(CursorName(arn))
 	ctx, cancel := context.WithCancel(m.runCtx)
 	d = &deliverer{
 		m:      m,

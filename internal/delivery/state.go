@@ -40,9 +40,6 @@ type Window struct {
 
 func (w Window) open() bool { return w.To == 0 }
 
-// contains reports whether seq is inside the window.
-func (w Window) contains(seq uint64) bool { return seq >= w.From && (w.open() || seq <= w.To) }
-
 // trailState is the durable delivery state of one trail.
 type trailState struct {
 	Windows []Window `json:",omitempty"`
