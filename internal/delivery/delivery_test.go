@@ -199,10 +199,20 @@ func TestStopStartGap(t *testing.T) {
 	if got := delivered(t, files(t, e.store, "logs")); len(got) != 2 {
 		t.Fatalf("after StopLogging delivered %v, want the two events from before", got)
 	}
+	// A stopped, drained trail releases its cursor so that it does not
+	// hold the journal's retention back.
+	waitFor(t, 5*time.Second, "the cursor to be released", func() bool {
+		_, ok := e.j.Cursors()[CursorName(tr.ARN())]
+		return !ok
+	})
 	if err := e.trails.StartLogging(ctx, "us-east-1", "gap"); err != nil {
 		t.Fatal(err)
 	}
 	e.changed(m)
+	// Logging again: the cursor is back, at the new window's start.
+	if pos, ok := e.j.Cursors()[CursorName(tr.ARN())]; !ok || pos != e.j.LastSeq() {
+		t.Errorf("cursor after StartLogging: %d, %v; want %d", pos, ok, e.j.LastSeq())
+	}
 	after := e.append(rec{Name: "After1"})
 	if err := e.trails.StopLogging(ctx, "us-east-1", "gap"); err != nil {
 		t.Fatal(err)

@@ -264,6 +264,9 @@ func (m *Manager) reconcile(ctx context.Context) error {
 			continue
 		}
 		m.ensureDeliverer(t, st)
+		if err := m.releaseCursor(ctx, t, st); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	// Deleted trails: stop their deliverers, then drop cursor and state.
 	gone := map[string]bool{}
@@ -311,10 +314,20 @@ func (m *Manager) updateWindows(ctx context.Context, t *trail.Trail, st trailSta
 	if !want(&st) && !prunable(&st) {
 		return st, nil
 	}
+	last := m.j.LastSeq()
+	if t.Status.IsLogging && want(&st) && st.Plan == nil && st.pending(pos, last) == 0 && (pos < last || !m.hasCursor(arn)) {
+		// Nothing earlier is left to deliver: move (or create) the cursor
+		// to the new window's start before the window exists, so that the
+		// journal's retention cannot trim the window's first events before
+		// the deliverer gets to them.
+		if err := m.j.Cursor(CursorName(arn)).Commit(ctx, last); err != nil {
+			return st, fmt.Errorf("delivery: move the cursor of %s to where logging starts: %w", arn, err)
+		}
+		pos = last
+	}
 	var out trailState
 	err := m.st.update(ctx, arn, func(st *trailState, _ *state.Tx) error {
 		if want(st) {
-			last := m.j.LastSeq()
 			if i := st.openWindow(); i >= 0 {
 				if st.Windows[i].From > last {
 					st.Windows = st.Windows[:i] // nothing happened while it was open
@@ -340,6 +353,52 @@ func (m *Manager) updateWindows(ctx context.Context, t *trail.Trail, st trailSta
 // cursorPos is the trail's cursor position, without creating the cursor
 // (a trail that never logged has none).
 func (m *Manager) cursorPos(arn string) uint64 { return m.j.Cursors()[CursorName(arn)] }
+
+func (m *Manager) hasCursor(arn string) bool {
+	_, ok := m.j.Cursors()[CursorName(arn)]
+	return ok
+}
+
+// releaseCursor deletes the cursor of a trail that is stopped and has
+// delivered everything it captured: it has nothing more to read until it
+// logs again (when a new cursor starts at the new window), and a cursor
+// left behind would hold the journal's retention back forever.
+func (m *Manager) releaseCursor(ctx context.Context, t *trail.Trail, st trailState) error {
+	arn := t.ARN()
+	if t.Status.IsLogging || st.Plan != nil || !m.hasCursor(arn) || st.pending(m.cursorPos(arn), m.j.LastSeq()) > 0 {
+		return nil
+	}
+	m.mu.Lock()
+	d := m.deliverers[arn]
+	m.mu.Unlock()
+	if d != nil {
+		select {
+		case <-d.done:
+		default:
+			return nil // still finishing (its plan bookkeeping or a retry)
+		}
+	}
+	// First forget the windows the cursor has passed, durably: once the
+	// cursor is gone its position reads as 0, and a window still on record
+	// would be delivered again.
+	pos := m.cursorPos(arn)
+	drained := false
+	if err := m.st.update(ctx, arn, func(st *trailState, _ *state.Tx) error {
+		st.prune(pos)
+		drained = st.Plan == nil && st.pending(pos, m.j.LastSeq()) == 0
+		return nil
+	}); err != nil {
+		return err
+	}
+	if !drained {
+		return nil
+	}
+	if err := m.j.DeleteCursor(ctx, CursorName(arn)); err != nil {
+		return fmt.Errorf("delivery: release the cursor of stopped trail %s: %w", arn, err)
+	}
+	m.log.Info("trail stopped and fully delivered; cursor released", "trail", arn)
+	return nil
+}
 
 // ensureDeliverer starts, updates or leaves alone the trail's deliverer.
 func (m *Manager) ensureDeliverer(t *trail.Trail, st trailState) {
