@@ -146,13 +146,15 @@ func NewManager(j *journal.Journal, st *state.Store, trails Trails, store objsto
 		opts.Clock = time.Now
 	}
 	m := &Manager{
-		j:          j,
-		st:         stateStore{st},
-		trails:     trails,
-		store:      store,
-		opts:       opts,
-		log:        opts.Logger.With("component", "delivery"),
-		sender:     notify.NewSender(opts.HTTPClient, opts.Clock),
+		j:      j,
+		st:     stateStore{st},
+		trails: trails,
+		store:  store,
+		opts:   opts,
+		log:    opts.Logger.With("component", "delivery"),
+		// Signatures carry the real time whatever Clock says: receivers
+		// check it against their own clocks.
+		sender:     notify.NewSender(opts.HTTPClient, nil),
 		deliverers: map[string]*deliverer{},
 		notifyWake: make(chan struct{}, 1),
 	}
