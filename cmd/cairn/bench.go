@@ -34,23 +34,25 @@ client, using realistic generated events (deterministic for a --seed).
 Run 'cairn bench ingest -h' or 'cairn bench lookup -h' for the flags.
 `
 
-// runBench is `cairn bench ingest|lookup`.
+// runBench is `cairn bench ingest|lookup|delivery`.
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, benchUsage)
-		return errors.New("missing subcommand: ingest or lookup")
+		return errors.New("missing subcommand: ingest, lookup or delivery")
 	}
 	switch args[0] {
 	case "ingest":
 		return benchIngest(ctx, args[1:], stdout, stderr)
 	case "lookup":
 		return benchLookup(ctx, args[1:], stdout, stderr)
+	case "delivery":
+		return runBenchDelivery(ctx, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stderr, benchUsage)
 		return flag.ErrHelp
 	}
 	fmt.Fprint(stderr, benchUsage)
-	return fmt.Errorf("unknown subcommand %q: want ingest or lookup", args[0])
+	return fmt.Errorf("unknown subcommand %q: want ingest, lookup or delivery", args[0])
 }
 
 // benchCommon are the flags both benchmarks share.

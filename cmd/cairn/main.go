@@ -28,7 +28,7 @@ func commands() map[string]command {
 		"buckets": {runBuckets, "manage buckets of the object store: create, list"},
 		"lookup":  {runLookup, "search the event history (LookupEvents) from the command line"},
 		"import":  {runImport, "import CloudTrail records into a running server"},
-		"bench":   {runBench, "load benchmarks against a running server: ingest, lookup"},
+		"bench":   {runBench, "benchmarks: ingest and lookup against a running server, delivery in-process"},
 	}
 }
 
