@@ -28,9 +28,12 @@ import (
 const benchUsage = `usage:
   cairn bench ingest [flags]   PutAuditEvents load: events/s acknowledged, latency, server RSS
   cairn bench lookup [flags]   LookupEvents latency per attribute key (optionally after --fill N)
+  cairn bench delivery [flags] journal-to-log-file throughput for 1 and 5 trails, in-process
 
-Both drive a RUNNING server through its real HTTP API with SigV4, like any
-client, using realistic generated events (deterministic for a --seed).
+ingest and lookup drive a RUNNING server through its real HTTP API with
+SigV4, like any client, using realistic generated events (deterministic for
+a --seed); delivery runs the delivery pipeline in-process on a scratch
+journal and file store.
 Run 'cairn bench ingest -h' or 'cairn bench lookup -h' for the flags.
 `
 
