@@ -3,9 +3,7 @@ package server
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -38,7 +36,6 @@ type call struct {
 	req       *api.Request
 	op        api.Operation
 	body      []byte
-	key       auth.Key
 	tls       *tls.ConnectionState
 	host      string
 	readOnly  bool
@@ -71,33 +68,9 @@ func (s *Server) handleJSON11(w http.ResponseWriter, r *http.Request) {
 		awsproto.WriteError(w, requestID, awsproto.ContentTypeJSON11, e)
 	}
 
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxJSON11Body))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			fail(awsproto.Errorf("RequestEntityTooLargeException", "Request body is larger than %d bytes.", maxJSON11Body))
-			return
-		}
-		fail(awsproto.Errorf("SerializationException", "Could not read the request body: %v", err))
-		return
-	}
-
-	cred, err := awsproto.VerifyRequest(r.Context(), r, body, s.secretFor, s.cfg.Now())
+	authd, err := s.authenticate(w, r, serviceCloudTrail, maxJSON11Body)
 	if err != nil {
 		fail(err)
-		return
-	}
-	if cred.Service != serviceCloudTrail {
-		fail(awsproto.Errorf("InvalidSignatureException", "Credential should be scoped to correct service: '%s'.", serviceCloudTrail))
-		return
-	}
-	key, _, ok, err := s.keys.Lookup(r.Context(), cred.AccessKeyID)
-	if err != nil {
-		fail(awsproto.Internal(fmt.Errorf("look up access key: %w", err)))
-		return
-	}
-	if !ok { // deleted between verification and now
-		fail(awsproto.Errorf("UnrecognizedClientException", "The security token included in the request is invalid."))
 		return
 	}
 
@@ -118,17 +91,16 @@ func (s *Server) handleJSON11(w http.ResponseWriter, r *http.Request) {
 	c := &call{
 		req: &api.Request{
 			Operation: opName,
-			Region:    cred.Region,
+			Region:    authd.cred.Region,
 			AccountID: s.cfg.AccountID,
-			Caller:    callerOf(key, s.cfg.AccountID),
+			Caller:    authd.caller,
 			RequestID: requestID,
 			SourceIP:  sourceIP(r),
 			UserAgent: r.UserAgent(),
 			Time:      s.cfg.Now().UTC(),
 		},
 		op:        op,
-		body:      body,
-		key:       key,
+		body:      authd.body,
 		tls:       r.TLS,
 		host:      r.Host,
 		readOnly:  op.ReadOnly,
@@ -181,15 +153,8 @@ func (s *Server) audit(ctx context.Context, c *call) error {
 		EventID:            uuid.NewString(),
 		RecipientAccountID: s.cfg.AccountID,
 		ReadOnly:           c.readOnly,
-		Identity: event.UserIdentity{
-			Type:        "IAMUser",
-			PrincipalID: c.req.Caller.PrincipalID,
-			ARN:         c.req.Caller.ARN,
-			AccountID:   c.req.Caller.AccountID,
-			AccessKeyID: c.req.Caller.AccessKeyID,
-			UserName:    c.req.Caller.UserName,
-		},
-		RequestParameters: cloudTrailParams(c.body),
+		Identity:           userIdentity(c.req.Caller),
+		RequestParameters:  cloudTrailParams(c.body),
 	}
 	if c.err != nil {
 		e := awsproto.AsError(c.err)

@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"time"
@@ -90,31 +88,12 @@ func (s *Server) handleImport(w http.ResponseWriter, r *http.Request) {
 		awsproto.WriteError(w, requestID, contentTypeJSON, e)
 	}
 
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxImportBody))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			fail(awsproto.Errorf("RequestEntityTooLargeException", "Request body is larger than %d bytes; send the records in smaller batches.", MaxImportBody))
-			return
-		}
-		fail(awsproto.Errorf("SerializationException", "Could not read the request body: %v", err))
-		return
-	}
-	cred, err := awsproto.VerifyRequestWith(r.Context(), r, body, s.secretFor, s.cfg.Now(), awsproto.VerifyOptions{Service: ImportService})
+	authd, err := s.authenticate(w, r, ImportService, MaxImportBody)
 	if err != nil {
 		fail(err)
 		return
 	}
-	key, _, ok, err := s.keys.Lookup(r.Context(), cred.AccessKeyID)
-	if err != nil {
-		fail(awsproto.Internal(fmt.Errorf("look up access key: %w", err)))
-		return
-	}
-	if !ok { // deleted between verification and now
-		fail(awsproto.Errorf("UnrecognizedClientException", "The security token included in the request is invalid."))
-		return
-	}
-	caller := callerOf(key, s.cfg.AccountID)
+	body, cred, caller := authd.body, authd.cred, authd.caller
 	audit := event.APICall{
 		Time:               s.cfg.Now().UTC(),
 		Source:             "cloudtrail.amazonaws.com",
@@ -124,14 +103,7 @@ func (s *Server) handleImport(w http.ResponseWriter, r *http.Request) {
 		UserAgent:          r.UserAgent(),
 		RequestID:          requestID,
 		RecipientAccountID: s.cfg.AccountID,
-		Identity: event.UserIdentity{
-			Type:        "IAMUser",
-			PrincipalID: caller.PrincipalID,
-			ARN:         caller.ARN,
-			AccountID:   caller.AccountID,
-			AccessKeyID: caller.AccessKeyID,
-			UserName:    caller.UserName,
-		},
+		Identity:           userIdentity(caller),
 	}
 	if caller.ReadOnlyKey {
 		denied := awsproto.Errorf("AccessDeniedException",
