@@ -248,9 +248,13 @@ func benchDeliveryRun(ctx context.Context, dir string, n, events int, interval t
 	wg.Go(func() { runErr = m.Run(runCtx) })
 	last := j.LastSeq()
 	for {
+		// A trail is done when its cursor reached the end, or when it is
+		// gone: a stopped trail releases its cursor once it delivered
+		// everything.
 		doneAll := true
+		cursors := j.Cursors()
 		for _, arn := range arns {
-			if j.Cursor(delivery.CursorName(arn)).Position() < last {
+			if pos, ok := cursors[delivery.CursorName(arn)]; ok && pos < last {
 				doneAll = false
 			}
 		}
