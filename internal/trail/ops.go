@@ -77,6 +77,10 @@ func (s *Service) setTopic(t *Trail, topic string) error {
 	if err != nil {
 		return err
 	}
+	if s.topicExists != nil && !s.topicExists(topic) {
+		return awsproto.Errorf("InsufficientSnsTopicPolicyException",
+			"SNS Topic does not exist or the topic policy is incorrect! (Cairn has no notification topic named %q; declare it under [[topics]] in the configuration.)", topic)
+	}
 	t.SnsTopicName, t.SnsTopicARN = topic, arn
 	return nil
 }
@@ -173,6 +177,7 @@ func (s *Service) Create(ctx context.Context, region string, in CreateInput) (Tr
 		return Trail{}, err
 	}
 	s.log.InfoContext(ctx, "trail created", "trail", t.ARN(), "multiRegion", t.IsMultiRegionTrail, "bucket", t.S3BucketName)
+	s.notifyChanged(ctx)
 	return t, nil
 }
 
@@ -268,6 +273,7 @@ func (s *Service) Update(ctx context.Context, region string, in UpdateInput) (Tr
 		return Trail{}, err
 	}
 	s.log.InfoContext(ctx, "trail updated", "trail", out.ARN())
+	s.notifyChanged(ctx)
 	return out, nil
 }
 
@@ -290,6 +296,7 @@ func (s *Service) Delete(ctx context.Context, region, nameOrARN string) error {
 		return err
 	}
 	s.log.InfoContext(ctx, "trail deleted", "trail", arn)
+	s.notifyChanged(ctx)
 	return nil
 }
 
@@ -446,6 +453,7 @@ func (s *Service) setLogging(ctx context.Context, region, nameOrARN string, on b
 	})
 	if err == nil && changed {
 		s.log.InfoContext(ctx, "trail logging changed", "trail", arn, "logging", on)
+		s.notifyChanged(ctx)
 	}
 	return err
 }
@@ -482,6 +490,9 @@ func (s *Service) PutEventSelectors(ctx context.Context, region, nameOrARN strin
 		out = t
 		return nil
 	})
+	if err == nil {
+		s.notifyChanged(ctx)
+	}
 	return out, err
 }
 

@@ -146,6 +146,12 @@ type Service struct {
 	clock     func() time.Time
 	pageSize  int
 	log       *slog.Logger
+	// changed is called after a change that affects delivery has been
+	// committed; nil means nobody listens.
+	changed func(ctx context.Context)
+	// topicExists says whether a notification topic is configured; nil
+	// accepts any well-formed topic.
+	topicExists func(nameOrARN string) bool
 }
 
 // Option tunes New.
@@ -166,6 +172,29 @@ func WithLogger(l *slog.Logger) Option {
 		if l != nil {
 			s.log = l
 		}
+	}
+}
+
+// WithChangeHook registers fn to be called after every committed change
+// that affects what a trail delivers (create, update, delete, start and
+// stop logging, selectors), so that delivery applies it at once instead of
+// at its next poll: a stop followed quickly by a start must not lose the
+// events in between.
+func WithChangeHook(fn func(ctx context.Context)) Option {
+	return func(s *Service) { s.changed = fn }
+}
+
+// WithTopicCheck makes CreateTrail and UpdateTrail refuse SnsTopicName
+// values that name no configured notification topic, as CloudTrail refuses
+// topics it cannot publish to.
+func WithTopicCheck(exists func(nameOrARN string) bool) Option {
+	return func(s *Service) { s.topicExists = exists }
+}
+
+// notifyChanged tells the change hook, if any.
+func (s *Service) notifyChanged(ctx context.Context) {
+	if s.changed != nil {
+		s.changed(ctx)
 	}
 }
 
