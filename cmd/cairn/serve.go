@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cairn-audit/cairn/internal/delivery/notify"
 	"github.com/cairn-audit/cairn/internal/server"
 )
 
@@ -28,6 +29,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		tlsKey     = fs.String("tls-key", "", "PEM private key for --tls-cert")
 		retention  = fs.Duration("history-retention", 90*24*time.Hour, "how long events stay in the event history (CloudTrail: 90 days)")
 		dataEvents = fs.Bool("history-data-events", false, "keep data events in the event history too (a Cairn extension)")
+		interval   = fs.Duration("delivery-interval", time.Minute, "how long trails batch events before writing a log file (1s to 15m)")
 		pprofOn    = fs.Bool("pprof", false, "serve Go's profiling endpoints under /debug/pprof/")
 		logLevel   = fs.String("log-level", "info", "debug, info, warn or error")
 		logFormat  = fs.String("log-format", "text", "text or json")
@@ -41,8 +43,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *configPath == "" {
 		*configPath = os.Getenv("CAIRN_CONFIG")
 	}
-	if _, err := applySettings(fs, *configPath, os.LookupEnv); err != nil {
+	file, err := applySettings(fs, *configPath, os.LookupEnv)
+	if err != nil {
 		return err
+	}
+	topics, err := notify.ParseTopics(file["topics"], os.LookupEnv)
+	if err != nil {
+		return fmt.Errorf("config file %s: %w", *configPath, err)
 	}
 	logger, err := newLogger(stderr, *logLevel, *logFormat)
 	if err != nil {
@@ -61,6 +68,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		HistoryRetention:  *retention,
 		HistoryDataEvents: *dataEvents,
 		Pprof:             *pprofOn,
+		DeliveryInterval:  *interval,
+		Topics:            topics,
 		Logger:            logger,
 		Version:           versionString(),
 	})

@@ -26,6 +26,8 @@ import (
 	"github.com/cairn-audit/cairn/internal/api"
 	"github.com/cairn-audit/cairn/internal/auth"
 	"github.com/cairn-audit/cairn/internal/channel"
+	"github.com/cairn-audit/cairn/internal/delivery"
+	"github.com/cairn-audit/cairn/internal/delivery/notify"
 	"github.com/cairn-audit/cairn/internal/history"
 	"github.com/cairn-audit/cairn/internal/journal"
 	"github.com/cairn-audit/cairn/internal/objstore"
@@ -51,6 +53,11 @@ type Config struct {
 	// HistoryDataEvents keeps data events in the event history too (a
 	// Cairn extension; CloudTrail keeps only management events there).
 	HistoryDataEvents bool
+	// DeliveryInterval is how long a trail batches events before writing a
+	// log file (1 s to 15 min); zero means CloudTrail's usual minute.
+	DeliveryInterval time.Duration
+	// Topics are the notification topics trails may name in SnsTopicName.
+	Topics notify.Topics
 	// Pprof serves Go's profiling endpoints under /debug/pprof/ on the
 	// same listener; off by default because profiles reveal internals.
 	Pprof   bool
@@ -70,6 +77,7 @@ type Server struct {
 	store    objstore.Store
 	trails   *trail.Service
 	history  *history.History
+	delivery *delivery.Manager
 	channels *channel.Service
 	registry *api.Registry
 	metrics  *metrics
@@ -151,7 +159,24 @@ func Open(ctx context.Context, cfg Config) (s *Server, err error) {
 	if s.store, err = stores.Open(ctx, cfg.Store, stores.Options{AccessKeyID: cfg.S3AccessKeyID, SecretAccessKey: cfg.S3SecretAccessKey}); err != nil {
 		return nil, err
 	}
-	s.trails = trail.New(s.state, s.store, cfg.AccountID, cfg.Now, trail.WithLogger(s.log))
+	s.trails = trail.New(s.state, s.store, cfg.AccountID, cfg.Now,
+		trail.WithLogger(s.log),
+		trail.WithTopicCheck(cfg.Topics.Exists),
+		trail.WithChangeHook(func(ctx context.Context) {
+			// Without this the manager notices the change at its next poll.
+			if err := s.delivery.TrailChanged(ctx); err != nil {
+				s.log.Warn("delivery has not applied a trail change yet; its next poll will", "err", err)
+			}
+		}))
+	if s.delivery, err = delivery.NewManager(s.journal, s.state, s.trails, s.store, delivery.Options{
+		Interval:   cfg.DeliveryInterval,
+		Logger:     s.log,
+		Registerer: s.promReg,
+		Clock:      cfg.Now,
+		Topics:     cfg.Topics,
+	}); err != nil {
+		return nil, err
+	}
 	if s.channels, err = channel.New(s.state, cfg.AccountID, channel.Options{Now: cfg.Now, Logger: s.log, Registerer: s.promReg}); err != nil {
 		return nil, err
 	}
@@ -297,10 +322,16 @@ func (s *Server) startBackground() error {
 	if err := s.history.Start(ctx); err != nil {
 		return err
 	}
-	s.bg.Add(2)
+	s.bg.Add(3)
 	go func() {
 		defer s.bg.Done()
 		s.trimJournal(ctx)
+	}()
+	go func() {
+		defer s.bg.Done()
+		if err := s.delivery.Run(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error("trail delivery stopped", "err", err)
+		}
 	}()
 	go func() {
 		defer s.bg.Done()
