@@ -166,7 +166,7 @@ func benchFollow(b *testing.B, rate int) {
 	b.ReportMetric(float64(b.N)/indexed.Seconds(), "indexed/s")
 	b.ReportMetric(float64(maxLag), "max-lag")
 	b.ReportMetric(float64(lag), "lag-at-end")
-	b.ReportMetric(float64((indexed-appended).Milliseconds()), "catch-up-ms")
+	b.ReportMetric(float64((indexed - appended).Milliseconds()), "catch-up-ms")
 	b.ReportMetric(0, "ns/op")
 }
 
