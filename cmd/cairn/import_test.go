@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/cairn-audit/cairn/internal/datasets"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,50 +15,17 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 
-	"github.com/cairn-audit/cairn/internal/bench"
 	"github.com/cairn-audit/cairn/internal/event"
 	"github.com/cairn-audit/cairn/internal/server"
 	"github.com/cairn-audit/cairn/internal/server/servertest"
 )
-
-// requireImportRoute skips a test while the server does not route
-// POST /cairn/import (server.go wires server.handleImport).
-func requireImportRoute(t *testing.T, h *servertest.Harness) {
-	t.Helper()
-	c := bench.NewClient(h.URL, servertest.DefaultRegion, aws.Credentials{AccessKeyID: h.AdminKeyID, SecretAccessKey: h.AdminSecret}, nil)
-	_, err := c.Import(context.Background(), []byte("\n"))
-	var ae *bench.APIError
-	if errors.As(err, &ae) && ae.Status == 404 {
-		t.Skip("the server does not route POST /cairn/import yet")
-	}
-}
-
-func datasetsRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		cand := filepath.Join(dir, "shared", "datasets")
-		if st, err := os.Stat(cand); err == nil && st.IsDir() {
-			return cand
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("shared/datasets not found above the working directory")
-		}
-		dir = parent
-	}
-}
 
 // TestImportDatasets imports every Stratus and flaws2 file by directory,
 // then finds each management record by its EventId in its own region
 // (history retention is stretched: the data sets are years old).
 func TestImportDatasets(t *testing.T) {
 	h := servertest.Start(t, servertest.Options{Configure: func(c *server.Config) { c.HistoryRetention = 20 * 365 * 24 * time.Hour }})
-	requireImportRoute(t, h)
-	root := datasetsRoot(t)
+	root := datasets.Dir(t)
 	dirs := []string{filepath.Join(root, "stratus-red-team-detonation-logs"), filepath.Join(root, "flaws2-cloud")}
 	var out, errOut bytes.Buffer
 	if err := runImport(context.Background(), append(remoteArgs(h, t), dirs...), &out, &errOut); err != nil {
@@ -126,7 +94,6 @@ func TestImportDatasets(t *testing.T) {
 // good ones are imported, and the command exits 1.
 func TestImportReportsRejections(t *testing.T) {
 	h := servertest.Start(t)
-	requireImportRoute(t, h)
 	dir := t.TempDir()
 	now := time.Now().UTC().Format(time.RFC3339)
 	good := func(id string) string {
@@ -161,7 +128,6 @@ func TestImportReportsRejections(t *testing.T) {
 // command says why.
 func TestImportRefusesReadOnlyKey(t *testing.T) {
 	h := servertest.Start(t)
-	requireImportRoute(t, h)
 	ro := filepath.Join(t.TempDir(), "ro")
 	if err := os.WriteFile(ro, []byte("[cairn]\naws_access_key_id = "+h.ReadOnlyKeyID+"\naws_secret_access_key = "+h.ReadOnlySecret+"\n"), 0o600); err != nil {
 		t.Fatal(err)

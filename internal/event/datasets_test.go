@@ -3,6 +3,7 @@ package event
 import (
 	"compress/gzip"
 	"encoding/json"
+	"github.com/cairn-audit/cairn/internal/datasets"
 	"io"
 	"os"
 	"path/filepath"
@@ -15,29 +16,7 @@ import (
 // directory: the datasets live next to the repository, never copied into it.
 func datasetsDir(t testing.TB) string {
 	t.Helper()
-	dir, ok := findDatasets()
-	if !ok {
-		t.Skip("shared/datasets not found above the working directory")
-	}
-	return dir
-}
-
-func findDatasets() (string, bool) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", false
-	}
-	for {
-		cand := filepath.Join(dir, "shared", "datasets")
-		if st, err := os.Stat(cand); err == nil && st.IsDir() {
-			return cand, true
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", false
-		}
-		dir = parent
-	}
+	return datasets.Dir(t)
 }
 
 func stratusFiles(t testing.TB) []string {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"github.com/cairn-audit/cairn/internal/datasets"
 	"os"
 	"reflect"
 	"testing"
@@ -17,7 +18,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(minimal))
 	// Real records seed the corpus straight from the datasets, one per
 	// eventName, rather than as copies in testdata.
-	if _, ok := findDatasets(); !ok {
+	if _, ok := datasets.Find(); !ok {
 		f.Log("shared/datasets not found: fuzzing from the committed seeds only")
 	} else {
 		addDatasetRecordSeeds(f)
@@ -75,7 +76,7 @@ func FuzzParse(f *testing.F) {
 // testdata/fuzz/FuzzReadRecords (run as tests).
 func FuzzReadRecords(f *testing.F) {
 	f.Add([]byte(`{"Records":[` + recA + `,` + recB + `]}`))
-	if _, ok := findDatasets(); ok {
+	if _, ok := datasets.Find(); ok {
 		for _, file := range append(stratusFiles(f)[:3], flaws2Files(f)[:2]...) {
 			b, err := os.ReadFile(file)
 			if err != nil {

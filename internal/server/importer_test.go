@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"github.com/cairn-audit/cairn/internal/datasets"
 	"io"
 	"log/slog"
 	"net/http"
@@ -115,28 +116,9 @@ func (h *importHarness) journalEntries(t *testing.T) [][]byte {
 	return out
 }
 
-func findDatasets(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		cand := filepath.Join(dir, "shared", "datasets")
-		if st, err := os.Stat(cand); err == nil && st.IsDir() {
-			return cand
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("shared/datasets not found above the working directory")
-		}
-		dir = parent
-	}
-}
-
 func datasetFiles(t *testing.T) []string {
 	t.Helper()
-	root := findDatasets(t)
+	root := datasets.Dir(t)
 	var files []string
 	for _, set := range []string{"stratus-red-team-detonation-logs", "flaws2-cloud"} {
 		err := filepath.WalkDir(filepath.Join(root, set), func(p string, d os.DirEntry, err error) error {
