@@ -3,6 +3,8 @@ package api_test
 import (
 	"errors"
 	"fmt"
+	"github.com/cairn-audit/cairn/internal/delivery/notify"
+	"github.com/cairn-audit/cairn/internal/server"
 	"regexp"
 	"strings"
 	"testing"
@@ -32,7 +34,13 @@ type sdkEnv struct {
 }
 
 func startSDK(t *testing.T) *sdkEnv {
-	h := servertest.Start(t)
+	// The notification topic the tests name; its receiver is never reached
+	// because no trail here delivers anything.
+	topics, err := notify.NewTopics(notify.Topic{Name: "trail-topic", URL: "http://127.0.0.1:9/hook", Secret: []byte("0123456789abcdef0123456789abcdef")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := servertest.Start(t, servertest.Options{Configure: func(c *server.Config) { c.Topics = topics }})
 	h.CreateBucket(t, sdkBucket)
 	h.CreateBucket(t, "sdk-other")
 	e := &sdkEnv{
@@ -310,6 +318,7 @@ func TestTrailSDKErrors(t *testing.T) {
 		{"create: bucket name invalid", create(func(in *cloudtrail.CreateTrailInput) { in.S3BucketName = aws.String("Bad_Bucket") }), sdkErr[*types.InvalidS3BucketNameException](), 400},
 		{"create: prefix too long", create(func(in *cloudtrail.CreateTrailInput) { in.S3KeyPrefix = aws.String(strings.Repeat("p", 201)) }), sdkErr[*types.InvalidS3PrefixException](), 400},
 		{"create: topic invalid", create(func(in *cloudtrail.CreateTrailInput) { in.SnsTopicName = aws.String("no spaces") }), sdkErr[*types.InvalidSnsTopicNameException](), 400},
+		{"create: topic not configured", create(func(in *cloudtrail.CreateTrailInput) { in.SnsTopicName = aws.String("nobody-listens") }), sdkErr[*types.InsufficientSnsTopicPolicyException](), 403},
 		{"create: key invalid", create(func(in *cloudtrail.CreateTrailInput) { in.KmsKeyId = aws.String("not-a-key") }), sdkErr[*types.InvalidKmsKeyIdException](), 400},
 		{"create: log group invalid", create(func(in *cloudtrail.CreateTrailInput) {
 			in.CloudWatchLogsLogGroupArn, in.CloudWatchLogsRoleArn = aws.String("group"), aws.String("arn:aws:iam::"+e.acct+":role/r")
