@@ -22,7 +22,9 @@ import (
 	"github.com/cairn-audit/cairn/internal/bench"
 	"github.com/cairn-audit/cairn/internal/delivery"
 	"github.com/cairn-audit/cairn/internal/journal"
+	"github.com/cairn-audit/cairn/internal/objstore"
 	"github.com/cairn-audit/cairn/internal/objstore/file"
+	"github.com/cairn-audit/cairn/internal/objstore/stores"
 	"github.com/cairn-audit/cairn/internal/selector"
 	"github.com/cairn-audit/cairn/internal/state"
 	"github.com/cairn-audit/cairn/internal/trail"
@@ -32,12 +34,21 @@ const benchDeliveryUsage = `usage: cairn bench delivery [flags]
 
 Measures trail delivery in-process: a temporary journal is filled with
 --events realistic records (~1.3 KB, three regions), then 1 and then 5
-trails (--trails) deliver them as CloudTrail log files to a file object
-store, with the delivery interval --interval. Each trail count runs on a
+trails (--trails) deliver them as CloudTrail log files to an object store
+(a temporary file store, or the S3 server --store names), with the
+delivery interval --interval. Each trail count runs on a
 fresh journal. The trails stop logging once the events are in (their
 windows close at the last event), so the final batch is cut as soon as it
 is read: the time measured is reading, selecting, compressing, writing and
 committing, not waiting for the interval.
+
+With --store s3://HOST:PORT?..., each run writes into a new bucket named
+cairn-bench-<unique>-<run>, which is left in place afterwards (remove it
+with "aws s3 rb --force"); credentials come from --s3-access-key-id and
+--s3-secret-access-key, else CAIRN_S3_ACCESS_KEY_ID and
+CAIRN_S3_SECRET_ACCESS_KEY, else the AWS SDK's credential chain. The store
+is never taken from CAIRN_STORE: a benchmark must not write into a
+server's store because of its environment.
 
 Reported: wall time until every trail's cursor reached the end, journal
 entries read per second per trail and in total, records delivered, files
@@ -90,6 +101,9 @@ func runBenchDelivery(ctx context.Context, args []string, stdout, stderr io.Writ
 		dir      = fs.String("dir", "", "working directory (default: a temporary directory, removed afterwards)")
 		seed     = fs.Uint64("seed", 1, "generator seed (same seed, same events)")
 		asJSON   = fs.Bool("json", false, "print machine-readable results (JSON) instead of a table")
+		storeURL = fs.String("store", "", "object store to deliver to: s3://HOST[:PORT]?region=..&tls=false (default: a file store in the working directory)")
+		s3Key    = fs.String("s3-access-key-id", "", "access key for an s3:// --store (env CAIRN_S3_ACCESS_KEY_ID; default: the AWS SDK's credential chain)")
+		s3Secret = fs.String("s3-secret-access-key", "", "secret key for an s3:// --store; prefer the env CAIRN_S3_SECRET_ACCESS_KEY")
 	)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, benchDeliveryUsage)
@@ -104,6 +118,21 @@ func runBenchDelivery(ctx context.Context, args []string, stdout, stderr io.Writ
 	}
 	if *events < 1 {
 		return errors.New("--events must be at least 1")
+	}
+	if *s3Key == "" {
+		*s3Key = os.Getenv("CAIRN_S3_ACCESS_KEY_ID")
+	}
+	if *s3Secret == "" {
+		*s3Secret = os.Getenv("CAIRN_S3_SECRET_ACCESS_KEY")
+	}
+	target := benchStore{url: *storeURL, opts: stores.Options{AccessKeyID: *s3Key, SecretAccessKey: *s3Secret}}
+	if target.url != "" {
+		if _, err := stores.ParseS3(target.url); err != nil {
+			return fmt.Errorf("--store: %w", err)
+		}
+		// Unique per invocation, so that runs never overwrite or count
+		// each other's files in a store that outlives them.
+		target.bucketPrefix = "cairn-bench-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	}
 	var runs []int
 	for _, f := range strings.Split(*counts, ",") {
@@ -127,7 +156,7 @@ func runBenchDelivery(ctx context.Context, args []string, stdout, stderr io.Writ
 		if !*asJSON {
 			fmt.Fprintf(stderr, "run %d: %d trail(s), %d events...\n", i+1, n, *events)
 		}
-		res, err := benchDeliveryRun(ctx, filepath.Join(work, fmt.Sprintf("run-%d", i+1)), n, *events, *interval, *seed)
+		res, err := benchDeliveryRun(ctx, filepath.Join(work, fmt.Sprintf("run-%d", i+1)), target, i+1, n, *events, *interval, *seed)
 		if err != nil {
 			return err
 		}
@@ -136,9 +165,9 @@ func runBenchDelivery(ctx context.Context, args []string, stdout, stderr io.Writ
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(map[string]any{"cpus": runtime.NumCPU(), "load_average": loadAverage(), "interval": interval.String(), "runs": results})
+		return enc.Encode(map[string]any{"cpus": runtime.NumCPU(), "load_average": loadAverage(), "interval": interval.String(), "store": target.describe(), "runs": results})
 	}
-	fmt.Fprintf(stdout, "cairn bench delivery: %d CPUs, load average %s, interval %s, file store\n", runtime.NumCPU(), loadAverage(), *interval)
+	fmt.Fprintf(stdout, "cairn bench delivery: %d CPUs, load average %s, interval %s, %s\n", runtime.NumCPU(), loadAverage(), *interval, target.describe())
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "trails\tevents\tjournal MB\tfill s\tdeliver s\tevents/s/trail\tevents/s total\trecords out\tfiles\tcompressed MB\t")
 	for _, r := range results {
@@ -160,8 +189,53 @@ func loadAverage() string {
 	return strings.Join(f[:3], " ")
 }
 
-// benchDeliveryRun fills a fresh journal in dir and delivers it with n trails.
-func benchDeliveryRun(ctx context.Context, dir string, n, events int, interval time.Duration, seed uint64) (benchDeliveryResult, error) {
+// benchStore is where a benchmark delivers: a file store inside each run's
+// directory when url is empty, else the s3:// store url names, with one
+// new bucket per run.
+type benchStore struct {
+	url          string
+	opts         stores.Options
+	bucketPrefix string
+}
+
+func (b benchStore) describe() string {
+	if b.url == "" {
+		return "file store"
+	}
+	return "store " + b.url
+}
+
+// open returns the run's store and the bucket to deliver to, created.
+func (b benchStore) open(ctx context.Context, dir string, run int, log *slog.Logger) (objstore.Store, string, error) {
+	if b.url == "" {
+		store, err := file.New(filepath.Join(dir, "buckets"), file.Options{Logger: log})
+		if err != nil {
+			return nil, "", err
+		}
+		const bucket = "cairn-bench"
+		if err := store.CreateBucket(ctx, bucket); err != nil {
+			store.Close()
+			return nil, "", err
+		}
+		return store, bucket, nil
+	}
+	opts := b.opts
+	opts.Logger = log
+	store, err := stores.Open(ctx, b.url, opts)
+	if err != nil {
+		return nil, "", err
+	}
+	bucket := fmt.Sprintf("%s-%d", b.bucketPrefix, run)
+	if err := store.CreateBucket(ctx, bucket); err != nil {
+		store.Close()
+		return nil, "", fmt.Errorf("create bucket %s in %s: %w", bucket, b.url, err)
+	}
+	return store, bucket, nil
+}
+
+// benchDeliveryRun fills a fresh journal in dir and delivers it with n
+// trails into a new bucket of target.
+func benchDeliveryRun(ctx context.Context, dir string, target benchStore, run, n, events int, interval time.Duration, seed uint64) (benchDeliveryResult, error) {
 	res := benchDeliveryResult{Trails: n, Events: events}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	j, err := journal.Open(ctx, filepath.Join(dir, "journal"), journal.Options{Logger: log})
@@ -174,15 +248,12 @@ func benchDeliveryRun(ctx context.Context, dir string, n, events int, interval t
 		return res, err
 	}
 	defer st.Close()
-	store, err := file.New(filepath.Join(dir, "buckets"), file.Options{Logger: log})
+	store, bucket, err := target.open(ctx, dir, run, log)
 	if err != nil {
 		return res, err
 	}
 	defer store.Close()
-	const account, bucket, home = "000000000000", "cairn-bench", "us-east-1"
-	if err := store.CreateBucket(ctx, bucket); err != nil {
-		return res, err
-	}
+	const account, home = "000000000000", "us-east-1"
 	trails := trail.New(st, store, account, nil, trail.WithLogger(log))
 	var arns []string
 	for _, spec := range benchDeliveryTrails[:n] {
