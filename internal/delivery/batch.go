@@ -61,7 +61,7 @@ func (b *batch) take(seq uint64, entry []byte, force bool) bool {
 		b.fullRegion = region
 		return false
 	}
-	f.add(entry)
+	f.add(entry, rec.EventTime)
 	b.records++
 	b.last = seq
 	if b.firstSeen.IsZero() {
@@ -96,4 +96,25 @@ func (b *batch) finish(fullRegion string) map[string][]byte {
 		}
 	}
 	return out
+}
+
+// fileInfo describes each finished file for digests: region -> SHA-256 of
+// the uncompressed bytes and the records' event time range. Call it after
+// finish.
+func (b *batch) fileInfo() map[string]fileInfo {
+	out := make(map[string]fileInfo, len(b.files))
+	for r, f := range b.files {
+		if f.records > 0 {
+			var fi fileInfo
+			copy(fi.sha256[:], f.sum.Sum(nil))
+			fi.newest, fi.oldest = f.newest, f.oldest
+			out[r] = fi
+		}
+	}
+	return out
+}
+
+type fileInfo struct {
+	sha256         [32]byte
+	newest, oldest time.Time
 }

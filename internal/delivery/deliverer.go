@@ -167,21 +167,21 @@ func (d *deliverer) resume(ctx context.Context) error {
 		})
 	}
 	d.log.Info("redelivering a batch interrupted by a restart", "first", p.First, "last", p.Last, "keys", p.Keys())
-	files, err := d.rebuild(ctx, p)
+	files, info, err := d.rebuild(ctx, p)
 	if err != nil {
 		return err
 	}
-	return d.execute(ctx, p, files, time.Now())
+	return d.execute(ctx, p, files, info, time.Now())
 }
 
 // rebuild reads the plan's journal range again and produces its files.
-func (d *deliverer) rebuild(ctx context.Context, p *Plan) (map[string][]byte, error) {
+func (d *deliverer) rebuild(ctx context.Context, p *Plan) (map[string][]byte, map[string]fileInfo, error) {
 	b := newBatch(p.Selection, p.First-1, p.MaxFileBytes)
 	if _, err := d.m.j.Read(ctx, p.First-1, int(p.Last-p.First+1), func(seq uint64, entry []byte) error {
 		b.take(seq, entry, true)
 		return nil
 	}); err != nil {
-		return nil, fmt.Errorf("delivery: re-read journal %d-%d for %s: %w", p.First, p.Last, d.arn, err)
+		return nil, nil, fmt.Errorf("delivery: re-read journal %d-%d for %s: %w", p.First, p.Last, d.arn, err)
 	}
 	if b.last < p.Last {
 		d.log.Warn("part of an interrupted batch is no longer in the journal (trimmed)", "first", p.First, "last", p.Last, "read_to", b.last)
@@ -191,7 +191,8 @@ func (d *deliverer) rebuild(ctx context.Context, p *Plan) (map[string][]byte, er
 		p.Regions = got
 	}
 	p.Records = b.records
-	return b.finish(p.FullRegion), nil
+	files := b.finish(p.FullRegion)
+	return files, b.fileInfo(), nil
 }
 
 // step does one unit of work: skip a gap, or collect and deliver a batch.
@@ -244,6 +245,7 @@ func (d *deliverer) step(ctx context.Context) (bool, error) {
 	}
 	p.setDestination(&cfg.trail)
 	files := b.finish("")
+	info := b.fileInfo()
 	if err := d.m.st.update(ctx, d.arn, func(st *trailState, _ *state.Tx) error {
 		st.Plan = p
 		return nil
@@ -251,7 +253,7 @@ func (d *deliverer) step(ctx context.Context) (bool, error) {
 		return true, err
 	}
 	d.m.hook("planned", p)
-	return true, d.execute(ctx, p, files, b.firstSeen)
+	return true, d.execute(ctx, p, files, info, b.firstSeen)
 }
 
 // collect reads the window from pos until a batch is due: its first event
@@ -333,7 +335,7 @@ func (d *deliverer) collect(ctx context.Context, cfg deliveryConfig, ver uint64,
 // execute writes the plan's files until that succeeds, then advances the
 // cursor past the plan and finishes it. Every attempt is recorded in the
 // trail's status. Only ctx ending stops it.
-func (d *deliverer) execute(ctx context.Context, p *Plan, files map[string][]byte, firstSeen time.Time) error {
+func (d *deliverer) execute(ctx context.Context, p *Plan, files map[string][]byte, info map[string]fileInfo, firstSeen time.Time) error {
 	if d.oldest.Load() == 0 {
 		d.oldest.Store(firstSeen.UnixNano())
 	}
@@ -362,6 +364,9 @@ func (d *deliverer) execute(ctx context.Context, p *Plan, files map[string][]byt
 		}
 	}
 	d.m.hook("written", p)
+	if err := d.reportFiles(ctx, p, info); err != nil {
+		return err
+	}
 	for attempt := 1; ; attempt++ {
 		err := d.cursor.Commit(ctx, p.Last)
 		if err == nil {
@@ -383,6 +388,38 @@ func (d *deliverer) execute(ctx context.Context, p *Plan, files map[string][]byt
 	d.log.Debug("delivered log files", "first", p.First, "last", p.Last, "files", len(files), "records", p.Records, "bytes", bytesOut)
 	d.oldest.Store(0)
 	return d.finishPlan(ctx, p)
+}
+
+// reportFiles hands the written files to Options.OnLogFiles (digest
+// bookkeeping) before the cursor moves, retrying until it succeeds: a crash
+// before it succeeded replays the plan, so the files are reported again
+// rather than lost; the receiver recognises a replay by the plan's range.
+func (d *deliverer) reportFiles(ctx context.Context, p *Plan, info map[string]fileInfo) error {
+	if d.m.opts.OnLogFiles == nil || len(p.Regions) == 0 {
+		return nil
+	}
+	out := make([]LogFileDelivered, 0, len(p.Regions))
+	for _, r := range p.Regions {
+		fi := info[r]
+		out = append(out, LogFileDelivered{
+			TrailARN: p.TrailARN, Region: r, Bucket: p.Bucket, Key: p.Key(r),
+			SHA256: fi.sha256, NewestEventTime: fi.newest, OldestEventTime: fi.oldest,
+			DeliveredAt: p.At, First: p.First, Last: p.Last,
+		})
+	}
+	for attempt := 1; ; attempt++ {
+		err := d.m.opts.OnLogFiles(ctx, out)
+		if err == nil {
+			d.m.hook("reported", p)
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		d.log.Warn("recording delivered log files for digests failed; retrying before the cursor moves", "err", err, "attempt", attempt)
+		_, ver := d.config()
+		d.wait(ctx, 0, false, ver, d.m.backoff(attempt))
+	}
 }
 
 // adoptDestination points a failing plan at the trail's current bucket,

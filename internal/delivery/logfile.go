@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"hash"
 	"regexp"
 	"strings"
 	"time"
@@ -78,6 +79,10 @@ type fileBuilder struct {
 	// unflushed is how many uncompressed bytes went in since the last
 	// explicit Flush; the compressor may still hold up to that much.
 	unflushed int64
+	// sum hashes the uncompressed bytes and newest/oldest bound the
+	// records' eventTime: what a digest file lists for the log file.
+	sum            hash.Hash
+	newest, oldest time.Time
 }
 
 // fileOverhead bounds what is written after the last record: "]}", the
@@ -85,7 +90,7 @@ type fileBuilder struct {
 const fileOverhead = 64
 
 func newFileBuilder() *fileBuilder {
-	f := &fileBuilder{}
+	f := &fileBuilder{sum: sha256.New()}
 	f.gz, _ = gzip.NewWriterLevel(&f.buf, gzip.DefaultCompression) // the level is valid
 	f.write([]byte(`{"Records":[`))
 	return f
@@ -93,6 +98,7 @@ func newFileBuilder() *fileBuilder {
 
 func (f *fileBuilder) write(p []byte) {
 	_, _ = f.gz.Write(p) // writes to a bytes.Buffer cannot fail
+	f.sum.Write(p)
 	f.raw += int64(len(p))
 	f.unflushed += int64(len(p))
 }
@@ -121,12 +127,20 @@ func (f *fileBuilder) fits(n int, max int64) bool {
 	return bound() <= max
 }
 
-func (f *fileBuilder) add(record []byte) {
+func (f *fileBuilder) add(record []byte, eventTime time.Time) {
 	if f.records > 0 {
 		f.write([]byte{','})
 	}
 	f.write(record)
 	f.records++
+	if !eventTime.IsZero() {
+		if f.newest.IsZero() || eventTime.After(f.newest) {
+			f.newest = eventTime
+		}
+		if f.oldest.IsZero() || eventTime.Before(f.oldest) {
+			f.oldest = eventTime
+		}
+	}
 }
 
 // finish closes the JSON and the gzip stream and returns the file.

@@ -71,10 +71,34 @@ type Options struct {
 	// follow redirects.
 	HTTPClient *http.Client
 
+	// OnLogFiles, if set, is told about every batch's log files after they
+	// are durably written and before the trail's cursor moves past them
+	// (digest files list them). It is retried until it returns nil. After
+	// a crash the same batch may be reported again (same keys, same
+	// bytes, same First/Last): receivers must treat a repeated range as
+	// already recorded.
+	OnLogFiles func(ctx context.Context, files []LogFileDelivered) error
+
 	// testHook, when set, is called at each step of a delivery (tests).
 	testHook func(stage string, p *Plan)
 	// minInterval overrides MinInterval (tests).
 	minInterval time.Duration
+}
+
+// LogFileDelivered is one written log file, as digest files list it.
+type LogFileDelivered struct {
+	TrailARN string
+	// Region is the file's source region (the region in its key).
+	Region      string
+	Bucket, Key string
+	// SHA256 is the hash of the uncompressed file.
+	SHA256                           [32]byte
+	NewestEventTime, OldestEventTime time.Time
+	// DeliveredAt is the delivery time in the file's key.
+	DeliveredAt time.Time
+	// First and Last are the journal range of the batch the file belongs
+	// to; they increase from batch to batch of a trail.
+	First, Last uint64
 }
 
 // Trails is what delivery needs from the trail service.
