@@ -3,6 +3,7 @@ package channel
 import (
 	"bytes"
 	"encoding/json"
+	"strings"
 	"testing"
 	"unicode/utf8"
 
@@ -100,4 +101,91 @@ func FuzzBuildRecord(f *testing.F) {
 			t.Fatalf("eventData changed:\n got %s\nwant %s", r.Field("eventData"), compact.Bytes())
 		}
 	})
+}
+
+// FuzzDecodeFast checks the single-pass decoder against encoding/json:
+// whatever the fast pass accepts, encoding/json decodes to the same events
+// (ids, eventData bytes, checksums), so taking the fast pass never changes
+// an answer.
+func FuzzDecodeFast(f *testing.F) {
+	f.Add([]byte(`{"auditEvents":[{"id":"a","eventData":"{}"}]}`))
+	f.Add([]byte(` { "auditEvents" : [ { "eventData" : "{\"a\":\"\\u00e9\\\\\"}" , "id" : "b" , "eventDataChecksum" : "x" } , {"id":"c","eventData":"\ud83d\ude00 \ud800 \u00e9 é \/ \b\f\n\r\t"} ] } `))
+	f.Add([]byte(`{"auditEvents":[{"id":"a","eventData":"\ud800\ud800\udc00"}]}`))
+	f.Add([]byte(`{"auditEvents":[{"id":"a","id":"b","eventData":""}]}`))
+	f.Add([]byte(`{"auditEvents":[{"ID":"a","eventData":""}]}`))
+	f.Add([]byte("{\"auditEvents\":[{\"id\":\"a\",\"eventData\":\"\xff\"}]}"))
+	f.Add([]byte(`{"auditEvents":[{"id":"a","eventData":"x"}]}}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		trimmed := bytes.TrimSpace(body)
+		fast, ok := decodeAuditEventsFast(trimmed)
+		if !ok {
+			return
+		}
+		if len(trimmed) == 0 || trimmed[0] != '{' {
+			t.Fatalf("fast pass accepted a body that does not start with '{'")
+		}
+		slow, err := decodeAuditEventsJSON(trimmed)
+		if err != nil {
+			if awsproto.AsError(err).Code == CodeValidation {
+				return // ids are checked after decoding, in the same order on both paths
+			}
+			t.Fatalf("fast pass accepted what encoding/json refuses: %v", err)
+		}
+		if len(fast) != len(slow) {
+			t.Fatalf("fast pass decoded %d events, encoding/json %d", len(fast), len(slow))
+		}
+		for i := range fast {
+			a, b := fast[i], slow[i]
+			if a.ID != b.ID || !bytes.Equal(a.EventData, b.EventData) || (a.EventDataChecksum == nil) != (b.EventDataChecksum == nil) ||
+				a.EventDataChecksum != nil && *a.EventDataChecksum != *b.EventDataChecksum {
+				t.Fatalf("event %d: fast %+v, encoding/json %+v", i, a, b)
+			}
+		}
+	})
+}
+
+// FuzzBuildRecordFast checks BuildRecord's fast path (the event package's
+// compactor, no record parse) against the reference path (json.Compact,
+// then event.Parse of the record): the same record or the same rejection,
+// for any eventData.
+func FuzzBuildRecordFast(f *testing.F) {
+	f.Add(eventData(nil))
+	f.Add(eventData(map[string]any{"eventTime": "2024-05-01T12:00:00.5+01:00", "sourceIPAddress": "::1", "additionalEventData": map[string]any{"a": []int{1}}}))
+	f.Add(eventData(map[string]any{"eventTime": "0000-01-01T00:30:00+01:00"}))
+	f.Add(eventData(map[string]any{"eventTime": "9999-12-31T23:30:00-01:00"}))
+	f.Add(`{"version":"1","userIdentity":{"type":"t","principalId":"p"},"eventSource":"s","eventName":"n","eventTime":"2024-01-01T00:00:00","UID":"u","recipientAccountId":"123456789012"}`)
+	f.Add(` {"version" : "1", "userIdentity":{"type":"t\u00e9","principalId":"p","details":{"x":[1, 2.5e3, true, null]}},"eventSource":"s","eventName":"n\"","eventTime":"2024-01-01T00:00:00","UID":"u","recipientAccountId":"123456789012", "x": "\xff"} `)
+	f.Add(`{"eventName":"\u00e9\ud800","userIdentity":[]}`)
+	f.Add(`{"a":1} {"b":2}`)
+	f.Add(`[1]`)
+	env := &Envelope{EventID: "6f1c4a8e-5b0d-4c1e-9a7f-2d3b4c5d6e7f", Region: testRegion, AccountID: testAccount,
+		ChannelARN: ARN(testRegion, testAccount, "0b9a7c2e-1d4f-4e6a-9b8c-7d6e5f4a3b2c"), IngestionTime: testNow}
+	f.Fuzz(func(t *testing.T, data string) {
+		fast, fastRej := (&recordBuilder{}).build([]byte(data), nil, env)
+		ref, refRej := (&recordBuilder{reference: true}).build([]byte(data), nil, env)
+		if (fastRej == nil) != (refRej == nil) || fastRej != nil && *fastRej != *refRej {
+			t.Fatalf("fast path rejection %v, reference %v", fastRej, refRej)
+		}
+		if !bytes.Equal(fast, ref) {
+			t.Fatalf("fast path record differs:\n got %s\nwant %s", fast, ref)
+		}
+	})
+}
+
+// TestBuildRecordDeepNesting: eventData nested as deep as encoding/json
+// allows is refused the way it always was (by the record parser), and one
+// level less is accepted.
+func TestBuildRecordDeepNesting(t *testing.T) {
+	env := &Envelope{EventID: "6f1c4a8e-5b0d-4c1e-9a7f-2d3b4c5d6e7f", Region: testRegion, AccountID: testAccount,
+		ChannelARN: ARN(testRegion, testAccount, "0b9a7c2e-1d4f-4e6a-9b8c-7d6e5f4a3b2c"), IngestionTime: testNow}
+	base := eventData(nil)
+	for _, depth := range []int{event.MaxEmbedDepth - 1, event.MaxEmbedDepth, event.MaxEmbedDepth + 1, event.MaxEmbedDepth + 2} {
+		data := base[:len(base)-1] + `,"deep":` + strings.Repeat("[", depth) + strings.Repeat("]", depth) + `}`
+		fast, fastRej := (&recordBuilder{}).build([]byte(data), nil, env)
+		ref, refRej := (&recordBuilder{reference: true}).build([]byte(data), nil, env)
+		if (fastRej == nil) != (refRej == nil) || fastRej != nil && *fastRej != *refRej || !bytes.Equal(fast, ref) {
+			t.Fatalf("depth %d: fast %v, reference %v", depth, fastRej, refRej)
+		}
+		t.Logf("depth %d: %v", depth, fastRej)
+	}
 }

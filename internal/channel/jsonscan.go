@@ -43,13 +43,13 @@ func (ms members) get(name string) []byte {
 	return v
 }
 
-// splitObject returns the members of obj, which must be compact valid JSON;
-// ok is false when it is not an object.
-func splitObject(obj []byte) (members, bool) {
+// splitObject appends the members of obj, which must be compact valid JSON,
+// to ms; ok is false when it is not an object. Callers pass a stack array's
+// slice, so that the common eventData needs no allocation.
+func splitObject(ms members, obj []byte) (members, bool) {
 	if len(obj) < 2 || obj[0] != '{' {
 		return nil, false
 	}
-	ms := make(members, 0, 16)
 	i := 1
 	for i < len(obj) && obj[i] != '}' {
 		ke := skipString(obj, i)
@@ -124,18 +124,19 @@ func skipString(b []byte, i int) int {
 }
 
 // stringValue decodes a compact JSON string token; ok is false for any
-// other value. Strings without escapes, the common case, cost one copy.
-func stringValue(raw []byte) (string, bool) {
+// other value. A string without escapes, the common case, is returned as
+// a slice of raw, with no copy.
+func stringValue(raw []byte) ([]byte, bool) {
 	if len(raw) < 2 || raw[0] != '"' {
-		return "", false
+		return nil, false
 	}
 	inner := raw[1 : len(raw)-1]
 	if bytes.IndexByte(inner, '\\') < 0 {
-		return string(inner), true
+		return inner, true
 	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err != nil {
-		return "", false
+		return nil, false
 	}
-	return s, true
+	return []byte(s), true
 }

@@ -53,6 +53,9 @@ type compactor struct {
 	src []byte
 	dst []byte
 	i   int
+	// limit is the nesting depth at which a container is refused; zero
+	// means maxDepth.
+	limit int
 }
 
 func isWS(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
@@ -130,6 +133,42 @@ func (c *compactor) topObject(members []member) ([]member, error) {
 	return members, nil
 }
 
+func (c *compactor) depthLimit() int {
+	if c.limit > 0 {
+		return c.limit
+	}
+	return maxDepth
+}
+
+// AppendCompactObject appends the compact form of src to dst when src is
+// one JSON object (whitespace around it allowed) in which no container is
+// nested depth or more levels below the object itself; ok is false
+// otherwise, and dst's contents beyond its length are then unspecified.
+//
+// It is Parse's validating pass without the extraction, for callers that
+// embed a document they must validate first in a record they build (a
+// channel event's eventData): the output is byte for byte what
+// encoding/json.Compact gives for the same input, in one pass that costs
+// a fraction of it. A document embedded as a member of a record sits one
+// level deeper there, so such a caller passes maxDepth-1 (MaxEmbedDepth)
+// to accept exactly what Parse will accept in the record.
+func AppendCompactObject(dst, src []byte, depth int) (out []byte, ok bool) {
+	if depth <= 0 {
+		return dst, false
+	}
+	c := compactor{src: src, dst: dst, limit: depth}
+	var membersBuf [32]member
+	if _, err := c.topObject(membersBuf[:0]); err != nil {
+		return dst, false
+	}
+	return c.dst, true
+}
+
+// MaxEmbedDepth is the depth to give AppendCompactObject for a document
+// that will be a top-level member of a record: Parse refuses a record
+// whose containers are nested maxDepth levels deep.
+const MaxEmbedDepth = maxDepth - 1
+
 // value compacts one JSON value at any depth.
 func (c *compactor) value(depth int) error {
 	if c.i >= len(c.src) {
@@ -139,8 +178,8 @@ func (c *compactor) value(depth int) error {
 	case b == '"':
 		return c.str()
 	case b == '{' || b == '[':
-		if depth >= maxDepth {
-			return c.errf("nesting deeper than %d", maxDepth)
+		if limit := c.depthLimit(); depth >= limit {
+			return c.errf("nesting deeper than %d", limit)
 		}
 		closeB := byte('}')
 		if b == '[' {

@@ -1,0 +1,299 @@
+package channel
+
+import (
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// PutAuditEvents bodies are decoded by a single pass written for their one
+// shape, {"auditEvents":[{"id":..,"eventData":..,"eventDataChecksum":..}]},
+// because encoding/json cost more than a tenth of the server's CPU under
+// load: its Decoder copies the body into its own buffer, validates it in a
+// byte-at-a-time state machine, then walks it again through reflection and
+// allocates every string separately.
+//
+// The fast pass only accepts what encoding/json decodes to the same
+// events: the exact member names (encoding/json also matches them without
+// regard to case), each at most once, no other members, string values,
+// valid UTF-8 and nothing but whitespace after the object. Anything else,
+// including every malformed body, goes to the encoding/json decoder, so
+// that every error and every corner of its semantics (case-insensitive
+// names, the last of duplicate members winning, nulls, invalid UTF-8
+// replaced by U+FFFD) stays exactly what it was. FuzzDecodeFast checks the
+// two against each other.
+
+// fastDecoder is one pass over a trimmed request body.
+type fastDecoder struct {
+	src []byte
+	i   int
+	// data holds the unescaped eventData strings of every event back to
+	// back; AuditEvent.EventData slices it.
+	data []byte
+}
+
+// decodeAuditEventsFast decodes body (already trimmed of surrounding white
+// space) or reports ok false when the body is anything but a well-formed
+// request of the common shape, 1 to MaxEventsPerRequest events.
+func decodeAuditEventsFast(body []byte) (events []AuditEvent, ok bool) {
+	d := fastDecoder{src: body, data: make([]byte, 0, len(body))}
+	if !d.byte('{') || !d.key("auditEvents") || !d.byte(':') || !d.byte('[') {
+		return nil, false
+	}
+	type span struct{ start, end int }
+	type raw struct {
+		id       string
+		data     span
+		checksum *string
+	}
+	var list []raw
+	d.ws()
+	if d.peek() == ']' {
+		return nil, false // empty: the slow path words the error
+	}
+	for {
+		if len(list) == MaxEventsPerRequest {
+			return nil, false
+		}
+		if !d.byte('{') {
+			return nil, false
+		}
+		var (
+			e    raw
+			seen uint8
+		)
+		for {
+			name, ok := d.name()
+			if !ok || !d.byte(':') {
+				return nil, false
+			}
+			switch string(name) {
+			case "id":
+				if seen&1 != 0 {
+					return nil, false
+				}
+				seen |= 1
+				start := len(d.data)
+				if !d.str() {
+					return nil, false
+				}
+				e.id = string(d.data[start:])
+				d.data = d.data[:start]
+			case "eventData":
+				if seen&2 != 0 {
+					return nil, false
+				}
+				seen |= 2
+				start := len(d.data)
+				if !d.str() {
+					return nil, false
+				}
+				e.data = span{start, len(d.data)}
+			case "eventDataChecksum":
+				if seen&4 != 0 {
+					return nil, false
+				}
+				seen |= 4
+				start := len(d.data)
+				if !d.str() {
+					return nil, false
+				}
+				s := string(d.data[start:])
+				e.checksum = &s
+				d.data = d.data[:start]
+			default:
+				return nil, false
+			}
+			if d.byte(',') {
+				continue
+			}
+			if !d.byte('}') {
+				return nil, false
+			}
+			break
+		}
+		if seen&3 != 3 {
+			return nil, false // a missing id or eventData: the slow path words the error
+		}
+		list = append(list, e)
+		if d.byte(',') {
+			continue
+		}
+		if !d.byte(']') {
+			return nil, false
+		}
+		break
+	}
+	if !d.byte('}') {
+		return nil, false
+	}
+	d.ws()
+	if d.i != len(d.src) {
+		return nil, false
+	}
+	events = make([]AuditEvent, len(list))
+	for i, e := range list {
+		events[i] = AuditEvent{ID: e.id, EventData: d.data[e.data.start:e.data.end:e.data.end], EventDataChecksum: e.checksum}
+	}
+	return events, true
+}
+
+func (d *fastDecoder) ws() {
+	for d.i < len(d.src) {
+		switch d.src[d.i] {
+		case ' ', '\t', '\n', '\r':
+			d.i++
+		default:
+			return
+		}
+	}
+}
+
+func (d *fastDecoder) peek() byte {
+	if d.i < len(d.src) {
+		return d.src[d.i]
+	}
+	return 0
+}
+
+// byte skips white space and then c, reporting whether c was there.
+func (d *fastDecoder) byte(c byte) bool {
+	d.ws()
+	if d.i < len(d.src) && d.src[d.i] == c {
+		d.i++
+		return true
+	}
+	return false
+}
+
+// key reads the member name want, which has no escapes.
+func (d *fastDecoder) key(want string) bool {
+	name, ok := d.name()
+	return ok && string(name) == want
+}
+
+// name reads a member name without escapes (names with escapes take the
+// slow path). The returned slice aliases the body.
+func (d *fastDecoder) name() ([]byte, bool) {
+	d.ws()
+	if d.i >= len(d.src) || d.src[d.i] != '"' {
+		return nil, false
+	}
+	start := d.i + 1
+	for j := start; j < len(d.src); j++ {
+		switch c := d.src[j]; {
+		case c == '"':
+			d.i = j + 1
+			return d.src[start:j], true
+		case c == '\\' || c < 0x20 || c >= utf8.RuneSelf:
+			return nil, false
+		}
+	}
+	return nil, false
+}
+
+// str reads a JSON string and appends its unescaped value to d.data,
+// exactly as encoding/json unquotes it. Invalid UTF-8 (which encoding/json
+// replaces by U+FFFD) reports false.
+func (d *fastDecoder) str() bool {
+	d.ws()
+	src := d.src
+	if d.i >= len(src) || src[d.i] != '"' {
+		return false
+	}
+	i := d.i + 1
+	for {
+		// Copy the run of plain ASCII bytes in one go.
+		j := i
+		for j < len(src) {
+			c := src[j]
+			if c == '"' || c == '\\' || c < 0x20 || c >= utf8.RuneSelf {
+				break
+			}
+			j++
+		}
+		d.data = append(d.data, src[i:j]...)
+		i = j
+		if i >= len(src) {
+			return false
+		}
+		switch c := src[i]; {
+		case c == '"':
+			d.i = i + 1
+			return true
+		case c < 0x20:
+			return false
+		case c >= utf8.RuneSelf:
+			r, size := utf8.DecodeRune(src[i:])
+			if r == utf8.RuneError && size == 1 {
+				return false
+			}
+			d.data = append(d.data, src[i:i+size]...)
+			i += size
+		default: // backslash
+			if i+1 >= len(src) {
+				return false
+			}
+			switch src[i+1] {
+			case '"', '\\', '/':
+				d.data = append(d.data, src[i+1])
+			case 'b':
+				d.data = append(d.data, '\b')
+			case 'f':
+				d.data = append(d.data, '\f')
+			case 'n':
+				d.data = append(d.data, '\n')
+			case 'r':
+				d.data = append(d.data, '\r')
+			case 't':
+				d.data = append(d.data, '\t')
+			case 'u':
+				r, ok := hex4(src[i+2:])
+				if !ok {
+					return false
+				}
+				i += 6
+				if utf16.IsSurrogate(r) {
+					// A valid pair is one character; anything else
+					// becomes U+FFFD, and what follows is read on its own.
+					if len(src) >= i+6 && src[i] == '\\' && src[i+1] == 'u' {
+						if r2, ok := hex4(src[i+2:]); ok {
+							if dec := utf16.DecodeRune(r, r2); dec != utf8.RuneError {
+								d.data = utf8.AppendRune(d.data, dec)
+								i += 6
+								continue
+							}
+						}
+					}
+					r = utf8.RuneError
+				}
+				d.data = utf8.AppendRune(d.data, r)
+				continue
+			default:
+				return false
+			}
+			i += 2
+		}
+	}
+}
+
+// hex4 decodes the four hex digits at the start of b.
+func hex4(b []byte) (rune, bool) {
+	if len(b) < 4 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[:4] {
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c = c - 'a' + 10
+		case c >= 'A' && c <= 'F':
+			c = c - 'A' + 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(c)
+	}
+	return r, true
+}
