@@ -1,0 +1,705 @@
+package digest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+
+	"github.com/cairn-audit/cairn/internal/objstore"
+)
+
+// ValidateOptions say what to validate and where.
+type ValidateOptions struct {
+	TrailARN string
+	// Start and End bound the digests validated, as the CLI's
+	// --start-time/--end-time (End zero means Now).
+	Start, End time.Time
+	Now        time.Time
+	Bucket     string
+	Prefix     string
+	// Account overrides the ARN's account (--account-id).
+	Account string
+	// SourceRegion is the region whose digests are validated (the CLI's
+	// --region).
+	SourceRegion string
+	Store        objstore.Store
+	// PublicKeys returns the source region's keys valid in [start, end].
+	PublicKeys func(ctx context.Context, start, end time.Time) ([]PublicKey, error)
+	// LatestDigestDelivery is GetTrailStatus's LatestDigestDeliveryTime
+	// (zero when unknown, offline): a newest digest older than it means
+	// the newest digests were deleted.
+	LatestDigestDelivery time.Time
+	// Parallel is how many objects are read at once; zero means 16.
+	Parallel int
+	Verbose  bool
+	// Out and Err receive the CLI-style report.
+	Out, Err io.Writer
+}
+
+// Result counts what Validate found.
+type Result struct {
+	ValidDigests, InvalidDigests int
+	ValidLogs, InvalidLogs       int
+	// Problems are the INVALID lines (and Cairn's extra findings), in
+	// report order.
+	Problems []string
+	// FoundStart and FoundEnd are the "Results found" range (zero: none).
+	FoundStart, FoundEnd time.Time
+}
+
+// OK reports whether nothing was invalid.
+func (r *Result) OK() bool { return r.InvalidDigests == 0 && r.InvalidLogs == 0 }
+
+var trailARNRE = regexp.MustCompile(`^arn:.+:cloudtrail:(.+):(\d{12}):trail/(.+)$`)
+
+type fetched struct {
+	key     string
+	bucket  string
+	raw     []byte // uncompressed JSON
+	d       *Digest
+	meta    map[string]string
+	missing bool
+	err     string // "invalid format" and the like
+	trailer bool   // bytes after the gzip stream
+}
+
+// Display is the CLI's date display format.
+const Display = "2006-01-02T15:04:05Z"
+
+// Validate checks a trail's digest chain and log files the way `aws
+// cloudtrail validate-logs` does, and also reports what the CLI cannot see:
+// digests whose successor recorded a different hash or signature, more than
+// one consecutive digest deleted, the newest digests deleted (online),
+// log files no digest lists, data after a gzip stream and breaks in time
+// continuity. It writes the CLI's report to Out/Err and returns the counts;
+// an error means the validation could not run (unreadable store, no keys).
+func Validate(ctx context.Context, o ValidateOptions) (*Result, error) {
+	m := trailARNRE.FindStringSubmatch(o.TrailARN)
+	if m == nil {
+		return nil, fmt.Errorf("invalid trail ARN provided: %s", o.TrailARN)
+	}
+	home, account, name := m[1], m[2], m[3]
+	if o.Account != "" {
+		account = o.Account
+	}
+	if o.Now.IsZero() {
+		o.Now = time.Now()
+	}
+	if o.End.IsZero() {
+		o.End = o.Now
+	}
+	o.Start, o.End = o.Start.UTC().Truncate(time.Second), o.End.UTC().Truncate(time.Second)
+	if o.Parallel <= 0 {
+		o.Parallel = 16
+	}
+	if o.Out == nil {
+		o.Out = io.Discard
+	}
+	if o.Err == nil {
+		o.Err = io.Discard
+	}
+	if o.SourceRegion == "" {
+		o.SourceRegion = home
+	}
+	loc := Location{Prefix: o.Prefix, Account: account, SourceRegion: o.SourceRegion, TrailName: name, HomeRegion: home}
+	v := &validator{o: o, loc: loc, res: &Result{}}
+	fmt.Fprintf(o.Out, "Validating log files for trail %s between %s and %s\n\n", o.TrailARN, o.Start.Format(Display), o.End.Format(Display))
+	if err := v.run(ctx); err != nil {
+		return nil, err
+	}
+	v.summary()
+	return v.res, nil
+}
+
+type validator struct {
+	o   ValidateOptions
+	loc Location
+	res *Result
+
+	doubleSpaced bool
+	cache        map[string]*fetched
+	referenced   map[string]bool // log file keys digests list
+}
+
+func (v *validator) status(msg string, isErr bool) {
+	if isErr {
+		v.res.Problems = append(v.res.Problems, msg)
+		if v.doubleSpaced {
+			fmt.Fprintf(v.o.Err, "%s\n\n", msg)
+		} else {
+			fmt.Fprintf(v.o.Err, "\n%s\n\n", msg)
+		}
+		v.doubleSpaced = true
+		return
+	}
+	if v.o.Verbose {
+		v.doubleSpaced = false
+		fmt.Fprintf(v.o.Out, "%s\n", msg)
+	}
+}
+
+func s3url(bucket, key string) string { return "s3://" + bucket + "/" + key }
+
+// listDigests lists the location's digest keys in [start, end+1h], oldest
+// first, as the CLI does (listing after the key start-1min would have).
+func (v *validator) listDigests(ctx context.Context, bucket string) ([]string, error) {
+	re := v.loc.KeyRE()
+	after := v.loc.Key(v.o.Start.Add(-time.Minute))
+	hi := v.o.End.Add(time.Hour)
+	var keys []string
+	err := v.o.Store.List(ctx, bucket, v.loc.Dir(), after, func(oi objstore.ObjectInfo) error {
+		if !re.MatchString(oi.Key) || strings.HasSuffix(oi.Key, "_backfill.json.gz") {
+			return nil
+		}
+		t, ok := KeyEndTime(oi.Key)
+		if !ok || t.Before(v.o.Start) || t.After(hi) {
+			return nil
+		}
+		keys = append(keys, oi.Key)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list digests in s3://%s/%s: %w", bucket, v.loc.Dir(), err)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		ti, _ := KeyEndTime(keys[i])
+		tj, _ := KeyEndTime(keys[j])
+		if !ti.Equal(tj) {
+			return ti.Before(tj)
+		}
+		return keys[i] < keys[j]
+	})
+	return keys, nil
+}
+
+// gunzipOne reads exactly one gzip member and reports whether anything
+// follows it.
+func gunzipOne(r io.Reader, w io.Writer) (trailer bool, err error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	zr, err := gzip.NewReader(br)
+	if err != nil {
+		return false, err
+	}
+	zr.Multistream(false)
+	if _, err := io.Copy(w, zr); err != nil {
+		return false, err
+	}
+	if err := zr.Close(); err != nil {
+		return false, err
+	}
+	n, _ := io.Copy(io.Discard, br)
+	return n > 0, nil
+}
+
+func (v *validator) fetch(ctx context.Context, bucket, key string) (*fetched, error) {
+	if f, ok := v.cache[bucket+"/"+key]; ok {
+		return f, nil
+	}
+	f := &fetched{key: key, bucket: bucket}
+	rc, info, err := v.o.Store.Get(ctx, bucket, key)
+	if errors.Is(err, objstore.ErrNotFound) {
+		f.missing = true
+		return f, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read digest s3://%s/%s: %w", bucket, key, err)
+	}
+	defer rc.Close()
+	var raw bytes.Buffer
+	trailer, err := gunzipOne(rc, &raw)
+	if err != nil {
+		f.err = "invalid format"
+		return f, nil
+	}
+	f.raw, f.trailer, f.meta = raw.Bytes(), trailer, info.Metadata
+	d, err := Parse(f.raw)
+	if err != nil {
+		f.err = "invalid format"
+		return f, nil
+	}
+	f.d = d
+	return f, nil
+}
+
+// prefetch reads the listed digests in parallel.
+func (v *validator) prefetch(ctx context.Context, bucket string, keys []string) error {
+	out := make([]*fetched, len(keys))
+	errs := make([]error, len(keys))
+	sem := make(chan struct{}, v.o.Parallel)
+	var wg sync.WaitGroup
+	for i, k := range keys {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			out[i], errs[i] = v.fetch(ctx, bucket, k)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	for _, f := range out {
+		v.cache[bucket+"/"+f.key] = f
+	}
+	return nil
+}
+
+// visit is one step of the walk, kept for the report.
+type visit struct {
+	f       *fetched
+	invalid string // reason, empty when valid
+	logs    []LogFile
+	extra   []string // Cairn's extra findings about this digest
+}
+
+func (v *validator) run(ctx context.Context) error {
+	v.cache = map[string]*fetched{}
+	v.referenced = map[string]bool{}
+	bucket := v.o.Bucket
+	listed, err := v.listDigests(ctx, bucket)
+	if err != nil {
+		return err
+	}
+	if err := v.prefetch(ctx, bucket, listed); err != nil {
+		return err
+	}
+	keyEnd := v.o.End.Add(2 * time.Hour)
+	pks, err := v.o.PublicKeys(ctx, v.o.Start, keyEnd)
+	if err != nil {
+		return fmt.Errorf("list public keys: %w", err)
+	}
+	if len(pks) == 0 {
+		return fmt.Errorf("No public keys found between %s and %s", v.o.Start.Format(Display), keyEnd.Format(Display))
+	}
+	keys := map[string]PublicKey{}
+	for _, pk := range pks {
+		keys[pk.Fingerprint] = pk
+	}
+
+	// The CLI's walk: newest listed digest, then previousDigestS3Object
+	// links; after a missing or invalid digest, or a chain start, the next
+	// older listed key.
+	remaining := slices.Clone(listed)
+	popBefore := func(before string) string {
+		var bt time.Time
+		if before != "" {
+			bt, _ = KeyEndTime(before)
+		}
+		for len(remaining) > 0 {
+			k := remaining[len(remaining)-1]
+			remaining = remaining[:len(remaining)-1]
+			if before == "" {
+				return k
+			}
+			if t, _ := KeyEndTime(k); t.Before(bt) {
+				return k
+			}
+		}
+		return ""
+	}
+	var visits []*visit
+	key := popBefore("")
+	lastStart := time.Time{}
+	if key != "" {
+		lastStart, _ = KeyEndTime(key)
+	}
+	var newer *visit // the valid digest that led here through its previous* link
+	var missingRun []string
+	for key != "" && !v.o.Start.After(lastStart) {
+		f, err := v.fetch(ctx, bucket, key)
+		if err != nil {
+			return err
+		}
+		vis := &visit{f: f}
+		visits = append(visits, vis)
+		if f.missing {
+			vis.invalid = "not found"
+			missingRun = append(missingRun, key)
+			newer = nil
+			key = popBefore(key)
+			continue
+		}
+		vis.invalid = v.check(f, keys)
+		if vis.invalid != "" {
+			newer = nil
+			missingRun = nil
+			key = popBefore(key)
+			continue
+		}
+		d := f.d
+		start, _ := ParseTime(d.DigestStartTime)
+		end, _ := ParseTime(d.DigestEndTime)
+		// Cairn's checks against the successor that named this digest.
+		if newer != nil {
+			nd := newer.f.d
+			sum := sha256.Sum256(f.raw)
+			if nd.PreviousDigestHashValue == nil || *nd.PreviousDigestHashValue != hex.EncodeToString(sum[:]) {
+				vis.extra = append(vis.extra, "hash value doesn't match the previousDigestHashValue of "+s3url(newer.f.bucket, newer.f.key))
+			}
+			if nd.PreviousDigestSignature == nil || *nd.PreviousDigestSignature != f.meta[MetaSignature] {
+				vis.extra = append(vis.extra, "signature doesn't match the previousDigestSignature of "+s3url(newer.f.bucket, newer.f.key))
+			}
+			if ns, _ := ParseTime(nd.DigestStartTime); !ns.Equal(end) {
+				vis.extra = append(vis.extra, fmt.Sprintf("time continuity broken: it ends at %s but its successor starts at %s", end.Format(Display), ns.Format(Display)))
+			}
+		}
+		if len(missingRun) > 0 {
+			// The digests after this one are gone. The newest missing
+			// one's key gives its end; anything between this digest's end
+			// and that is missing too.
+			vis.extra = append(vis.extra, v.missingRunFinding(end, missingRun, visits)...)
+			missingRun = nil
+		}
+		if f.trailer {
+			vis.extra = append(vis.extra, "data after the end of the gzip stream")
+		}
+		vis.logs = d.LogFiles
+		for _, lf := range d.LogFiles {
+			v.referenced[lf.S3Bucket+"/"+lf.S3Object] = true
+		}
+		lastStart = start
+		if d.PreviousDigestS3Bucket == nil || d.PreviousDigestS3Object == nil {
+			newer = nil
+			next := popBefore(key)
+			if next != "" {
+				nt, _ := KeyEndTime(next)
+				visits = append(visits, &visit{invalid: "\x00gap", logs: nil, extra: []string{nt.Format(Display), start.Format(Display)}})
+			}
+			key = next
+			continue
+		}
+		newer = vis
+		if *d.PreviousDigestS3Bucket != bucket {
+			bucket = *d.PreviousDigestS3Bucket
+			if listed, err = v.listDigests(ctx, bucket); err != nil {
+				return err
+			}
+			remaining = slices.Clone(listed)
+		}
+		key = *d.PreviousDigestS3Object
+	}
+	if len(missingRun) > 0 {
+		visits[len(visits)-1].extra = append(visits[len(visits)-1].extra,
+			fmt.Sprintf("%d digest file(s) missing and no older digest in range", len(missingRun)))
+	}
+
+	// Hash every listed log file of the valid digests in parallel.
+	type job struct {
+		lf  LogFile
+		res string // "" valid, else reason
+	}
+	var jobs []*job
+	jobOf := map[*visit][]*job{}
+	for _, vis := range visits {
+		if vis.invalid != "" {
+			continue
+		}
+		for _, lf := range vis.logs {
+			j := &job{lf: lf}
+			jobs = append(jobs, j)
+			jobOf[vis] = append(jobOf[vis], j)
+		}
+	}
+	if err := v.hashAll(ctx, len(jobs), func(i int) (LogFile, *string) { return jobs[i].lf, &jobs[i].res }); err != nil {
+		return err
+	}
+
+	newestValid := time.Time{}
+	for _, vis := range visits {
+		if vis.invalid == "\x00gap" {
+			// Informational, as in the CLI: a chain ended (StopLogging)
+			// and a new one started. Written like an error, not counted.
+			v.status(fmt.Sprintf("No log files were delivered by CloudTrail between %s and %s", vis.extra[0], vis.extra[1]), true)
+			v.res.Problems = v.res.Problems[:len(v.res.Problems)-1]
+			continue
+		}
+		url := s3url(vis.f.bucket, vis.f.key)
+		if vis.invalid != "" {
+			v.res.InvalidDigests++
+			msg := "Digest file\t" + url + "\tINVALID: " + vis.invalid
+			if vis.invalid == "public key not found" {
+				msg = fmt.Sprintf("Digest file\t%s\tINVALID: public key not found in region %s for fingerprint %s", url, v.loc.HomeRegion, vis.f.d.DigestPublicKeyFingerprint)
+			}
+			v.status(msg, true)
+			continue
+		}
+		if len(vis.extra) > 0 {
+			v.res.InvalidDigests++
+			for _, e := range vis.extra {
+				v.status("Digest file\t"+url+"\tINVALID: "+e, true)
+			}
+		} else {
+			v.res.ValidDigests++
+			v.status("Digest file\t"+url+"\tvalid", false)
+		}
+		start, _ := ParseTime(vis.f.d.DigestStartTime)
+		end, _ := ParseTime(vis.f.d.DigestEndTime)
+		v.track(start, end)
+		if end.After(newestValid) {
+			newestValid = end
+		}
+		for _, j := range jobOf[vis] {
+			lu := s3url(j.lf.S3Bucket, j.lf.S3Object)
+			if j.res == "" {
+				v.res.ValidLogs++
+				v.status("Log file\t"+lu+"\tvalid", false)
+			} else {
+				v.res.InvalidLogs++
+				v.status("Log file\t"+lu+"\tINVALID: "+j.res, true)
+			}
+		}
+	}
+	// Truncation: the trail delivered a digest after the newest one here.
+	var newestListed time.Time
+	for _, vis := range visits {
+		if vis.f != nil {
+			if t, ok := KeyEndTime(vis.f.key); ok && t.After(newestListed) {
+				newestListed = t
+			}
+		}
+	}
+	// A digest is delivered shortly after its end; the next one ends an
+	// interval later. So a delivery an interval or more after the newest
+	// digest here means newer digests existed.
+	iv := v.interval(visits)
+	if iv <= 0 {
+		iv = time.Minute
+	}
+	if lt := v.o.LatestDigestDelivery.UTC().Truncate(time.Second); !lt.IsZero() && !lt.After(v.o.End.Add(time.Hour)) && !newestListed.IsZero() &&
+		lt.Sub(newestListed) >= iv {
+		v.res.InvalidDigests++
+		v.status(fmt.Sprintf("Digest file\t%s\tINVALID: newest digest file(s) missing: the trail delivered a digest at %s (GetTrailStatus LatestDigestDeliveryTime) but the newest in s3://%s/%s ends at %s",
+			s3url(v.o.Bucket, v.loc.Key(lt)), lt.Format(Display), v.o.Bucket, v.loc.Dir(), newestListed.Format(Display)), true)
+	}
+	return v.unreferenced(ctx)
+}
+
+// missingRunFinding describes consecutive missing digests that end at the
+// digest ending at end (the newest surviving one before them).
+func (v *validator) missingRunFinding(end time.Time, run []string, visits []*visit) []string {
+	oldestMissing := run[len(run)-1]
+	mt, _ := KeyEndTime(oldestMissing)
+	iv := v.interval(visits)
+	if iv <= 0 {
+		return nil
+	}
+	// Digests missing in all: the time between this digest's end and the
+	// oldest named missing one's end, in intervals, plus that one; the
+	// named ones were reported already.
+	n := int((mt.Sub(end)+iv/2)/iv) - 1
+	if n < 1 {
+		return nil
+	}
+	return []string{fmt.Sprintf("%d more consecutive digest file(s) missing between %s and %s (deleted digests no surviving digest names)", n, end.Format(Display), mt.Format(Display))}
+}
+
+// interval estimates the digest interval: the most common duration of the
+// valid digests read so far.
+func (v *validator) interval(visits []*visit) time.Duration {
+	counts := map[time.Duration]int{}
+	best, bestN := time.Duration(0), 0
+	for _, vis := range visits {
+		if vis.f == nil || vis.f.d == nil {
+			continue
+		}
+		s, _ := ParseTime(vis.f.d.DigestStartTime)
+		e, _ := ParseTime(vis.f.d.DigestEndTime)
+		d := e.Sub(s)
+		counts[d]++
+		if counts[d] > bestN {
+			best, bestN = d, counts[d]
+		}
+	}
+	return best
+}
+
+// check applies the CLI's per-digest checks; "" when valid.
+func (v *validator) check(f *fetched, keys map[string]PublicKey) string {
+	if f.err != "" {
+		return f.err
+	}
+	if f.meta[MetaSignature] == "" || f.meta[MetaSignatureAlgorithm] == "" {
+		return "signature verification failed"
+	}
+	d := f.d
+	if d.DigestS3Bucket != f.bucket || d.DigestS3Object != f.key {
+		return "has been moved from its original location"
+	}
+	pk, ok := keys[d.DigestPublicKeyFingerprint]
+	if !ok {
+		return "public key not found"
+	}
+	sig, err := hex.DecodeString(f.meta[MetaSignature])
+	if err != nil {
+		return "signature verification failed"
+	}
+	sum := sha256.Sum256(f.raw)
+	if err := Verify(pk.DER, StringToSign(d, hex.EncodeToString(sum[:])), sig); err != nil {
+		return "signature verification failed"
+	}
+	return ""
+}
+
+func (v *validator) track(start, end time.Time) {
+	start = maxTime(start, v.o.Start)
+	end = minTime(end, v.o.End)
+	if v.res.FoundStart.IsZero() || start.Before(v.res.FoundStart) {
+		v.res.FoundStart = start
+	}
+	if v.res.FoundEnd.IsZero() || end.After(v.res.FoundEnd) {
+		v.res.FoundEnd = end
+	}
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// hashAll hashes n log files with Parallel workers; get returns the i-th
+// file and where to put its verdict.
+func (v *validator) hashAll(ctx context.Context, n int, get func(i int) (LogFile, *string)) error {
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+	)
+	next := make(chan int)
+	for range min(v.o.Parallel, max(n, 1)) {
+		wg.Go(func() {
+			for i := range next {
+				lf, res := get(i)
+				verdict, err := v.hashLog(ctx, lf)
+				if err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = err
+					}
+					mu.Unlock()
+					continue
+				}
+				*res = verdict
+			}
+		})
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return firstErr
+}
+
+// hashLog is the CLI's log check plus the trailing-data check.
+func (v *validator) hashLog(ctx context.Context, lf LogFile) (string, error) {
+	rc, _, err := v.o.Store.Get(ctx, lf.S3Bucket, lf.S3Object)
+	if errors.Is(err, objstore.ErrNotFound) {
+		return "not found", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("read log file s3://%s/%s: %w", lf.S3Bucket, lf.S3Object, err)
+	}
+	defer rc.Close()
+	h := sha256.New()
+	trailer, err := gunzipOne(rc, h)
+	if err != nil {
+		return "invalid format", nil
+	}
+	if hex.EncodeToString(h.Sum(nil)) != lf.HashValue {
+		return "hash value doesn't match", nil
+	}
+	if trailer {
+		return "data after the end of the gzip stream (not covered by the digest's hash)", nil
+	}
+	return "", nil
+}
+
+// unreferenced reports log files of the source region, delivered while the
+// validated digests were being written, that no digest lists.
+func (v *validator) unreferenced(ctx context.Context) error {
+	if v.res.FoundStart.IsZero() {
+		return nil
+	}
+	lo := v.res.FoundStart.Truncate(time.Minute)
+	hi := v.res.FoundEnd
+	dir := v.loc.LogDir()
+	after := dir + lo.Add(-24*time.Hour).Format("2006/01/02")
+	var found []string
+	err := v.o.Store.List(ctx, v.o.Bucket, dir, after, func(oi objstore.ObjectInfo) error {
+		t, ok := LogKeyTime(oi.Key)
+		if !ok {
+			return nil
+		}
+		if t.Before(lo) || t.Add(time.Minute).After(hi) {
+			if strings.Compare(oi.Key, dir+hi.Add(24*time.Hour).Format("2006/01/02")) > 0 {
+				return objstore.ErrStop
+			}
+			return nil
+		}
+		if !v.referenced[v.o.Bucket+"/"+oi.Key] {
+			found = append(found, oi.Key)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("list log files in s3://%s/%s: %w", v.o.Bucket, dir, err)
+	}
+	for _, k := range found {
+		v.res.InvalidLogs++
+		v.status("Log file\t"+s3url(v.o.Bucket, k)+"\tINVALID: not listed in any digest file (added, or its digest is gone)", true)
+	}
+	return nil
+}
+
+func (v *validator) summary() {
+	w := v.o.Out
+	if !v.doubleSpaced {
+		fmt.Fprint(w, "\n")
+	}
+	fmt.Fprintf(w, "Results requested for %s to %s\n", v.o.Start.Format(Display), v.o.End.Format(Display))
+	r := v.res
+	if r.ValidDigests+r.InvalidDigests == 0 {
+		fmt.Fprint(w, "No digests found\n")
+		return
+	}
+	if r.FoundStart.IsZero() {
+		fmt.Fprint(w, "No valid digests found in range\n")
+	} else {
+		fmt.Fprintf(w, "Results found for %s to %s:\n", r.FoundStart.Format(Display), r.FoundEnd.Format(Display))
+	}
+	ratio := func(valid, invalid int, name string) {
+		if total := valid + invalid; total > 0 {
+			fmt.Fprintf(w, "\n%d/%d %s files valid", valid, total, name)
+			if invalid > 0 {
+				fmt.Fprintf(w, ", %d/%d %s files INVALID", invalid, total, name)
+			}
+		}
+	}
+	ratio(r.ValidDigests, r.InvalidDigests, "digest")
+	ratio(r.ValidLogs, r.InvalidLogs, "log")
+	fmt.Fprint(w, "\n")
+}
