@@ -211,7 +211,9 @@ func ptr[T any](v T) *T { return &v }
 
 // publicKeysFrom adapts the key store for Validate.
 func publicKeysFrom(k *digest.Keys, region string) func(ctx context.Context, s, e time.Time) ([]digest.PublicKey, error) {
-	return func(ctx context.Context, s, e time.Time) ([]digest.PublicKey, error) { return k.PublicKeys(ctx, region, s, e) }
+	return func(ctx context.Context, s, e time.Time) ([]digest.PublicKey, error) {
+		return k.PublicKeys(ctx, region, s, e)
+	}
 }
 
 func (e *chainEnv) validate(t *testing.T, region string, online bool) (*digest.Result, string) {
