@@ -37,6 +37,8 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return keysList(ctx, args[1:], stdout, stderr)
 	case "delete":
 		return keysDelete(ctx, args[1:], stdout, stderr)
+	case "export-public":
+		return keysExportPublic(ctx, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stderr, keysUsage)
 		return flag.ErrHelp
