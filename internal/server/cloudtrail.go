@@ -15,6 +15,7 @@ import (
 	"github.com/cairn-audit/cairn/internal/auth"
 	"github.com/cairn-audit/cairn/internal/awsproto"
 	"github.com/cairn-audit/cairn/internal/event"
+	"github.com/cairn-audit/cairn/internal/state"
 )
 
 const (
@@ -106,12 +107,19 @@ func (s *Server) handleJSON11(w http.ResponseWriter, r *http.Request) {
 		readOnly:  op.ReadOnly,
 		startTime: start,
 	}
-	s.perform(r.Context(), c)
+	// The operation's changes to the configuration are logged so they can
+	// be taken back if the call's record cannot be written.
+	ctx, undo := state.WithUndo(r.Context())
+	s.perform(ctx, c)
 
 	// The record goes to the journal before the caller hears anything: an
-	// answer the audit trail does not contain must never be given.
+	// answer the audit trail does not contain must never be given, and a
+	// change it does not contain must not stay.
 	if err := s.audit(r.Context(), c); err != nil {
-		fail(awsproto.Errorf("ServiceUnavailableException", "Cairn could not record this call in its audit journal, so it was refused. Try again later."))
+		if !undo.Empty() {
+			s.rollback(r.Context(), c, undo)
+		}
+		fail(awsproto.Errorf("ServiceUnavailableException", "Cairn could not record this call in its audit journal, so it was refused and its changes were undone. Try again later."))
 		return
 	}
 	if c.err != nil {
@@ -184,6 +192,22 @@ func (s *Server) audit(ctx context.Context, c *call) error {
 	}
 	s.metrics.audit.WithLabelValues("ok").Inc()
 	return nil
+}
+
+// rollback takes back the changes of a call whose record could not be
+// written, and tells delivery, which may have seen them already.
+func (s *Server) rollback(ctx context.Context, c *call, undo *state.Undo) {
+	if err := s.state.Rollback(ctx, undo); err != nil {
+		// The store is most likely on the same failing disk. The change
+		// stays and is not in the audit trail; say so loudly.
+		s.log.Error("could not undo a change whose audit record was refused; the change is in effect but unrecorded",
+			"request_id", c.req.RequestID, "operation", c.op.Name, "err", err)
+		return
+	}
+	s.log.Warn("undid a change whose audit record was refused", "request_id", c.req.RequestID, "operation", c.op.Name)
+	if err := s.delivery.TrailChanged(ctx); err != nil {
+		s.log.Warn("delivery has not applied the undo yet; its next poll will", "err", err)
+	}
 }
 
 // recordedErrorCode is the errorCode CloudTrail writes in its records, which

@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -58,6 +59,9 @@ type Config struct {
 	DeliveryInterval time.Duration
 	// Topics are the notification topics trails may name in SnsTopicName.
 	Topics notify.Topics
+	// JournalFS is the filesystem under the journal; nil means the real
+	// one. Fault-injection tests put a failing disk here.
+	JournalFS vfs.FS
 	// Pprof serves Go's profiling endpoints under /debug/pprof/ on the
 	// same listener; off by default because profiles reveal internals.
 	Pprof   bool
@@ -143,7 +147,7 @@ func Open(ctx context.Context, cfg Config) (s *Server, err error) {
 	if s.state, err = state.Open(ctx, filepath.Join(cfg.DataDir, "state"), state.Options{Logger: s.log}); err != nil {
 		return nil, err
 	}
-	if s.journal, err = journal.Open(ctx, filepath.Join(cfg.DataDir, "journal"), journal.Options{Logger: s.log, Registerer: s.promReg}); err != nil {
+	if s.journal, err = journal.Open(ctx, filepath.Join(cfg.DataDir, "journal"), journal.Options{Logger: s.log, Registerer: s.promReg, FS: cfg.JournalFS}); err != nil {
 		return nil, err
 	}
 	if s.keys, err = auth.Open(cfg.DataDir); err != nil {

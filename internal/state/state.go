@@ -81,6 +81,94 @@ type Reader interface {
 // Tx is a read-modify-write transaction; it sees its own writes.
 type Tx struct {
 	b *pebble.Batch
+	// written lists the keys this transaction set or deleted, for the
+	// undo log.
+	written []string
+}
+
+// Undo remembers, for every key that Updates carrying it changed, the value
+// the key had before the first of those changes, so that the changes can be
+// reverted as one. The server uses it to keep "no change without its audit
+// record": an API call's changes are committed, then its record is
+// appended to the journal, and if that append fails the changes are rolled
+// back before the caller is told the call failed.
+type Undo struct {
+	mu   sync.Mutex
+	prev map[string][]byte // nil value: the key did not exist
+	keys []string          // in first-change order
+}
+
+type undoKey struct{}
+
+// WithUndo returns a context whose Updates record their changes in u.
+func WithUndo(ctx context.Context) (context.Context, *Undo) {
+	u := &Undo{prev: make(map[string][]byte)}
+	return context.WithValue(ctx, undoKey{}, u), u
+}
+
+// Empty reports whether nothing was changed under u.
+func (u *Undo) Empty() bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return len(u.keys) == 0
+}
+
+// Rollback restores every key changed under u to its earlier value, in one
+// durable commit. A change another caller made to the same key in between
+// is overwritten too; the window is the length of one API call.
+func (s *Store) Rollback(ctx context.Context, u *Undo) error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if len(u.keys) == 0 {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.db == nil {
+		return ErrClosed
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	for _, k := range u.keys {
+		var err error
+		if v := u.prev[k]; v == nil {
+			err = b.Delete([]byte(k), nil)
+		} else {
+			err = b.Set([]byte(k), v, nil)
+		}
+		if err != nil {
+			return fmt.Errorf("state: rollback %s: %w", k, err)
+		}
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("state: commit rollback: %w", err)
+	}
+	u.keys, u.prev = nil, make(map[string][]byte)
+	return nil
+}
+
+// remember records the current values of keys not yet in u; called under
+// s.mu, before the transaction that changes them commits.
+func (u *Undo) remember(db *pebble.DB, keys []string) error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for _, k := range keys {
+		if _, seen := u.prev[k]; seen {
+			continue
+		}
+		v, closer, err := db.Get([]byte(k))
+		switch {
+		case errors.Is(err, pebble.ErrNotFound):
+			u.prev[k] = nil
+		case err != nil:
+			return fmt.Errorf("state: read %s for the undo log: %w", k, err)
+		default:
+			u.prev[k] = bytes.Clone(v)
+			closer.Close()
+		}
+		u.keys = append(u.keys, k)
+	}
+	return nil
 }
 
 // View runs fn against a consistent snapshot.
@@ -113,11 +201,17 @@ func (s *Store) Update(ctx context.Context, fn func(tx *Tx) error) error {
 	}
 	b := s.db.NewIndexedBatch()
 	defer b.Close()
-	if err := fn(&Tx{b: b}); err != nil {
+	tx := &Tx{b: b}
+	if err := fn(tx); err != nil {
 		return err
 	}
 	if b.Empty() {
 		return nil
+	}
+	if u, ok := ctx.Value(undoKey{}).(*Undo); ok {
+		if err := u.remember(s.db, tx.written); err != nil {
+			return err
+		}
 	}
 	if err := b.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("state: commit: %w", err)
@@ -142,6 +236,7 @@ func (tx *Tx) Put(key string, v any) error {
 	if err := tx.b.Set([]byte(key), raw, nil); err != nil {
 		return fmt.Errorf("state: put %s: %w", key, err)
 	}
+	tx.written = append(tx.written, key)
 	return nil
 }
 
@@ -150,6 +245,7 @@ func (tx *Tx) Delete(key string) error {
 	if err := tx.b.Delete([]byte(key), nil); err != nil {
 		return fmt.Errorf("state: delete %s: %w", key, err)
 	}
+	tx.written = append(tx.written, key)
 	return nil
 }
 

@@ -87,3 +87,44 @@ func TestPrefixEnd(t *testing.T) {
 		t.Error("prefixEnd of all 0xff must be nil (no upper bound)")
 	}
 }
+
+func TestUndoRestoresEarlierValues(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Update(ctx, func(tx *Tx) error { return tx.Put("keep", item{1}) }); err != nil {
+		t.Fatal(err)
+	}
+	uctx, undo := WithUndo(ctx)
+	for _, step := range []func(tx *Tx) error{
+		func(tx *Tx) error { return tx.Put("keep", item{2}) },
+		func(tx *Tx) error { return tx.Put("new", item{3}) },
+		func(tx *Tx) error { return tx.Put("keep", item{4}) }, // second change: the first earlier value wins
+	} {
+		if err := s.Update(uctx, step); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if undo.Empty() {
+		t.Fatal("undo log is empty after changes")
+	}
+	if err := s.Rollback(ctx, undo); err != nil {
+		t.Fatal(err)
+	}
+	err = s.View(ctx, func(r Reader) error {
+		var got item
+		if ok, err := r.Get("keep", &got); !ok || err != nil || got.N != 1 {
+			t.Errorf("keep after rollback = %v (ok=%v, err=%v), want 1", got, ok, err)
+		}
+		if ok, _ := r.Get("new", &got); ok {
+			t.Error("a key created under the undo log survived the rollback")
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

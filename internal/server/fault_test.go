@@ -1,0 +1,129 @@
+package server_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
+	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
+	"github.com/aws/smithy-go"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
+
+	"github.com/cairn-audit/cairn/internal/server"
+	"github.com/cairn-audit/cairn/internal/server/servertest"
+)
+
+// failingDisk makes every write and sync of the journal's write-ahead log
+// fail with ENOSPC while it is armed, the way a full disk does.
+type failingDisk struct {
+	vfs.FS
+	armed atomic.Bool
+}
+
+func newFailingDisk() *failingDisk {
+	d := &failingDisk{}
+	d.FS = errorfs.Wrap(vfs.Default, errorfs.InjectorFunc(func(op errorfs.Op) error {
+		if !d.armed.Load() || !strings.HasSuffix(op.Path, ".log") {
+			return nil
+		}
+		switch op.Kind {
+		case errorfs.OpFileWrite, errorfs.OpFileWriteAt, errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo, errorfs.OpFilePreallocate:
+			return syscall.ENOSPC
+		}
+		return nil
+	}))
+	return d
+}
+
+// TestFailsClosedOnAFullDisk fills the journal's disk under a running
+// server: changes are refused with a clear error and not made, nothing
+// acknowledged before is lost, and the server recovers by itself once the
+// disk has room again.
+func TestFailsClosedOnAFullDisk(t *testing.T) {
+	disk := newFailingDisk()
+	h := servertest.Start(t, servertest.Options{Configure: func(c *server.Config) { c.JournalFS = disk }})
+	h.CreateBucket(t, "logs")
+	ctx := context.Background()
+	ct := h.CloudTrail
+	if _, err := ct.CreateTrail(ctx, &cloudtrail.CreateTrailInput{Name: aws.String("before"), S3BucketName: aws.String("logs")}); err != nil {
+		t.Fatal(err)
+	}
+
+	disk.armed.Store(true)
+	var refusals int
+	for i := range 5 {
+		_, err := ct.CreateTrail(ctx, &cloudtrail.CreateTrailInput{Name: aws.String("during"), S3BucketName: aws.String("logs")})
+		var ae smithy.APIError
+		if !errors.As(err, &ae) || ae.ErrorCode() != "ServiceUnavailableException" {
+			t.Fatalf("CreateTrail %d on a full disk: got %v, want ServiceUnavailableException", i, err)
+		}
+		if !strings.Contains(ae.ErrorMessage(), "journal") {
+			t.Errorf("the refusal does not say why: %q", ae.ErrorMessage())
+		}
+		refusals++
+	}
+	resp, err := http.Get(h.URL + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("/healthz on a full disk: %d, want 503", resp.StatusCode)
+	}
+	disk.armed.Store(false)
+
+	// Recovery needs no restart: the journal probes the disk and reopens.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		_, err := ct.CreateTrail(ctx, &cloudtrail.CreateTrailInput{Name: aws.String("after"), S3BucketName: aws.String("logs")})
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no recovery 20s after the disk was freed: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	out, err := ct.DescribeTrails(ctx, &cloudtrail.DescribeTrailsInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, tr := range out.TrailList {
+		names = append(names, aws.ToString(tr.Name))
+	}
+	if strings.Join(names, ",") != "after,before" && strings.Join(names, ",") != "before,after" {
+		t.Fatalf("trails after the fault: %v, want before and after only (no change made while refusing)", names)
+	}
+	// Every acknowledged call is recorded; the refused ones changed nothing.
+	waitFor := func(name string) {
+		t.Helper()
+		if err := h.Server.History().WaitIndexed(ctx, h.Server.Journal().LastSeq()); err != nil {
+			t.Fatal(err)
+		}
+		ev, err := ct.LookupEvents(ctx, &cloudtrail.LookupEventsInput{LookupAttributes: []types.LookupAttribute{{AttributeKey: types.LookupAttributeKeyEventName, AttributeValue: aws.String(name)}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ok int
+		for _, e := range ev.Events {
+			if strings.Contains(aws.ToString(e.CloudTrailEvent), `"errorCode"`) {
+				continue
+			}
+			ok++
+		}
+		if ok != 2 {
+			t.Fatalf("%d successful %s events recorded, want 2 (before and after the fault)", ok, name)
+		}
+	}
+	waitFor("CreateTrail")
+	t.Logf("%d calls refused during the fault", refusals)
+}
