@@ -193,6 +193,9 @@ func (sk storedKey) public(stateKey string) PublicKey {
 }
 
 func (k *Keys) load(ctx context.Context, region string) ([]PublicKey, error) {
+	if !regionOK(region) {
+		return nil, fmt.Errorf("digest: %q is not a region name", region)
+	}
 	var out []PublicKey
 	err := k.st.View(ctx, func(r state.Reader) error {
 		return r.Scan(stateKeyPrefix+region+"/", func(key string, value []byte) error {

@@ -284,7 +284,7 @@ func (v *validator) run(ctx context.Context) error {
 		return fmt.Errorf("list public keys: %w", err)
 	}
 	if len(pks) == 0 {
-		return fmt.Errorf("No public keys found between %s and %s", v.o.Start.Format(Display), keyEnd.Format(Display))
+		return fmt.Errorf("no public keys found between %s and %s", v.o.Start.Format(Display), keyEnd.Format(Display))
 	}
 	keys := map[string]PublicKey{}
 	for _, pk := range pks {
