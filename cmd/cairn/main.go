@@ -22,13 +22,14 @@ type command struct {
 
 func commands() map[string]command {
 	return map[string]command{
-		"serve":   {runServe, "run the Cairn server (CloudTrail API, event history, delivery)"},
-		"version": {runVersion, "print the version"},
-		"keys":    {runKeys, "manage access keys: create, list, delete"},
-		"buckets": {runBuckets, "manage buckets of the object store: create, list"},
-		"lookup":  {runLookup, "search the event history (LookupEvents) from the command line"},
-		"import":  {runImport, "import CloudTrail records into a running server"},
-		"bench":   {runBench, "benchmarks: ingest and lookup against a running server, delivery in-process"},
+		"serve":         {runServe, "run the Cairn server (CloudTrail API, event history, delivery)"},
+		"version":       {runVersion, "print the version"},
+		"keys":          {runKeys, "manage access keys: create, list, delete"},
+		"buckets":       {runBuckets, "manage buckets of the object store: create, list"},
+		"lookup":        {runLookup, "search the event history (LookupEvents) from the command line"},
+		"import":        {runImport, "import CloudTrail records into a running server"},
+		"validate-logs": {runValidateLogs, "validate digest and log files like aws cloudtrail validate-logs, with more checks"},
+		"bench":         {runBench, "benchmarks: ingest and lookup against a running server, delivery in-process"},
 	}
 }
 

@@ -30,6 +30,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		retention  = fs.Duration("history-retention", 90*24*time.Hour, "how long events stay in the event history (CloudTrail: 90 days)")
 		dataEvents = fs.Bool("history-data-events", false, "keep data events in the event history too (a Cairn extension)")
 		interval   = fs.Duration("delivery-interval", time.Minute, "how long trails batch events before writing a log file (1s to 15m)")
+		digestIvl  = fs.Duration("digest-interval", time.Hour, "the time one digest file covers (1m to 24h; CloudTrail: 1h)")
+		keyRotate  = fs.Duration("key-rotation", 30*24*time.Hour, "how long a digest-signing key signs before the next takes over")
 		pprofOn    = fs.Bool("pprof", false, "serve Go's profiling endpoints under /debug/pprof/")
 		logLevel   = fs.String("log-level", "info", "debug, info, warn or error")
 		logFormat  = fs.String("log-format", "text", "text or json")
@@ -70,6 +72,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Pprof:             *pprofOn,
 		DeliveryInterval:  *interval,
 		Topics:            topics,
+		DigestInterval:    *digestIvl,
+		KeyRotation:       *keyRotate,
 		Logger:            logger,
 		Version:           versionString(),
 	})

@@ -29,6 +29,7 @@ import (
 	"github.com/cairn-audit/cairn/internal/channel"
 	"github.com/cairn-audit/cairn/internal/delivery"
 	"github.com/cairn-audit/cairn/internal/delivery/notify"
+	"github.com/cairn-audit/cairn/internal/digest"
 	"github.com/cairn-audit/cairn/internal/history"
 	"github.com/cairn-audit/cairn/internal/journal"
 	"github.com/cairn-audit/cairn/internal/objstore"
@@ -59,6 +60,12 @@ type Config struct {
 	DeliveryInterval time.Duration
 	// Topics are the notification topics trails may name in SnsTopicName.
 	Topics notify.Topics
+	// DigestInterval is the time one digest file covers (1 min to 24 h);
+	// zero means CloudTrail's hour.
+	DigestInterval time.Duration
+	// KeyRotation is how long a digest-signing key signs before the next
+	// takes over; zero means 30 days.
+	KeyRotation time.Duration
 	// JournalFS is the filesystem under the journal; nil means the real
 	// one. Fault-injection tests put a failing disk here.
 	JournalFS vfs.FS
@@ -82,6 +89,8 @@ type Server struct {
 	trails   *trail.Service
 	history  *history.History
 	delivery *delivery.Manager
+	digests  *digest.Writer
+	signing  *digest.Keys
 	channels *channel.Service
 	registry *api.Registry
 	metrics  *metrics
@@ -172,12 +181,22 @@ func Open(ctx context.Context, cfg Config) (s *Server, err error) {
 				s.log.Warn("delivery has not applied a trail change yet; its next poll will", "err", err)
 			}
 		}))
+	if s.signing, err = digest.OpenKeys(cfg.DataDir, s.state, digest.KeyOptions{Rotation: cfg.KeyRotation, Clock: cfg.Now, Logger: s.log}); err != nil {
+		return nil, err
+	}
+	if s.digests, err = digest.NewWriter(s.state, s.trails, s.store, s.signing, digest.Options{Interval: cfg.DigestInterval, Clock: cfg.Now, Logger: s.log}); err != nil {
+		return nil, err
+	}
 	if s.delivery, err = delivery.NewManager(s.journal, s.state, s.trails, s.store, delivery.Options{
 		Interval:   cfg.DeliveryInterval,
 		Logger:     s.log,
 		Registerer: s.promReg,
 		Clock:      cfg.Now,
 		Topics:     cfg.Topics,
+		// Digests list each log file before the trail's cursor moves past
+		// it, so a crash can neither lose a file from the chain nor list
+		// it twice.
+		OnLogFiles: s.digests.Record,
 	}); err != nil {
 		return nil, err
 	}
@@ -205,6 +224,7 @@ func Open(ctx context.Context, cfg Config) (s *Server, err error) {
 		api.TagOperations(tagResources),
 		api.LookupOperations(s.history),
 		api.ChannelOperations(s.channels),
+		api.PublicKeyOperations(s.signing),
 	); err != nil {
 		return nil, err
 	}
@@ -326,10 +346,16 @@ func (s *Server) startBackground() error {
 	if err := s.history.Start(ctx); err != nil {
 		return err
 	}
-	s.bg.Add(3)
+	s.bg.Add(4)
 	go func() {
 		defer s.bg.Done()
 		s.trimJournal(ctx)
+	}()
+	go func() {
+		defer s.bg.Done()
+		if err := s.digests.Run(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error("digest writing stopped", "err", err)
+		}
 	}()
 	go func() {
 		defer s.bg.Done()
