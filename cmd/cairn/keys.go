@@ -18,17 +18,19 @@ const keysUsage = `usage:
   cairn keys create --name NAME [--role read-only|admin] [--data-dir DIR]
   cairn keys list [--data-dir DIR]
   cairn keys delete [--data-dir DIR] ACCESS_KEY_ID
+  cairn keys export-public [--region R] --out FILE   digest-signing public keys, for offline validate-logs
 
 The data directory defaults to $CAIRN_DATA_DIR, else ./cairn-data. These
 commands are safe to run while 'cairn serve' uses the same directory; the
 server notices new and deleted keys within a second.
 `
 
-// runKeys manages access keys: `cairn keys create|list|delete`.
+// runKeys manages access keys (`cairn keys create|list|delete`) and
+// exports the digest-signing public keys (`cairn keys export-public`).
 func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, keysUsage)
-		return errors.New("missing subcommand: create, list or delete")
+		return errors.New("missing subcommand: create, list, delete or export-public")
 	}
 	switch args[0] {
 	case "create":
