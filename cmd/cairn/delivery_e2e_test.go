@@ -975,6 +975,13 @@ func (r *faultRig) finish(t *testing.T, ctx context.Context, tr *traffic, allowM
 	if _, err := r.ct.StopLogging(ctx, &cloudtrail.StopLoggingInput{Name: aws.String(faultTrail)}); err != nil {
 		t.Fatal(err)
 	}
+	r.verify(t, ctx, tr, allowMaybe)
+}
+
+// verify waits until everything the stopped traffic sent is delivered
+// and checks it is exactly once, and that GetTrailStatus shows no error.
+func (r *faultRig) verify(t *testing.T, ctx context.Context, tr *traffic, allowMaybe bool) {
+	t.Helper()
 	acked, maybe, failures, batches := tr.snapshot()
 	if !allowMaybe && len(failures) > 0 {
 		t.Errorf("imports failed although Cairn itself never went down (%d of %d batches): %v", len(failures), batches, head(failures))
@@ -1737,6 +1744,49 @@ func TestDeliverySurvivesBucketDeletion(t *testing.T) {
 	if len(r.logs.files) <= before {
 		t.Errorf("no file delivered after the bucket came back (%d before, %d in all)", before, len(r.logs.files))
 	}
+	r.srv.stop(t)
+}
+
+// TestStoppedTrailDeliversAfterBucketReturns: a trail stopped while its
+// delivery fails (the bucket is gone), and Cairn killed with SIGKILL and
+// restarted while it is stopped and failing, still delivers every event it
+// captured while logging, exactly once, when the bucket comes back: the
+// stopped trail must not release its cursor (or forget its window) while
+// captured events are undelivered (docs/delivery.md, "Start, stop,
+// delete").
+func TestStoppedTrailDeliversAfterBucketReturns(t *testing.T) {
+	ctx := context.Background()
+	vgw := s3test.Start(t)
+	const bucket = "paused-logs"
+	r := newFaultRig(t, ctx, vgw.Endpoint, bucket)
+	tr := r.traffic(t, "stopped")
+	r.waitForFiles(t, ctx, 3, 20*time.Second)
+	r.logs.deleteBucket(ctx)
+	deadline := time.Now().Add(20 * time.Second)
+	for st := trailStatus(t, ctx, r.ct, faultTrail); st.deliveryErr != "NoSuchBucket"; st = trailStatus(t, ctx, r.ct, faultTrail) {
+		if time.Now().After(deadline) {
+			t.Fatalf("GetTrailStatus did not say NoSuchBucket within 20s: %s", st)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(time.Second) // more events captured while delivery fails
+	tr.halt()
+	if _, err := r.ct.StopLogging(ctx, &cloudtrail.StopLoggingInput{Name: aws.String(faultTrail)}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2500 * time.Millisecond) // two polls of the trail set while stopped and failing
+	r.srv.kill9(t)
+	r.start(t)
+	time.Sleep(2500 * time.Millisecond)
+	st := trailStatus(t, ctx, r.ct, faultTrail)
+	t.Logf("stopped, failing and restarted: IsLogging=%v %s", st.isLogging, st)
+	if st.isLogging || st.deliveryErr != "NoSuchBucket" {
+		t.Errorf("while stopped with the bucket gone: IsLogging=%v %s; want stopped, NoSuchBucket", st.isLogging, st)
+	}
+	if _, err := r.logs.c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil {
+		t.Fatal(err)
+	}
+	r.verify(t, ctx, tr, false)
 	r.srv.stop(t)
 }
 
