@@ -300,21 +300,35 @@ func (k *Keys) unseal(pk PublicKey) (*SigningKey, error) {
 }
 
 // PublicKeys returns region's keys whose validity window overlaps [start,
-// end], oldest first. Both zero means the key valid now (made if needed),
-// as ListPublicKeys without times returns the current key.
+// end], oldest first. Both zero means the key valid now, as ListPublicKeys
+// without times returns the current key. A range that reaches now always
+// includes the current key, made if needed: every region has one on AWS,
+// whether or not it has signed anything yet.
 func (k *Keys) PublicKeys(ctx context.Context, region string, start, end time.Time) ([]PublicKey, error) {
+	now := k.opts.Clock()
 	if start.IsZero() && end.IsZero() {
-		sk, err := k.SigningKey(ctx, region, k.opts.Clock())
+		sk, err := k.SigningKey(ctx, region, now)
 		if err != nil {
 			return nil, err
 		}
 		return []PublicKey{sk.PublicKey}, nil
 	}
+	// "Reaches now" allows for the client's clock and the request's
+	// flight: validate-logs asks for [start, its own now].
+	if at := now; end.IsZero() || end.After(now.Add(-5*time.Minute)) {
+		if !end.IsZero() && end.Before(now) {
+			at = end // a key made now must overlap the window asked for
+		}
+		if _, err := k.SigningKey(ctx, region, at); err != nil {
+			return nil, err
+		}
+	}
 	keys, err := k.load(ctx, region)
 	if err != nil {
 		return nil, err
 	}
-	out := keys[:0]
+	// A new slice: load may hand out its cache.
+	out := make([]PublicKey, 0, len(keys))
 	for _, pk := range keys {
 		if (end.IsZero() || !pk.Start.After(end)) && (start.IsZero() || pk.End.After(start)) {
 			out = append(out, pk)
