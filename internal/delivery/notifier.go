@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/cairn-audit/cairn/internal/delivery/notify"
@@ -136,7 +137,18 @@ func (m *Manager) sendNotification(ctx context.Context, n pendingNotification) e
 	if !ok {
 		err = &notify.SendError{Code: notify.CodeNotFound, Err: errors.New("topic " + n.Topic + " is not in Cairn's configuration ([[topics]])")}
 	} else {
-		err = m.sender.Send(ctx, topic, n.ID, notify.Message{S3Bucket: n.Bucket, S3ObjectKey: n.Keys})
+		// One message per log file, as CloudTrail's SNS notifications carry
+		// one key each. After a failure the batch is retried whole; each
+		// message keeps its own stable ID, so receivers drop repeats.
+		for i, key := range n.Keys {
+			id := n.ID
+			if len(n.Keys) > 1 {
+				id = n.ID + "-" + strconv.Itoa(i)
+			}
+			if err = m.sender.Send(ctx, topic, id, notify.Message{S3Bucket: n.Bucket, S3ObjectKey: []string{key}}); err != nil {
+				break
+			}
+		}
 	}
 	code := ""
 	if err != nil {

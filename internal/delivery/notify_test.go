@@ -91,16 +91,25 @@ func TestNotifications(t *testing.T) {
 	e.append(rec{Region: "us-east-1"}, rec{Region: "eu-west-1"})
 	e.start(m)
 	e.caughtUp(tr.ARN())
-	waitFor(t, 10*time.Second, "the notification", func() bool { return len(hook.messages()) > 0 })
-
 	fs := files(t, e.store, "logs")
-	var keys []string
+	waitFor(t, 10*time.Second, "the notifications", func() bool { return len(hook.messages()) >= len(fs) })
+
+	// One message per log file, each naming its one key, as CloudTrail's
+	// SNS notifications do.
+	var keys, notified []string
 	for _, f := range fs {
 		keys = append(keys, f.Key)
 	}
 	msgs := hook.messages()
-	if len(msgs) != 1 || msgs[0].S3Bucket != "logs" || !slices.Equal(msgs[0].S3ObjectKey, keys) {
-		t.Errorf("notifications %+v, want one for bucket logs with keys %v", msgs, keys)
+	for _, m := range msgs {
+		if m.S3Bucket != "logs" || len(m.S3ObjectKey) != 1 {
+			t.Errorf("notification %+v, want bucket logs and exactly one key", m)
+		}
+		notified = append(notified, m.S3ObjectKey...)
+	}
+	slices.Sort(notified)
+	if !slices.Equal(notified, keys) {
+		t.Errorf("notified keys %v, want one message for each of %v", notified, keys)
 	}
 	waitFor(t, 5*time.Second, "the notification status", func() bool {
 		st := e.status(tr.ARN())
