@@ -1,0 +1,389 @@
+package digest_test
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cairn-audit/cairn/internal/api"
+	"github.com/cairn-audit/cairn/internal/awsproto"
+	"github.com/cairn-audit/cairn/internal/delivery"
+	"github.com/cairn-audit/cairn/internal/digest"
+	"github.com/cairn-audit/cairn/internal/objstore"
+	"github.com/cairn-audit/cairn/internal/objstore/s3/s3test"
+	"github.com/cairn-audit/cairn/internal/state"
+	"github.com/cairn-audit/cairn/internal/trail"
+)
+
+// debianAWS is where Debian's awscli package (v2.9.19 on bookworm) puts
+// the CLI. The image's pip AWS CLI v1 comes first on PATH, so v2 is always
+// called by this path.
+const debianAWS = "/usr/bin/aws"
+
+// botocoreS3Data is the S3 model directory of Debian's awscli.
+const botocoreS3Data = "/usr/lib/python3/dist-packages/awscli/botocore/data/s3/2006-03-01"
+
+// awsCLIv2 returns Debian's AWS CLI v2; under CI its absence is a failure.
+func awsCLIv2(t *testing.T) string {
+	t.Helper()
+	if _, err := os.Stat(debianAWS); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("Debian's AWS CLI v2 (apt-get install awscli) is required under CI: %v", err)
+		}
+		t.Skipf("no %s (apt-get install awscli): %v", debianAWS, err)
+	}
+	return debianAWS
+}
+
+// s3DataPath writes an AWS_DATA_PATH directory whose S3 endpoint rule set
+// sends every request to endpoint, path style (spec §5.6): AWS CLI v2.9
+// ignores AWS_ENDPOINT_URL_S3 and validate-logs has no S3 endpoint flag.
+// The parameters block is the bundled rule set's, so botocore's built-in
+// parameters still resolve.
+func s3DataPath(t *testing.T, endpoint, region string) string {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(botocoreS3Data, "endpoint-rule-set-1.json"))
+	if os.IsNotExist(err) {
+		var gzRaw []byte
+		if gzRaw, err = os.ReadFile(filepath.Join(botocoreS3Data, "endpoint-rule-set-1.json.gz")); err == nil {
+			var zr *gzip.Reader
+			if zr, err = gzip.NewReader(bytes.NewReader(gzRaw)); err == nil {
+				raw, err = io.ReadAll(zr)
+			}
+		}
+	}
+	if err != nil {
+		t.Fatalf("the bundled S3 endpoint rule set: %v", err)
+	}
+	var bundled struct {
+		Version    string          `json:"version"`
+		Parameters json.RawMessage `json:"parameters"`
+	}
+	if err := json.Unmarshal(raw, &bundled); err != nil || len(bundled.Parameters) == 0 {
+		t.Fatalf("the bundled S3 endpoint rule set has no parameters: %v", err)
+	}
+	props := map[string]any{"authSchemes": []any{map[string]any{
+		"name": "sigv4", "signingName": "s3", "signingRegion": region, "disableDoubleEncoding": true,
+	}}}
+	ep := func(url string) map[string]any {
+		return map[string]any{"url": url, "properties": props, "headers": map[string]any{}}
+	}
+	rules := map[string]any{
+		"version":    bundled.Version,
+		"parameters": bundled.Parameters,
+		"rules": []any{
+			map[string]any{
+				"conditions": []any{map[string]any{"fn": "isSet", "argv": []any{map[string]any{"ref": "Bucket"}}}},
+				"type":       "endpoint",
+				"endpoint":   ep(endpoint + "/{Bucket}"),
+			},
+			map[string]any{"conditions": []any{}, "type": "endpoint", "endpoint": ep(endpoint)},
+		},
+	}
+	b, err := json.Marshal(rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	p := filepath.Join(dir, "s3", "2006-03-01")
+	if err := os.MkdirAll(p, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(p, "endpoint-rule-set-1.json"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// cleanEnv is the environment without AWS_* variables, so that neither
+// the caller's endpoints nor its profiles reach the CLI.
+func cleanEnv() []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "AWS_") {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+// runCLIv2 runs Debian's AWS CLI v2 validate-logs: the CloudTrail client
+// through --endpoint-url, S3 through an AWS_DATA_PATH endpoint rule set.
+func (e *chainEnv) runCLIv2(t *testing.T, cli, endpoint, dataPath, region string, verbose bool) (string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	args := []string{"cloudtrail", "validate-logs", "--trail-arn", e.arn,
+		"--start-time", e.start.Format(time.RFC3339), "--region", region, "--endpoint-url", endpoint}
+	if verbose {
+		args = append(args, "--verbose")
+	}
+	cmd := exec.CommandContext(ctx, cli, args...)
+	cmd.Env = append(cleanEnv(),
+		"AWS_ACCESS_KEY_ID="+e.srv.AccessKeyID, "AWS_SECRET_ACCESS_KEY="+e.srv.SecretAccessKey,
+		"AWS_DATA_PATH="+dataPath, "AWS_PAGER=", "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null",
+		"AWS_DEFAULT_REGION="+region, "AWS_REGION="+region)
+	out, err := cmd.CombinedOutput()
+	code := 0
+	if err != nil {
+		ee, ok := err.(*exec.ExitError)
+		if !ok {
+			t.Fatalf("%s cloudtrail validate-logs: %v\n%s", cli, err, out)
+		}
+		code = ee.ExitCode()
+	}
+	return string(out), code
+}
+
+// checkCLIAccepts asserts what TestChainValidates asserts of the AWS CLI
+// v1 run: exit 0, nothing INVALID, every digest and every log file Cairn
+// validated reported valid.
+func checkCLIAccepts(t *testing.T, name, out string, code int, res *digest.Result) {
+	t.Helper()
+	if code != 0 || strings.Contains(out, "INVALID") {
+		t.Fatalf("%s rejected the chain (exit %d):\n%s", name, code, out)
+	}
+	if m := summaryRE.FindStringSubmatch(out); m == nil || m[1] != m[2] || m[1] != fmt.Sprint(res.ValidDigests) {
+		t.Fatalf("%s summary %v, Cairn found %d valid digests:\n%s", name, m, res.ValidDigests, out)
+	}
+	if !strings.Contains(out, fmt.Sprintf("%d/%d log files valid", res.ValidLogs, res.ValidLogs)) {
+		t.Fatalf("%s did not validate the %d log files Cairn did:\n%s", name, res.ValidLogs, out)
+	}
+}
+
+// TestChainValidatesAWSCLIv2 is TestChainValidates' acceptance check with
+// Debian's AWS CLI v2.9.19 instead of the image's v1.45: the same chain
+// (key rotations, a StopLogging/StartLogging gap, empty intervals) is
+// valid, digest for digest and log file for log file.
+func TestChainValidatesAWSCLIv2(t *testing.T) {
+	cli := awsCLIv2(t)
+	e := buildChain(t)
+	endpoint := cloudTrailStub(t, e.trails, e.keys)
+	dataPath := s3DataPath(t, e.srv.Endpoint, e.srv.Region)
+
+	res, out := e.validate(t, "us-east-1", true)
+	if !res.OK() || res.ValidDigests < 30 || res.ValidLogs < 8 {
+		t.Fatalf("want >=30 valid digests and >=8 valid log files, nothing invalid; got %+v\n%s", res, out)
+	}
+	cliOut, code := e.runCLIv2(t, cli, endpoint, dataPath, "us-east-1", true)
+	t.Logf("%s cloudtrail validate-logs:\n%s", cli, cliOut)
+	checkCLIAccepts(t, "AWS CLI v2", cliOut, code, res)
+	if !strings.Contains(cliOut, "Results requested for") {
+		t.Fatalf("AWS CLI v2 printed no results header:\n%s", cliOut)
+	}
+
+	// The CLI really read the objects: a deleted log file is reported.
+	_, logs := e.objects(t)
+	var usLogs []string
+	for _, k := range logs {
+		if strings.Contains(k, "/us-east-1/") {
+			usLogs = append(usLogs, k)
+		}
+	}
+	aLog := usLogs[len(usLogs)/2]
+	snap := e.snapshot(t)
+	e.del(t, aLog)
+	cliOut, code = e.runCLIv2(t, cli, endpoint, dataPath, "us-east-1", false)
+	e.restore(t, snap)
+	if code == 0 || !strings.Contains(cliOut, aLog) || !strings.Contains(cliOut, "INVALID: not found") {
+		t.Fatalf("AWS CLI v2 did not report the deleted log file %s (exit %d):\n%s", aLog, code, cliOut)
+	}
+}
+
+// buildBigChain writes a chain of n one-minute digests in us-east-1 with
+// perDigest log files each. The log files are written straight to the
+// store and recorded with the real digest writer (what delivery's
+// OnLogFiles does), which keeps a 1,000-file chain quick to build.
+func buildBigChain(t *testing.T, n, perDigest int) *chainEnv {
+	t.Helper()
+	ctx := context.Background()
+	e := &chainEnv{srv: s3test.Start(t), dataDir: t.TempDir()}
+	e.store = e.srv.NewStore(t)
+	e.clk = &clock{t: time.Now().UTC().Add(-48 * time.Hour).Truncate(time.Hour)}
+	e.start = e.clk.Now()
+	var err error
+	e.st, err = state.Open(ctx, filepath.Join(e.dataDir, "state"), state.Options{Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.st.Close() })
+	if err := e.store.CreateBucket(ctx, bucket); err != nil {
+		t.Fatal(err)
+	}
+	e.trails = trail.New(e.st, e.store, account, e.clk.Now, trail.WithLogger(quiet()))
+	e.keys, err = digest.OpenKeys(e.dataDir, e.st, digest.KeyOptions{Rotation: 30 * time.Minute, Clock: e.clk.Now, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.w, err = digest.NewWriter(e.st, e.trails, e.store, e.keys, digest.Options{Interval: time.Minute, Clock: e.clk.Now, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := e.trails.Create(ctx, "us-east-1", trail.CreateInput{Name: "audit", S3BucketName: bucket, EnableLogFileValidation: ptr(true)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.arn = tr.ARN()
+	if err := e.trails.StartLogging(ctx, "us-east-1", "audit"); err != nil {
+		t.Fatal(err)
+	}
+	seq := 0
+	for i := range n {
+		e.clk.Add(30 * time.Second)
+		now := e.clk.Now()
+		files := make([]delivery.LogFileDelivered, perDigest)
+		errs := make(chan error, perDigest)
+		for j := range perDigest {
+			seq++
+			var body bytes.Buffer
+			body.WriteString(`{"Records":[`)
+			for r := range 20 {
+				if r > 0 {
+					body.WriteByte(',')
+				}
+				body.Write(record(seq*100+r, "us-east-1", now.Add(-10*time.Second)))
+			}
+			body.WriteString(`]}`)
+			key := delivery.LogFileKey("", account, "us-east-1", now, fmt.Sprintf("B%05dX%010d", i, seq))
+			files[j] = delivery.LogFileDelivered{TrailARN: e.arn, Region: "us-east-1", Bucket: bucket, Key: key,
+				SHA256: sha256.Sum256(body.Bytes()), NewestEventTime: now.Add(-10 * time.Second), OldestEventTime: now.Add(-10 * time.Second),
+				DeliveredAt: now, First: uint64(i + 1), Last: uint64(i + 1)}
+			z := gz(body.Bytes())
+			go func() {
+				errs <- e.store.Put(ctx, bucket, key, bytes.NewReader(z), int64(len(z)), objstore.PutOptions{ContentType: delivery.ContentType})
+			}()
+		}
+		for range perDigest {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := e.w.Record(ctx, files); err != nil {
+			t.Fatal(err)
+		}
+		e.clk.Add(30 * time.Second)
+		if err := e.w.Tick(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return e
+}
+
+// TestBenchValidateChain times `cairn validate-logs` against the AWS CLI's
+// on a 100-digest, 1,000-log-file chain in versitygw. It is a benchmark,
+// run by scripts/bench-validate (CAIRN_BENCH_VALIDATE=1; CAIRN_BIN is the
+// cairn binary, else it is built). Both validators go online through the
+// same loopback CloudTrail handler and read the same store.
+func TestBenchValidateChain(t *testing.T) {
+	if os.Getenv("CAIRN_BENCH_VALIDATE") == "" {
+		t.Skip("a benchmark: run scripts/bench-validate (CAIRN_BENCH_VALIDATE=1)")
+	}
+	cli := awsCLI(t)
+	cairn := os.Getenv("CAIRN_BIN")
+	if cairn == "" {
+		cairn = filepath.Join(t.TempDir(), "cairn")
+		if out, err := exec.Command("go", "build", "-o", cairn, "../../cmd/cairn").CombinedOutput(); err != nil {
+			t.Fatalf("go build cairn: %v\n%s", err, out)
+		}
+	}
+	nDigests, perDigest := 100, 10
+	t0 := time.Now()
+	e := buildBigChain(t, nDigests, perDigest)
+	t.Logf("built %d digests x %d log files in %v", nDigests, perDigest, time.Since(t0).Round(time.Millisecond))
+	endpoint := cloudTrailStub(t, e.trails, e.keys)
+
+	// The public keys for the offline run, as `cairn keys export-public`
+	// writes them.
+	pks, err := e.keys.PublicKeys(context.Background(), "us-east-1", e.start, e.clk.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lo api.ListPublicKeysOutput
+	for _, pk := range pks {
+		s, en := awsproto.Timestamp{Time: pk.Start}, awsproto.Timestamp{Time: pk.End}
+		lo.PublicKeyList = append(lo.PublicKeyList, api.PublicKeyOut{Value: pk.DER, Fingerprint: pk.Fingerprint, ValidityStartTime: &s, ValidityEndTime: &en})
+	}
+	keysFile := filepath.Join(t.TempDir(), "keys.json")
+	kb, _ := json.Marshal(lo)
+	if err := os.WriteFile(keysFile, kb, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	runs := 3
+	type result struct {
+		name string
+		best time.Duration
+		out  string
+	}
+	timeIt := func(name string, cmd func() *exec.Cmd) result {
+		r := result{name: name}
+		for i := range runs {
+			c := cmd()
+			start := time.Now()
+			out, err := c.CombinedOutput()
+			d := time.Since(start)
+			if err != nil {
+				t.Fatalf("%s: %v\n%s", name, err, out)
+			}
+			if i == 0 || d < r.best {
+				r.best = d
+			}
+			r.out = string(out)
+		}
+		return r
+	}
+	startS := e.start.Format(time.RFC3339)
+	cairnEnv := append(cleanEnv(), "AWS_ACCESS_KEY_ID="+e.srv.AccessKeyID, "AWS_SECRET_ACCESS_KEY="+e.srv.SecretAccessKey,
+		"CAIRN_S3_ACCESS_KEY_ID="+e.srv.AccessKeyID, "CAIRN_S3_SECRET_ACCESS_KEY="+e.srv.SecretAccessKey)
+	online := timeIt("cairn validate-logs (online)", func() *exec.Cmd {
+		c := exec.Command(cairn, "validate-logs", "--trail-arn", e.arn, "--start-time", startS, "--region", "us-east-1",
+			"--endpoint-url", endpoint, "--store", e.srv.StoreURL())
+		c.Env = cairnEnv
+		return c
+	})
+	offline := timeIt("cairn validate-logs (offline)", func() *exec.Cmd {
+		c := exec.Command(cairn, "validate-logs", "--trail-arn", e.arn, "--start-time", startS, "--region", "us-east-1",
+			"--s3-bucket", bucket, "--public-keys", keysFile, "--store", e.srv.StoreURL())
+		c.Env = cairnEnv
+		return c
+	})
+	v1 := timeIt("aws cloudtrail validate-logs (v1)", func() *exec.Cmd {
+		c := exec.Command(cli, "cloudtrail", "validate-logs", "--trail-arn", e.arn, "--start-time", startS, "--region", "us-east-1")
+		c.Env = append(cleanEnv(), e.srv.Env()...)
+		c.Env = append(c.Env, "AWS_ENDPOINT_URL="+endpoint, "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null")
+		return c
+	})
+	results := []result{online, offline, v1}
+	if _, err := os.Stat(debianAWS); err == nil {
+		dataPath := s3DataPath(t, e.srv.Endpoint, e.srv.Region)
+		results = append(results, timeIt("aws cloudtrail validate-logs (v2)", func() *exec.Cmd {
+			c := exec.Command(debianAWS, "cloudtrail", "validate-logs", "--trail-arn", e.arn, "--start-time", startS,
+				"--region", "us-east-1", "--endpoint-url", endpoint)
+			c.Env = append(cleanEnv(), "AWS_ACCESS_KEY_ID="+e.srv.AccessKeyID, "AWS_SECRET_ACCESS_KEY="+e.srv.SecretAccessKey,
+				"AWS_DATA_PATH="+dataPath, "AWS_PAGER=", "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null")
+			return c
+		}))
+	}
+	want := fmt.Sprintf("%d/%d digest files valid", nDigests, nDigests)
+	wantLogs := fmt.Sprintf("%d/%d log files valid", nDigests*perDigest, nDigests*perDigest)
+	for _, r := range results {
+		if !strings.Contains(r.out, want) || !strings.Contains(r.out, wantLogs) {
+			t.Fatalf("%s did not report %q and %q:\n%s", r.name, want, wantLogs, r.out)
+		}
+	}
+	fmt.Printf("\nchain: %d digests, %d log files (versitygw on loopback); best of %d runs each\n", nDigests, nDigests*perDigest, runs)
+	for _, r := range results {
+		fmt.Printf("%-36s %8.2fs  (%.1fx cairn online)\n", r.name, r.best.Seconds(), r.best.Seconds()/online.best.Seconds())
+	}
+	fmt.Printf("speed-up vs aws v1: online %.1fx, offline %.1fx\n", v1.best.Seconds()/online.best.Seconds(), v1.best.Seconds()/offline.best.Seconds())
+}
