@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -216,9 +217,17 @@ func benchIngest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	duration := fs.Duration("duration", 30*time.Second, "how long to send (ignored when --events is set)")
 	events := fs.Int64("events", 0, "send this many events, then stop")
 	pool := fs.Int("pool", 64, "distinct request bodies generated before the clock starts, then sent round-robin")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this client (not of the server) to `file`, to check how much of the machine the load generator itself takes")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	if len(pos) > 0 {
 		fs.Usage()
@@ -425,4 +434,21 @@ func sampleServer(ctx context.Context, ct *cloudtrail.Client, t *bench.Tracker, 
 		}
 	}
 	return nil
+}
+
+// startCPUProfile profiles this process into path until the returned
+// function is called.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("create CPU profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("start CPU profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}, nil
 }

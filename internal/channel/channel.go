@@ -140,6 +140,7 @@ type Service struct {
 	flushInterval time.Duration
 	metrics       *metrics
 	status        *statusTable
+	buffers       bufferPool
 }
 
 // New creates the channel service. It fails only when the metrics cannot

@@ -1,6 +1,8 @@
 package channel
 
 import (
+	"encoding/binary"
+	"math/bits"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -33,32 +35,43 @@ type fastDecoder struct {
 
 // decodeAuditEventsFast decodes body (already trimmed of surrounding white
 // space) or reports ok false when the body is anything but a well-formed
-// request of the common shape, 1 to MaxEventsPerRequest events.
-func decodeAuditEventsFast(body []byte) (events []AuditEvent, ok bool) {
-	d := fastDecoder{src: body, data: make([]byte, 0, len(body))}
+// request of the common shape, 1 to MaxEventsPerRequest events. The
+// eventData of the events is unescaped into data, which should have room
+// for len(body) bytes; the events refer to the returned buffer.
+func decodeAuditEventsFast(body, data []byte) (events []AuditEvent, buf []byte, ok bool) {
+	d := fastDecoder{src: body, data: data[:0]}
+	events, ok = d.decode()
+	return events, d.data, ok
+}
+
+func (d *fastDecoder) decode() (events []AuditEvent, ok bool) {
 	if !d.byte('{') || !d.key("auditEvents") || !d.byte(':') || !d.byte('[') {
 		return nil, false
 	}
 	type span struct{ start, end int }
 	type raw struct {
-		id       string
-		data     span
-		checksum *string
+		id, data, checksum span // checksum.end < 0: absent
 	}
-	var list []raw
+	var (
+		list [MaxEventsPerRequest]raw
+		n    int
+		// text holds the ids and checksums, which become one string.
+		textBuf [4096]byte
+		text    = textBuf[:0]
+	)
 	d.ws()
 	if d.peek() == ']' {
 		return nil, false // empty: the slow path words the error
 	}
 	for {
-		if len(list) == MaxEventsPerRequest {
+		if n == MaxEventsPerRequest {
 			return nil, false
 		}
 		if !d.byte('{') {
 			return nil, false
 		}
 		var (
-			e    raw
+			e    = raw{checksum: span{0, -1}}
 			seen uint8
 		)
 		for {
@@ -76,7 +89,8 @@ func decodeAuditEventsFast(body []byte) (events []AuditEvent, ok bool) {
 				if !d.str() {
 					return nil, false
 				}
-				e.id = string(d.data[start:])
+				e.id = span{len(text), len(text) + len(d.data) - start}
+				text = append(text, d.data[start:]...)
 				d.data = d.data[:start]
 			case "eventData":
 				if seen&2 != 0 {
@@ -97,8 +111,8 @@ func decodeAuditEventsFast(body []byte) (events []AuditEvent, ok bool) {
 				if !d.str() {
 					return nil, false
 				}
-				s := string(d.data[start:])
-				e.checksum = &s
+				e.checksum = span{len(text), len(text) + len(d.data) - start}
+				text = append(text, d.data[start:]...)
 				d.data = d.data[:start]
 			default:
 				return nil, false
@@ -114,7 +128,8 @@ func decodeAuditEventsFast(body []byte) (events []AuditEvent, ok bool) {
 		if seen&3 != 3 {
 			return nil, false // a missing id or eventData: the slow path words the error
 		}
-		list = append(list, e)
+		list[n] = e
+		n++
 		if d.byte(',') {
 			continue
 		}
@@ -130,9 +145,15 @@ func decodeAuditEventsFast(body []byte) (events []AuditEvent, ok bool) {
 	if d.i != len(d.src) {
 		return nil, false
 	}
-	events = make([]AuditEvent, len(list))
-	for i, e := range list {
-		events[i] = AuditEvent{ID: e.id, EventData: d.data[e.data.start:e.data.end:e.data.end], EventDataChecksum: e.checksum}
+	all := string(text)
+	events = make([]AuditEvent, n)
+	checksums := make([]string, n)
+	for i, e := range list[:n] {
+		events[i] = AuditEvent{ID: all[e.id.start:e.id.end], EventData: d.data[e.data.start:e.data.end:e.data.end]}
+		if e.checksum.end >= 0 {
+			checksums[i] = all[e.checksum.start:e.checksum.end]
+			events[i].EventDataChecksum = &checksums[i]
+		}
 	}
 	return events, true
 }
@@ -203,14 +224,7 @@ func (d *fastDecoder) str() bool {
 	i := d.i + 1
 	for {
 		// Copy the run of plain ASCII bytes in one go.
-		j := i
-		for j < len(src) {
-			c := src[j]
-			if c == '"' || c == '\\' || c < 0x20 || c >= utf8.RuneSelf {
-				break
-			}
-			j++
-		}
+		j := i + plainASCII(src[i:])
 		d.data = append(d.data, src[i:j]...)
 		i = j
 		if i >= len(src) {
@@ -274,6 +288,38 @@ func (d *fastDecoder) str() bool {
 			i += 2
 		}
 	}
+}
+
+// plainASCII returns the length of the run at the start of b that holds
+// no '"', no '\\', no control character and no byte of a multi-byte UTF-8
+// sequence: what str copies without a look. eventData is a JSON document
+// inside a JSON string, so its quotes are escaped and runs are short; they
+// are still found eight bytes at a time (SWAR). A byte is flagged when it
+// equals '"' or '\\', is below 0x20 or has its high bit set; borrows can
+// only flag bytes after a flagged one, so the lowest flag is exact.
+func plainASCII(b []byte) int {
+	const (
+		ones  = 0x0101010101010101
+		highs = 0x8080808080808080
+	)
+	n := 0
+	for len(b)-n >= 8 {
+		w := binary.LittleEndian.Uint64(b[n:])
+		q := w ^ (ones * '"')
+		bs := w ^ (ones * '\\')
+		mask := ((q - ones) &^ q) | ((bs - ones) &^ bs) | ((w - ones*0x20) &^ w) | w
+		if mask &= highs; mask != 0 {
+			return n + bits.TrailingZeros64(mask)/8
+		}
+		n += 8
+	}
+	for n < len(b) {
+		if c := b[n]; c == '"' || c == '\\' || c < 0x20 || c >= utf8.RuneSelf {
+			break
+		}
+		n++
+	}
+	return n
 }
 
 // hex4 decodes the four hex digits at the start of b.

@@ -117,7 +117,7 @@ func FuzzDecodeFast(f *testing.F) {
 	f.Add([]byte(`{"auditEvents":[{"id":"a","eventData":"x"}]}}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		trimmed := bytes.TrimSpace(body)
-		fast, ok := decodeAuditEventsFast(trimmed)
+		fast, _, ok := decodeAuditEventsFast(trimmed, nil)
 		if !ok {
 			return
 		}
@@ -188,4 +188,28 @@ func TestBuildRecordDeepNesting(t *testing.T) {
 		}
 		t.Logf("depth %d: %v", depth, fastRej)
 	}
+}
+
+// FuzzOutputAppendJSON checks the hand-written response encoder against
+// encoding/json.
+func FuzzOutputAppendJSON(f *testing.F) {
+	f.Add("e-1", "6f1c4a8e-5b0d-4c1e-9a7f-2d3b4c5d6e7f", "bad", CodeInvalidData, `Field "x" <is> & not \ ok`+"\n\u2028\xff", 2, 1)
+	f.Add("", "", "", "", "", 0, 0)
+	f.Fuzz(func(t *testing.T, id, eventID, fid, code, msg string, ns, nf int) {
+		for _, o := range []PutAuditEventsOutput{{}, {Successful: []ResultEntry{}, Failed: []ResultErrorEntry{}}} {
+			for range ns % 4 {
+				o.Successful = append(o.Successful, ResultEntry{ID: id, EventID: eventID})
+			}
+			for range nf % 4 {
+				o.Failed = append(o.Failed, ResultErrorEntry{ID: fid, ErrorCode: code, ErrorMessage: msg})
+			}
+			want, err := json.Marshal(&o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := o.AppendJSON(nil); !bytes.Equal(got, want) {
+				t.Fatalf("got  %s\nwant %s", got, want)
+			}
+		}
+	})
 }

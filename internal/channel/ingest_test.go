@@ -540,7 +540,7 @@ func TestNewEventIDs(t *testing.T) {
 	seen := map[string]bool{}
 	for _, id := range ids {
 		u, err := uuid.Parse(id)
-		if err != nil || u.Version() != 4 || u.Variant() != uuid.RFC4122 || !idRE.MatchString(id) || seen[id] {
+		if err != nil || u.Version() != 4 || u.Variant() != uuid.RFC4122 || u.String() != id || !idRE.MatchString(id) || seen[id] {
 			t.Fatalf("bad or repeated id %s: %v", id, err)
 		}
 		seen[id] = true

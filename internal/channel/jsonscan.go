@@ -3,6 +3,8 @@ package channel
 import (
 	"bytes"
 	"encoding/json"
+
+	"github.com/cairn-audit/cairn/internal/event"
 )
 
 // PutAuditEvents' per-event work is on the ingestion hot path: up to 100
@@ -68,6 +70,24 @@ func splitObject(ms members, obj []byte) (members, bool) {
 		if i < len(obj) && obj[i] == ',' {
 			i++
 		}
+	}
+	return ms, true
+}
+
+// membersAt appends the members of the compact object obj that spans
+// locate (event.AppendCompactObject's) to ms, decoding escaped keys as
+// splitObject does; ok is false only for a key that does not decode.
+func membersAt(ms members, obj []byte, spans []event.Member) (members, bool) {
+	for _, sp := range spans {
+		key := obj[sp.KeyStart:sp.KeyEnd]
+		if bytes.IndexByte(key, '\\') >= 0 {
+			var s string
+			if err := json.Unmarshal(obj[sp.KeyStart-1:sp.KeyEnd+1], &s); err != nil {
+				return nil, false
+			}
+			key = []byte(s)
+		}
+		ms = append(ms, member{key: key, val: obj[sp.ValueStart:sp.ValueEnd]})
 	}
 	return ms, true
 }

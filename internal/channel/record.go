@@ -138,6 +138,7 @@ func BuildRecord(eventData []byte, checksum *string, env *Envelope) ([]byte, *Ev
 type recordBuilder struct {
 	scratch []byte // the compact eventData of the event being built
 	arena   []byte // the records built so far, back to back
+	spans   []event.Member
 	members [32]member
 	// reference makes build validate as it did before the fast path
 	// existed, with encoding/json's Compact and the record parser; the
@@ -162,9 +163,16 @@ func (rb *recordBuilder) build(eventData []byte, checksum *string, env *Envelope
 	// it refuses goes through json.Compact and the record parser as it
 	// always did, so that the rejection reads the same.
 	mustParse := false
-	compact, ok := []byte(nil), false
+	var (
+		compact []byte
+		m       members
+		ok      bool
+	)
 	if !rb.reference {
-		compact, ok = event.AppendCompactObject(rb.scratch[:0], eventData, event.MaxEmbedDepth)
+		compact, rb.spans, ok = event.AppendCompactObject(rb.scratch[:0], eventData, event.MaxEmbedDepth, rb.spans[:0])
+		if ok {
+			m, ok = membersAt(rb.members[:0], compact, rb.spans)
+		}
 	}
 	if !ok {
 		compact, ok = compactJSON(rb.scratch[:0], eventData)
@@ -172,12 +180,11 @@ func (rb *recordBuilder) build(eventData []byte, checksum *string, env *Envelope
 			return nil, eventErr(CodeInvalidData, "eventData is not a JSON object.")
 		}
 		mustParse = true
+		if m, ok = splitObject(rb.members[:0], compact); !ok {
+			return nil, eventErr(CodeInvalidData, "eventData is not a JSON object.")
+		}
 	}
 	rb.scratch = compact
-	m, ok := splitObject(rb.members[:0], compact)
-	if !ok {
-		return nil, eventErr(CodeInvalidData, "eventData is not a JSON object.")
-	}
 	f := fields{m: m}
 	f.str("version", true, maxVersionLen)
 	identity := f.identity()
@@ -280,6 +287,13 @@ func maxRecordSize(n int, env *Envelope) int {
 // verifyChecksum compares eventDataChecksum with base64(sha256(eventData)).
 func verifyChecksum(eventData []byte, checksum string) *EventError {
 	want := sha256.Sum256(eventData)
+	// The usual form, padded standard base64, is compared without
+	// decoding (and without allocating); anything else is decoded as
+	// before.
+	var enc [44]byte
+	if base64.StdEncoding.Encode(enc[:], want[:]); string(enc[:]) == checksum {
+		return nil
+	}
 	got, err := base64.StdEncoding.DecodeString(checksum)
 	if err != nil {
 		got, err = base64.RawStdEncoding.DecodeString(checksum)
@@ -412,11 +426,42 @@ func (f *fields) ip(name string) json.RawMessage {
 	if f.err != nil || v.raw == nil {
 		return nil
 	}
+	if validIPv4(v.val) {
+		return v.raw
+	}
 	if _, err := netip.ParseAddr(string(v.val)); err != nil {
 		f.fail(CodeInvalidData, "Field %s %q is not an IPv4 or IPv6 address.", name, v.val)
 		return nil
 	}
 	return v.raw
+}
+
+// validIPv4 reports whether s is a dotted-quad IPv4 address as
+// netip.ParseAddr accepts it (four decimal fields of 0-255, no leading
+// zeros), without the string netip.ParseAddr needs. false means "ask
+// netip.ParseAddr", which also knows IPv6.
+func validIPv4(s []byte) bool {
+	fields, val, digits := 0, 0, 0
+	for i := 0; i <= len(s); i++ {
+		if i == len(s) || s[i] == '.' {
+			if digits == 0 || fields == 4 {
+				return false
+			}
+			fields++
+			val, digits = 0, 0
+			continue
+		}
+		c := s[i]
+		if c < '0' || c > '9' || digits > 0 && val == 0 {
+			return false // not a digit, or a leading zero
+		}
+		val = val*10 + int(c-'0')
+		digits++
+		if val > 255 {
+			return false
+		}
+	}
+	return fields == 4
 }
 
 // eventTimeLayouts are the forms PutAuditEvents takes: CloudTrail's

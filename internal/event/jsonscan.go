@@ -2,7 +2,9 @@ package event
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
+	"math/bits"
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -142,26 +144,41 @@ func (c *compactor) depthLimit() int {
 
 // AppendCompactObject appends the compact form of src to dst when src is
 // one JSON object (whitespace around it allowed) in which no container is
-// nested depth or more levels below the object itself; ok is false
-// otherwise, and dst's contents beyond its length are then unspecified.
+// nested depth or more levels below the object itself, and appends the
+// object's members to members; ok is false otherwise, and dst's contents
+// beyond its length are then unspecified.
 //
 // It is Parse's validating pass without the extraction, for callers that
 // embed a document they must validate first in a record they build (a
 // channel event's eventData): the output is byte for byte what
 // encoding/json.Compact gives for the same input, in one pass that costs
-// a fraction of it. A document embedded as a member of a record sits one
-// level deeper there, so such a caller passes maxDepth-1 (MaxEmbedDepth)
-// to accept exactly what Parse will accept in the record.
-func AppendCompactObject(dst, src []byte, depth int) (out []byte, ok bool) {
+// a fraction of it, and the members come with it, so that the caller does
+// not walk the object again to find them. A document embedded as a member
+// of a record sits one level deeper there, so such a caller passes
+// maxDepth-1 (MaxEmbedDepth) to accept exactly what Parse will accept in
+// the record.
+func AppendCompactObject(dst, src []byte, depth int, members []Member) (out []byte, ms []Member, ok bool) {
 	if depth <= 0 {
-		return dst, false
+		return dst, members, false
 	}
 	c := compactor{src: src, dst: dst, limit: depth}
 	var membersBuf [32]member
-	if _, err := c.topObject(membersBuf[:0]); err != nil {
-		return dst, false
+	found, err := c.topObject(membersBuf[:0])
+	if err != nil {
+		return dst, members, false
 	}
-	return c.dst, true
+	for _, m := range found {
+		members = append(members, Member{KeyStart: m.key.start, KeyEnd: m.key.end, ValueStart: m.val.start, ValueEnd: m.val.end})
+	}
+	return c.dst, members, true
+}
+
+// Member locates one member of the object AppendCompactObject compacted,
+// by offsets into its output: the key between its quotes, escapes not
+// decoded, and the compact value.
+type Member struct {
+	KeyStart, KeyEnd     int
+	ValueStart, ValueEnd int
 }
 
 // MaxEmbedDepth is the depth to give AppendCompactObject for a document
@@ -316,14 +333,8 @@ func (c *compactor) str() error {
 	start := c.i
 	i := c.i + 1
 	for {
-		// Fast scan over the common bytes.
-		for i < len(src) {
-			b := src[i]
-			if b == '"' || b == '\\' || b < 0x20 {
-				break
-			}
-			i++
-		}
+		// Fast scan over the common bytes, eight at a time.
+		i += plainStringBytes(src[i:])
 		if i >= len(src) {
 			c.i = i
 			return c.errf("unterminated string")
@@ -357,6 +368,37 @@ func (c *compactor) str() error {
 			}
 		}
 	}
+}
+
+// plainStringBytes returns the length of the run at the start of b that
+// holds no '"', no '\\' and no control character: the bytes a string's
+// content is copied over without a look. Strings are most of a record's
+// bytes, so the run is found eight bytes at a time (SWAR): a byte is
+// flagged when it equals '"' or '\\' or is below 0x20; borrows can only
+// flag bytes after a flagged one, so the lowest flag is exact.
+func plainStringBytes(b []byte) int {
+	const (
+		ones  = 0x0101010101010101
+		highs = 0x8080808080808080
+	)
+	n := 0
+	for len(b)-n >= 8 {
+		w := binary.LittleEndian.Uint64(b[n:])
+		q := w ^ (ones * '"')
+		bs := w ^ (ones * '\\')
+		mask := ((q - ones) &^ q) | ((bs - ones) &^ bs) | ((w - ones*0x20) &^ w)
+		if mask &= highs; mask != 0 {
+			return n + bits.TrailingZeros64(mask)/8
+		}
+		n += 8
+	}
+	for n < len(b) {
+		if c := b[n]; c == '"' || c == '\\' || c < 0x20 {
+			break
+		}
+		n++
+	}
+	return n
 }
 
 func isHex4(b []byte) bool {

@@ -283,3 +283,29 @@ func TestVersion(t *testing.T) {
 		t.Error("1.10 must be newer than 1.09")
 	}
 }
+
+// TestPlainStringBytes compares the eight-bytes-at-a-time scan with the
+// byte loop it replaces, for every special byte at every position.
+func TestPlainStringBytes(t *testing.T) {
+	slow := func(b []byte) int {
+		for i, c := range b {
+			if c == '"' || c == '\\' || c < 0x20 {
+				return i
+			}
+		}
+		return len(b)
+	}
+	for n := 0; n <= 20; n++ {
+		for pos := 0; pos <= n; pos++ {
+			for c := 0; c < 256; c++ {
+				b := []byte(strings.Repeat("aé\xff~", n)[:n])
+				if pos < n {
+					b[pos] = byte(c)
+				}
+				if got, want := plainStringBytes(b), slow(b); got != want {
+					t.Fatalf("%q: got %d, want %d", b, got, want)
+				}
+			}
+		}
+	}
+}

@@ -76,7 +76,8 @@ func (s *Server) servePutAuditEvents(w http.ResponseWriter, r *http.Request, svc
 		fail(channel.RequestTooLarge(r.ContentLength))
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, channel.MaxRequestBytes))
+	body, err := readBody(w, r, svc)
+	defer svc.ReleaseRequestBuffer(body)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -173,16 +174,29 @@ func (s *Server) servePutAuditEvents(w http.ResponseWriter, r *http.Request, svc
 	}
 	s.metrics.audit.WithLabelValues("ok").Inc()
 	s.metrics.requests.WithLabelValues(serviceCloudTrailData, opPutAuditEvents, "OK").Inc()
-	writeRESTJSON(w, requestID, out)
+	// The body buffer is free again: the answer is written in it.
+	writeRESTJSON(w, requestID, out.AppendJSON(body[:0]))
+}
+
+// readBody reads the request body, of at most channel.MaxRequestBytes, into
+// a buffer of the channel service's pool when its length is known (as it
+// is from every SDK): exactly one buffer of the right size instead of
+// io.ReadAll's growing copies, and no fresh one per request. The caller
+// gives the buffer back with svc.ReleaseRequestBuffer (nil is fine).
+func readBody(w http.ResponseWriter, r *http.Request, svc *channel.Service) ([]byte, error) {
+	rd := http.MaxBytesReader(w, r.Body, channel.MaxRequestBytes)
+	if n := r.ContentLength; n >= 0 && n <= channel.MaxRequestBytes {
+		body := svc.RequestBuffer(int(n))
+		if _, err := io.ReadFull(rd, body); err != nil {
+			return body, err
+		}
+		return body, nil
+	}
+	return io.ReadAll(rd)
 }
 
 // writeRESTJSON sends a successful REST-JSON response.
-func writeRESTJSON(w http.ResponseWriter, requestID string, v any) {
-	body, err := json.Marshal(v)
-	if err != nil {
-		awsproto.WriteError(w, requestID, contentTypeRESTJSON, awsproto.Internal(fmt.Errorf("encode response: %w", err)))
-		return
-	}
+func writeRESTJSON(w http.ResponseWriter, requestID string, body []byte) {
 	h := w.Header()
 	h.Set("Content-Type", contentTypeRESTJSON)
 	h.Set("x-amzn-RequestId", requestID)
