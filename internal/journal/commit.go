@@ -53,9 +53,8 @@ const (
 )
 
 const (
-	// maxGroupBytes bounds the entry bytes of one group commit, well below
-	// half a memtable (Pebble's large-batch threshold, which forces a
-	// memtable rotation).
+	// maxGroupBytes bounds the entry bytes of one group commit; so does a
+	// quarter of the memtable (see groupBytesLimit).
 	maxGroupBytes = 16 << 20
 	// maxGroupRequests bounds the requests of one group commit.
 	maxGroupRequests = 4096
@@ -115,19 +114,28 @@ func (j *Journal) submit(ctx context.Context, r *request) (result, error) {
 
 // group is one batch: being built (pending), committing (in flight) or done.
 type group struct {
-	b       *pebble.Batch
-	db      *pebble.DB
-	reqs    []*request
-	firsts  []uint64
-	base    uint64 // the sequence number the group's entries follow
-	next    uint64 // the next sequence number to assign
-	trimmed uint64 // the trim floor once the group is committed
-	entries int
-	bytes   int
-	appends int
+	b        *pebble.Batch
+	db       *pebble.DB
+	reqs     []*request
+	firsts   []uint64
+	base     uint64 // the sequence number the group's entries follow
+	next     uint64 // the next sequence number to assign
+	trimmed  uint64 // the trim floor once the group is committed
+	entries  int
+	bytes    int
+	maxBytes int // see groupBytesLimit
+	appends  int
 }
 
-func (g *group) full() bool { return g.bytes >= maxGroupBytes || len(g.reqs) >= maxGroupRequests }
+func (g *group) full() bool { return g.bytes >= g.maxBytes || len(g.reqs) >= maxGroupRequests }
+
+// groupBytesLimit is where a group commit is cut: well below half a
+// memtable, Pebble's large-batch threshold, past which a batch is not
+// inserted into the memtable but forces a memtable rotation and a flush of
+// its own.
+func groupBytesLimit(memTableSize uint64) int {
+	return int(min(maxGroupBytes, memTableSize/4))
+}
 
 // pipeline is the committer goroutine's state.
 type pipeline struct {
@@ -237,12 +245,12 @@ func (j *Journal) add(p *pipeline, r *request) {
 
 // newGroup starts a pending group after the durable frontier.
 func (j *Journal) newGroup(p *pipeline) *group {
-	g := &group{db: j.db, base: j.frontier.Load(), trimmed: j.trimmed.Load()}
+	g := &group{db: j.db, base: j.frontier.Load(), trimmed: j.trimmed.Load(), maxBytes: groupBytesLimit(j.opts.MemTableSize)}
 	g.next = g.base + 1
 	if p.spare != nil && p.spareDB == j.db {
 		g.b, p.spare = p.spare, nil
 	} else {
-		g.b = j.db.NewBatch(pebble.WithInitialSizeBytes(1<<20), pebble.WithMaxRetainedSizeBytes(2*maxGroupBytes))
+		g.b = j.db.NewBatch(pebble.WithInitialSizeBytes(1<<20), pebble.WithMaxRetainedSizeBytes(2*g.maxBytes))
 	}
 	return g
 }

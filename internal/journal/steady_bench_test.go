@@ -48,7 +48,10 @@ func BenchmarkSteadyState(b *testing.B) {
 	b.Logf("average entry %d bytes", avgLen(pool))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	j, err := Open(ctx, b.TempDir(), Options{Logger: testLogger(b)})
+	// CAIRN_BENCH_MEMTABLE_MB and CAIRN_BENCH_CACHE_MB override the
+	// defaults, to measure what they cost and save.
+	j, err := Open(ctx, b.TempDir(), Options{Logger: testLogger(b),
+		MemTableSize: uint64(envInt(b, "CAIRN_BENCH_MEMTABLE_MB", 0)) << 20, CacheSize: int64(envInt(b, "CAIRN_BENCH_CACHE_MB", 0)) << 20})
 	if err != nil {
 		b.Fatal(err)
 	}
