@@ -49,3 +49,25 @@ func FuzzValidIPv4(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseRecordTime: what the fast parser accepts, ParseEventTime
+// accepts with the same time, and the text is that time in the record's
+// form.
+func FuzzParseRecordTime(f *testing.F) {
+	for _, s := range []string{"2024-05-01T12:00:00Z", "0000-01-01T00:00:00Z", "9999-12-28T23:59:59Z", "2024-02-29T00:00:00Z", "2024-13-01T00:00:00Z", "2024-05-01T24:00:00Z", "2024-05-01T12:00:60Z", "2024-05-01 12:00:00Z", "+024-05-01T12:00:00Z"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, ok := parseRecordTime([]byte(s))
+		if !ok {
+			return
+		}
+		want, ok := ParseEventTime(s)
+		if !ok || !got.Equal(want) || got.Location() != want.Location() {
+			t.Fatalf("parseRecordTime(%q) = %v; ParseEventTime: %v, %v", s, got, want, ok)
+		}
+		if f := got.Format(recordTimeLayout); f != s {
+			t.Fatalf("parseRecordTime(%q) formats back as %q", s, f)
+		}
+	})
+}

@@ -140,6 +140,10 @@ type recordBuilder struct {
 	arena   []byte // the records built so far, back to back
 	spans   []event.Member
 	members [32]member
+	// ingestAt and ingestText cache the formatted ingestion time, which
+	// is the same for every event of a request.
+	ingestAt   time.Time
+	ingestText []byte
 	// reference makes build validate as it did before the fast path
 	// existed, with encoding/json's Compact and the record parser; the
 	// tests compare the two.
@@ -191,7 +195,7 @@ func (rb *recordBuilder) build(eventData []byte, checksum *string, env *Envelope
 	userAgent := f.str("userAgent", false, maxUserAgentLen)
 	source := f.str("eventSource", true, maxEventSourceLen)
 	name := f.str("eventName", true, maxEventNameLen)
-	eventTime := f.time("eventTime")
+	eventTime, eventTimeText := f.time("eventTime")
 	f.str("UID", true, maxUIDLen)
 	reqParams := f.object("requestParameters", maxParametersBytes)
 	respElems := f.object("responseElements", maxParametersBytes)
@@ -223,7 +227,11 @@ func (rb *recordBuilder) build(eventData []byte, checksum *string, env *Envelope
 		b = append(b, identity.details...)
 	}
 	b = append(b, `},"eventTime":"`...)
-	b = eventTime.UTC().AppendFormat(b, "2006-01-02T15:04:05Z")
+	if eventTimeText != nil {
+		b = append(b, eventTimeText...) // already in the record's form
+	} else {
+		b = eventTime.UTC().AppendFormat(b, recordTimeLayout)
+	}
 	b = append(b, `","eventSource":`...)
 	b = append(b, source.raw...)
 	b = append(b, `,"eventName":`...)
@@ -244,7 +252,7 @@ func (rb *recordBuilder) build(eventData []byte, checksum *string, env *Envelope
 	b = append(b, `,"eventType":"`+EventTypeActivityLog+`","recipientAccountId":`...)
 	b = appendString(b, env.AccountID)
 	b = append(b, `,"eventCategory":"`+EventCategoryActivityAuditLog+`","metadata":{"ingestionTime":"`...)
-	b = env.IngestionTime.UTC().AppendFormat(b, "2006-01-02T15:04:05Z")
+	b = append(b, rb.ingestionTime(env.IngestionTime)...)
 	b = append(b, `","channelARN":`...)
 	b = appendString(b, env.ChannelARN)
 	b = append(b, `},"eventData":`...)
@@ -270,6 +278,16 @@ func (rb *recordBuilder) build(eventData []byte, checksum *string, env *Envelope
 	}
 	rb.arena = b
 	return rec, nil
+}
+
+// ingestionTime returns t in recordTimeLayout, formatting it only when it
+// differs from the previous call's.
+func (rb *recordBuilder) ingestionTime(t time.Time) []byte {
+	if rb.ingestText == nil || !t.Equal(rb.ingestAt) {
+		rb.ingestAt = t
+		rb.ingestText = t.UTC().AppendFormat(rb.ingestText[:0], recordTimeLayout)
+	}
+	return rb.ingestText
 }
 
 // recordOverhead bounds the bytes a record adds to its eventData besides
@@ -409,16 +427,51 @@ func (f *fields) object(name string, max int) json.RawMessage {
 	return raw
 }
 
-func (f *fields) time(name string) time.Time {
+// time reads a required time member. text is the member's value when it
+// already has the record's form (recordTimeLayout), so that the record can
+// copy it instead of formatting the time again; nil otherwise.
+func (f *fields) time(name string) (t time.Time, text []byte) {
 	v := f.str(name, true, 0)
 	if f.err != nil {
-		return time.Time{}
+		return time.Time{}, nil
+	}
+	if t, ok := parseRecordTime(v.val); ok {
+		return t, v.val
 	}
 	t, ok := ParseEventTime(string(v.val))
 	if !ok {
 		f.fail(CodeInvalidData, "Field %s %q is not a UTC time of the form yyyy-MM-ddTHH:mm:ss (a Z suffix, fractional seconds or an offset are accepted).", name, v.val)
 	}
-	return t
+	return t, nil
+}
+
+// recordTimeLayout is the form of a record's times.
+const recordTimeLayout = "2006-01-02T15:04:05Z"
+
+// parseRecordTime parses s when it is in recordTimeLayout, the form nearly
+// every producer sends, with a day of the month that every month has (1
+// to 28); ok false means "not sure: ask ParseEventTime", which accepts
+// everything this does with the same result, and more.
+func parseRecordTime(s []byte) (t time.Time, ok bool) {
+	if len(s) != len(recordTimeLayout) || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' || s[19] != 'Z' {
+		return time.Time{}, false
+	}
+	num := func(i, n int) int {
+		v := 0
+		for _, c := range s[i : i+n] {
+			if c < '0' || c > '9' {
+				return -1
+			}
+			v = v*10 + int(c-'0')
+		}
+		return v
+	}
+	year, month, day := num(0, 4), num(5, 2), num(8, 2)
+	hour, minute, sec := num(11, 2), num(14, 2), num(17, 2)
+	if year < 0 || month < 1 || month > 12 || day < 1 || day > 28 || hour < 0 || hour > 23 || minute < 0 || minute > 59 || sec < 0 || sec > 59 {
+		return time.Time{}, false
+	}
+	return time.Date(year, time.Month(month), day, hour, minute, sec, 0, time.UTC), true
 }
 
 func (f *fields) ip(name string) json.RawMessage {

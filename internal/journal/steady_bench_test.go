@@ -17,7 +17,8 @@ import (
 // load: 16 goroutines append 100-entry batches of channel-sized records
 // (~2.7 KB: a record that carries a copy of itself, as a channel event's
 // record carries its eventData), while a consumer reads everything behind
-// them, commits its cursor every 5 s (the history's mirror interval) and
+// them, commits its cursor every 5 s (the history's mirror interval;
+// CAIRN_BENCH_COMMIT overrides it) and
 // the journal is trimmed to the cursor every trim interval
 // (CAIRN_BENCH_TRIM, default 1m as in the server). It runs for
 // CAIRN_BENCH_SECONDS (default 20) whatever b.N is (paced to
@@ -35,6 +36,14 @@ func BenchmarkSteadyState(b *testing.B) {
 			b.Fatal(err)
 		}
 		trimEvery = d
+	}
+	commitEvery := 5 * time.Second
+	if v := os.Getenv("CAIRN_BENCH_COMMIT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			b.Fatal(err)
+		}
+		commitEvery = d
 	}
 	pool := benchEntries(b, 4096)
 	for i, e := range pool {
@@ -79,7 +88,7 @@ func BenchmarkSteadyState(b *testing.B) {
 			}
 			pos = last
 			consumed.Store(pos)
-			if time.Since(lastCommit) >= 5*time.Second {
+			if time.Since(lastCommit) >= commitEvery {
 				if err := cur.Commit(ctx, pos); err != nil {
 					return
 				}
