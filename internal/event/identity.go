@@ -15,39 +15,38 @@ type identity struct {
 	onBehalfOf  string // onBehalfOf.userId (IAM Identity Center)
 }
 
-// parseIdentity reads userIdentity; a missing or non-object value gives an
-// empty identity (Insights records have none).
-func parseIdentity(v []byte) identity {
-	var id identity
+// parseIdentity puts the raw values of userIdentity's members into their
+// slots of vals and reports whether there is a userIdentity object at all
+// (Insights records have none).
+func parseIdentity(v []byte, vals *[nStringSlots][]byte) (present bool) {
 	if len(v) == 0 || v[0] != '{' {
-		return id
+		return false
 	}
-	id.present = true
 	eachMember(v, func(k, val []byte) bool {
 		if containsBackslash(k) {
 			k = []byte(unescape(k))
 		}
 		switch string(k) {
 		case "type":
-			id.typ = str(val)
+			vals[sIDType] = val
 		case "principalId":
-			id.principalID = str(val)
+			vals[sIDPrincipalID] = val
 		case "arn":
-			id.arn = str(val)
+			vals[sIDARN] = val
 		case "accountId":
-			id.accountID = str(val)
+			vals[sIDAccountID] = val
 		case "accessKeyId":
-			id.accessKeyID = str(val)
+			vals[sIDAccessKeyID] = val
 		case "userName":
-			id.userName = str(val)
+			vals[sIDUserName] = val
 		case "invokedBy":
-			id.invokedBy = str(val)
+			vals[sIDInvokedBy] = val
 		case "onBehalfOf":
-			id.onBehalfOf = str(getMember(val, "userId"))
+			vals[sIDOnBehalfOf] = getMember(val, "userId")
 		}
 		return true
 	})
-	return id
+	return true
 }
 
 // lookupUsername is the Username LookupEvents shows for a record.

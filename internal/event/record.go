@@ -9,6 +9,7 @@
 package event
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -198,10 +199,66 @@ func describeStart(data []byte) string {
 	return "empty"
 }
 
+// The string members of a record's view, by slot: extract gathers their
+// raw values first and then makes all the strings with one allocation
+// (makeStrings) instead of one each. A record's view has a dozen or more,
+// and the history parses every event it indexes.
+const (
+	sEventVersion = iota
+	sEventID
+	sEventSource
+	sAWSRegion
+	sEventType
+	sEventCategory
+	sRecipientAccountID
+	sSourceIPAddress
+	sUserAgent
+	sErrorCode
+	sIDType // userIdentity's, from here on (parseIdentity)
+	sIDPrincipalID
+	sIDARN
+	sIDAccountID
+	sIDAccessKeyID
+	sIDUserName
+	sIDInvokedBy
+	sIDOnBehalfOf
+	nStringSlots
+)
+
+// makeStrings returns the values of the compact JSON strings in vals
+// (str's value: "" for a missing or non-string value) as slices of one
+// string.
+func makeStrings(vals *[nStringSlots][]byte) (out [nStringSlots]string) {
+	var stack [512]byte
+	buf := stack[:0]
+	var ends [nStringSlots]int
+	for i, v := range vals {
+		if len(v) >= 2 && v[0] == '"' {
+			if inner := v[1 : len(v)-1]; bytes.IndexByte(inner, '\\') < 0 {
+				buf = append(buf, inner...)
+			} else {
+				buf = append(buf, unescape(inner)...)
+			}
+		}
+		ends[i] = len(buf)
+	}
+	if len(buf) == 0 {
+		return out
+	}
+	all := string(buf)
+	start := 0
+	for i, end := range ends {
+		out[i] = all[start:end]
+		start = end
+	}
+	return out
+}
+
 // extract fills the view from the top-level members of the compact object.
 func (r *Record) extract(members []member) error {
 	raw := r.Raw
-	var eventTime, eventName, identity, reqParams, respElems, resources, insight []byte
+	var eventTime, eventName, userIdentity, reqParams, respElems, resources, insight []byte
+	var vals [nStringSlots][]byte
 	for _, m := range members {
 		k := raw[m.key.start:m.key.end]
 		v := raw[m.val.start:m.val.end]
@@ -210,35 +267,35 @@ func (r *Record) extract(members []member) error {
 		}
 		switch string(k) {
 		case "eventVersion":
-			r.EventVersion = str(v)
+			vals[sEventVersion] = v
 		case "eventID":
-			r.EventID = str(v)
+			vals[sEventID] = v
 		case "eventTime":
 			eventTime = v
 		case "eventName":
 			eventName = v
 		case "eventSource":
-			r.EventSource = str(v)
+			vals[sEventSource] = v
 		case "awsRegion":
-			r.AWSRegion = str(v)
+			vals[sAWSRegion] = v
 		case "eventType":
-			r.EventType = str(v)
+			vals[sEventType] = v
 		case "eventCategory":
-			r.EventCategory = str(v)
+			vals[sEventCategory] = v
 		case "readOnly":
 			r.ReadOnly = optBool(v)
 		case "managementEvent":
 			r.ManagementEvent = optBool(v)
 		case "recipientAccountId":
-			r.RecipientAccountID = str(v)
+			vals[sRecipientAccountID] = v
 		case "sourceIPAddress":
-			r.SourceIPAddress = str(v)
+			vals[sSourceIPAddress] = v
 		case "userAgent":
-			r.UserAgent = str(v)
+			vals[sUserAgent] = v
 		case "errorCode":
-			r.ErrorCode = str(v)
+			vals[sErrorCode] = v
 		case "userIdentity":
-			identity = v
+			userIdentity = v
 		case "requestParameters":
 			reqParams = v
 		case "responseElements":
@@ -248,6 +305,15 @@ func (r *Record) extract(members []member) error {
 		case "insightDetails":
 			insight = v
 		}
+	}
+	present := parseIdentity(userIdentity, &vals)
+	strs := makeStrings(&vals)
+	r.EventVersion, r.EventID, r.EventSource, r.AWSRegion = strs[sEventVersion], strs[sEventID], strs[sEventSource], strs[sAWSRegion]
+	r.EventType, r.EventCategory, r.RecipientAccountID = strs[sEventType], strs[sEventCategory], strs[sRecipientAccountID]
+	r.SourceIPAddress, r.UserAgent, r.ErrorCode = strs[sSourceIPAddress], strs[sUserAgent], strs[sErrorCode]
+	id := identity{
+		present: present, typ: strs[sIDType], principalID: strs[sIDPrincipalID], arn: strs[sIDARN], accountID: strs[sIDAccountID],
+		accessKeyID: strs[sIDAccessKeyID], userName: strs[sIDUserName], invokedBy: strs[sIDInvokedBy], onBehalfOf: strs[sIDOnBehalfOf],
 	}
 
 	// eventName: required. Insights records have none at top level; their
@@ -284,7 +350,6 @@ func (r *Record) extract(members []member) error {
 	}
 	r.EventTime = t
 
-	id := parseIdentity(identity)
 	r.AccessKeyID = id.accessKeyID
 	r.UserIdentityType = id.typ
 	r.UserIdentityARN = id.arn
