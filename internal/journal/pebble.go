@@ -68,8 +68,9 @@ func (j *Journal) pebbleOptions() *pebble.Options {
 		Logger: pebbleLogger{log: j.log},
 		// Large memtables mean fewer WAL rotations (a rotation is the one
 		// place where a disk fault crashes Pebble) and fewer, larger L0
-		// files. Two of them are enough to keep accepting writes while one
-		// flushes.
+		// files; they also cost memory twice over (one fills while one
+		// flushes), which is why the default is 32 MiB, not more (see
+		// defaultMemTableSize).
 		MemTableSize:                j.opts.MemTableSize,
 		MemTableStopWritesThreshold: 4,
 		// Sequential keys make every flushed sstable disjoint from the rest,
