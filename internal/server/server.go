@@ -208,6 +208,10 @@ func Open(ctx context.Context, cfg Config) (s *Server, err error) {
 		Registerer:        s.promReg,
 		Retention:         cfg.HistoryRetention,
 		IncludeDataEvents: cfg.HistoryDataEvents,
+		// A smaller block cache than the default keeps the whole server
+		// within 512 MB during catch-up after an ingest burst; lookups are
+		// bounded scans and need little cache.
+		CacheSize: 32 << 20,
 	}); err != nil {
 		return nil, err
 	}
