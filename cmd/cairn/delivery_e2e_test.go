@@ -34,7 +34,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -139,7 +138,7 @@ func (v *versity) run() error {
 		}
 	}
 	cmd.Env = append(cmd.Env, "ROOT_ACCESS_KEY_ID="+s3test.AccessKeyID, "ROOT_SECRET_ACCESS_KEY="+s3test.SecretAccessKey)
-	exited, err := startTiedChild(cmd)
+	exited, err := s3test.StartChild(cmd)
 	if err != nil {
 		return fmt.Errorf("run %s: %w", v.bin, err)
 	}
@@ -182,30 +181,6 @@ func (v *versity) restart(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatalf("restart versitygw on %s: %v", v.addr, err)
-}
-
-// startTiedChild starts cmd so that the kernel kills it if the test binary
-// dies without running its cleanups. The death signal fires when the
-// thread that started the child exits, so the child is started and waited
-// for on one locked thread that lives exactly as long as the child.
-func startTiedChild(cmd *exec.Cmd) (<-chan error, error) {
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	started := make(chan error, 1)
-	exited := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		exited <- cmd.Wait()
-	}()
-	if err := <-started; err != nil {
-		return nil, err
-	}
-	return exited, nil
 }
 
 // storeArgs are the `cairn serve` flags that deliver into the S3 server at

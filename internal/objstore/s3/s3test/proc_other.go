@@ -4,8 +4,8 @@ package s3test
 
 import "os/exec"
 
-// startChild starts cmd; the returned channel yields Wait's result.
-func startChild(cmd *exec.Cmd) (<-chan error, error) {
+// StartChild starts cmd; the returned channel yields Wait's result.
+func StartChild(cmd *exec.Cmd) (<-chan error, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}

@@ -145,7 +145,7 @@ func start(bin, dir, logPath string) (*Server, func(), error) {
 		"ROOT_ACCESS_KEY_ID="+AccessKeyID,
 		"ROOT_SECRET_ACCESS_KEY="+SecretAccessKey,
 	)
-	exited, err := startChild(cmd)
+	exited, err := StartChild(cmd)
 	if err != nil {
 		return nil, nil, fmt.Errorf("run %s: %w", bin, err)
 	}
