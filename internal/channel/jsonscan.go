@@ -54,7 +54,7 @@ func splitObject(ms members, obj []byte) (members, bool) {
 	}
 	i := 1
 	for i < len(obj) && obj[i] != '}' {
-		ke := skipString(obj, i)
+		ke := event.SkipString(obj, i)
 		key := obj[i+1 : ke-1]
 		if bytes.IndexByte(key, '\\') >= 0 {
 			var s string
@@ -64,7 +64,7 @@ func splitObject(ms members, obj []byte) (members, bool) {
 			key = []byte(s)
 		}
 		vs := ke + 1 // past ':'
-		ve := skipValue(obj, vs)
+		ve := event.SkipValue(obj, vs)
 		ms = append(ms, member{key: key, val: obj[vs:ve]})
 		i = ve
 		if i < len(obj) && obj[i] == ',' {
@@ -90,57 +90,6 @@ func membersAt(ms members, obj []byte, spans []event.Member) (members, bool) {
 		ms = append(ms, member{key: key, val: obj[sp.ValueStart:sp.ValueEnd]})
 	}
 	return ms, true
-}
-
-// skipValue returns the index just past the compact value starting at i.
-func skipValue(b []byte, i int) int {
-	switch b[i] {
-	case '"':
-		return skipString(b, i)
-	case '{', '[':
-		depth := 0
-		for i < len(b) {
-			switch b[i] {
-			case '"':
-				i = skipString(b, i)
-				continue
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return i + 1
-				}
-			}
-			i++
-		}
-		return i
-	default:
-		for i < len(b) && b[i] != ',' && b[i] != '}' && b[i] != ']' {
-			i++
-		}
-		return i
-	}
-}
-
-// skipString returns the index just past the string starting at b[i]=='"'.
-func skipString(b []byte, i int) int {
-	i++
-	for {
-		j := bytes.IndexByte(b[i:], '"')
-		if j < 0 {
-			return len(b)
-		}
-		i += j
-		n := 0 // preceding backslashes: an odd number escapes this quote
-		for k := i - 1; k >= 0 && b[k] == '\\'; k-- {
-			n++
-		}
-		i++
-		if n%2 == 0 {
-			return i
-		}
-	}
 }
 
 // stringValue decodes a compact JSON string token; ok is false for any

@@ -422,6 +422,13 @@ func isHex(c byte) bool {
 
 // --- Helpers over validated compact JSON -------------------------------
 
+// SkipValue and SkipString are exported so that other decoders of compact
+// JSON (the PutAuditEvents decoder) walk values with the same code as Parse.
+func SkipValue(b []byte, i int) int { return skipValue(b, i) }
+
+// SkipString returns the index just past the string starting at b[i].
+func SkipString(b []byte, i int) int { return skipString(b, i) }
+
 // skipValue returns the index just past the value that starts at b[i].
 // b must be valid compact JSON.
 func skipValue(b []byte, i int) int {
