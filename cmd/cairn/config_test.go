@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/BurntSushi/toml"
 )
 
 func TestApplySettingsPrecedence(t *testing.T) {
@@ -76,5 +78,19 @@ func TestApplySettingsRejectsUnknownAndBadValues(t *testing.T) {
 				t.Fatalf("err = %v, want it to mention %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestCapturesRefuseUnknownTables(t *testing.T) {
+	var file map[string]any
+	if _, err := toml.Decode("listen = \"127.0.0.1:1\"\n[[s3_proxys]]\nlisten = \"127.0.0.1:9000\"\n", &file); err != nil {
+		t.Fatal(err)
+	}
+	_, err := captures(file, func(string) (string, bool) { return "", false })
+	if err == nil || !strings.Contains(err.Error(), "unknown table(s) s3_proxys") {
+		t.Fatalf("captures = %v, want the misspelt table named", err)
+	}
+	if cs, err := captures(map[string]any{"listen": "x"}, func(string) (string, bool) { return "", false }); err != nil || len(cs) != 0 {
+		t.Fatalf("no tables: %v %v", cs, err)
 	}
 }

@@ -55,6 +55,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return fmt.Errorf("config file %s: %w", *configPath, err)
 	}
+	caps, err := captures(file, os.LookupEnv)
+	if err != nil {
+		return fmt.Errorf("config file %s: %w", *configPath, err)
+	}
 	logger, err := newLogger(stderr, *logLevel, *logFormat)
 	if err != nil {
 		return err
@@ -82,6 +86,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Topics:            topics,
 		DigestInterval:    *digestIvl,
 		KeyRotation:       *keyRotate,
+		Captures:          caps,
 		Logger:            logger,
 		Version:           versionString(),
 	})

@@ -110,6 +110,13 @@ type APICall struct {
 	APIVersion          string
 	SharedEventID       string
 	VPCEndpointID       string
+	// EventType is the record's eventType; empty means AwsApiCall. Actions
+	// taken in Cairn's web console are AwsConsoleAction, as in CloudTrail.
+	EventType string
+	// DataEvent marks a data-plane call (an S3 object read or write, say):
+	// CloudTrail writes those with managementEvent false and eventCategory
+	// Data, and trails and the event history treat them apart.
+	DataEvent bool
 }
 
 // wireRecord fixes the member order of Cairn-written records to AWS's
@@ -151,7 +158,8 @@ type wireResource struct {
 var jsonNull = json.RawMessage("null")
 
 // Record builds the CloudTrail record for the call: eventVersion 1.11,
-// eventType AwsApiCall, managementEvent true, eventCategory Management,
+// eventType AwsApiCall unless told otherwise, managementEvent and
+// eventCategory from DataEvent,
 // members in AWS's order, times as YYYY-MM-DDTHH:MM:SSZ. The result is parsed
 // back, so it carries the same view as any imported record.
 func (c APICall) Record() (*Record, error) {
@@ -174,6 +182,13 @@ func (c APICall) Record() (*Record, error) {
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("building the audit record of %s %s: missing %v", c.Source, c.Name, missing)
 	}
+	eventType, management, category := c.EventType, true, "Management"
+	if eventType == "" {
+		eventType = "AwsApiCall"
+	}
+	if c.DataEvent {
+		management, category = false, "Data"
+	}
 	w := wireRecord{
 		EventVersion:        CurrentEventVersion,
 		UserIdentity:        c.Identity,
@@ -191,13 +206,13 @@ func (c APICall) Record() (*Record, error) {
 		RequestID:           c.RequestID,
 		EventID:             c.EventID,
 		ReadOnly:            c.ReadOnly,
-		EventType:           "AwsApiCall",
+		EventType:           eventType,
 		APIVersion:          c.APIVersion,
-		ManagementEvent:     true,
+		ManagementEvent:     management,
 		RecipientAccountID:  c.RecipientAccountID,
 		SharedEventID:       c.SharedEventID,
 		VPCEndpointID:       c.VPCEndpointID,
-		EventCategory:       "Management",
+		EventCategory:       category,
 		TLSDetails:          c.TLS,
 	}
 	for _, name := range []struct {

@@ -93,6 +93,29 @@ func TestAPICallRecordGolden(t *testing.T) {
 	}
 }
 
+// TestAPICallKinds checks that data events and console actions are written
+// with the classification CloudTrail gives them, which decides whether a
+// trail's selectors and the event history see them.
+func TestAPICallKinds(t *testing.T) {
+	data := sampleCall()
+	data.Source, data.Name, data.DataEvent = "s3.amazonaws.com", "GetObject", true
+	r, err := data.Record()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.EventType != "AwsApiCall" || r.ManagementEvent != False || r.EventCategory != "Data" {
+		t.Errorf("data event: eventType %q managementEvent %v eventCategory %q", r.EventType, r.ManagementEvent, r.EventCategory)
+	}
+	console := sampleCall()
+	console.EventType = "AwsConsoleAction"
+	if r, err = console.Record(); err != nil {
+		t.Fatal(err)
+	}
+	if r.EventType != "AwsConsoleAction" || r.ManagementEvent != True || r.EventCategory != "Management" {
+		t.Errorf("console action: eventType %q managementEvent %v eventCategory %q", r.EventType, r.ManagementEvent, r.EventCategory)
+	}
+}
+
 func TestAPICallRecordErrors(t *testing.T) {
 	c := sampleCall()
 	c.Name = ""

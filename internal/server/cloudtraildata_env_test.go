@@ -34,7 +34,7 @@ const (
 )
 
 // dataEnv is a real Cairn (Open: state store, journal, key store, object
-// store, history, channels) whose own routes() are served by an httptest
+// store, history, channels) whose own handler is served by an httptest
 // server, so the tests go through exactly the wiring `cairn serve` uses,
 // while still reaching the journal and the handler directly.
 type dataEnv struct {
@@ -60,7 +60,7 @@ func startDataEnv(t testing.TB) *dataEnv {
 	}
 	t.Cleanup(func() { _ = srv.Close() })
 	e := &dataEnv{srv: srv, DataDir: dir, channels: srv.channels}
-	e.http = httptest.NewServer(srv.routes())
+	e.http = httptest.NewServer(srv.httpSrv.Handler)
 	t.Cleanup(e.http.Close)
 	e.URL = e.http.URL
 

@@ -71,9 +71,12 @@ type Config struct {
 	JournalFS vfs.FS
 	// Pprof serves Go's profiling endpoints under /debug/pprof/ on the
 	// same listener; off by default because profiles reveal internals.
-	Pprof   bool
-	Logger  *slog.Logger
-	Version string
+	Pprof bool
+	// Captures are the audit proxies and webhooks that bring in events
+	// from other systems; the server starts and stops them.
+	Captures []Capture
+	Logger   *slog.Logger
+	Version  string
 	// Now is the clock; nil means time.Now. Tests pin it.
 	Now func() time.Time
 }
@@ -98,6 +101,8 @@ type Server struct {
 
 	httpSrv  *http.Server
 	listener net.Listener
+	// started are the captures running, in the order they started.
+	started []Capture
 
 	// bgCancel stops the background workers (history indexing, channel
 	// status flushing) that Open starts; bg waits for them.
@@ -145,9 +150,12 @@ func Open(ctx context.Context, cfg Config) (s *Server, err error) {
 	}
 
 	s = &Server{cfg: cfg, log: cfg.Logger, promReg: prometheus.NewRegistry()}
+	// Every failure below returns nil, so close what was opened through a
+	// second name.
+	opened := s
 	defer func() {
 		if err != nil {
-			_ = s.Close()
+			_ = opened.Close()
 		}
 	}()
 	s.promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -241,8 +249,15 @@ func Open(ctx context.Context, cfg Config) (s *Server, err error) {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
 	s.listener = ln
+	mux, err := s.routes()
+	if err != nil {
+		return nil, err
+	}
+	if err := s.startCaptures(ctx, mux); err != nil {
+		return nil, err
+	}
 	s.httpSrv = &http.Server{
-		Handler:           s.routes(),
+		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
@@ -318,6 +333,8 @@ func (s *Server) Close() error {
 		if s.listener != nil {
 			_ = s.listener.Close()
 		}
+		// Captures append to the journal: they stop before it closes.
+		errs = append(errs, s.closeCaptures())
 		if s.bgCancel != nil {
 			s.bgCancel()
 			s.bg.Wait()
@@ -377,7 +394,7 @@ func (s *Server) startBackground() error {
 // History is the event history (for tests and the console).
 func (s *Server) History() *history.History { return s.history }
 
-func (s *Server) routes() http.Handler {
+func (s *Server) routes() (*http.ServeMux, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", s.handleHealth)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.promReg, promhttp.HandlerOpts{Registry: s.promReg}))
@@ -391,7 +408,10 @@ func (s *Server) routes() http.Handler {
 		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	}
-	return mux
+	if err := s.mountConsole(mux); err != nil {
+		return nil, fmt.Errorf("mount the web console: %w", err)
+	}
+	return mux, nil
 }
 
 // handleHealth says whether Cairn can take events: when the journal
