@@ -117,6 +117,10 @@ type APICall struct {
 	// CloudTrail writes those with managementEvent false and eventCategory
 	// Data, and trails and the event history treat them apart.
 	DataEvent bool
+	// FromConsole marks a call made through Cairn's web console with the
+	// console's session, written as sessionCredentialFromConsole "true"
+	// as CloudTrail does for calls made from the AWS console.
+	FromConsole bool
 }
 
 // wireRecord fixes the member order of Cairn-written records to AWS's
@@ -147,6 +151,8 @@ type wireRecord struct {
 	VPCEndpointID       string          `json:"vpcEndpointId,omitempty"`
 	EventCategory       string          `json:"eventCategory"`
 	TLSDetails          *TLSDetails     `json:"tlsDetails,omitempty"`
+	// FromConsole is a string in CloudTrail's records, not a boolean.
+	FromConsole string `json:"sessionCredentialFromConsole,omitempty"`
 }
 
 type wireResource struct {
@@ -214,6 +220,9 @@ func (c APICall) Record() (*Record, error) {
 		VPCEndpointID:       c.VPCEndpointID,
 		EventCategory:       category,
 		TLSDetails:          c.TLS,
+	}
+	if c.FromConsole {
+		w.FromConsole = "true"
 	}
 	for _, name := range []struct {
 		field string

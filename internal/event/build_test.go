@@ -107,9 +107,12 @@ func TestAPICallKinds(t *testing.T) {
 		t.Errorf("data event: eventType %q managementEvent %v eventCategory %q", r.EventType, r.ManagementEvent, r.EventCategory)
 	}
 	console := sampleCall()
-	console.EventType = "AwsConsoleAction"
+	console.EventType, console.FromConsole = "AwsConsoleAction", true
 	if r, err = console.Record(); err != nil {
 		t.Fatal(err)
+	}
+	if !bytes.HasSuffix(r.Raw, []byte(`,"sessionCredentialFromConsole":"true"}`)) {
+		t.Errorf("sessionCredentialFromConsole must close the record as a string: %s", r.Raw)
 	}
 	if r.EventType != "AwsConsoleAction" || r.ManagementEvent != True || r.EventCategory != "Management" {
 		t.Errorf("console action: eventType %q managementEvent %v eventCategory %q", r.EventType, r.ManagementEvent, r.EventCategory)
