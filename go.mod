@@ -1,6 +1,7 @@
 module github.com/cairn-audit/cairn
 
 go 1.26.8
+
 require (
 	github.com/BurntSushi/toml v1.4.1-0.20240526193622-a339e1f7089c
 	github.com/DataDog/zstd v1.5.7
@@ -62,4 +63,9 @@ require (
 	golang.org/x/tools v0.51.0
 	google.golang.org/protobuf v1.36.12
 	honnef.co/go/tools v0.8.2
+)
+
+require (
+	github.com/go-jose/go-jose/v4 v4.1.8 // indirect
+	golang.org/x/crypto v0.57.0 // indirect
 )
