@@ -1,0 +1,93 @@
+package k8saudit
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+)
+
+// Redacted replaces every value the records must not carry.
+const Redacted = "<redacted>"
+
+// lastApplied is the annotation kubectl apply stores the whole applied
+// object in, Secret data included.
+const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
+
+// secretSafeKinds are the bodies of requests on Secrets that carry no
+// Secret data and are kept as they are.
+var secretSafeKinds = map[string]bool{"DeleteOptions": true, "Status": true}
+
+// redact removes Secret data from a request or response object: in any
+// object of kind Secret (at the top, in a SecretList's items, in a List)
+// the values of data and stringData become "<redacted>" (the keys stay, so
+// the record still says which keys were written) and so does the
+// last-applied-configuration annotation. When the request is about core
+// Secrets (onSecrets) a body that is neither a Secret, a SecretList nor
+// one of secretSafeKinds (a JSON merge or strategic patch, say, which has
+// no kind but may carry data) is replaced as a whole by "<redacted>".
+func redact(raw json.RawMessage, onSecrets bool) (json.RawMessage, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+		return nil, nil
+	}
+	if !onSecrets && !bytes.Contains(raw, []byte(`"Secret`)) {
+		return raw, nil // fast path: nothing that could be a Secret
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, fmt.Errorf("decoding for redaction: %s", jsonReason(err))
+	}
+	top, _ := v.(map[string]any)
+	if onSecrets {
+		kind, _ := top["kind"].(string)
+		if top == nil || (kind != "Secret" && kind != "SecretList" && !secretSafeKinds[kind]) {
+			return json.RawMessage(`"` + Redacted + `"`), nil
+		}
+	}
+	redactTree(v)
+	out, err := marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("encoding after redaction: %w", err)
+	}
+	return out, nil
+}
+
+// redactTree walks v and redacts every Secret it holds.
+func redactTree(v any) {
+	switch t := v.(type) {
+	case map[string]any:
+		if k, _ := t["kind"].(string); k == "Secret" {
+			redactSecret(t)
+		}
+		for _, c := range t {
+			redactTree(c)
+		}
+	case []any:
+		for _, c := range t {
+			redactTree(c)
+		}
+	}
+}
+
+func redactSecret(s map[string]any) {
+	for _, field := range []string{"data", "stringData"} {
+		switch d := s[field].(type) {
+		case map[string]any:
+			for k := range d {
+				d[k] = Redacted
+			}
+		case nil:
+		default:
+			s[field] = Redacted
+		}
+	}
+	if md, ok := s["metadata"].(map[string]any); ok {
+		if ann, ok := md["annotations"].(map[string]any); ok {
+			if _, ok := ann[lastApplied]; ok {
+				ann[lastApplied] = Redacted
+			}
+		}
+	}
+}
