@@ -44,23 +44,23 @@ type requestParameters struct {
 
 // additionalEventData keeps what CloudTrail has no field for.
 type additionalEventData struct {
-	Cluster                string              `json:"cluster"`
-	AuditID                string              `json:"auditID"`
-	Stage                  string              `json:"stage"`
-	Level                  string              `json:"level,omitempty"`
-	Verb                   string              `json:"verb"`
-	AuditAPIVersion        string              `json:"auditAPIVersion,omitempty"`
-	SourceIPs              []string            `json:"sourceIPs,omitempty"`
-	Groups                 []string            `json:"groups,omitempty"`
-	Extra                  map[string][]string `json:"extra,omitempty"`
-	ImpersonatorGroups     []string            `json:"impersonatorGroups,omitempty"`
-	ResponseStatusCode     int                 `json:"responseStatusCode,omitempty"`
-	Annotations            map[string]string   `json:"annotations,omitempty"`
-	RequestObjectOmitted   string              `json:"requestObjectOmitted,omitempty"`
-	ResponseObjectOmitted  string              `json:"responseObjectOmitted,omitempty"`
-	RequestReceivedTime    string              `json:"requestReceivedTimestamp,omitempty"`
-	StageTimestamp         string              `json:"stageTimestamp,omitempty"`
-	Impersonated           bool                `json:"impersonated,omitempty"`
+	Cluster               string              `json:"cluster"`
+	AuditID               string              `json:"auditID"`
+	Stage                 string              `json:"stage"`
+	Level                 string              `json:"level,omitempty"`
+	Verb                  string              `json:"verb"`
+	AuditAPIVersion       string              `json:"auditAPIVersion,omitempty"`
+	SourceIPs             []string            `json:"sourceIPs,omitempty"`
+	Groups                []string            `json:"groups,omitempty"`
+	Extra                 map[string][]string `json:"extra,omitempty"`
+	ImpersonatorGroups    []string            `json:"impersonatorGroups,omitempty"`
+	ResponseStatusCode    int                 `json:"responseStatusCode,omitempty"`
+	Annotations           map[string]string   `json:"annotations,omitempty"`
+	RequestObjectOmitted  string              `json:"requestObjectOmitted,omitempty"`
+	ResponseObjectOmitted string              `json:"responseObjectOmitted,omitempty"`
+	RequestReceivedTime   string              `json:"requestReceivedTimestamp,omitempty"`
+	StageTimestamp        string              `json:"stageTimestamp,omitempty"`
+	Impersonated          bool                `json:"impersonated,omitempty"`
 }
 
 // EventID is the eventID of an audit event's record: a UUID (version 8,
