@@ -1,0 +1,397 @@
+package s3proxy
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/xml"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// maxErrorBody is the largest error response read whole to take its Code
+// and Message; S3 error documents are a few hundred bytes.
+const maxErrorBody = 64 << 10
+
+// appendTimeout bounds how long a request waits for its event to become
+// durable. The wait does not end when the client goes away: the upstream
+// may have done the call, so its event is still owed.
+const appendTimeout = 30 * time.Second
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.ReadCloser
+	n atomic.Int64
+}
+
+func (c *countingReader) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+func (c *countingReader) Close() error { return c.r.Close() }
+
+// call is what the proxy learns about one request on its way through.
+type call struct {
+	op        Operation
+	cred      Credential
+	start     time.Time
+	in        *countingReader
+	out       int64
+	status    int
+	requestID string
+	hostID    string
+	errCode   string
+	errMsg    string
+}
+
+// ServeHTTP forwards one S3 request and records it.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	op, err := p.decoder.Decode(r)
+	if err != nil {
+		p.m.requests.WithLabelValues(outcomeRejected).Inc()
+		code, status := "InvalidRequest", http.StatusBadRequest
+		if !isS3Method(r.Method) {
+			code, status = "MethodNotAllowed", http.StatusMethodNotAllowed
+		}
+		writeS3Error(w, status, code, err.Error(), "")
+		return
+	}
+	if !p.cfg.FailOpen {
+		if err := p.env.Journal.Available(); err != nil {
+			p.m.requests.WithLabelValues(outcomeRefused).Inc()
+			p.log.Warn("refusing an S3 call: its event cannot be made durable", "operation", op.Name, "err", err)
+			w.Header().Set("Retry-After", "1")
+			writeS3Error(w, http.StatusServiceUnavailable, "ServiceUnavailable",
+				"The audit proxy cannot record this call right now, so it was not forwarded (Cairn's journal does not accept writes). Retry later.", "")
+			return
+		}
+	}
+	c := &call{op: op, cred: ParseCredential(r.Header, op.Query), start: p.env.Now()}
+	c.in = &countingReader{r: r.Body}
+	defer func() { p.m.bytes.WithLabelValues("in").Add(float64(c.in.n.Load())) }()
+
+	outreq, err := p.outgoing(r, c.in)
+	if err != nil {
+		c.status, c.errCode, c.errMsg = http.StatusBadRequest, "InvalidRequest", err.Error()
+		p.finishWithError(w, r, c)
+		return
+	}
+	resp, err := p.transport.RoundTrip(outreq)
+	if err != nil {
+		if r.Context().Err() != nil {
+			// The client went away before the upstream answered; the
+			// upstream may still have acted, so the call is recorded.
+			c.status, c.errCode, c.errMsg = 499, "RequestCanceled", "The client closed the connection before the response."
+		} else {
+			p.log.Warn("upstream S3 server unreachable", "upstream", p.upstream.Host, "err", err)
+			c.status, c.errCode, c.errMsg = http.StatusServiceUnavailable, "ServiceUnavailable", "The upstream S3 server did not answer."
+		}
+		p.finishWithError(w, r, c)
+		return
+	}
+	defer resp.Body.Close()
+	c.status = resp.StatusCode
+	c.requestID = resp.Header.Get("X-Amz-Request-Id")
+	c.hostID = resp.Header.Get("X-Amz-Id-2")
+	copyHeader(w.Header(), resp.Header)
+
+	noBody := r.Method == http.MethodHead || resp.StatusCode == http.StatusNoContent ||
+		resp.StatusCode == http.StatusNotModified || resp.ContentLength == 0
+	switch {
+	case noBody:
+		// The status line is the acknowledgement: record first.
+		if !p.record(r, c) {
+			resetHeader(w)
+			writeS3Error(w, http.StatusServiceUnavailable, "ServiceUnavailable", refusedAfterMessage, c.requestID)
+			return
+		}
+		w.WriteHeader(resp.StatusCode)
+	case resp.StatusCode >= 300 && resp.ContentLength <= maxErrorBody:
+		// Error documents are small: read one whole to record its code
+		// and message before anything reaches the client.
+		body, rerr := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody+1))
+		if rerr == nil && len(body) <= maxErrorBody {
+			c.errCode, c.errMsg = parseS3Error(body)
+			if c.errCode == "" {
+				c.errCode = statusCode(resp.StatusCode)
+			}
+			c.out = int64(len(body))
+			if !p.record(r, c) {
+				resetHeader(w)
+				writeS3Error(w, http.StatusServiceUnavailable, "ServiceUnavailable", refusedAfterMessage, c.requestID)
+				return
+			}
+			w.WriteHeader(resp.StatusCode)
+			_, _ = w.Write(body)
+			p.m.bytes.WithLabelValues("out").Add(float64(len(body)))
+			return
+		}
+		c.errCode = statusCode(resp.StatusCode)
+		w.WriteHeader(resp.StatusCode)
+		n, _ := w.Write(body)
+		c.out = int64(n)
+		p.stream(w, r, c, resp)
+	default:
+		if resp.StatusCode >= 300 {
+			c.errCode = statusCode(resp.StatusCode)
+		}
+		w.WriteHeader(resp.StatusCode)
+		p.stream(w, r, c, resp)
+	}
+}
+
+// refusedAfterMessage explains a fail-closed refusal after the upstream
+// answered.
+const refusedAfterMessage = "The audit proxy could not record this call (Cairn's journal does not accept writes); its outcome is unknown, retry later."
+
+// stream copies the response body to the client, holding back its last
+// byte until the event is durable, so that a client never sees a complete
+// response for a call that was not recorded (fail-closed).
+func (p *Proxy) stream(w http.ResponseWriter, r *http.Request, c *call, resp *http.Response) {
+	bp := p.bufs.Get().(*[]byte)
+	defer p.bufs.Put(bp)
+	var copyErr error
+	var held []byte
+	if resp.ContentLength > 0 {
+		n, err := io.CopyBuffer(w, io.LimitReader(resp.Body, resp.ContentLength-1-c.out), *bp)
+		c.out += n
+		copyErr = err
+		if err == nil {
+			last := (*bp)[:1]
+			if _, err := io.ReadFull(resp.Body, last); err != nil {
+				copyErr = fmt.Errorf("read the last byte from the upstream: %w", err)
+			} else {
+				held = last
+			}
+		}
+	} else {
+		// Unknown length: the response is chunked, and it is complete
+		// only when the handler returns and writes the last chunk.
+		n, err := io.CopyBuffer(w, resp.Body, *bp)
+		c.out += n
+		copyErr = err
+	}
+	if copyErr != nil {
+		c.errCode, c.errMsg = "InternalError", "The response was cut short: "+copyErr.Error()
+	}
+	ok := p.record(r, c)
+	if copyErr != nil || !ok {
+		p.m.bytes.WithLabelValues("out").Add(float64(c.out))
+		// Cut the connection: the client must not take a truncated or
+		// unrecorded response for a complete one.
+		panic(http.ErrAbortHandler)
+	}
+	if held != nil {
+		if n, err := w.Write(held); err == nil {
+			c.out += int64(n)
+		}
+	}
+	p.m.bytes.WithLabelValues("out").Add(float64(c.out))
+}
+
+// finishWithError answers a call the upstream did not answer.
+func (p *Proxy) finishWithError(w http.ResponseWriter, r *http.Request, c *call) {
+	if !p.record(r, c) {
+		writeS3Error(w, http.StatusServiceUnavailable, "ServiceUnavailable", refusedAfterMessage, "")
+		return
+	}
+	status := c.status
+	if status == 499 {
+		return // nobody to answer
+	}
+	writeS3Error(w, status, c.errCode, c.errMsg, c.requestID)
+}
+
+// record makes the call's event durable. It reports whether the caller
+// may acknowledge the call: always in fail-open mode (a failure is
+// counted as a lost event), only on success in fail-closed mode.
+func (p *Proxy) record(r *http.Request, c *call) bool {
+	rec, err := p.buildRecord(r, c)
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), appendTimeout)
+		_, err = p.env.Journal.Append(ctx, [][]byte{rec})
+		cancel()
+	}
+	if err == nil {
+		p.m.requests.WithLabelValues(outcomeRecorded).Inc()
+		return true
+	}
+	if p.cfg.FailOpen {
+		p.m.requests.WithLabelValues(outcomeLost).Inc()
+		p.m.lost.Inc()
+		p.log.Error("S3 call forwarded without its event (fail open)", "operation", c.op.Name, "bucket", c.op.Bucket, "err", err)
+		return true
+	}
+	p.m.requests.WithLabelValues(outcomeAborted).Inc()
+	p.log.Error("S3 call's event could not be made durable; the client gets an error", "operation", c.op.Name, "bucket", c.op.Bucket, "err", err)
+	return false
+}
+
+// outgoing builds the upstream request: same method, the request target
+// exactly as the client sent it (SigV4 signs the path and query), the
+// client's Host (SigV4 signs it), every end-to-end header unchanged and
+// the body streamed.
+func (p *Proxy) outgoing(r *http.Request, body *countingReader) (*http.Request, error) {
+	target := r.RequestURI
+	if !strings.HasPrefix(target, "/") {
+		target = r.URL.RequestURI() // absolute-form request
+	}
+	var rb io.Reader = body
+	if r.ContentLength == 0 && len(r.TransferEncoding) == 0 {
+		rb = http.NoBody
+	}
+	out, err := http.NewRequestWithContext(r.Context(), r.Method, p.upstream.Scheme+"://"+p.upstream.Host+target, rb)
+	if err != nil {
+		return nil, fmt.Errorf("build the upstream request for %q: %w", target, err)
+	}
+	out.Host = r.Host
+	out.ContentLength = r.ContentLength
+	if rb == http.NoBody {
+		out.ContentLength = 0
+	}
+	out.Header = make(http.Header, len(r.Header))
+	copyHeader(out.Header, r.Header)
+	if _, ok := out.Header["User-Agent"]; !ok {
+		out.Header["User-Agent"] = nil // Go would add its own
+	}
+	return out, nil
+}
+
+// sourceIP is the caller's address: the peer's, or, when the peer is a
+// trusted proxy, the nearest untrusted address in X-Forwarded-For.
+func (p *Proxy) sourceIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	addr, err := netip.ParseAddr(host)
+	if err != nil || !p.trusted(addr) {
+		return host
+	}
+	var hops []string
+	for _, v := range r.Header.Values("X-Forwarded-For") {
+		for _, h := range strings.Split(v, ",") {
+			if h = strings.TrimSpace(h); h != "" {
+				hops = append(hops, h)
+			}
+		}
+	}
+	for i := len(hops) - 1; i >= 0; i-- {
+		a, err := netip.ParseAddr(hops[i])
+		if err != nil {
+			return host // a garbled chain: keep what we know for sure
+		}
+		if !p.trusted(a) || i == 0 {
+			return a.Unmap().String()
+		}
+	}
+	return host
+}
+
+func (p *Proxy) trusted(a netip.Addr) bool {
+	a = a.Unmap()
+	for _, pre := range p.cfg.TrustedProxies {
+		if pre.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+func isS3Method(m string) bool {
+	switch m {
+	case "GET", "HEAD", "PUT", "POST", "DELETE":
+		return true
+	}
+	return false
+}
+
+// s3Error is S3's error document.
+type s3Error struct {
+	XMLName   xml.Name `xml:"Error"`
+	Code      string   `xml:"Code"`
+	Message   string   `xml:"Message"`
+	RequestID string   `xml:"RequestId,omitempty"`
+}
+
+// parseS3Error takes Code and Message from an S3 error document.
+func parseS3Error(b []byte) (code, msg string) {
+	var e s3Error
+	if err := xml.Unmarshal(b, &e); err != nil {
+		return "", ""
+	}
+	return e.Code, e.Message
+}
+
+// statusCode names an error that came without a document (HEAD requests),
+// the way S3 clients name them.
+func statusCode(status int) string {
+	switch status {
+	case http.StatusNotModified:
+		return "NotModified"
+	case http.StatusBadRequest:
+		return "BadRequest"
+	case http.StatusForbidden:
+		return "AccessDenied"
+	case http.StatusNotFound:
+		return "NotFound"
+	case http.StatusMethodNotAllowed:
+		return "MethodNotAllowed"
+	case http.StatusPreconditionFailed:
+		return "PreconditionFailed"
+	case http.StatusRequestedRangeNotSatisfiable:
+		return "InvalidRange"
+	case http.StatusInternalServerError:
+		return "InternalError"
+	case http.StatusServiceUnavailable:
+		return "ServiceUnavailable"
+	}
+	if status >= 300 && status < 400 {
+		return "PermanentRedirect"
+	}
+	return "HTTP" + strconv.Itoa(status)
+}
+
+// writeS3Error answers with an S3 error document, which every S3 client
+// parses into an error code and message.
+func writeS3Error(w http.ResponseWriter, status int, code, msg, requestID string) {
+	if requestID == "" {
+		requestID = newRequestID()
+	}
+	var buf bytes.Buffer
+	buf.WriteString(xml.Header)
+	_ = xml.NewEncoder(&buf).Encode(s3Error{Code: code, Message: msg, RequestID: requestID})
+	h := w.Header()
+	h.Set("Content-Type", "application/xml")
+	h.Set("Content-Length", strconv.Itoa(buf.Len()))
+	h.Set("X-Amz-Request-Id", requestID)
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// newRequestID makes an S3-style request ID (16 upper-case hex digits)
+// for calls the upstream did not give one.
+func newRequestID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return strings.ToUpper(hex.EncodeToString(b[:]))
+}
+
+// resetHeader drops the upstream's headers before an error replaces its
+// response.
+func resetHeader(w http.ResponseWriter) {
+	h := w.Header()
+	for k := range h {
+		delete(h, k)
+	}
+}

@@ -1,0 +1,91 @@
+package s3proxy
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/cairn-audit/cairn/internal/event"
+)
+
+// Credential is what a request says about who signed it. The proxy does
+// not check signatures (the upstream does, and it holds the secrets); it
+// only reads the access key ID the client claims, so that the event names
+// the caller the upstream authenticated.
+type Credential struct {
+	// AccessKeyID is empty for anonymous (unsigned) requests.
+	AccessKeyID string
+	// SignatureVersion is "SigV4" or "SigV2", as CloudTrail writes it in
+	// additionalEventData.
+	SignatureVersion string
+	// AuthenticationMethod is "AuthHeader" or "QueryString" (presigned
+	// URLs).
+	AuthenticationMethod string
+}
+
+// ParseCredential reads the access key ID from the Authorization header
+// (SigV4 "AWS4-HMAC-SHA256 Credential=AKID/date/region/s3/aws4_request, ..."
+// or SigV2 "AWS AKID:signature") or from a presigned URL's X-Amz-Credential
+// (SigV4) or AWSAccessKeyId (SigV2).
+func ParseCredential(h http.Header, q url.Values) Credential {
+	if a := h.Get("Authorization"); a != "" {
+		if rest, ok := strings.CutPrefix(a, "AWS4-HMAC-SHA256 "); ok {
+			for _, part := range strings.Split(rest, ",") {
+				if cred, ok := strings.CutPrefix(strings.TrimSpace(part), "Credential="); ok {
+					akid, _, _ := strings.Cut(cred, "/")
+					return Credential{AccessKeyID: akid, SignatureVersion: "SigV4", AuthenticationMethod: "AuthHeader"}
+				}
+			}
+			return Credential{SignatureVersion: "SigV4", AuthenticationMethod: "AuthHeader"}
+		}
+		if rest, ok := strings.CutPrefix(a, "AWS "); ok {
+			akid, _, _ := strings.Cut(rest, ":")
+			return Credential{AccessKeyID: strings.TrimSpace(akid), SignatureVersion: "SigV2", AuthenticationMethod: "AuthHeader"}
+		}
+	}
+	if cred := q.Get("X-Amz-Credential"); cred != "" {
+		akid, _, _ := strings.Cut(cred, "/")
+		return Credential{AccessKeyID: akid, SignatureVersion: "SigV4", AuthenticationMethod: "QueryString"}
+	}
+	if akid := q.Get("AWSAccessKeyId"); akid != "" {
+		return Credential{AccessKeyID: akid, SignatureVersion: "SigV2", AuthenticationMethod: "QueryString"}
+	}
+	return Credential{}
+}
+
+// Identity is who an access key belongs to, as the configuration says;
+// the upstream's own user database is not readable through S3.
+type Identity struct {
+	AccessKeyID string
+	// Type is userIdentity.type; empty means IAMUser.
+	Type        string
+	PrincipalID string
+	ARN         string
+	AccountID   string
+	UserName    string
+}
+
+// anonymousAccount is the accountId CloudTrail writes for unsigned
+// requests today (records from before 2019 say "ANONYMOUS_PRINCIPAL").
+const anonymousAccount = "anonymous"
+
+// userIdentity is the record's userIdentity for a credential: the
+// configured identity of its key; CloudTrail's anonymous shape for
+// unsigned requests; for keys the configuration does not map, type
+// "Unknown" with the access key ID, because the proxy cannot know whose
+// key the upstream accepted and inventing an account would mislead.
+func (p *Proxy) userIdentity(c Credential) event.UserIdentity {
+	if c.AccessKeyID == "" {
+		return event.UserIdentity{Type: "AWSAccount", AccountID: anonymousAccount}
+	}
+	id, ok := p.identities[c.AccessKeyID]
+	if !ok {
+		return event.UserIdentity{Type: "Unknown", AccessKeyID: c.AccessKeyID}
+	}
+	typ := id.Type
+	if typ == "" {
+		typ = "IAMUser"
+	}
+	return event.UserIdentity{Type: typ, PrincipalID: id.PrincipalID, ARN: id.ARN, AccountID: id.AccountID,
+		AccessKeyID: c.AccessKeyID, UserName: id.UserName}
+}
