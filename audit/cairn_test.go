@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -58,6 +59,7 @@ func (e *env) config(endpoint, source string) audit.Config {
 		EventSource:   source,
 		FlushInterval: time.Hour, // only full batches and Close send, unless a test says otherwise
 		Retry:         audit.RetryPolicy{InitialBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond},
+		Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 }
 

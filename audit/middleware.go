@@ -23,7 +23,7 @@ const (
 	maxStringField = 1024   // userAgent, eventName, principalId, UID
 	maxParamValue  = 1024   // one query parameter value
 	maxParams      = 64     // query parameters kept, and values of one
-	maxParamName   = 128    // one parameter name
+	maxParamName   = 128    // a longer parameter name is left out
 	maxParamsBytes = 90_000 // rendered requestParameters
 	maxPath        = 1024   // additionalEventData.path
 )
@@ -242,7 +242,8 @@ func (c *Client) appendRequestParameters(b []byte, r *http.Request) []byte {
 	}
 	keys := make([]string, 0, len(query))
 	for k := range query {
-		if !slices.Contains(names, k) {
+		// Longer names are junk, and cut they could collide.
+		if len(k) <= maxParamName && !slices.Contains(names, k) {
 			keys = append(keys, k)
 		}
 	}
