@@ -168,9 +168,9 @@ type BasicUser struct {
 // route is a compiled Route.
 type route struct {
 	Route
-	method   string
-	pat      *pattern
-	arn      *template
+	method string
+	pat    *pattern
+	arn    *template
 }
 
 // compiled is a validated Config.

@@ -60,7 +60,7 @@ type authenticator interface {
 type noAuth struct{}
 
 func (noAuth) authenticate(*http.Request, bool) (caller, error) { return anonymous, nil }
-func (noAuth) challenge() string                                 { return "" }
+func (noAuth) challenge() string                                { return "" }
 
 // allowedAlgs are the signature algorithms accepted: asymmetric only, so a
 // public key can never double as an HMAC secret, and never "none".
@@ -206,7 +206,9 @@ func newBasicAuth(id Identity, now func() time.Time) (*basicAuth, error) {
 	return a, nil
 }
 
-func (a *basicAuth) challenge() string { return fmt.Sprintf("Basic realm=%q, charset=\"UTF-8\"", a.realm) }
+func (a *basicAuth) challenge() string {
+	return fmt.Sprintf("Basic realm=%q, charset=\"UTF-8\"", a.realm)
+}
 
 func (a *basicAuth) authenticate(r *http.Request, _ bool) (caller, error) {
 	h := r.Header.Get("Authorization")
