@@ -184,6 +184,7 @@ func (p *Proxy) stream(w http.ResponseWriter, r *http.Request, c *call, resp *ht
 	if copyErr != nil {
 		c.errCode, c.errMsg = "InternalError", "The response was cut short: "+copyErr.Error()
 	}
+	c.out += int64(len(held)) // the event counts the byte it releases
 	ok := p.record(r, c)
 	if copyErr != nil || !ok {
 		p.m.bytes.WithLabelValues("out").Add(float64(c.out))
@@ -192,9 +193,7 @@ func (p *Proxy) stream(w http.ResponseWriter, r *http.Request, c *call, resp *ht
 		panic(http.ErrAbortHandler)
 	}
 	if held != nil {
-		if n, err := w.Write(held); err == nil {
-			c.out += int64(n)
-		}
+		_, _ = w.Write(held)
 	}
 	p.m.bytes.WithLabelValues("out").Add(float64(c.out))
 }

@@ -1,0 +1,221 @@
+package s3proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/cairn-audit/cairn/internal/journal"
+	"github.com/cairn-audit/cairn/internal/objstore/s3/s3test"
+	"github.com/cairn-audit/cairn/internal/server"
+)
+
+// testAccount owns the buckets behind the test proxies.
+const testAccount = "123456789012"
+
+// rig is a real versitygw, optionally behind a request-counting front, a
+// real journal (on a disk that can be made to fail) and a proxy in front.
+type rig struct {
+	s3       *s3test.Server
+	upstream string // what the proxy forwards to
+	hits     atomic.Int64
+	disk     *failingDisk
+	j        *journal.Journal
+	reg      *prometheus.Registry
+	p        *Proxy
+}
+
+type rigOptions struct {
+	count     bool // put a request counter between the proxy and versitygw
+	configure func(*Config)
+}
+
+func newRig(t testing.TB, o rigOptions) *rig {
+	t.Helper()
+	r := &rig{s3: s3test.Start(t), disk: newFailingDisk(), reg: prometheus.NewRegistry()}
+	r.upstream = r.s3.Endpoint
+	if o.count {
+		target, _ := url.Parse(r.s3.Endpoint)
+		rp := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target)
+			pr.Out.Host = pr.In.Host // SigV4 signs the Host the client used
+		}}
+		front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			r.hits.Add(1)
+			rp.ServeHTTP(w, req)
+		}))
+		t.Cleanup(front.Close)
+		r.upstream = front.URL
+	}
+	ctx := context.Background()
+	j, err := journal.Open(ctx, t.TempDir(), journal.Options{FS: r.disk, MinFreeBytes: -1, RetryInterval: 50 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatalf("open journal: %v", err)
+	}
+	r.j = j
+	cfg := Config{Listen: "127.0.0.1:0", Upstream: r.upstream, AccountID: testAccount,
+		Identities: []Identity{{AccessKeyID: s3test.AccessKeyID, UserName: "alice", PrincipalID: "AIDAEXAMPLEALICE01",
+			ARN: "arn:aws:iam::" + testAccount + ":user/alice", AccountID: testAccount}}}
+	if o.configure != nil {
+		o.configure(&cfg)
+	}
+	p, err := New(cfg)
+	if err != nil {
+		t.Fatalf("new proxy: %v", err)
+	}
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if os.Getenv("CAIRN_TEST_LOG") != "" {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	if err := p.Start(ctx, server.CaptureEnv{Journal: j, AccountID: "000000000000", Logger: logger, Registerer: r.reg, Now: time.Now}); err != nil {
+		t.Fatalf("start proxy: %v", err)
+	}
+	r.p = p
+	t.Cleanup(func() {
+		if err := p.Close(); err != nil {
+			t.Errorf("close proxy: %v", err)
+		}
+		r.disk.armed.Store(false)
+		if err := j.Close(); err != nil {
+			t.Errorf("close journal: %v", err)
+		}
+	})
+	return r
+}
+
+// client is an SDK S3 client that talks to url (the proxy, or versitygw
+// directly) with versitygw's credentials, path-style, without retries.
+func (r *rig) client(url string) *s3.Client {
+	hc := awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
+		tr.MaxIdleConnsPerHost = 128
+		tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} // the TLS test's self-signed proxy
+	})
+	return s3.New(s3.Options{
+		Region:       s3test.Region,
+		BaseEndpoint: aws.String(url),
+		UsePathStyle: true,
+		Credentials:  credentials.NewStaticCredentialsProvider(r.s3.AccessKeyID, r.s3.SecretAccessKey, ""),
+		Retryer:      aws.NopRetryer{},
+		HTTPClient:   hc,
+	})
+}
+
+// events are the records in the journal, parsed as generic JSON.
+func (r *rig) events(t testing.TB) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	_, err := r.j.Read(context.Background(), 0, 1<<20, func(_ uint64, e []byte) error {
+		var m map[string]any
+		if err := json.Unmarshal(e, &m); err != nil {
+			t.Fatalf("journal entry %s: %v", e, err)
+		}
+		out = append(out, m)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("read journal: %v", err)
+	}
+	return out
+}
+
+// counter is the value of one of the proxy's counters.
+func (r *rig) counter(t testing.TB, name string, labels map[string]string) float64 {
+	t.Helper()
+	mfs, err := r.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	metric:
+		for _, m := range mf.GetMetric() {
+			have := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				have[lp.GetName()] = lp.GetValue()
+			}
+			for k, v := range labels {
+				if have[k] != v {
+					continue metric
+				}
+			}
+			sum += counterValue(m)
+		}
+	}
+	return sum
+}
+
+func counterValue(m *dto.Metric) float64 {
+	if c := m.GetCounter(); c != nil {
+		return c.GetValue()
+	}
+	return 0
+}
+
+// failingDisk makes the journal's log writes and syncs fail with ENOSPC
+// while armed, as a full disk does.
+type failingDisk struct {
+	vfs.FS
+	armed atomic.Bool
+}
+
+func newFailingDisk() *failingDisk {
+	d := &failingDisk{}
+	d.FS = errorfs.Wrap(vfs.Default, errorfs.InjectorFunc(func(op errorfs.Op) error {
+		if !d.armed.Load() || !strings.HasSuffix(op.Path, ".log") {
+			return nil
+		}
+		switch op.Kind {
+		case errorfs.OpFileWrite, errorfs.OpFileWriteAt, errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo, errorfs.OpFilePreallocate:
+			return syscall.ENOSPC
+		}
+		return nil
+	}))
+	return d
+}
+
+// byName indexes events by eventName (the last one wins).
+func byName(evs []map[string]any) map[string]map[string]any {
+	out := map[string]map[string]any{}
+	for _, e := range evs {
+		out[e["eventName"].(string)] = e
+	}
+	return out
+}
+
+// path reads a nested member, "a.b.c".
+func path(m map[string]any, p string) any {
+	var cur any = m
+	for _, k := range strings.Split(p, ".") {
+		mm, ok := cur.(map[string]any)
+		if !ok {
+			return nil
+		}
+		cur = mm[k]
+	}
+	return cur
+}
