@@ -1,0 +1,142 @@
+package s3proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
+)
+
+// TestFailClosedRefusesWhatItCannotRecord fills the journal's disk: the
+// first call, already past the availability check, is answered with an
+// error (never a success the log does not hold); every later call is
+// refused with an S3 ServiceUnavailable error and never reaches the
+// upstream; once the disk has room again, calls go through and are
+// recorded.
+func TestFailClosedRefusesWhatItCannotRecord(t *testing.T) {
+	r := newRig(t, rigOptions{count: true})
+	c := r.client(r.p.URL())
+	ctx := context.Background()
+	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("closed")}); err != nil {
+		t.Fatal(err)
+	}
+	before := len(r.events(t))
+
+	r.disk.armed.Store(true)
+	// The journal learns about the disk on its first write.
+	_, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("closed"), Key: aws.String("first"), Body: strings.NewReader("x")})
+	if err == nil {
+		t.Fatal("PutObject succeeded although its event could not be made durable")
+	}
+	t.Logf("the call that met the failure: %v", err)
+	if r.p.env.Journal.Available() == nil {
+		t.Fatal("the journal still says it is available after a failed write")
+	}
+	hits := r.hits.Load()
+	for i := range 5 {
+		_, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("closed"), Key: aws.String("during"), Body: strings.NewReader("y")})
+		var ae smithy.APIError
+		if !errors.As(err, &ae) || ae.ErrorCode() != "ServiceUnavailable" || !strings.Contains(ae.ErrorMessage(), "not forwarded") {
+			t.Fatalf("PutObject %d on a full journal disk: %v, want ServiceUnavailable saying it was not forwarded", i, err)
+		}
+	}
+	// A streaming read is refused the same way, as raw HTTP.
+	resp, err := http.Get(r.p.URL() + "/closed/first")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(b), "<Code>ServiceUnavailable</Code>") ||
+		resp.Header.Get("Content-Type") != "application/xml" {
+		t.Fatalf("GET on a full journal disk: %d %s %q", resp.StatusCode, resp.Header.Get("Content-Type"), b)
+	}
+	if got := r.hits.Load(); got != hits {
+		t.Fatalf("the upstream saw %d requests the proxy should have refused", got-hits)
+	}
+	if got := r.counter(t, "cairn_s3proxy_requests_total", map[string]string{"outcome": "refused"}); got != 6 {
+		t.Errorf("requests_total{outcome=refused} = %v, want 6", got)
+	}
+	if got := r.counter(t, "cairn_s3proxy_requests_total", map[string]string{"outcome": "aborted"}); got != 1 {
+		t.Errorf("requests_total{outcome=aborted} = %v, want 1", got)
+	}
+
+	r.disk.armed.Store(false)
+	deadline := time.Now().Add(10 * time.Second)
+	for r.p.env.Journal.Available() != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the journal did not recover within 10s of the disk recovering")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("closed"), Key: aws.String("after"), Body: strings.NewReader("z")}); err != nil {
+		t.Fatalf("PutObject after the disk recovered: %v", err)
+	}
+	evs := r.events(t)[before:]
+	if len(evs) != 1 || evs[0]["eventName"] != "PutObject" || path(evs[0], "requestParameters.key") != "after" {
+		t.Fatalf("events after the outage: %v, want only the PutObject of \"after\"", evs)
+	}
+}
+
+// TestFailClosedCutsAStreamItCannotRecord: a GetObject whose event fails
+// after the body started flowing ends with a cut connection, so the client
+// never takes it for complete.
+func TestFailClosedCutsAStreamItCannotRecord(t *testing.T) {
+	r := newRig(t, rigOptions{})
+	c := r.client(r.p.URL())
+	ctx := context.Background()
+	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("cut")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("cut"), Key: aws.String("k"), Body: strings.NewReader(strings.Repeat("a", 100000))}); err != nil {
+		t.Fatal(err)
+	}
+	r.disk.armed.Store(true)
+	out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("cut"), Key: aws.String("k")})
+	t.Logf("GetObject: %v", err)
+	if err == nil {
+		b, rerr := io.ReadAll(out.Body)
+		t.Logf("read %d bytes: %v", len(b), rerr)
+		out.Body.Close()
+		if rerr == nil {
+			t.Fatalf("GetObject read all %d bytes although its event could not be made durable", len(b))
+		}
+		if len(b) >= 100000 {
+			t.Fatalf("the client got all %d bytes before the cut", len(b))
+		}
+	}
+}
+
+// TestFailOpenForwardsAndCounts: with failure_policy open, calls go through
+// while the journal fails, and each lost event is counted.
+func TestFailOpenForwardsAndCounts(t *testing.T) {
+	r := newRig(t, rigOptions{count: true, configure: func(c *Config) { c.FailOpen = true }})
+	c := r.client(r.p.URL())
+	ctx := context.Background()
+	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("open")}); err != nil {
+		t.Fatal(err)
+	}
+	r.disk.armed.Store(true)
+	hits := r.hits.Load()
+	for i := range 3 {
+		if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("open"), Key: aws.String("k"), Body: strings.NewReader("v")}); err != nil {
+			t.Fatalf("PutObject %d through a fail-open proxy with a failing journal: %v", i, err)
+		}
+	}
+	if got := r.hits.Load() - hits; got != 3 {
+		t.Errorf("the upstream saw %d calls, want 3", got)
+	}
+	if got := r.counter(t, "cairn_s3proxy_events_lost_total", nil); got != 3 {
+		t.Errorf("events_lost_total = %v, want 3", got)
+	}
+	if got := r.counter(t, "cairn_s3proxy_requests_total", map[string]string{"outcome": "lost"}); got != 3 {
+		t.Errorf("requests_total{outcome=lost} = %v, want 3", got)
+	}
+}
