@@ -138,6 +138,7 @@ func Decode(body []byte) ([]Item, error) {
 	var head struct {
 		Kind       json.RawMessage `json:"kind"`
 		APIVersion json.RawMessage `json:"apiVersion"`
+		AuditID    json.RawMessage `json:"auditID"`
 	}
 	if err := json.Unmarshal(body, &head); err != nil {
 		return nil, &DecodeError{Index: -1, Reason: "body is not valid JSON: " + jsonReason(err)}
@@ -164,6 +165,10 @@ func Decode(body []byte) ([]Item, error) {
 	case "Event":
 		raws = []json.RawMessage{body}
 	case "":
+		if len(head.AuditID) > 0 { // a bare event without kind, as log files hold them
+			raws = []json.RawMessage{body}
+			break
+		}
 		return nil, &DecodeError{Index: -1, Reason: `kind missing: want "EventList" (or "Event")`}
 	default:
 		return nil, &DecodeError{Index: -1, Reason: fmt.Sprintf(`kind %q: want "EventList" (or "Event")`, kind)}

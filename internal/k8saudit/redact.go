@@ -58,8 +58,17 @@ func redact(raw json.RawMessage, onSecrets bool) (json.RawMessage, error) {
 func redactTree(v any) {
 	switch t := v.(type) {
 	case map[string]any:
-		if k, _ := t["kind"].(string); k == "Secret" {
+		switch k, _ := t["kind"].(string); k {
+		case "Secret":
 			redactSecret(t)
+		case "SecretList": // its items usually leave out their kind
+			if items, ok := t["items"].([]any); ok {
+				for _, it := range items {
+					if s, ok := it.(map[string]any); ok {
+						redactSecret(s)
+					}
+				}
+			}
 		}
 		for _, c := range t {
 			redactTree(c)
