@@ -323,6 +323,39 @@ func TestBenchValidateChain(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	startS := e.start.Format(time.RFC3339)
+	cairnEnv := append(cleanEnv(), "AWS_ACCESS_KEY_ID="+e.srv.AccessKeyID, "AWS_SECRET_ACCESS_KEY="+e.srv.SecretAccessKey,
+		"CAIRN_S3_ACCESS_KEY_ID="+e.srv.AccessKeyID, "CAIRN_S3_SECRET_ACCESS_KEY="+e.srv.SecretAccessKey)
+	if hold := os.Getenv("CAIRN_BENCH_HOLD"); hold != "" {
+		// Keep the chain and its servers up for measuring by hand: write
+		// the commands to the file and wait until it is removed.
+		q := func(ss ...string) string {
+			var b strings.Builder
+			for _, s := range ss {
+				b.WriteString(" '" + s + "'")
+			}
+			return b.String()
+		}
+		script := "# rm this file to end the benchmark\n" +
+			"export" + q(cairnEnv[len(cairnEnv)-4:]...) + "\n" +
+			"cairn_online() { \"${CAIRN_BIN:-" + cairn + "}\" validate-logs" + q("--trail-arn", e.arn, "--start-time", startS, "--region", "us-east-1", "--endpoint-url", endpoint, "--store", e.srv.StoreURL()) + " \"$@\"; }\n" +
+			"cairn_offline() { \"${CAIRN_BIN:-" + cairn + "}\" validate-logs" + q("--trail-arn", e.arn, "--start-time", startS, "--region", "us-east-1", "--s3-bucket", bucket, "--public-keys", keysFile, "--store", e.srv.StoreURL()) + " \"$@\"; }\n" +
+			"aws_v1() { env -i PATH=\"$PATH\" HOME=\"$HOME\"" + q(append(e.srv.Env(), "AWS_ENDPOINT_URL="+endpoint, "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null")...) +
+			" " + cli + " cloudtrail validate-logs" + q("--trail-arn", e.arn, "--start-time", startS, "--region", "us-east-1") + " \"$@\"; }\n" +
+			"versitygw_pid=" + strconv.Itoa(versitygwPID(t, e.srv.Endpoint)) + "\n" +
+			"s3_endpoint=" + e.srv.Endpoint + "\n"
+		if err := os.WriteFile(hold, []byte(script), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("holding: source %s; remove it to end", hold)
+		for {
+			if _, err := os.Stat(hold); err != nil {
+				return
+			}
+			time.Sleep(time.Second)
+		}
+	}
+
 	runs := 3
 	gw := versitygwPID(t, e.srv.Endpoint)
 	type result struct {
@@ -351,9 +384,6 @@ func TestBenchValidateChain(t *testing.T) {
 		}
 		return r
 	}
-	startS := e.start.Format(time.RFC3339)
-	cairnEnv := append(cleanEnv(), "AWS_ACCESS_KEY_ID="+e.srv.AccessKeyID, "AWS_SECRET_ACCESS_KEY="+e.srv.SecretAccessKey,
-		"CAIRN_S3_ACCESS_KEY_ID="+e.srv.AccessKeyID, "CAIRN_S3_SECRET_ACCESS_KEY="+e.srv.SecretAccessKey)
 	online := timeIt("cairn validate-logs (online)", func() *exec.Cmd {
 		c := exec.Command(cairn, "validate-logs", "--trail-arn", e.arn, "--start-time", startS, "--region", "us-east-1",
 			"--endpoint-url", endpoint, "--store", e.srv.StoreURL())

@@ -132,6 +132,7 @@ type validator struct {
 	doubleSpaced bool
 	cache        map[string]*fetched
 	referenced   map[string]bool // log file keys digests list
+	hash         *hasher
 }
 
 func (v *validator) status(msg string, isErr bool) {
@@ -185,22 +186,50 @@ func (v *validator) listDigests(ctx context.Context, bucket string) ([]string, e
 	return keys, nil
 }
 
+// leanGetter is a store with a cheaper read path than Get (the S3
+// backend's GetLean: one signed net/http GET instead of the SDK's
+// middleware stack), which matters when reading thousands of objects.
+type leanGetter interface {
+	GetLean(ctx context.Context, bucket, key string) (io.ReadCloser, objstore.ObjectInfo, error)
+}
+
+func (v *validator) get(ctx context.Context, bucket, key string) (io.ReadCloser, objstore.ObjectInfo, error) {
+	if g, ok := v.o.Store.(leanGetter); ok {
+		return g.GetLean(ctx, bucket, key)
+	}
+	return v.o.Store.Get(ctx, bucket, key)
+}
+
+// inflater is a reusable gunzip: a buffered reader and a gzip reader
+// (each holds tens of KiB of tables and buffers), pooled because a
+// validation inflates one per object.
+type inflater struct {
+	br *bufio.Reader
+	zr gzip.Reader
+}
+
+var inflaters = sync.Pool{New: func() any { return &inflater{br: bufio.NewReaderSize(nil, 32<<10)} }}
+
 // gunzipOne reads exactly one gzip member and reports whether anything
 // follows it.
 func gunzipOne(r io.Reader, w io.Writer) (trailer bool, err error) {
-	br := bufio.NewReaderSize(r, 64<<10)
-	zr, err := gzip.NewReader(br)
-	if err != nil {
+	z := inflaters.Get().(*inflater)
+	defer func() {
+		z.br.Reset(nil)
+		inflaters.Put(z)
+	}()
+	z.br.Reset(r)
+	if err := z.zr.Reset(z.br); err != nil {
 		return false, err
 	}
-	zr.Multistream(false)
-	if _, err := io.Copy(w, zr); err != nil {
+	z.zr.Multistream(false)
+	if _, err := z.zr.WriteTo(w); err != nil {
 		return false, err
 	}
-	if err := zr.Close(); err != nil {
+	if err := z.zr.Close(); err != nil {
 		return false, err
 	}
-	n, _ := io.Copy(io.Discard, br)
+	n, _ := io.Copy(io.Discard, z.br)
 	return n > 0, nil
 }
 
@@ -209,7 +238,7 @@ func (v *validator) fetch(ctx context.Context, bucket, key string) (*fetched, er
 		return f, nil
 	}
 	f := &fetched{key: key, bucket: bucket}
-	rc, info, err := v.o.Store.Get(ctx, bucket, key)
+	rc, info, err := v.get(ctx, bucket, key)
 	if errors.Is(err, objstore.ErrNotFound) {
 		f.missing = true
 		return f, nil
@@ -247,6 +276,15 @@ func (v *validator) prefetch(ctx context.Context, bucket string, keys []string) 
 			defer wg.Done()
 			defer func() { <-sem }()
 			out[i], errs[i] = v.fetch(ctx, bucket, k)
+			if f := out[i]; f != nil && f.d != nil {
+				// Start reading its log files now, before the chain walk
+				// has checked the digest: the walk uses the verdicts only
+				// of digests it finds valid, and reading an object
+				// changes nothing.
+				for _, lf := range f.d.LogFiles {
+					v.hash.submit(lf)
+				}
+			}
 		}()
 	}
 	wg.Wait()
@@ -270,6 +308,27 @@ type visit struct {
 func (v *validator) run(ctx context.Context) error {
 	v.cache = map[string]*fetched{}
 	v.referenced = map[string]bool{}
+	ctx, cancel := context.WithCancel(ctx)
+	v.hash = newHasher(ctx, v, v.o.Parallel)
+	defer v.hash.stop()
+	defer cancel() // before stop: abandon reads nobody waits for
+	// The log files in the bucket, for the "not listed in any digest"
+	// check, listed while the digests are read and checked.
+	logList := make(chan logListing, 1)
+	go func() {
+		keys, err := v.listLogs(ctx)
+		logList <- logListing{keys, err}
+	}()
+	keyEnd := v.o.End.Add(2 * time.Hour)
+	type pkAnswer struct {
+		pks []PublicKey
+		err error
+	}
+	pkc := make(chan pkAnswer, 1)
+	go func() {
+		pks, err := v.o.PublicKeys(ctx, v.o.Start, keyEnd)
+		pkc <- pkAnswer{pks, err}
+	}()
 	bucket := v.o.Bucket
 	listed, err := v.listDigests(ctx, bucket)
 	if err != nil {
@@ -278,8 +337,8 @@ func (v *validator) run(ctx context.Context) error {
 	if err := v.prefetch(ctx, bucket, listed); err != nil {
 		return err
 	}
-	keyEnd := v.o.End.Add(2 * time.Hour)
-	pks, err := v.o.PublicKeys(ctx, v.o.Start, keyEnd)
+	pka := <-pkc
+	pks, err := pka.pks, pka.err
 	if err != nil {
 		return fmt.Errorf("list public keys: %w", err)
 	}
@@ -398,25 +457,23 @@ func (v *validator) run(ctx context.Context) error {
 			fmt.Sprintf("%d digest file(s) missing and no older digest in range", len(missingRun)))
 	}
 
-	// Hash every listed log file of the valid digests in parallel.
-	type job struct {
-		lf  LogFile
-		res string // "" valid, else reason
-	}
-	var jobs []*job
-	jobOf := map[*visit][]*job{}
+	// Hash every listed log file of the valid digests (most are being
+	// read already, submitted when their digest was fetched).
+	jobOf := map[*visit][]*hashJob{}
 	for _, vis := range visits {
 		if vis.invalid != "" {
 			continue
 		}
 		for _, lf := range vis.logs {
-			j := &job{lf: lf}
-			jobs = append(jobs, j)
-			jobOf[vis] = append(jobOf[vis], j)
+			jobOf[vis] = append(jobOf[vis], v.hash.submit(lf))
 		}
 	}
-	if err := v.hashAll(ctx, len(jobs), func(i int) (LogFile, *string) { return jobs[i].lf, &jobs[i].res }); err != nil {
-		return err
+	for _, js := range jobOf {
+		for _, j := range js {
+			if err := j.wait(ctx); err != nil {
+				return err
+			}
+		}
 	}
 
 	newestValid := time.Time{}
@@ -455,12 +512,12 @@ func (v *validator) run(ctx context.Context) error {
 		}
 		for _, j := range jobOf[vis] {
 			lu := s3url(j.lf.S3Bucket, j.lf.S3Object)
-			if j.res == "" {
+			if j.verdict == "" {
 				v.res.ValidLogs++
 				v.status("Log file\t"+lu+"\tvalid", false)
 			} else {
 				v.res.InvalidLogs++
-				v.status("Log file\t"+lu+"\tINVALID: "+j.res, true)
+				v.status("Log file\t"+lu+"\tINVALID: "+j.verdict, true)
 			}
 		}
 	}
@@ -486,7 +543,12 @@ func (v *validator) run(ctx context.Context) error {
 		v.status(fmt.Sprintf("Digest file\t%s\tINVALID: newest digest file(s) missing: the trail delivered a digest at %s (GetTrailStatus LatestDigestDeliveryTime) but the newest in s3://%s/%s ends at %s",
 			s3url(v.o.Bucket, v.loc.Key(lt)), lt.Format(Display), v.o.Bucket, v.loc.Dir(), newestListed.Format(Display)), true)
 	}
-	return v.unreferenced(ctx)
+	ll := <-logList
+	if ll.err != nil {
+		return ll.err
+	}
+	v.unreferenced(ll.keys)
+	return nil
 }
 
 // missingRunFinding describes consecutive missing digests that end at the
@@ -580,43 +642,95 @@ func minTime(a, b time.Time) time.Time {
 	return b
 }
 
-// hashAll hashes n log files with Parallel workers; get returns the i-th
-// file and where to put its verdict.
-func (v *validator) hashAll(ctx context.Context, n int, get func(i int) (LogFile, *string)) error {
-	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		firstErr error
-	)
-	next := make(chan int)
-	for range min(v.o.Parallel, max(n, 1)) {
-		wg.Go(func() {
-			for i := range next {
-				lf, res := get(i)
-				verdict, err := v.hashLog(ctx, lf)
-				if err != nil {
-					mu.Lock()
-					if firstErr == nil {
-						firstErr = err
-					}
-					mu.Unlock()
-					continue
-				}
-				*res = verdict
-			}
-		})
+// hasher reads and hashes log files with a fixed number of workers, each
+// (bucket, key, expected hash) once, in the order submitted: digests are
+// fetched in parallel and each submits its log files as soon as it is
+// parsed, so reading log files overlaps reading digests.
+type hasher struct {
+	ctx  context.Context
+	v    *validator
+	mu   sync.Mutex
+	cond *sync.Cond
+	q    []*hashJob
+	m    map[hashKey]*hashJob
+	done bool
+	wg   sync.WaitGroup
+}
+
+type hashKey struct{ bucket, key, hash string }
+
+// hashJob is one log file's verdict: "" valid, else the CLI's reason.
+type hashJob struct {
+	lf      LogFile
+	ready   chan struct{}
+	verdict string
+	err     error
+}
+
+func (j *hashJob) wait(ctx context.Context) error {
+	select {
+	case <-j.ready:
+		return j.err
+	case <-ctx.Done():
+		return ctx.Err()
 	}
-	for i := range n {
-		next <- i
+}
+
+func newHasher(ctx context.Context, v *validator, workers int) *hasher {
+	h := &hasher{ctx: ctx, v: v, m: map[hashKey]*hashJob{}}
+	h.cond = sync.NewCond(&h.mu)
+	for range workers {
+		h.wg.Go(h.work)
 	}
-	close(next)
-	wg.Wait()
-	return firstErr
+	return h
+}
+
+// submit queues lf unless it is queued already, and returns its job.
+func (h *hasher) submit(lf LogFile) *hashJob {
+	k := hashKey{lf.S3Bucket, lf.S3Object, lf.HashValue}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if j, ok := h.m[k]; ok {
+		return j
+	}
+	j := &hashJob{lf: lf, ready: make(chan struct{})}
+	h.m[k] = j
+	h.q = append(h.q, j)
+	h.cond.Signal()
+	return j
+}
+
+func (h *hasher) work() {
+	for {
+		h.mu.Lock()
+		for len(h.q) == 0 && !h.done {
+			h.cond.Wait()
+		}
+		if h.done {
+			h.mu.Unlock()
+			return
+		}
+		j := h.q[0]
+		h.q[0] = nil
+		h.q = h.q[1:]
+		h.mu.Unlock()
+		j.verdict, j.err = h.v.hashLog(h.ctx, j.lf)
+		close(j.ready)
+	}
+}
+
+// stop ends the workers; queued jobs nobody waits for are dropped.
+func (h *hasher) stop() {
+	h.mu.Lock()
+	h.done = true
+	h.cond.Broadcast()
+	h.mu.Unlock()
+	h.wg.Wait()
 }
 
 // hashLog is the CLI's log check plus the trailing-data check.
 func (v *validator) hashLog(ctx context.Context, lf LogFile) (string, error) {
-	rc, _, err := v.o.Store.Get(ctx, lf.S3Bucket, lf.S3Object)
+	rc, _, err := v.get(ctx, lf.S3Bucket, lf.S3Object)
 	if errors.Is(err, objstore.ErrNotFound) {
 		return "not found", nil
 	}
@@ -638,41 +752,52 @@ func (v *validator) hashLog(ctx context.Context, lf LogFile) (string, error) {
 	return "", nil
 }
 
-// unreferenced reports log files of the source region, delivered while the
-// validated digests were being written, that no digest lists.
-func (v *validator) unreferenced(ctx context.Context) error {
-	if v.res.FoundStart.IsZero() {
-		return nil
-	}
-	lo := v.res.FoundStart.Truncate(time.Minute)
-	hi := v.res.FoundEnd
+type logListing struct {
+	keys []string
+	err  error
+}
+
+// listLogs lists the source region's log file keys delivered from a day
+// before Start to a day after End (the validated digests cover a part of
+// that), for unreferenced.
+func (v *validator) listLogs(ctx context.Context) ([]string, error) {
 	dir := v.loc.LogDir()
-	after := dir + lo.Add(-24*time.Hour).Format("2006/01/02")
-	var found []string
+	after := dir + v.o.Start.Add(-24*time.Hour).Format("2006/01/02")
+	stop := dir + v.o.End.Add(48*time.Hour).Format("2006/01/02")
+	var keys []string
 	err := v.o.Store.List(ctx, v.o.Bucket, dir, after, func(oi objstore.ObjectInfo) error {
-		t, ok := LogKeyTime(oi.Key)
-		if !ok {
-			return nil
+		if oi.Key > stop {
+			return objstore.ErrStop
 		}
-		if t.Before(lo) || t.Add(time.Minute).After(hi) {
-			if strings.Compare(oi.Key, dir+hi.Add(24*time.Hour).Format("2006/01/02")) > 0 {
-				return objstore.ErrStop
-			}
-			return nil
-		}
-		if !v.referenced[v.o.Bucket+"/"+oi.Key] {
-			found = append(found, oi.Key)
+		if _, ok := LogKeyTime(oi.Key); ok {
+			keys = append(keys, oi.Key)
 		}
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("list log files in s3://%s/%s: %w", v.o.Bucket, dir, err)
+		return nil, fmt.Errorf("list log files in s3://%s/%s: %w", v.o.Bucket, dir, err)
 	}
-	for _, k := range found {
-		v.res.InvalidLogs++
-		v.status("Log file\t"+s3url(v.o.Bucket, k)+"\tINVALID: not listed in any digest file (added, or its digest is gone)", true)
+	return keys, nil
+}
+
+// unreferenced reports log files of the source region, delivered while the
+// validated digests were being written, that no digest lists.
+func (v *validator) unreferenced(keys []string) {
+	if v.res.FoundStart.IsZero() {
+		return
 	}
-	return nil
+	lo := v.res.FoundStart.Truncate(time.Minute)
+	hi := v.res.FoundEnd
+	for _, k := range keys {
+		t, _ := LogKeyTime(k)
+		if t.Before(lo) || t.Add(time.Minute).After(hi) {
+			continue
+		}
+		if !v.referenced[v.o.Bucket+"/"+k] {
+			v.res.InvalidLogs++
+			v.status("Log file\t"+s3url(v.o.Bucket, k)+"\tINVALID: not listed in any digest file (added, or its digest is gone)", true)
+		}
+	}
 }
 
 func (v *validator) summary() {

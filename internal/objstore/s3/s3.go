@@ -24,6 +24,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
@@ -40,6 +42,9 @@ const DefaultRegion = "us-east-1"
 // larger ones (or ones of unknown size that grow past it) go to a
 // temporary file. CloudTrail log files are at most 50 MB compressed.
 const memSpoolMax = 16 << 20
+
+// maxIdlePerHost is how many idle connections to the server are kept.
+const maxIdlePerHost = 64
 
 // Options configure a Store.
 type Options struct {
@@ -67,6 +72,7 @@ type Options struct {
 type Store struct {
 	client *awss3.Client
 	region string
+	lean   *lean
 }
 
 var _ objstore.Store = (*Store)(nil)
@@ -99,6 +105,21 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("objstore/s3: load AWS configuration: %w", err)
 	}
+	if opts.HTTPClient != nil {
+		cfg.HTTPClient = opts.HTTPClient
+	} else {
+		// The SDK keeps 10 idle connections per host; parallel readers
+		// (validate-logs reads 32 objects at once) would otherwise dial
+		// and close a connection for most requests.
+		bc, ok := cfg.HTTPClient.(*awshttp.BuildableClient)
+		if !ok || bc == nil {
+			bc = awshttp.NewBuildableClient()
+		}
+		cfg.HTTPClient = bc.WithTransportOptions(func(tr *http.Transport) {
+			tr.MaxIdleConns = max(tr.MaxIdleConns, maxIdlePerHost)
+			tr.MaxIdleConnsPerHost = maxIdlePerHost
+		})
+	}
 	client := awss3.NewFromConfig(cfg, func(o *awss3.Options) {
 		if opts.Endpoint != "" {
 			o.BaseEndpoint = aws.String(strings.TrimSuffix(opts.Endpoint, "/"))
@@ -111,7 +132,13 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 			o.HTTPClient = opts.HTTPClient
 		}
 	})
-	return &Store{client: client, region: region}, nil
+	st := &Store{client: client, region: region}
+	if opts.Endpoint != "" && cfg.Credentials != nil {
+		base, _ := url.Parse(strings.TrimSuffix(opts.Endpoint, "/"))
+		st.lean = &lean{base: base, pathStyle: !opts.VirtualHostedStyle, region: region,
+			creds: cfg.Credentials, signer: v4.NewSigner(), client: cfg.HTTPClient}
+	}
+	return st, nil
 }
 
 // Client is the underlying SDK client, for what the Store interface does

@@ -1,10 +1,16 @@
 package s3_test
 
 import (
+	"errors"
+	"fmt"
+	"io"
 	"net/http"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/aws/smithy-go"
 
 	"github.com/cairn-audit/cairn/internal/objstore"
 	"github.com/cairn-audit/cairn/internal/objstore/objstoretest"
@@ -86,5 +92,71 @@ func TestPutHeaders(t *testing.T) {
 	}
 	if got := enc.Get("X-Amz-Server-Side-Encryption-Aws-Kms-Key-Id"); got != kmsKey {
 		t.Errorf("SSE key header = %q, want %q", got, kmsKey)
+	}
+}
+
+// TestGetLean checks that the lean GET path reads what Get reads (body,
+// user metadata, headers), for keys that need escaping, and maps S3's
+// errors the same way, against a real versitygw that checks signatures.
+func TestGetLean(t *testing.T) {
+	srv := s3test.Start(t)
+	s := srv.NewStore(t)
+	ctx := t.Context()
+	const b = "lean"
+	if err := s.CreateBucket(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	keys := []string{
+		"AWSLogs/123456789012/CloudTrail-Digest/us-east-1/2026/01/02/123456789012_CloudTrail-Digest_us-east-1_audit_us-east-1_20260102T030405Z.json.gz",
+		"a b+c/d=e&f?g#h/ü~x%20y.json",
+		"semi;colon,comma'quote(paren)*star!bang$dollar@at:colon",
+	}
+	for i, k := range keys {
+		body := strings.Repeat(fmt.Sprintf("object %d ", i), 1000)
+		err := s.Put(ctx, b, k, strings.NewReader(body), int64(len(body)), objstore.PutOptions{
+			ContentType: "application/json", ContentEncoding: "gzip",
+			Metadata: map[string]string{"signature": "ab01", "Signature-Algorithm": "SHA256withRSA"},
+		})
+		if err != nil {
+			t.Fatalf("put %q: %v", k, err)
+		}
+		rc, info, err := s.GetLean(ctx, b, k)
+		if err != nil {
+			t.Fatalf("GetLean %q: %v", k, err)
+		}
+		got, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil || string(got) != body {
+			t.Fatalf("GetLean %q: read %d bytes (%v), want the %d put", k, len(got), err, len(body))
+		}
+		rc2, want, err := s.Get(ctx, b, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc2.Close()
+		if !reflect.DeepEqual(info, want) {
+			t.Errorf("GetLean %q info\n %+v\nGet info\n %+v", k, info, want)
+		}
+		if info.Metadata["signature"] != "ab01" || info.Metadata["signature-algorithm"] != "SHA256withRSA" {
+			t.Errorf("GetLean %q metadata %v", k, info.Metadata)
+		}
+	}
+	if _, _, err := s.GetLean(ctx, b, "no/such/key"); !errors.Is(err, objstore.ErrNotFound) {
+		t.Errorf("GetLean of a missing key: %v, want ErrNotFound", err)
+	}
+	if _, _, err := s.GetLean(ctx, "no-such-bucket", "k"); !errors.Is(err, objstore.ErrNoSuchBucket) {
+		t.Errorf("GetLean in a missing bucket: %v, want ErrNoSuchBucket", err)
+	}
+	// A wrong secret is refused by the server, not treated as missing.
+	o := srv.Options()
+	o.SecretAccessKey = "wrong-secret-key-0123456789abcdefghijklmn"
+	bad, err := s3.New(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = bad.GetLean(ctx, b, keys[0])
+	var ae smithy.APIError
+	if err == nil || errors.Is(err, objstore.ErrNotFound) || !errors.As(err, &ae) || ae.ErrorCode() != "SignatureDoesNotMatch" {
+		t.Errorf("GetLean with a wrong secret: %v, want SignatureDoesNotMatch", err)
 	}
 }
