@@ -26,6 +26,8 @@ type upstream struct {
 	hits atomic.Int64
 	mu   sync.Mutex
 	last http.Header
+	// handler, when set, serves instead of the users API.
+	handler atomic.Pointer[http.Handler]
 }
 
 func newUpstream(t testing.TB) *upstream {
@@ -59,6 +61,10 @@ func newUpstream(t testing.TB) *upstream {
 		u.mu.Lock()
 		u.last = r.Header.Clone()
 		u.mu.Unlock()
+		if h := u.handler.Load(); h != nil {
+			(*h).ServeHTTP(w, r)
+			return
+		}
 		mux.ServeHTTP(w, r)
 	}))
 	t.Cleanup(u.Close)

@@ -304,7 +304,7 @@ type callKey struct{}
 // call, or refuses it; every outcome but an unavailable journal is
 // recorded.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	c := &call{in: r, start: p.now()}
+	c := &call{in: r, start: p.now(), who: caller{id: event.UserIdentity{Type: "Unknown"}}}
 	c.trusted, c.sourceIP = p.clientIP(r)
 	segs, err := splitPath(r.URL.EscapedPath())
 	if err != nil {
@@ -322,7 +322,6 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			c.credNote = err.Error()
 		}
 	default:
-		c.who = caller{id: event.UserIdentity{Type: "Unknown"}}
 		msg := "the call carries no credentials"
 		var ae *authError
 		if errors.As(err, &ae) {

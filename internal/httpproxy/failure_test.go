@@ -1,0 +1,152 @@
+package httpproxy_test
+
+import (
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
+
+	"github.com/cairn-audit/cairn/internal/httpproxy"
+	"github.com/cairn-audit/cairn/internal/server"
+)
+
+// failingDisk makes every write and sync of the journal's write-ahead log
+// fail with ENOSPC while armed, the way a full disk does.
+type failingDisk struct {
+	vfs.FS
+	armed atomic.Bool
+}
+
+func newFailingDisk() *failingDisk {
+	d := &failingDisk{}
+	d.FS = errorfs.Wrap(vfs.Default, errorfs.InjectorFunc(func(op errorfs.Op) error {
+		if !d.armed.Load() || !strings.HasSuffix(op.Path, ".log") {
+			return nil
+		}
+		switch op.Kind {
+		case errorfs.OpFileWrite, errorfs.OpFileWriteAt, errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo, errorfs.OpFilePreallocate:
+			return syscall.ENOSPC
+		}
+		return nil
+	}))
+	return d
+}
+
+// TestFailClosed: with the journal failing, calls are refused with 503 and
+// once the journal says it is unavailable the upstream sees nothing; the
+// proxy recovers by itself when the disk does.
+func TestFailClosed(t *testing.T) {
+	disk := newFailingDisk()
+	s := startStack(t, httpproxy.Config{}, func(c *server.Config) { c.JournalFS = disk })
+	if code, _, _ := s.do(t, nil, "GET", "/v1/users/1", nil, ""); code != 200 {
+		t.Fatalf("before the fault: %d", code)
+	}
+	disk.armed.Store(true)
+	// The first call finds the fault: the upstream answers, but its answer
+	// is withheld because the event could not be made durable.
+	code, body, _ := s.do(t, nil, "DELETE", "/v1/users/1", nil, "")
+	if code != 503 || !strings.Contains(body, `"error":"ServiceUnavailable"`) || !strings.Contains(body, "journal") {
+		t.Fatalf("call when the append fails: %d %s, want 503 naming the journal", code, body)
+	}
+	if err := s.h.Server.Journal().Available(); err == nil {
+		t.Fatal("the journal still says it is available")
+	}
+	hits := s.up.hits.Load()
+	for range 3 {
+		code, body, h := s.do(t, nil, "DELETE", "/v1/users/1", nil, "")
+		if code != 503 || h.Get("Content-Type") != "application/json" || !strings.Contains(body, "was not forwarded") {
+			t.Fatalf("call while the journal is unavailable: %d %s", code, body)
+		}
+	}
+	if got := s.up.hits.Load(); got != hits {
+		t.Fatalf("the upstream saw %d calls while the journal was unavailable, want none", got-hits)
+	}
+	if got := s.metric(t, "cairn_http_proxy_requests_total{outcome=\"unavailable\""); got != "4" {
+		t.Errorf("unavailable outcome counted %q, want 4", got)
+	}
+	disk.armed.Store(false)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		code, _, _ := s.do(t, nil, "DELETE", "/v1/users/2", nil, "")
+		if code == 204 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no recovery 20s after the disk was freed: %d", code)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	var deletes []string
+	for _, r := range s.records(t) {
+		if r.EventName == "DeleteUser" {
+			deletes = append(deletes, r.str("requestParameters.id"))
+		}
+	}
+	if strings.Join(deletes, ",") != "2" {
+		t.Errorf("recorded deletes %v, want only the one after recovery", deletes)
+	}
+}
+
+// TestFailOpen forwards calls whose events cannot be recorded and counts
+// them.
+func TestFailOpen(t *testing.T) {
+	disk := newFailingDisk()
+	s := startStack(t, httpproxy.Config{FailurePolicy: httpproxy.FailOpen}, func(c *server.Config) { c.JournalFS = disk })
+	disk.armed.Store(true)
+	for range 3 {
+		if code, _, _ := s.do(t, nil, "GET", "/v1/users/1", nil, ""); code != 200 {
+			t.Fatalf("fail open: %d, want the upstream's 200", code)
+		}
+	}
+	if s.up.hits.Load() != 3 {
+		t.Errorf("upstream saw %d calls, want 3", s.up.hits.Load())
+	}
+	if got := s.metric(t, "cairn_http_proxy_events_lost_total"); got != "3" {
+		t.Errorf("cairn_http_proxy_events_lost_total = %q, want 3", got)
+	}
+}
+
+func TestRefusalsAndUpstreamFailures(t *testing.T) {
+	s := startStack(t, httpproxy.Config{Unmatched: httpproxy.UnmatchedDeny})
+	for _, c := range []struct {
+		method, path string
+		status       int
+		code, msg    string
+	}{
+		{"GET", "/admin", 403, "AccessDenied", "no route allows GET /admin"},
+		{"POST", "/v1/users/1", 403, "AccessDenied", "no route allows POST"},
+		{"GET", "/v1/users/%2e%2e/admin", 400, "BadRequest", "dot segment"},
+	} {
+		code, body, _ := s.do(t, nil, c.method, c.path, nil, "")
+		if code != c.status || !strings.Contains(body, c.code) {
+			t.Errorf("%s %s: %d %s", c.method, c.path, code, body)
+		}
+		r := s.lastRecord(t)
+		if r.ErrorCode != c.code || !strings.Contains(r.str("errorMessage"), c.msg) {
+			t.Errorf("%s %s recorded as %s", c.method, c.path, r.Raw)
+		}
+	}
+	if s.up.hits.Load() != 0 {
+		t.Errorf("the upstream saw %d refused calls", s.up.hits.Load())
+	}
+	// A status with no body field configured maps through the table.
+	if code, _, _ := s.do(t, nil, "GET", "/v1/users/missing", nil, ""); code != 404 {
+		t.Fatal(code)
+	}
+	if r := s.lastRecord(t); r.ErrorCode != "NotFound" || r.str("errorMessage") != "Not Found" {
+		t.Errorf("404 recorded as %s", r.Raw)
+	}
+	s.up.Close()
+	code, body, _ := s.do(t, nil, "GET", "/v1/users/1", nil, "")
+	if code != http.StatusBadGateway || !strings.Contains(body, "BadGateway") {
+		t.Errorf("upstream down: %d %s", code, body)
+	}
+	if r := s.lastRecord(t); r.ErrorCode != "BadGateway" || r.str("additionalEventData.httpStatus") != "502" {
+		t.Errorf("upstream down recorded as %s", r.Raw)
+	}
+}
