@@ -1,0 +1,163 @@
+package console
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cairn-audit/cairn/internal/history"
+)
+
+const (
+	// chartSpan and chartBucket shape the events-per-minute chart.
+	chartSpan   = 3 * time.Hour
+	chartBucket = time.Minute
+	// chartScanLimit bounds the events the chart reads. The event history
+	// has no counting index, so the chart counts by reading newest first;
+	// with more events than this in the span, the older minutes are left
+	// out and the chart says so.
+	chartScanLimit = 20000
+	// chartCacheFor keeps the dashboard cheap when it is reloaded often.
+	chartCacheFor = 15 * time.Second
+)
+
+type chartData struct {
+	// Times are Unix seconds of each minute's start; Counts its events.
+	Times  []int64 `json:"t"`
+	Counts []int   `json:"n"`
+	// From is the start of the minutes that are complete when Capped.
+	From   int64 `json:"from"`
+	Capped bool  `json:"capped"`
+	Total  int   `json:"total"`
+}
+
+type chartCache struct {
+	mu   sync.Mutex
+	data map[string]cachedChart
+}
+
+type cachedChart struct {
+	at time.Time
+	d  chartData
+}
+
+func (c *Console) chart(ctx context.Context, region string) (chartData, error) {
+	now := c.now()
+	c.charts.mu.Lock()
+	if cc, ok := c.charts.data[region]; ok && now.Sub(cc.at) < chartCacheFor {
+		c.charts.mu.Unlock()
+		return cc.d, nil
+	}
+	c.charts.mu.Unlock()
+
+	end := now.Truncate(chartBucket).Add(chartBucket)
+	start := end.Add(-chartSpan)
+	n := int(chartSpan / chartBucket)
+	d := chartData{Times: make([]int64, n), Counts: make([]int, n), From: start.Unix()}
+	for i := range n {
+		d.Times[i] = start.Add(time.Duration(i) * chartBucket).Unix()
+	}
+	q := history.Query{Region: region, StartTime: start, MaxResults: history.MaxMaxResults}
+	var oldest time.Time
+	for d.Total < chartScanLimit {
+		p, err := c.be.Lookup(ctx, q)
+		if err != nil {
+			return d, err
+		}
+		for _, e := range p.Events {
+			if i := int(e.EventTime.Sub(start) / chartBucket); i >= 0 && i < n {
+				d.Counts[i]++
+			}
+			oldest = e.EventTime
+			d.Total++
+		}
+		if p.NextToken == "" {
+			break
+		}
+		q.NextToken = p.NextToken
+		if d.Total >= chartScanLimit {
+			d.Capped = true
+			// The minute of the oldest event read may be incomplete.
+			d.From = oldest.Truncate(chartBucket).Add(chartBucket).Unix()
+			for i := range d.Times {
+				if d.Times[i] < d.From {
+					d.Counts[i] = 0
+				}
+			}
+		}
+	}
+	c.charts.mu.Lock()
+	c.charts.data[region] = cachedChart{at: now, d: d}
+	c.charts.mu.Unlock()
+	return d, nil
+}
+
+type consumerLag struct {
+	Name     string
+	Position uint64
+	Lag      uint64
+}
+
+type dashboardData struct {
+	Trails      []trailRow
+	Logging     int
+	Failing     int
+	Chart       chartData
+	ChartErr    string
+	Recent      []row
+	Consumers   []consumerLag
+	LastSeq     uint64
+	Now         time.Time
+	Region      string
+	PerMinute   int
+	EventsLink  string
+	MaxLag      uint64
+	ReadOnlyKey bool
+}
+
+func (c *Console) dashboard(w http.ResponseWriter, r *http.Request, s *session) {
+	region := s.Region()
+	d := dashboardData{Now: c.now(), Region: region, ReadOnlyKey: s.ReadOnly()}
+	all, err := c.be.Trails(r.Context())
+	if err != nil {
+		c.log.Error("console: list trails for the dashboard", "err", err)
+	}
+	d.Trails = trailRows(all)
+	for _, t := range all {
+		if t.Status.IsLogging {
+			d.Logging++
+		}
+		if t.Status.LatestDeliveryError != "" {
+			d.Failing++
+		}
+	}
+	if d.Chart, err = c.chart(r.Context(), region); err != nil {
+		c.log.Error("console: events-per-minute chart", "err", err)
+		d.ChartErr = "The chart could not be computed."
+	}
+	if k := len(d.Chart.Counts); k > 0 {
+		d.PerMinute = d.Chart.Counts[k-1]
+	}
+	if p, err := c.be.Lookup(r.Context(), history.Query{Region: region, MaxResults: 10}); err == nil {
+		for _, e := range p.Events {
+			d.Recent = append(d.Recent, toRow(e))
+		}
+	} else {
+		c.log.Error("console: newest events for the dashboard", "err", err)
+	}
+	js := c.be.Journal()
+	d.LastSeq = js.LastSeq
+	for name, pos := range js.Cursors {
+		lag := uint64(0)
+		if js.LastSeq > pos {
+			lag = js.LastSeq - pos
+		}
+		d.Consumers = append(d.Consumers, consumerLag{Name: name, Position: pos, Lag: lag})
+		d.MaxLag = max(d.MaxLag, lag)
+	}
+	slices.SortFunc(d.Consumers, func(a, b consumerLag) int { return strings.Compare(a.Name, b.Name) })
+	c.render(w, r, http.StatusOK, "dashboard", view{Title: "Dashboard", Nav: "dashboard", Data: d})
+}

@@ -1,0 +1,116 @@
+// Cairn console: the little behaviour that server-rendered pages cannot
+// have on their own. Everything works without it except live mode, the
+// column chooser and the chart.
+(function () {
+  "use strict";
+  var csrf = document.body.getAttribute("data-csrf") || "";
+
+  // htmx requests carry the session's CSRF token.
+  document.addEventListener("htmx:configRequest", function (e) {
+    if (csrf) e.detail.headers["X-CSRF-Token"] = csrf;
+    var elt = e.detail.elt;
+    if (elt && elt.id === "rows") {
+      // Live mode asks for events newer than the newest row shown.
+      var first = elt.querySelector("tr[data-t]");
+      if (first) {
+        var t = first.getAttribute("data-t"), seen = [];
+        elt.querySelectorAll('tr[data-t="' + t + '"]').forEach(function (r) { seen.push(r.getAttribute("data-id")); });
+        e.detail.parameters.after = t;
+        e.detail.parameters.seen = seen.join(",");
+      }
+    }
+  });
+
+  // Region picker switches at once.
+  document.querySelectorAll("[data-autosubmit]").forEach(function (el) {
+    el.addEventListener("change", function () { el.form.submit(); });
+  });
+
+  // Remove a filter row.
+  document.querySelectorAll("[data-remove-row]").forEach(function (b) {
+    b.addEventListener("click", function () {
+      var row = b.closest(".attr-row"), form = b.closest("form");
+      row.remove();
+      form.submit();
+    });
+  });
+
+  // Column chooser, remembered in this browser.
+  var table = document.getElementById("events-table");
+  var KEY = "cairn.columns";
+  function applyColumns() {
+    var saved = {};
+    try { saved = JSON.parse(localStorage.getItem(KEY) || "{}"); } catch (_) {}
+    document.querySelectorAll("[data-col]").forEach(function (cb) {
+      var id = cb.getAttribute("data-col");
+      var on = id in saved ? saved[id] : cb.hasAttribute("data-default");
+      cb.checked = on;
+      if (table) table.classList.toggle("hide-" + id, !on);
+    });
+  }
+  document.querySelectorAll("[data-col]").forEach(function (cb) {
+    cb.addEventListener("change", function () {
+      var saved = {};
+      try { saved = JSON.parse(localStorage.getItem(KEY) || "{}"); } catch (_) {}
+      saved[cb.getAttribute("data-col")] = cb.checked;
+      localStorage.setItem(KEY, JSON.stringify(saved));
+      applyColumns();
+    });
+  });
+  applyColumns();
+
+  // Live mode: poll every 2 s and put new rows on top.
+  var rows = document.getElementById("rows");
+  if (rows && rows.getAttribute("data-live") && window.htmx) {
+    var status = document.getElementById("live-status");
+    rows.setAttribute("hx-get", rows.getAttribute("data-live"));
+    rows.setAttribute("hx-trigger", "every 2s");
+    rows.setAttribute("hx-swap", "afterbegin");
+    rows.addEventListener("htmx:beforeSwap", function (e) {
+      if (e.detail.xhr.status === 204) e.detail.shouldSwap = false;
+    });
+    rows.addEventListener("htmx:afterSwap", function () {
+      var n = 0;
+      rows.querySelectorAll("tr:not(.seen)").forEach(function (r) { r.classList.add("seen"); if (rows.dataset.ready) { r.classList.add("new"); n++; } });
+      rows.dataset.ready = "1";
+      if (n && status) status.textContent = n + (n === 1 ? " new event" : " new events") + " at " + new Date().toISOString().slice(11, 19) + " UTC";
+      var empty = document.querySelector(".empty");
+      if (n && empty) empty.remove();
+    });
+    rows.querySelectorAll("tr").forEach(function (r) { r.classList.add("seen"); });
+    rows.dataset.ready = "1";
+    if (status) status.textContent = "Watching for new events…";
+    htmx.process(rows);
+  }
+
+  // Copy the event record.
+  document.querySelectorAll("[data-copy]").forEach(function (b) {
+    b.addEventListener("click", function () {
+      var el = document.querySelector(b.getAttribute("data-copy"));
+      if (el && navigator.clipboard) navigator.clipboard.writeText(el.textContent).then(function () { b.textContent = "Copied"; });
+    });
+  });
+
+  // Events-per-minute chart.
+  var chartEl = document.getElementById("chart"), dataEl = document.getElementById("chart-data");
+  if (chartEl && dataEl && window.uPlot) {
+    var d = JSON.parse(dataEl.textContent);
+    var draw = function () {
+      chartEl.innerHTML = "";
+      var w = chartEl.clientWidth || 600;
+      new uPlot({
+        width: w, height: 220, legend: { show: false }, cursor: { y: false },
+        scales: { x: { time: true }, y: { range: function (u, min, max) { return [0, Math.max(5, max * 1.15)]; } } },
+        axes: [
+          { stroke: "#6b7585", grid: { stroke: "#eef0f3" }, ticks: { stroke: "#e2e6eb" } },
+          { stroke: "#6b7585", grid: { stroke: "#eef0f3" }, ticks: { stroke: "#e2e6eb" }, size: 44 }
+        ],
+        series: [{ label: "Minute (UTC)" }, { label: "Events", stroke: "#2563eb", width: 1.5, fill: "rgba(37,99,235,.12)", points: { show: false } }],
+        tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"); }
+      }, [d.t, d.n], chartEl);
+    };
+    draw();
+    var pending;
+    window.addEventListener("resize", function () { clearTimeout(pending); pending = setTimeout(draw, 150); });
+  }
+})();
