@@ -118,7 +118,9 @@ type param struct{ name, value string }
 // segments (see splitPath), matches, with what the wildcards captured;
 // {name...} captures the rest of the path joined with slashes.
 func (p *pattern) match(segs []string) ([]param, bool) {
-	if len(segs) < len(p.segs) || (p.rest == "" && len(segs) != len(p.segs)) {
+	// {name...} needs the slash after the fixed segments ("/files/" but
+	// not "/files" for "/files/{path...}"), as net/http's patterns do.
+	if (p.rest == "" && len(segs) != len(p.segs)) || (p.rest != "" && len(segs) <= len(p.segs)) {
 		return nil, false
 	}
 	var out []param
