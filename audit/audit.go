@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 )
 
 // Limits of PutAuditEvents (spec §2.1), which batches never exceed.
@@ -226,6 +227,7 @@ type Client struct {
 	endpoint string
 	now      func() time.Time
 	secrets  []string
+	signer   *v4.Signer
 
 	// slots is the memory bound: a token per buffered event.
 	slots chan struct{}
@@ -301,6 +303,7 @@ func NewClient(cfg Config) (*Client, error) {
 		http:     cfg.HTTPClient,
 		endpoint: strings.TrimRight(cfg.Endpoint, "/"),
 		now:      cfg.Now,
+		signer:   v4.NewSigner(),
 		slots:    make(chan struct{}, cfg.MaxBufferedEvents),
 		kick:     make(chan struct{}, 1),
 		closing:  make(chan struct{}),
@@ -380,8 +383,8 @@ func (c *Client) enqueue(ctx context.Context, entry item) bool {
 	select {
 	case c.slots <- struct{}{}:
 	default:
-		if !c.waitSlot(ctx) {
-			c.drop(DropBufferFull, 1)
+		if reason := c.waitSlot(ctx); reason != "" {
+			c.drop(reason, 1)
 			return false
 		}
 	}
@@ -404,21 +407,24 @@ func (c *Client) enqueue(ctx context.Context, entry item) bool {
 	return true
 }
 
-// waitSlot is enqueue's slow path: the buffer is full.
-func (c *Client) waitSlot(ctx context.Context) bool {
+// waitSlot is enqueue's slow path: the buffer is full. It returns why the
+// event cannot be buffered, or "" when it got a slot.
+func (c *Client) waitSlot(ctx context.Context) DropReason {
 	if c.cfg.EnqueueBudget <= 0 {
-		return false
+		return DropBufferFull
 	}
 	t := time.NewTimer(c.cfg.EnqueueBudget)
 	defer t.Stop()
 	select {
 	case c.slots <- struct{}{}:
-		return true
+		return ""
 	case <-t.C:
+		return DropBufferFull
 	case <-ctx.Done():
+		return DropBufferFull
 	case <-c.closing:
+		return DropClosed
 	}
-	return false
 }
 
 func (c *Client) drop(reason DropReason, n int) {

@@ -95,7 +95,7 @@ func (c *Client) render(r *http.Request, rw *responseWriter, start, end time.Tim
 
 	b := make([]byte, 0, 768)
 	b = append(b, `{"version":`...)
-	b = appendString(b, c.cfg.Version, maxStringField)
+	b = appendString(b, c.cfg.Version, 256)
 	b = append(b, `,"userIdentity":{"type":`...)
 	b = appendString(b, id.Type, 128)
 	b = append(b, `,"principalId":`...)

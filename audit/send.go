@@ -14,8 +14,6 @@ import (
 	"net/url"
 	"strings"
 	"time"
-
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 )
 
 // A PutAuditEvents body is batchHead, the entries separated by commas, and
@@ -285,7 +283,7 @@ func (c *Client) put(items []item) (*putOutput, error) {
 	if err != nil {
 		return nil, fmt.Errorf("retrieve credentials to sign PutAuditEvents: %w", err)
 	}
-	if err := v4.NewSigner().SignHTTP(ctx, creds, req, hash, signingName, c.region, c.now()); err != nil {
+	if err := c.signer.SignHTTP(ctx, creds, req, hash, signingName, c.region, c.now()); err != nil {
 		return nil, fmt.Errorf("sign PutAuditEvents: %w", err)
 	}
 	resp, err := c.http.Do(req)
