@@ -326,3 +326,34 @@ func TestBackoffIsBounded(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkRender is the request path's own work without the buffer or a
+// sender competing for the cores: capturing the status, building the
+// event and its PutAuditEvents entry.
+func BenchmarkRender(b *testing.B) {
+	c, err := NewClient(Config{
+		Endpoint: "http://127.0.0.1:1", ChannelARN: "arn:aws:cloudtrail:us-east-1:000000000000:channel/x",
+		Credentials: credentials.NewStaticCredentialsProvider("a", "b", ""), EventSource: "bench.test",
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = c.Close(context.Background()) }()
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /notes/{id}", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write([]byte(`{"id":"` + r.PathValue("id") + `"}`))
+	})
+	r := httptest.NewRequest("GET", "/notes/42?verbose=1", nil)
+	r.Header.Set("User-Agent", "bench/1.0")
+	w := httptest.NewRecorder()
+	b.ReportAllocs()
+	var size int
+	for b.Loop() {
+		rw := &responseWriter{ResponseWriter: w}
+		mux.ServeHTTP(rw, r)
+		it := c.render(r, rw, time.Now(), time.Now())
+		size = len(it.data)
+	}
+	b.ReportMetric(float64(size), "entry-bytes")
+}
