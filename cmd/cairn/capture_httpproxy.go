@@ -1,14 +1,295 @@
 package main
 
 import (
-	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
 
+	"github.com/cairn-audit/cairn/internal/httpproxy"
 	"github.com/cairn-audit/cairn/internal/server"
 )
 
-// parseHTTPProxies builds the captures of the config file's http_proxy table. Not built
-// yet: a config that declares one is refused rather than ignored.
+// The keys each part of an [[http_proxy]] table may have. Anything else is
+// an error naming the key: a misspelt setting (say "failure_polcy") would
+// otherwise silently leave the default in force.
+var (
+	httpProxyKeys = []string{"listen", "upstream", "upstream_ca", "upstream_timeout", "region", "event_source",
+		"failure_policy", "trusted_proxies", "tls_cert", "tls_key", "unmatched", "unmatched_event_name",
+		"record_request_body", "body_limit", "error_code_field", "error_message_field", "identity", "route"}
+	httpProxyIdentityKeys = []string{"kind", "require", "jwks_file", "jwks_url", "issuer", "audience", "username_claim",
+		"leeway", "jwks_min_refresh", "jwks_refresh", "realm", "user", "client_ca", "header"}
+	httpProxyRouteKeys = []string{"method", "path", "event_source", "event_name", "read_only", "data_event",
+		"resource_type", "resource_arn", "response_headers"}
+	httpProxyUserKeys = []string{"name", "bcrypt"}
+)
+
+// parseHTTPProxies builds the HTTP audit proxies of the config file's
+// [[http_proxy]] tables (see docs/http-proxy.md), e.g.
+//
+//	[[http_proxy]]
+//	listen = "127.0.0.1:8081"
+//	upstream = "http://127.0.0.1:8080"
+//	event_source = "users.example.com"
+//	[http_proxy.identity]
+//	kind = "jwt"
+//	jwks_file = "/etc/cairn/jwks.json"
+//	issuer = "https://idp.example.com"
+//	audience = "users-api"
+//	[[http_proxy.route]]
+//	method = "GET"
+//	path = "/v1/users/{id}"
+//	event_name = "GetUser"
+//	read_only = true
+//
+// No setting is a secret (basic-auth users are given as bcrypt hashes), so
+// nothing is read from the environment.
 func parseHTTPProxies(raw any, lookupEnv func(string) (string, bool)) ([]server.Capture, error) {
-	_, _ = raw, lookupEnv
-	return nil, errors.New("not supported yet")
+	_ = lookupEnv
+	ts, err := tables("http_proxy", raw)
+	if err != nil {
+		return nil, err
+	}
+	var out []server.Capture
+	listens := map[string]int{}
+	for i, t := range ts {
+		cfg, err := httpProxyConfig(t)
+		if err != nil {
+			return nil, fmt.Errorf("[%d]: %w", i, err)
+		}
+		p, err := httpproxy.New(cfg)
+		if err != nil {
+			return nil, fmt.Errorf("[%d]: %w", i, err)
+		}
+		if j, dup := listens[p.Addr()]; dup {
+			return nil, fmt.Errorf("[%d]: listen %s is already taken by [%d]", i, p.Addr(), j)
+		}
+		listens[p.Addr()] = i
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// httpProxyConfig reads one [[http_proxy]] table.
+func httpProxyConfig(t map[string]any) (httpproxy.Config, error) {
+	var cfg httpproxy.Config
+	r := &httpProxyReader{t: t}
+	r.known(httpProxyKeys)
+	cfg.Listen = r.str("listen")
+	cfg.Upstream = r.str("upstream")
+	cfg.UpstreamCA = r.str("upstream_ca")
+	cfg.UpstreamTimeout = r.duration("upstream_timeout")
+	cfg.Region = r.str("region")
+	cfg.EventSource = r.str("event_source")
+	cfg.FailurePolicy = r.str("failure_policy")
+	cfg.TrustedProxies = r.strs("trusted_proxies")
+	cfg.TLSCert = r.str("tls_cert")
+	cfg.TLSKey = r.str("tls_key")
+	cfg.Unmatched = r.str("unmatched")
+	cfg.UnmatchedEventName = r.str("unmatched_event_name")
+	cfg.RecordRequestBody = r.bool("record_request_body", false)
+	cfg.BodyLimit = r.int("body_limit")
+	cfg.ErrorCodeField = r.str("error_code_field")
+	cfg.ErrorMessageField = r.str("error_message_field")
+	if r.err != nil {
+		return cfg, r.err
+	}
+	if v, ok := t["identity"]; ok {
+		m, isTable := v.(map[string]any)
+		if !isTable {
+			return cfg, fmt.Errorf("identity: want a table ([http_proxy.identity]), got %T", v)
+		}
+		id, err := httpProxyIdentity(m)
+		if err != nil {
+			return cfg, fmt.Errorf("identity: %w", err)
+		}
+		cfg.Identity = id
+	}
+	if v, ok := t["route"]; ok {
+		rts, err := tables("route", v)
+		if err != nil {
+			return cfg, err
+		}
+		for i, rt := range rts {
+			route, err := httpProxyRoute(rt)
+			if err != nil {
+				return cfg, fmt.Errorf("route[%d]: %w", i, err)
+			}
+			cfg.Routes = append(cfg.Routes, route)
+		}
+	}
+	return cfg, nil
+}
+
+func httpProxyIdentity(t map[string]any) (httpproxy.Identity, error) {
+	var id httpproxy.Identity
+	r := &httpProxyReader{t: t}
+	r.known(httpProxyIdentityKeys)
+	id.Kind = r.str("kind")
+	id.AllowAnonymous = !r.bool("require", true)
+	id.JWKSFile = r.str("jwks_file")
+	id.JWKSURL = r.str("jwks_url")
+	id.Issuer = r.str("issuer")
+	id.Audience = r.strs("audience")
+	id.UsernameClaim = r.str("username_claim")
+	id.Leeway = r.duration("leeway")
+	id.JWKSMinRefresh = r.duration("jwks_min_refresh")
+	id.JWKSRefresh = r.duration("jwks_refresh")
+	id.Realm = r.str("realm")
+	id.ClientCA = r.str("client_ca")
+	id.Header = r.str("header")
+	if r.err != nil {
+		return id, r.err
+	}
+	if id.Kind == "" {
+		return id, fmt.Errorf("kind: required (jwt, basic, client_cert or header)")
+	}
+	if v, ok := t["user"]; ok {
+		us, err := tables("user", v)
+		if err != nil {
+			return id, err
+		}
+		for i, u := range us {
+			ur := &httpProxyReader{t: u}
+			ur.known(httpProxyUserKeys)
+			user := httpproxy.BasicUser{Name: ur.str("name"), Bcrypt: ur.str("bcrypt")}
+			if ur.err != nil {
+				return id, fmt.Errorf("user[%d]: %w", i, ur.err)
+			}
+			id.Users = append(id.Users, user)
+		}
+	}
+	return id, nil
+}
+
+func httpProxyRoute(t map[string]any) (httpproxy.Route, error) {
+	r := &httpProxyReader{t: t}
+	r.known(httpProxyRouteKeys)
+	rt := httpproxy.Route{
+		Method:          r.str("method"),
+		Path:            r.str("path"),
+		EventSource:     r.str("event_source"),
+		EventName:       r.str("event_name"),
+		ReadOnly:        r.bool("read_only", false),
+		DataEvent:       r.bool("data_event", false),
+		ResourceType:    r.str("resource_type"),
+		ResourceARN:     r.str("resource_arn"),
+		ResponseHeaders: r.strs("response_headers"),
+	}
+	return rt, r.err
+}
+
+// httpProxyReader reads typed values from a decoded TOML table, keeping
+// the first error (which names the key and what was wrong with it).
+type httpProxyReader struct {
+	t   map[string]any
+	err error
+}
+
+func (r *httpProxyReader) fail(format string, args ...any) {
+	if r.err == nil {
+		r.err = fmt.Errorf(format, args...)
+	}
+}
+
+func (r *httpProxyReader) known(keys []string) {
+	var unknown []string
+	for k := range r.t {
+		if !containsString(keys, k) {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		r.fail("unknown key(s) %s (known: %s)", strings.Join(unknown, ", "), strings.Join(keys, ", "))
+	}
+}
+
+func containsString(list []string, s string) bool {
+	for _, e := range list {
+		if e == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *httpProxyReader) str(key string) string {
+	v, ok := r.t[key]
+	if !ok {
+		return ""
+	}
+	s, isStr := v.(string)
+	if !isStr {
+		r.fail("%s: want a string, got %T", key, v)
+	}
+	return s
+}
+
+// strs takes an array of strings, or a single string as a list of one.
+func (r *httpProxyReader) strs(key string) []string {
+	v, ok := r.t[key]
+	if !ok {
+		return nil
+	}
+	switch v := v.(type) {
+	case string:
+		return []string{v}
+	case []any:
+		out := make([]string, 0, len(v))
+		for i, e := range v {
+			s, isStr := e.(string)
+			if !isStr {
+				r.fail("%s[%d]: want a string, got %T", key, i, e)
+				return nil
+			}
+			out = append(out, s)
+		}
+		return out
+	}
+	r.fail("%s: want a string or an array of strings, got %T", key, v)
+	return nil
+}
+
+func (r *httpProxyReader) bool(key string, def bool) bool {
+	v, ok := r.t[key]
+	if !ok {
+		return def
+	}
+	b, isBool := v.(bool)
+	if !isBool {
+		r.fail("%s: want true or false, got %T", key, v)
+	}
+	return b
+}
+
+func (r *httpProxyReader) int(key string) int64 {
+	v, ok := r.t[key]
+	if !ok {
+		return 0
+	}
+	n, isInt := v.(int64)
+	if !isInt || n <= 0 {
+		r.fail("%s: want a positive integer, got %v", key, v)
+	}
+	return n
+}
+
+// duration takes Go duration strings ("30s", "5m").
+func (r *httpProxyReader) duration(key string) time.Duration {
+	v, ok := r.t[key]
+	if !ok {
+		return 0
+	}
+	s, isStr := v.(string)
+	if !isStr {
+		r.fail("%s: want a duration string such as \"30s\", got %T", key, v)
+		return 0
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		r.fail("%s: %q is not a positive duration such as \"30s\"", key, s)
+		return 0
+	}
+	return d
 }
