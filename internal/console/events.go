@@ -57,14 +57,14 @@ var ranges = []struct {
 	Label string
 	D     time.Duration
 }{
-	{"15m", "15 minutes", 15 * time.Minute},
-	{"1h", "1 hour", time.Hour},
-	{"3h", "3 hours", 3 * time.Hour},
-	{"12h", "12 hours", 12 * time.Hour},
-	{"1d", "1 day", 24 * time.Hour},
-	{"7d", "7 days", 7 * 24 * time.Hour},
-	{"30d", "30 days", 30 * 24 * time.Hour},
-	{"all", "All (90 days)", 0},
+	{"15m", "Last 15 minutes", 15 * time.Minute},
+	{"1h", "Last hour", time.Hour},
+	{"3h", "Last 3 hours", 3 * time.Hour},
+	{"12h", "Last 12 hours", 12 * time.Hour},
+	{"1d", "Last day", 24 * time.Hour},
+	{"7d", "Last 7 days", 7 * 24 * time.Hour},
+	{"30d", "Last 30 days", 30 * 24 * time.Hour},
+	{"all", "Everything retained", 0},
 }
 
 var pageSizes = []int{25, 50, 100, 200}

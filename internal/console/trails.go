@@ -268,10 +268,6 @@ func (c *Console) trailCreate(w http.ResponseWriter, r *http.Request, s *session
 		}
 		c.renderTrailForm(w, r, s, http.StatusBadRequest, f, errs, nil)
 	}
-	if s.ReadOnly() {
-		fail("", "Your access key is read-only: it can look at everything and change nothing.")
-		return
-	}
 	bucket := f.Bucket
 	if f.BucketMode == "new" {
 		bucket = f.NewBucket

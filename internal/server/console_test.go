@@ -1,0 +1,304 @@
+package server_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
+
+	"github.com/cairn-audit/cairn/internal/event"
+	"github.com/cairn-audit/cairn/internal/server"
+	"github.com/cairn-audit/cairn/internal/server/servertest"
+)
+
+// browser is an HTTP client that keeps cookies like a browser and does
+// not follow redirects, so that tests see them.
+type browser struct {
+	t    *testing.T
+	base string
+	c    *http.Client
+	csrf string
+}
+
+func newBrowser(t *testing.T, base string) *browser {
+	t.Helper()
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &browser{t: t, base: base, c: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+var csrfInput = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+func (b *browser) get(path string) (*http.Response, string) {
+	b.t.Helper()
+	resp, err := b.c.Get(b.base + path)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if m := csrfInput.FindSubmatch(body); m != nil {
+		b.csrf = string(m[1])
+	}
+	return resp, string(body)
+}
+
+func (b *browser) post(path string, form url.Values, header http.Header) (*http.Response, string) {
+	b.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, b.base+path, strings.NewReader(form.Encode()))
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := b.c.Do(req)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp, string(body)
+}
+
+// signIn signs in through the form and returns the sign-in response.
+func (b *browser) signIn(keyID, secret string) *http.Response {
+	b.t.Helper()
+	b.get("/console/signin")
+	resp, _ := b.post("/console/signin", url.Values{"csrf": {b.csrf}, "access_key_id": {keyID}, "secret_access_key": {secret}}, nil)
+	if resp.StatusCode == http.StatusSeeOther {
+		b.get("/console/") // picks up the session's CSRF token
+	}
+	return resp
+}
+
+// consoleRecords returns the journal's records with this eventName.
+func consoleRecords(t *testing.T, h *servertest.Harness, name string) []*event.Record {
+	t.Helper()
+	var out []*event.Record
+	for _, r := range records(t, h) {
+		if r.EventName == name {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func TestConsoleSignInSessionAndHeaders(t *testing.T) {
+	h := servertest.Start(t)
+	b := newBrowser(t, h.URL)
+
+	resp, _ := b.get("/")
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/console/" {
+		t.Fatalf("GET / = %d to %q, want a redirect to the console", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	resp, _ = b.get("/console/")
+	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/console/signin") {
+		t.Fatalf("the dashboard without a session = %d to %q, want the sign-in page", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	resp, page := b.get("/console/signin")
+	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'self'") || strings.Contains(csp, "unsafe") {
+		t.Errorf("CSP %q", csp)
+	}
+	if !strings.Contains(page, `name="access_key_id"`) {
+		t.Fatal("no sign-in form")
+	}
+
+	// A wrong secret: refused, recorded as a failed ConsoleLogin without it.
+	resp, page = b.post("/console/signin", url.Values{"csrf": {b.csrf}, "access_key_id": {h.AdminKeyID}, "secret_access_key": {"wrong-secret-value"}}, nil)
+	if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(page, "wrong") {
+		t.Fatalf("a wrong secret: %d", resp.StatusCode)
+	}
+	resp = b.signIn(h.AdminKeyID, h.AdminSecret)
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign-in: %d", resp.StatusCode)
+	}
+	var session *http.Cookie
+	for _, c := range resp.Cookies() {
+		if c.Name == "cairn_session" {
+			session = c
+		}
+	}
+	if session == nil {
+		t.Fatal("no session cookie")
+	}
+	if !session.HttpOnly || session.SameSite != http.SameSiteStrictMode || session.Secure || session.MaxAge <= 0 || session.MaxAge > 12*3600 || len(session.Value) < 43 {
+		t.Errorf("session cookie %+v: want HttpOnly, SameSite=Strict, not Secure without TLS, an expiry within 12 h and 256 random bits", session)
+	}
+	resp, page = b.get("/console/")
+	if resp.StatusCode != http.StatusOK || !strings.Contains(page, "Dashboard") {
+		t.Fatalf("the dashboard after sign-in: %d", resp.StatusCode)
+	}
+	for _, p := range []string{"/console/events", "/console/trails", "/console/trails/new", "/console/static/app.css", "/console/static/vendor/htmx/htmx.min.js"} {
+		if resp, _ := b.get(p); resp.StatusCode != http.StatusOK {
+			t.Errorf("GET %s: %d", p, resp.StatusCode)
+		}
+	}
+
+	logins := consoleRecords(t, h, "ConsoleLogin")
+	if len(logins) != 2 {
+		t.Fatalf("%d ConsoleLogin records, want 2", len(logins))
+	}
+	for i, want := range []string{"Failure", "Success"} {
+		raw := string(logins[i].Raw)
+		if logins[i].EventType != "AwsConsoleSignIn" || logins[i].EventSource != "signin.amazonaws.com" || !strings.Contains(raw, `"ConsoleLogin":"`+want+`"`) {
+			t.Errorf("ConsoleLogin %d: %s", i, raw)
+		}
+		if strings.Contains(raw, "wrong-secret-value") || strings.Contains(raw, h.AdminSecret) {
+			t.Errorf("a ConsoleLogin record holds a secret: %s", raw)
+		}
+	}
+
+	// Sign-out ends the session on the server, not only in the browser.
+	old := session.Value
+	resp, _ = b.post("/console/signout", url.Values{"csrf": {b.csrf}}, nil)
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign-out: %d", resp.StatusCode)
+	}
+	req, _ := http.NewRequest(http.MethodGet, h.URL+"/console/", nil)
+	req.AddCookie(&http.Cookie{Name: "cairn_session", Value: old})
+	r2, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r2.Body.Close()
+	if r2.StatusCode != http.StatusSeeOther {
+		t.Errorf("the old session cookie still works after sign-out: %d", r2.StatusCode)
+	}
+	if out := consoleRecords(t, h, "ConsoleLogout"); len(out) != 1 || out[0].EventType != "AwsConsoleAction" {
+		t.Errorf("sign-out records: %v", out)
+	}
+}
+
+func TestConsoleCSRF(t *testing.T) {
+	h := servertest.Start(t)
+	h.CreateBucket(t, "logs")
+	b := newBrowser(t, h.URL)
+	b.signIn(h.AdminKeyID, h.AdminSecret)
+	form := url.Values{"name": {"trail-one"}, "bucket_mode": {"existing"}, "bucket": {"logs"}, "mgmt": {"on"}, "mgmt_rw": {"All"}}
+
+	if resp, _ := b.post("/console/trails/new", form, nil); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("a POST without a CSRF token: %d, want 403", resp.StatusCode)
+	}
+	form.Set("csrf", "forged")
+	if resp, _ := b.post("/console/trails/new", form, nil); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("a POST with a wrong CSRF token: %d, want 403", resp.StatusCode)
+	}
+	form.Set("csrf", b.csrf)
+	if resp, _ := b.post("/console/trails/new", form, http.Header{"Origin": {"https://evil.example"}}); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("a POST from another origin: %d, want 403", resp.StatusCode)
+	}
+	if out, _ := h.CloudTrail.DescribeTrails(context.Background(), &cloudtrail.DescribeTrailsInput{}); len(out.TrailList) != 0 {
+		t.Fatalf("a refused POST created %d trails", len(out.TrailList))
+	}
+	resp, _ := b.post("/console/trails/new", form, http.Header{"Origin": {h.URL}})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("a valid POST: %d", resp.StatusCode)
+	}
+	created := consoleRecords(t, h, "CreateTrail")
+	if len(created) != 1 || !strings.Contains(string(created[0].Raw), `"sessionCredentialFromConsole":"true"`) || created[0].EventType != "AwsApiCall" {
+		t.Fatalf("the console's CreateTrail is not recorded as a console call: %v", created)
+	}
+	if started := consoleRecords(t, h, "StartLogging"); len(started) != 1 {
+		t.Errorf("%d StartLogging records after the wizard, want 1", len(started))
+	}
+
+	// The API's own validation message comes back next to the field.
+	form.Set("name", "trail-one")
+	_, page := b.post("/console/trails/new", form, nil)
+	if !strings.Contains(page, "already exists") || !strings.Contains(page, `class="field-err"`) {
+		t.Errorf("a duplicate name does not show the API's message next to a field")
+	}
+}
+
+func TestConsoleReadOnlyKeyChangesNothing(t *testing.T) {
+	h := servertest.Start(t)
+	h.CreateBucket(t, "logs")
+	ctx := context.Background()
+	if _, err := h.CloudTrail.CreateTrail(ctx, &cloudtrail.CreateTrailInput{Name: aws.String("trail-one"), S3BucketName: aws.String("logs")}); err != nil {
+		t.Fatal(err)
+	}
+	b := newBrowser(t, h.URL)
+	b.signIn(h.ReadOnlyKeyID, h.ReadOnlySecret)
+	_, page := b.get("/console/trails/us-east-1/trail-one")
+	if !strings.Contains(page, "read-only") || strings.Contains(page, `id="delete-trail"`) {
+		t.Error("the trail page offers a read-only key its change buttons")
+	}
+	b.post("/console/trails/us-east-1/trail-one/logging", url.Values{"csrf": {b.csrf}, "logging": {"on"}}, nil)
+	b.post("/console/trails/us-east-1/trail-one/delete", url.Values{"csrf": {b.csrf}, "confirm": {"trail-one"}}, nil)
+	b.post("/console/trails/new", url.Values{"csrf": {b.csrf}, "name": {"trail-two"}, "bucket_mode": {"new"}, "new_bucket": {"ro-bucket"}}, nil)
+	st, err := h.CloudTrail.GetTrailStatus(ctx, &cloudtrail.GetTrailStatusInput{Name: aws.String("trail-one")})
+	if err != nil {
+		t.Fatalf("the trail is gone: %v", err)
+	}
+	if aws.ToBool(st.IsLogging) {
+		t.Error("a read-only key started logging")
+	}
+	if out, _ := h.CloudTrail.DescribeTrails(ctx, &cloudtrail.DescribeTrailsInput{}); len(out.TrailList) != 1 {
+		t.Errorf("%d trails after a read-only key's attempts, want 1", len(out.TrailList))
+	}
+	if ok, _ := h.Server.ObjectStore().BucketExists(ctx, "ro-bucket"); ok {
+		t.Error("a read-only key created a bucket")
+	}
+	for _, name := range []string{"StartLogging", "DeleteTrail"} {
+		recs := consoleRecords(t, h, name)
+		if len(recs) != 1 || recs[0].ErrorCode != "AccessDenied" || !strings.Contains(string(recs[0].Raw), `"sessionCredentialFromConsole":"true"`) {
+			t.Errorf("the refused %s is not recorded as a refused console call: %v", name, recs)
+		}
+	}
+}
+
+func TestConsoleFailsClosed(t *testing.T) {
+	disk := newFailingDisk()
+	h := servertest.Start(t, servertest.Options{Configure: func(c *server.Config) { c.JournalFS = disk }})
+	h.CreateBucket(t, "logs")
+	b := newBrowser(t, h.URL)
+	b.signIn(h.AdminKeyID, h.AdminSecret)
+
+	disk.armed.Store(true)
+	resp, page := b.post("/console/trails/new", url.Values{"csrf": {b.csrf}, "name": {"during"}, "bucket_mode": {"existing"}, "bucket": {"logs"}, "mgmt": {"on"}}, nil)
+	if resp.StatusCode == http.StatusSeeOther || !strings.Contains(page, "journal") {
+		t.Errorf("a change while the journal refuses writes: %d, want a refusal that says why", resp.StatusCode)
+	}
+	if out, _ := h.CloudTrail.DescribeTrails(context.Background(), &cloudtrail.DescribeTrailsInput{}); out != nil && len(out.TrailList) != 0 {
+		t.Errorf("a refused console change left %d trails", len(out.TrailList))
+	}
+	b2 := newBrowser(t, h.URL)
+	if resp := b2.signIn(h.AdminKeyID, h.AdminSecret); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("a sign-in that cannot be recorded: %d, want 503", resp.StatusCode)
+	}
+	disk.armed.Store(false)
+}
+
+func TestConsoleSignInRateLimit(t *testing.T) {
+	h := servertest.Start(t)
+	b := newBrowser(t, h.URL)
+	var last int
+	for range 11 {
+		b.get("/console/signin")
+		resp, _ := b.post("/console/signin", url.Values{"csrf": {b.csrf}, "access_key_id": {h.AdminKeyID}, "secret_access_key": {"guess"}}, nil)
+		last = resp.StatusCode
+	}
+	if last != http.StatusTooManyRequests {
+		t.Errorf("the 11th sign-in attempt within a minute: %d, want 429", last)
+	}
+	b.get("/console/signin")
+	if resp, _ := b.post("/console/signin", url.Values{"csrf": {b.csrf}, "access_key_id": {h.AdminKeyID}, "secret_access_key": {h.AdminSecret}}, nil); resp.StatusCode != http.StatusTooManyRequests {
+		t.Errorf("the right secret during the lock-out: %d, want 429", resp.StatusCode)
+	}
+	// A sign-in form without its cookie's token (login CSRF) is refused.
+	b3 := newBrowser(t, h.URL)
+	if resp, _ := b3.post("/console/signin", url.Values{"csrf": {"x"}, "access_key_id": {h.AdminKeyID}, "secret_access_key": {h.AdminSecret}}, nil); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("a sign-in without the form's token: %d, want 403", resp.StatusCode)
+	}
+}
