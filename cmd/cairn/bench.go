@@ -302,6 +302,8 @@ func benchLookup(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	requests := fs.Int("requests", 200, "pages per query")
 	depth := fs.Int("depth", 3, "pages to follow through NextToken before starting over with the next value")
 	sample := fs.Int("sample", 2000, "without --fill: newest events to sample query values from")
+	saveQueries := fs.String("save-queries", "", "write the queries run to `file` (JSON), so that a later run can repeat them with --queries")
+	loadQueries := fs.String("queries", "", "run the queries in `file` (written by --save-queries) instead of choosing values")
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -344,10 +346,33 @@ func benchLookup(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		if err != nil {
 			return err
 		}
-	} else if err := sampleServer(ctx, ct, tracker, *sample); err != nil {
-		return err
+	} else if *loadQueries == "" {
+		if err := sampleServer(ctx, ct, tracker, *sample); err != nil {
+			return err
+		}
 	}
 	queries := bench.QueriesFromProbes(tracker)
+	if *loadQueries != "" {
+		if *fill > 0 {
+			return errors.New("--queries repeats an earlier run's queries and does not go with --fill")
+		}
+		raw, err := os.ReadFile(*loadQueries)
+		if err != nil {
+			return fmt.Errorf("read --queries: %w", err)
+		}
+		if err := json.Unmarshal(raw, &queries); err != nil {
+			return fmt.Errorf("parse --queries %s: %w", *loadQueries, err)
+		}
+	}
+	if *saveQueries != "" {
+		raw, err := json.MarshalIndent(queries, "", "  ")
+		if err != nil {
+			return fmt.Errorf("encode --save-queries: %w", err)
+		}
+		if err := os.WriteFile(*saveQueries, append(raw, '\n'), 0o644); err != nil {
+			return fmt.Errorf("write --save-queries: %w", err)
+		}
+	}
 	if len(queries) == 0 {
 		return errors.New("the server's event history is empty in this region: use --fill N")
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -54,9 +55,21 @@ func TestBenchLookupSmoke(t *testing.T) {
 	h := servertest.Start(t)
 	var out, errOut bytes.Buffer
 	args := append([]string{"lookup"}, remoteArgs(h, t)...)
-	args = append(args, "--fill", "600", "--fill-span", "1h", "--clients", "2", "--requests", "6")
+	saved := filepath.Join(t.TempDir(), "queries.json")
+	args = append(args, "--fill", "600", "--fill-span", "1h", "--clients", "2", "--requests", "6", "--save-queries", saved)
 	if err := runBench(context.Background(), args, &out, &errOut); err != nil {
 		t.Fatalf("%v\n%s", err, errOut.String())
+	}
+	// A later run repeats exactly the saved queries.
+	var again bytes.Buffer
+	args = append(append([]string{"lookup"}, remoteArgs(h, t)...), "--queries", saved, "--clients", "1", "--requests", "3")
+	if err := runBench(context.Background(), args, &again, &errOut); err != nil {
+		t.Fatalf("repeat with --queries: %v\n%s", err, errOut.String())
+	}
+	for _, want := range []string{"EventName", "ResourceName", "time range (1h)"} {
+		if !strings.Contains(again.String(), want) {
+			t.Errorf("--queries run lacks %q:\n%s", want, again.String())
+		}
 	}
 	t.Log("\n" + out.String())
 	for _, want := range []string{"fill: 600 events through PutAuditEvents", "EventName", "ResourceName", "time range (1h)"} {

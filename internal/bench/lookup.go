@@ -293,11 +293,11 @@ func WaitIndexed(ctx context.Context, ct *cloudtrail.Client, eventID string, tim
 // LookupQuery is one kind of lookup to measure: an attribute key with the
 // values to cycle through, or (Key "") a time range alone.
 type LookupQuery struct {
-	Name   string
-	Key    string
-	Values []string
-	Start  *time.Time
-	End    *time.Time
+	Name   string     `json:"name"`
+	Key    string     `json:"key,omitempty"`
+	Values []string   `json:"values,omitempty"`
+	Start  *time.Time `json:"start,omitempty"`
+	End    *time.Time `json:"end,omitempty"`
 }
 
 // LookupConfig is one LookupEvents load run.
