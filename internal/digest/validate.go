@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -52,7 +53,10 @@ type ValidateOptions struct {
 // Result counts what Validate found.
 type Result struct {
 	ValidDigests, InvalidDigests int
-	ValidLogs, InvalidLogs       int
+	// ValidBackfillDigests and InvalidBackfillDigests count the
+	// "_backfill" digests, walked after the regular ones (CLI v1.45).
+	ValidBackfillDigests, InvalidBackfillDigests int
+	ValidLogs, InvalidLogs                       int
 	// Problems are the INVALID lines (and Cairn's extra findings), in
 	// report order.
 	Problems []string
@@ -61,7 +65,9 @@ type Result struct {
 }
 
 // OK reports whether nothing was invalid.
-func (r *Result) OK() bool { return r.InvalidDigests == 0 && r.InvalidLogs == 0 }
+func (r *Result) OK() bool {
+	return r.InvalidDigests == 0 && r.InvalidBackfillDigests == 0 && r.InvalidLogs == 0
+}
 
 var trailARNRE = regexp.MustCompile(`^arn:.+:cloudtrail:(.+):(\d{12}):trail/(.+)$`)
 
@@ -155,35 +161,43 @@ func (v *validator) status(msg string, isErr bool) {
 func s3url(bucket, key string) string { return "s3://" + bucket + "/" + key }
 
 // listDigests lists the location's digest keys in [start, end+1h], oldest
-// first, as the CLI does (listing after the key start-1min would have).
-func (v *validator) listDigests(ctx context.Context, bucket string) ([]string, error) {
+// first, as the CLI does (listing after the key start-1min would have):
+// the regular ones and, apart, the backfill ones.
+func (v *validator) listDigests(ctx context.Context, bucket string) (regular, backfill []string, err error) {
 	re := v.loc.KeyRE()
 	after := v.loc.Key(v.o.Start.Add(-time.Minute))
 	hi := v.o.End.Add(time.Hour)
-	var keys []string
-	err := v.o.Store.List(ctx, bucket, v.loc.Dir(), after, func(oi objstore.ObjectInfo) error {
-		if !re.MatchString(oi.Key) || strings.HasSuffix(oi.Key, "_backfill.json.gz") {
+	err = v.o.Store.List(ctx, bucket, v.loc.Dir(), after, func(oi objstore.ObjectInfo) error {
+		if !re.MatchString(oi.Key) {
 			return nil
 		}
 		t, ok := KeyEndTime(oi.Key)
 		if !ok || t.Before(v.o.Start) || t.After(hi) {
 			return nil
 		}
-		keys = append(keys, oi.Key)
+		if strings.HasSuffix(oi.Key, backfillSuffix) {
+			backfill = append(backfill, oi.Key)
+		} else {
+			regular = append(regular, oi.Key)
+		}
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("list digests in s3://%s/%s: %w", bucket, v.loc.Dir(), err)
+		return nil, nil, fmt.Errorf("list digests in s3://%s/%s: %w", bucket, v.loc.Dir(), err)
 	}
-	sort.Slice(keys, func(i, j int) bool {
-		ti, _ := KeyEndTime(keys[i])
-		tj, _ := KeyEndTime(keys[j])
-		if !ti.Equal(tj) {
-			return ti.Before(tj)
-		}
-		return keys[i] < keys[j]
-	})
-	return keys, nil
+	byEnd := func(keys []string) {
+		sort.Slice(keys, func(i, j int) bool {
+			ti, _ := KeyEndTime(keys[i])
+			tj, _ := KeyEndTime(keys[j])
+			if !ti.Equal(tj) {
+				return ti.Before(tj)
+			}
+			return keys[i] < keys[j]
+		})
+	}
+	byEnd(regular)
+	byEnd(backfill)
+	return regular, backfill, nil
 }
 
 // leanGetter is a store with a cheaper read path than Get (the S3
@@ -303,7 +317,18 @@ type visit struct {
 	invalid string // reason, empty when valid
 	logs    []LogFile
 	extra   []string // Cairn's extra findings about this digest
+	gap     []string // a chain start's "No log files were delivered" note: from, to
 }
+
+// backfillSuffix ends the key of a backfill digest (spec §5.1): one
+// CloudTrail delivers after the regular digest of its period, listing
+// log files that digest missed.
+const backfillSuffix = "_backfill.json.gz"
+
+// MetaBackfillGenerationTimestamp is the metadata key (x-amz-meta-*) of a
+// backfill digest saying when it was made; the CLI looks its signing key
+// up around that time.
+const MetaBackfillGenerationTimestamp = "backfill-generation-timestamp"
 
 func (v *validator) run(ctx context.Context) error {
 	v.cache = map[string]*fetched{}
@@ -330,11 +355,11 @@ func (v *validator) run(ctx context.Context) error {
 		pkc <- pkAnswer{pks, err}
 	}()
 	bucket := v.o.Bucket
-	listed, err := v.listDigests(ctx, bucket)
+	listed, backfills, err := v.listDigests(ctx, bucket)
 	if err != nil {
 		return err
 	}
-	if err := v.prefetch(ctx, bucket, listed); err != nil {
+	if err := v.prefetch(ctx, bucket, append(slices.Clone(listed), backfills...)); err != nil {
 		return err
 	}
 	pka := <-pkc
@@ -350,9 +375,73 @@ func (v *validator) run(ctx context.Context) error {
 		keys[pk.Fingerprint] = pk
 	}
 
-	// The CLI's walk: newest listed digest, then previousDigestS3Object
-	// links; after a missing or invalid digest, or a chain start, the next
-	// older listed key.
+	visits, err := v.walk(ctx, bucket, listed, keys, false)
+	if err != nil {
+		return err
+	}
+	// Then, as the CLI v1.45 does, the backfill digests: a chain of their
+	// own, walked the same way.
+	bfVisits, err := v.walk(ctx, bucket, backfills, keys, true)
+	if err != nil {
+		return err
+	}
+
+	// Hash every listed log file of the valid digests (most are being
+	// read already, submitted when their digest was fetched).
+	jobOf := map[*visit][]*hashJob{}
+	for _, vis := range append(slices.Clone(visits), bfVisits...) {
+		if vis.f == nil || vis.invalid != "" {
+			continue
+		}
+		for _, lf := range vis.logs {
+			jobOf[vis] = append(jobOf[vis], v.hash.submit(lf))
+		}
+	}
+	for _, js := range jobOf {
+		for _, j := range js {
+			if err := j.wait(ctx); err != nil {
+				return err
+			}
+		}
+	}
+
+	v.report(visits, jobOf, false)
+	v.report(bfVisits, jobOf, true)
+	// Truncation: the trail delivered a digest after the newest one here.
+	var newestListed time.Time
+	for _, vis := range visits {
+		if vis.f != nil {
+			if t, ok := KeyEndTime(vis.f.key); ok && t.After(newestListed) {
+				newestListed = t
+			}
+		}
+	}
+	// A digest is delivered shortly after its end; the next one ends an
+	// interval later. So a delivery an interval or more after the newest
+	// digest here means newer digests existed.
+	iv := v.interval(visits)
+	if iv <= 0 {
+		iv = time.Minute
+	}
+	if lt := v.o.LatestDigestDelivery.UTC().Truncate(time.Second); !lt.IsZero() && !lt.After(v.o.End.Add(time.Hour)) && !newestListed.IsZero() &&
+		lt.Sub(newestListed) >= iv {
+		v.res.InvalidDigests++
+		v.status(fmt.Sprintf("Digest file\t%s\tINVALID: newest digest file(s) missing: the trail delivered a digest at %s (GetTrailStatus LatestDigestDeliveryTime) but the newest in s3://%s/%s ends at %s",
+			s3url(v.o.Bucket, v.loc.Key(lt)), lt.Format(Display), v.o.Bucket, v.loc.Dir(), newestListed.Format(Display)), true)
+	}
+	ll := <-logList
+	if ll.err != nil {
+		return ll.err
+	}
+	v.unreferenced(ll.keys)
+	return nil
+}
+
+// walk is the CLI's traversal of one list of digests (regular or
+// backfill): newest listed digest, then previousDigestS3Object links;
+// after a missing or invalid digest, or a chain start, the next older
+// listed key. It checks each digest and returns the steps in walk order.
+func (v *validator) walk(ctx context.Context, bucket string, listed []string, keys map[string]PublicKey, backfill bool) ([]*visit, error) {
 	remaining := slices.Clone(listed)
 	popBefore := func(before string) string {
 		var bt time.Time
@@ -382,7 +471,7 @@ func (v *validator) run(ctx context.Context) error {
 	for key != "" && !v.o.Start.After(lastStart) {
 		f, err := v.fetch(ctx, bucket, key)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		vis := &visit{f: f}
 		visits = append(visits, vis)
@@ -392,6 +481,11 @@ func (v *validator) run(ctx context.Context) error {
 			newer = nil
 			key = popBefore(key)
 			continue
+		}
+		if backfill {
+			if err := v.backfillKeys(ctx, f, keys); err != nil {
+				return nil, err
+			}
 		}
 		vis.invalid = v.check(f, keys)
 		if vis.invalid != "" {
@@ -413,17 +507,19 @@ func (v *validator) run(ctx context.Context) error {
 			if nd.PreviousDigestSignature == nil || *nd.PreviousDigestSignature != f.meta[MetaSignature] {
 				vis.extra = append(vis.extra, "signature doesn't match the previousDigestSignature of "+s3url(newer.f.bucket, newer.f.key))
 			}
-			if ns, _ := ParseTime(nd.DigestStartTime); !ns.Equal(end) {
+			// How backfill digests cover time is not specified (spec
+			// §5.1), so continuity is checked in regular chains only.
+			if ns, _ := ParseTime(nd.DigestStartTime); !backfill && !ns.Equal(end) {
 				vis.extra = append(vis.extra, fmt.Sprintf("time continuity broken: it ends at %s but its successor starts at %s", end.Format(Display), ns.Format(Display)))
 			}
 		}
-		if len(missingRun) > 0 {
+		if len(missingRun) > 0 && !backfill {
 			// The digests after this one are gone. The newest missing
 			// one's key gives its end; anything between this digest's end
 			// and that is missing too.
 			vis.extra = append(vis.extra, v.missingRunFinding(end, missingRun, visits)...)
-			missingRun = nil
 		}
+		missingRun = nil
 		if f.trailer {
 			vis.extra = append(vis.extra, "data after the end of the gzip stream")
 		}
@@ -437,7 +533,7 @@ func (v *validator) run(ctx context.Context) error {
 			next := popBefore(key)
 			if next != "" {
 				nt, _ := KeyEndTime(next)
-				visits = append(visits, &visit{invalid: "\x00gap", logs: nil, extra: []string{nt.Format(Display), start.Format(Display)}})
+				visits = append(visits, &visit{gap: []string{nt.Format(Display), start.Format(Display)}})
 			}
 			key = next
 			continue
@@ -445,71 +541,119 @@ func (v *validator) run(ctx context.Context) error {
 		newer = vis
 		if *d.PreviousDigestS3Bucket != bucket {
 			bucket = *d.PreviousDigestS3Bucket
-			if listed, err = v.listDigests(ctx, bucket); err != nil {
-				return err
+			std, bf, err := v.listDigests(ctx, bucket)
+			if err != nil {
+				return nil, err
 			}
-			remaining = slices.Clone(listed)
+			if backfill {
+				std = bf
+			}
+			if err := v.prefetch(ctx, bucket, std); err != nil {
+				return nil, err
+			}
+			remaining = slices.Clone(std)
 		}
 		key = *d.PreviousDigestS3Object
 	}
-	if len(missingRun) > 0 {
+	if len(missingRun) > 0 && !backfill {
 		visits[len(visits)-1].extra = append(visits[len(visits)-1].extra,
 			fmt.Sprintf("%d digest file(s) missing and no older digest in range", len(missingRun)))
 	}
+	return visits, nil
+}
 
-	// Hash every listed log file of the valid digests (most are being
-	// read already, submitted when their digest was fetched).
-	jobOf := map[*visit][]*hashJob{}
-	for _, vis := range visits {
-		if vis.invalid != "" {
-			continue
-		}
-		for _, lf := range vis.logs {
-			jobOf[vis] = append(jobOf[vis], v.hash.submit(lf))
+// backfillKeys adds the keys valid around a backfill digest's generation
+// time when its key is not known yet, as the CLI does (it asks
+// ListPublicKeys for generation time ± 1 h).
+func (v *validator) backfillKeys(ctx context.Context, f *fetched, keys map[string]PublicKey) error {
+	if f.d == nil {
+		return nil
+	}
+	if _, ok := keys[f.d.DigestPublicKeyFingerprint]; ok {
+		return nil
+	}
+	gen, err := parseGenerationTime(f.meta[MetaBackfillGenerationTimestamp])
+	if err != nil {
+		return nil // check reports the digest
+	}
+	pks, err := v.o.PublicKeys(ctx, gen.Add(-time.Hour), gen.Add(time.Hour))
+	if err != nil {
+		return fmt.Errorf("list public keys for backfill digest s3://%s/%s: %w", f.bucket, f.key, err)
+	}
+	for _, pk := range pks {
+		keys[pk.Fingerprint] = pk
+	}
+	return nil
+}
+
+// parseGenerationTime reads a backfill-generation-timestamp. Its format
+// is not published (the CLI hands it to dateutil, which takes almost
+// anything): ISO 8601 / RFC 3339 forms and epoch seconds or milliseconds
+// are accepted.
+func parseGenerationTime(s string) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05Z0700", "20060102T150405Z", "2006-01-02T15:04:05", "2006-01-02 15:04:05"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UTC(), nil
 		}
 	}
-	for _, js := range jobOf {
-		for _, j := range js {
-			if err := j.wait(ctx); err != nil {
-				return err
-			}
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil && n > 0 {
+		if n > 1e11 {
+			return time.UnixMilli(n).UTC(), nil
 		}
+		return time.Unix(n, 0).UTC(), nil
 	}
+	return time.Time{}, fmt.Errorf("backfill generation timestamp %q: not a time", s)
+}
 
-	newestValid := time.Time{}
+// report writes one walk's lines and counts, in walk order, as the CLI
+// does: each digest, then its log files.
+func (v *validator) report(visits []*visit, jobOf map[*visit][]*hashJob, backfill bool) {
+	tag := ""
+	if backfill {
+		tag = "(backfill) "
+	}
 	for _, vis := range visits {
-		if vis.invalid == "\x00gap" {
+		if vis.gap != nil {
 			// Informational, as in the CLI: a chain ended (StopLogging)
 			// and a new one started. Written like an error, not counted.
-			v.status(fmt.Sprintf("No log files were delivered by CloudTrail between %s and %s", vis.extra[0], vis.extra[1]), true)
+			v.status(fmt.Sprintf("%sNo log files were delivered by CloudTrail between %s and %s", tag, vis.gap[0], vis.gap[1]), true)
 			v.res.Problems = v.res.Problems[:len(v.res.Problems)-1]
 			continue
 		}
 		url := s3url(vis.f.bucket, vis.f.key)
+		invalid := func() {
+			if backfill {
+				v.res.InvalidBackfillDigests++
+			} else {
+				v.res.InvalidDigests++
+			}
+		}
 		if vis.invalid != "" {
-			v.res.InvalidDigests++
-			msg := "Digest file\t" + url + "\tINVALID: " + vis.invalid
+			invalid()
+			msg := tag + "Digest file\t" + url + "\tINVALID: " + vis.invalid
 			if vis.invalid == "public key not found" {
-				msg = fmt.Sprintf("Digest file\t%s\tINVALID: public key not found in region %s for fingerprint %s", url, v.loc.HomeRegion, vis.f.d.DigestPublicKeyFingerprint)
+				msg = fmt.Sprintf("%sDigest file\t%s\tINVALID: public key not found in region %s for fingerprint %s", tag, url, v.loc.HomeRegion, vis.f.d.DigestPublicKeyFingerprint)
 			}
 			v.status(msg, true)
 			continue
 		}
 		if len(vis.extra) > 0 {
-			v.res.InvalidDigests++
+			invalid()
 			for _, e := range vis.extra {
-				v.status("Digest file\t"+url+"\tINVALID: "+e, true)
+				v.status(tag+"Digest file\t"+url+"\tINVALID: "+e, true)
 			}
 		} else {
-			v.res.ValidDigests++
-			v.status("Digest file\t"+url+"\tvalid", false)
+			if backfill {
+				v.res.ValidBackfillDigests++
+			} else {
+				v.res.ValidDigests++
+			}
+			v.status(tag+"Digest file\t"+url+"\tvalid", false)
 		}
 		start, _ := ParseTime(vis.f.d.DigestStartTime)
 		end, _ := ParseTime(vis.f.d.DigestEndTime)
 		v.track(start, end)
-		if end.After(newestValid) {
-			newestValid = end
-		}
 		for _, j := range jobOf[vis] {
 			lu := s3url(j.lf.S3Bucket, j.lf.S3Object)
 			if j.verdict == "" {
@@ -521,34 +665,6 @@ func (v *validator) run(ctx context.Context) error {
 			}
 		}
 	}
-	// Truncation: the trail delivered a digest after the newest one here.
-	var newestListed time.Time
-	for _, vis := range visits {
-		if vis.f != nil {
-			if t, ok := KeyEndTime(vis.f.key); ok && t.After(newestListed) {
-				newestListed = t
-			}
-		}
-	}
-	// A digest is delivered shortly after its end; the next one ends an
-	// interval later. So a delivery an interval or more after the newest
-	// digest here means newer digests existed.
-	iv := v.interval(visits)
-	if iv <= 0 {
-		iv = time.Minute
-	}
-	if lt := v.o.LatestDigestDelivery.UTC().Truncate(time.Second); !lt.IsZero() && !lt.After(v.o.End.Add(time.Hour)) && !newestListed.IsZero() &&
-		lt.Sub(newestListed) >= iv {
-		v.res.InvalidDigests++
-		v.status(fmt.Sprintf("Digest file\t%s\tINVALID: newest digest file(s) missing: the trail delivered a digest at %s (GetTrailStatus LatestDigestDeliveryTime) but the newest in s3://%s/%s ends at %s",
-			s3url(v.o.Bucket, v.loc.Key(lt)), lt.Format(Display), v.o.Bucket, v.loc.Dir(), newestListed.Format(Display)), true)
-	}
-	ll := <-logList
-	if ll.err != nil {
-		return ll.err
-	}
-	v.unreferenced(ll.keys)
-	return nil
 }
 
 // missingRunFinding describes consecutive missing digests that end at the
@@ -597,6 +713,12 @@ func (v *validator) check(f *fetched, keys map[string]PublicKey) string {
 	}
 	if f.meta[MetaSignature] == "" || f.meta[MetaSignatureAlgorithm] == "" {
 		return "signature verification failed"
+	}
+	if strings.HasSuffix(f.key, backfillSuffix) {
+		// The CLI refuses a backfill digest without its generation time.
+		if _, err := parseGenerationTime(f.meta[MetaBackfillGenerationTimestamp]); err != nil {
+			return "invalid format"
+		}
 	}
 	d := f.d
 	if d.DigestS3Bucket != f.bucket || d.DigestS3Object != f.key {
@@ -807,7 +929,7 @@ func (v *validator) summary() {
 	}
 	fmt.Fprintf(w, "Results requested for %s to %s\n", v.o.Start.Format(Display), v.o.End.Format(Display))
 	r := v.res
-	if r.ValidDigests+r.InvalidDigests == 0 {
+	if r.ValidDigests+r.InvalidDigests+r.ValidBackfillDigests+r.InvalidBackfillDigests == 0 {
 		fmt.Fprint(w, "No digests found\n")
 		return
 	}
@@ -825,6 +947,7 @@ func (v *validator) summary() {
 		}
 	}
 	ratio(r.ValidDigests, r.InvalidDigests, "digest")
+	ratio(r.ValidBackfillDigests, r.InvalidBackfillDigests, "backfill digest")
 	ratio(r.ValidLogs, r.InvalidLogs, "log")
 	fmt.Fprint(w, "\n")
 }
