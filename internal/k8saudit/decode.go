@@ -94,14 +94,6 @@ type Item struct {
 	Raw   json.RawMessage
 }
 
-// eventList is audit.k8s.io EventList with the items left raw, so that each
-// item is decoded (and refused) on its own and keeps its bytes.
-type eventList struct {
-	Kind       string            `json:"kind"`
-	APIVersion string            `json:"apiVersion"`
-	Items      []json.RawMessage `json:"items"`
-}
-
 // A DecodeError says which event of a batch is wrong and what is wrong with
 // it, so that the operator reading the API server's log (or Cairn's) can
 // find it.
@@ -135,12 +127,18 @@ func Decode(body []byte) ([]Item, error) {
 	if body[0] != '{' {
 		return nil, &DecodeError{Index: -1, Reason: "body is not a JSON object: want an audit.k8s.io EventList"}
 	}
+	// One pass reads the list and tells a list from a single event.
 	var head struct {
-		Kind       json.RawMessage `json:"kind"`
-		APIVersion json.RawMessage `json:"apiVersion"`
-		AuditID    json.RawMessage `json:"auditID"`
+		Kind       json.RawMessage   `json:"kind"`
+		APIVersion json.RawMessage   `json:"apiVersion"`
+		AuditID    json.RawMessage   `json:"auditID"`
+		Items      []json.RawMessage `json:"items"`
 	}
 	if err := json.Unmarshal(body, &head); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field == "items" {
+			return nil, &DecodeError{Index: -1, Reason: "EventList: " + jsonReason(err)}
+		}
 		return nil, &DecodeError{Index: -1, Reason: "body is not valid JSON: " + jsonReason(err)}
 	}
 	kind, err := optString(head.Kind, "kind")
@@ -157,11 +155,7 @@ func Decode(body []byte) ([]Item, error) {
 	var raws []json.RawMessage
 	switch kind {
 	case "EventList":
-		var l eventList
-		if err := json.Unmarshal(body, &l); err != nil {
-			return nil, &DecodeError{Index: -1, Reason: "EventList: " + jsonReason(err)}
-		}
-		raws = l.Items
+		raws = head.Items
 	case "Event":
 		raws = []json.RawMessage{body}
 	case "":

@@ -507,3 +507,16 @@ func TestStagesFilter(t *testing.T) {
 		t.Fatalf("records %v", recs)
 	}
 }
+
+// TestClosedWebhookRefusesWith503: once the capture is closed (the server
+// is stopping), posts get 503 so the API server keeps and resends them.
+func TestClosedWebhookRefusesWith503(t *testing.T) {
+	h, c := start(t, k8saudit.Config{})
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	status, body := post(t, h.URL+k8saudit.DefaultPath, testToken, eventList())
+	if status != http.StatusServiceUnavailable || !strings.Contains(body, "shutting down") {
+		t.Fatalf("after Close: %d %q", status, body)
+	}
+}
