@@ -399,6 +399,21 @@ func TestConsoleEndToEnd(t *testing.T) {
 	// Event history filtered by two attributes at once.
 	b.do("open the event history", chromedp.Navigate(srv.URL+"/console/events"), chromedp.WaitVisible(chromedp.ID("events-table")))
 	b.shot("02-events")
+	firstPage := eval[string](b, `document.querySelector("#rows tr").dataset.id`)
+	b.do("page to older events",
+		chromedp.Click(chromedp.ID("next-page")),
+		chromedp.WaitVisible(chromedp.CSS(`a[rel=prev]`)),
+	)
+	if second := eval[string](b, `document.querySelector("#rows tr").dataset.id`); second == firstPage {
+		t.Error("the second page starts with the first page's event")
+	}
+	b.do("page back to newer events",
+		chromedp.Click(chromedp.CSS(`a[rel=prev]`)),
+		chromedp.WaitVisible(chromedp.ID("next-page")),
+	)
+	if again := eval[string](b, `document.querySelector("#rows tr").dataset.id`); again != firstPage {
+		t.Error("paging back does not return to the first page")
+	}
 	b.do("filter by user",
 		chromedp.SetValue(chromedp.ID("k0"), "Username"),
 		chromedp.SendKeys(chromedp.ID("v0"), "alice"),

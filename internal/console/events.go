@@ -136,7 +136,12 @@ const maxBack = 64
 func (f filterSet) nextURL(next string) string {
 	v := f.values()
 	v.Set("token", next)
-	back := append(slices.Clone(f.Back), f.Token)
+	// "-" stands for the first page, which has no token.
+	tok := f.Token
+	if tok == "" {
+		tok = "-"
+	}
+	back := append(slices.Clone(f.Back), tok)
 	if len(back) > maxBack {
 		back = back[len(back)-maxBack:]
 	}
@@ -149,7 +154,7 @@ func (f filterSet) prevURL() string {
 		return ""
 	}
 	v := f.values()
-	if tok := f.Back[len(f.Back)-1]; tok != "" {
+	if tok := f.Back[len(f.Back)-1]; tok != "-" {
 		v.Set("token", tok)
 	}
 	if len(f.Back) > 1 {

@@ -124,8 +124,10 @@ func (st *sessionStore) expired(s *session, now time.Time) bool {
 	return now.Sub(s.created) > absoluteLifetime || now.Sub(s.lastSeen) > idleLifetime
 }
 
-// get returns the live session with this ID and marks it used.
-func (st *sessionStore) get(id string) *session {
+// get returns the live session with this ID and, when touch is set, marks
+// it used. Live mode's polls do not touch it: an open tab alone must not
+// keep a session from idling out.
+func (st *sessionStore) get(id string, touch bool) *session {
 	if id == "" {
 		return nil
 	}
@@ -140,9 +142,11 @@ func (st *sessionStore) get(id string) *session {
 		st.remove(id)
 		return nil
 	}
-	s.mu.Lock()
-	s.lastSeen = now
-	s.mu.Unlock()
+	if touch {
+		s.mu.Lock()
+		s.lastSeen = now
+		s.mu.Unlock()
+	}
 	return s
 }
 
@@ -165,7 +169,7 @@ func (c *Console) authed(h func(http.ResponseWriter, *http.Request, *session)) h
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var s *session
 		if ck, err := r.Cookie(sessionCookie); err == nil {
-			s = c.sessions.get(ck.Value)
+			s = c.sessions.get(ck.Value, r.URL.Path != Prefix+"events/live")
 		}
 		if s != nil {
 			caller, ok, err := c.be.Caller(r.Context(), s.Caller().AccessKeyID)
@@ -250,7 +254,7 @@ type signInData struct {
 }
 
 func (c *Console) signInPage(w http.ResponseWriter, r *http.Request) {
-	if ck, err := r.Cookie(sessionCookie); err == nil && c.sessions.get(ck.Value) != nil {
+	if ck, err := r.Cookie(sessionCookie); err == nil && c.sessions.get(ck.Value, false) != nil {
 		http.Redirect(w, r, safeNext(r.URL.Query().Get("next")), http.StatusSeeOther)
 		return
 	}

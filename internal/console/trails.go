@@ -145,7 +145,7 @@ func (f trailForm) selectorsBody(trailARN string) (map[string]any, error) {
 	if f.SelectorMode == "advanced" {
 		var adv []selector.AdvancedEventSelector
 		if err := json.Unmarshal([]byte(f.Advanced), &adv); err != nil {
-			return nil, fmt.Errorf("The advanced event selectors are not a JSON array of selectors: %v", err)
+			return nil, fmt.Errorf("the advanced event selectors must be a JSON array of selectors: %v", err)
 		}
 		return map[string]any{"TrailName": trailARN, "AdvancedEventSelectors": adv}, nil
 	}

@@ -1,0 +1,127 @@
+package console
+
+import (
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cairn-audit/cairn/internal/api"
+	"github.com/cairn-audit/cairn/internal/history"
+)
+
+func TestFiltersRoundTrip(t *testing.T) {
+	q, _ := url.ParseQuery("k=Username&v=alice&k=EventName&v=+RunInstances+&k=EventSource&v=&range=custom&start=2026-11-20T10:00&end=2026-11-20T11:30&size=100")
+	f, problems := parseFilters(q)
+	if len(problems) != 0 {
+		t.Fatal(problems)
+	}
+	want := []history.Attribute{{Key: "Username", Value: "alice"}, {Key: "EventName", Value: "RunInstances"}}
+	if len(f.Attrs) != 2 || f.Attrs[0] != want[0] || f.Attrs[1] != want[1] {
+		t.Fatalf("attributes %v, want %v (empty values dropped, values trimmed)", f.Attrs, want)
+	}
+	hq, err := f.query("eu-west-1", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hq.Region != "eu-west-1" || !hq.StartTime.Equal(time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)) ||
+		!hq.EndTime.Equal(time.Date(2026, 11, 20, 11, 30, 59, 0, time.UTC)) {
+		t.Errorf("absolute range %v–%v in %s", hq.StartTime, hq.EndTime, hq.Region)
+	}
+	again, _ := parseFilters(f.values())
+	if again.Range != "custom" || again.PageSize != 100 || len(again.Attrs) != 2 {
+		t.Errorf("the filters do not survive their own query string: %+v", again)
+	}
+
+	now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+	rel, _ := parseFilters(url.Values{"range": {"3h"}})
+	if hq, _ := rel.query("us-east-1", now); !hq.StartTime.Equal(now.Add(-3*time.Hour)) || !hq.EndTime.IsZero() {
+		t.Errorf("relative range: %v–%v", hq.StartTime, hq.EndTime)
+	}
+	bad, _ := parseFilters(url.Values{"range": {"custom"}, "start": {"yesterday"}})
+	if _, err := bad.query("us-east-1", now); err == nil {
+		t.Error("an unparseable start time was accepted")
+	}
+}
+
+func TestPagingLinks(t *testing.T) {
+	f, _ := parseFilters(url.Values{"k": {"Username"}, "v": {"alice"}})
+	next := f.nextURL("TOKEN1")
+	u, _ := url.Parse(next)
+	p2, _ := parseFilters(u.Query())
+	if p2.Token != "TOKEN1" || len(p2.Back) != 1 || p2.Back[0] != "-" {
+		t.Fatalf("page 2: %+v", p2)
+	}
+	u3, _ := url.Parse(p2.nextURL("TOKEN2"))
+	p3, _ := parseFilters(u3.Query())
+	prev, _ := url.Parse(p3.prevURL())
+	back, _ := parseFilters(prev.Query())
+	if back.Token != "TOKEN1" || len(back.Attrs) != 1 {
+		t.Errorf("newer from page 3 goes to %+v, want page 2", back)
+	}
+	if f.prevURL() != "" {
+		t.Error("the first page has a newer link")
+	}
+}
+
+func TestSafeNext(t *testing.T) {
+	for in, want := range map[string]string{
+		"/console/events?k=a":   "/console/events?k=a",
+		"https://evil.example/": Prefix,
+		"//evil.example/":       Prefix,
+		"/console/\\evil":       Prefix,
+		"":                      Prefix,
+	} {
+		if got := safeNext(in); got != want {
+			t.Errorf("safeNext(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestSessionExpiry(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	st := newSessionStore(clock)
+	s := st.create(api.Caller{AccessKeyID: "CKIA1"}, "us-east-1")
+	if len(s.id) != 43 || len(s.csrf) != 43 || s.id == s.csrf {
+		t.Fatalf("session id %q and csrf %q: want two distinct 256-bit tokens", s.id, s.csrf)
+	}
+	now = now.Add(50 * time.Minute)
+	if st.get(s.id, false) == nil {
+		t.Fatal("a session expired before its idle limit")
+	}
+	now = now.Add(20 * time.Minute) // 70 min since last use: a poll did not count
+	if st.get(s.id, true) != nil {
+		t.Fatal("an idle session survived an hour without use")
+	}
+	s = st.create(api.Caller{AccessKeyID: "CKIA1"}, "us-east-1")
+	for range 14 {
+		now = now.Add(55 * time.Minute)
+		st.get(s.id, true)
+	}
+	if st.get(s.id, true) != nil {
+		t.Error("a busy session outlived its 12 h absolute limit")
+	}
+}
+
+func TestSelectorsFromForm(t *testing.T) {
+	f := defaultTrailForm()
+	if body, err := f.selectorsBody("arn"); err != nil || body != nil {
+		t.Errorf("the default form asks for selectors %v (%v); want CloudTrail's default", body, err)
+	}
+	f.MgmtRW, f.DataS3, f.DataS3Values, f.ExcludeKMS = "WriteOnly", true, "arn:aws:s3:::a/\narn:aws:s3:::b/", true
+	body, err := f.selectorsBody("arn")
+	if err != nil || body == nil {
+		t.Fatal(err)
+	}
+	raw := string(mustJSON(body))
+	for _, want := range []string{`"ReadWriteType":"WriteOnly"`, `"arn:aws:s3:::a/","arn:aws:s3:::b/"`, `"kms.amazonaws.com"`} {
+		if !strings.Contains(raw, want) {
+			t.Errorf("selectors %s lack %s", raw, want)
+		}
+	}
+	f.SelectorMode, f.Advanced = "advanced", "not json"
+	if _, err := f.selectorsBody("arn"); err == nil {
+		t.Error("invalid advanced selectors were accepted")
+	}
+}
