@@ -159,6 +159,18 @@ func TestCallsShowUpInEventHistory(t *testing.T) {
 	if err != nil || len(out.Events) != 1 {
 		t.Fatalf("LookupEvents EventName=CreateNote: %v, %d events", err, len(out.Events))
 	}
+	// And by the caller: the service's principal ID is the user name.
+	out, err = h.CloudTrail.LookupEvents(ctx, &cloudtrail.LookupEventsInput{
+		LookupAttributes: []cttypes.LookupAttribute{{AttributeKey: cttypes.LookupAttributeKeyUsername, AttributeValue: aws.String("alice")}},
+	})
+	if err != nil || len(out.Events) != 2 {
+		t.Fatalf("LookupEvents Username=alice: %v, %d events, want CreateNote and DeleteNote", err, len(out.Events))
+	}
+	for _, ev := range out.Events {
+		if aws.ToString(ev.Username) != "alice" {
+			t.Errorf("%s: Username %q", aws.ToString(ev.EventName), aws.ToString(ev.Username))
+		}
+	}
 }
 
 func TestOptions(t *testing.T) {

@@ -79,6 +79,19 @@ func TestUsernameSynthetic(t *testing.T) {
 	}
 }
 
+// TestUsernameOfChannelEvents: an application's own principal IDs are the
+// user names of its channel events, and only of those.
+func TestUsernameOfChannelEvents(t *testing.T) {
+	r := mustParse(t, `{"eventTime":"2024-01-01T00:00:00Z","eventName":"CreateNote","eventCategory":"ActivityAuditLog","userIdentity":{"type":"User","principalId":"alice","details":{}}}`)
+	if r.Username != "alice" {
+		t.Errorf("channel event Username %q, want alice", r.Username)
+	}
+	r = mustParse(t, `{"eventTime":"2024-01-01T00:00:00Z","eventName":"A","userIdentity":{"type":"AWSService","principalId":"svc"}}`)
+	if r.Username != "" {
+		t.Errorf("management event Username %q, want none", r.Username)
+	}
+}
+
 // TestStratusTechniqueResources: the main resource of every Stratus technique
 // shows up in the event-history resources of its defining event.
 func TestStratusTechniqueResources(t *testing.T) {

@@ -354,6 +354,12 @@ func (r *Record) extract(members []member) error {
 	r.UserIdentityType = id.typ
 	r.UserIdentityARN = id.arn
 	r.Username = lookupUsername(&id)
+	if r.Username == "" && r.EventCategory == "ActivityAuditLog" {
+		// Channel events (PutAuditEvents) carry an application's own
+		// principal IDs ("alice"), not AWS-shaped ones: that ID is the
+		// user name people look them up by.
+		r.Username = id.principalID
+	}
 
 	r.RecordResources = recordResources(resources)
 	r.Resources = lookupResources(r.EventSource, r.EventName, reqParams, respElems, r.RecordResources)
