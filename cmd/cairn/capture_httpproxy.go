@@ -16,7 +16,7 @@ import (
 var (
 	httpProxyKeys = []string{"listen", "upstream", "upstream_ca", "upstream_timeout", "region", "event_source",
 		"failure_policy", "trusted_proxies", "tls_cert", "tls_key", "unmatched", "unmatched_event_name",
-		"record_request_body", "body_limit", "error_code_field", "error_message_field", "identity", "route"}
+		"record_request_body", "body_limit", "redact_parameters", "error_code_field", "error_message_field", "identity", "route"}
 	httpProxyIdentityKeys = []string{"kind", "require", "jwks_file", "jwks_url", "issuer", "audience", "username_claim",
 		"leeway", "jwks_min_refresh", "jwks_refresh", "realm", "user", "client_ca", "header"}
 	httpProxyRouteKeys = []string{"method", "path", "event_source", "event_name", "read_only", "data_event",
@@ -89,6 +89,7 @@ func httpProxyConfig(t map[string]any) (httpproxy.Config, error) {
 	cfg.UnmatchedEventName = r.str("unmatched_event_name")
 	cfg.RecordRequestBody = r.bool("record_request_body", false)
 	cfg.BodyLimit = r.int("body_limit")
+	cfg.RedactParameters = r.strs("redact_parameters")
 	cfg.ErrorCodeField = r.str("error_code_field")
 	cfg.ErrorMessageField = r.str("error_message_field")
 	if r.err != nil {

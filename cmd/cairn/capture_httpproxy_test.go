@@ -34,6 +34,7 @@ trusted_proxies = ["10.0.0.0/8", "127.0.0.1"]
 unmatched = "deny"
 record_request_body = true
 body_limit = 4096
+redact_parameters = ["password"]
 error_code_field = "error.code"
 upstream_timeout = "10s"
 [http_proxy.identity]
@@ -91,7 +92,7 @@ func TestHTTPProxyConfig(t *testing.T) {
 	want := httpproxy.Config{
 		Listen: "127.0.0.1:8081", Upstream: "http://127.0.0.1:8080/api", EventSource: "users.example.com", Region: "eu-west-1",
 		FailurePolicy: "open", TrustedProxies: []string{"10.0.0.0/8", "127.0.0.1"}, Unmatched: "deny", RecordRequestBody: true,
-		BodyLimit: 4096, ErrorCodeField: "error.code", UpstreamTimeout: 10 * time.Second,
+		BodyLimit: 4096, RedactParameters: []string{"password"}, ErrorCodeField: "error.code", UpstreamTimeout: 10 * time.Second,
 		Identity: httpproxy.Identity{Kind: "jwt", JWKSURL: "http://127.0.0.1:9999/jwks", Issuer: "https://idp.example.com",
 			Audience: []string{"users-api"}, UsernameClaim: "email", Leeway: 5 * time.Second},
 		Routes: []httpproxy.Route{

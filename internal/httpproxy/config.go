@@ -87,6 +87,11 @@ type Config struct {
 	// into a JSON error response whose values become errorCode and
 	// errorMessage instead of those derived from the status.
 	ErrorCodeField, ErrorMessageField string
+	// RedactParameters are query parameters (and top-level members of a
+	// recorded body) whose values are recorded as
+	// HIDDEN_DUE_TO_SECURITY_REASONS; "access_token" (RFC 6750's query
+	// form of a bearer token) always is.
+	RedactParameters []string
 	// UpstreamTimeout bounds the wait for the upstream's response headers;
 	// zero means DefaultUpstreamTimeout, negative means no limit.
 	UpstreamTimeout time.Duration
@@ -180,6 +185,8 @@ type compiled struct {
 	upstream *url.URL
 	trusted  []netip.Prefix
 	routes   []*route
+	// redact are the parameter names whose values are hidden.
+	redact map[string]bool
 }
 
 // compile validates cfg, fills defaults and builds the route table; every
@@ -236,6 +243,13 @@ func compile(cfg Config) (*compiled, error) {
 	}
 	if cfg.BodyLimit == 0 {
 		cfg.BodyLimit = DefaultBodyLimit
+	}
+	c.redact = map[string]bool{"access_token": true}
+	for _, k := range cfg.RedactParameters {
+		if k == "" {
+			return nil, errors.New("redact_parameters: empty name")
+		}
+		c.redact[k] = true
 	}
 	if cfg.UpstreamTimeout == 0 {
 		cfg.UpstreamTimeout = DefaultUpstreamTimeout

@@ -114,7 +114,7 @@ func jwtConfig(t testing.TB, i *idp) (httpproxy.Config, string) {
 	if err := os.WriteFile(file, i.jwks(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return httpproxy.Config{RecordRequestBody: true, ErrorCodeField: "error.code", ErrorMessageField: "error.message",
+	return httpproxy.Config{RecordRequestBody: true, RedactParameters: []string{"password"}, ErrorCodeField: "error.code", ErrorMessageField: "error.message",
 		Identity: httpproxy.Identity{Kind: httpproxy.IdentityJWT, JWKSFile: file, Issuer: issuer, Audience: []string{audience}, UsernameClaim: "preferred_username"}}, file
 }
 
@@ -126,14 +126,14 @@ func TestCallsShowUpInEventHistory(t *testing.T) {
 	s := startStack(t, cfg)
 	tok := bearer(i.sign("rsa1", "rsa1", validClaims()))
 
-	if code, body, _ := s.do(t, nil, "GET", "/v1/users/42?expand=groups&x=1&x=2", tok, ""); code != 200 || body != `{"id":"42"}` {
+	if code, body, _ := s.do(t, nil, "GET", "/v1/users/42?expand=groups&x=1&x=2&access_token=s3cret-query", tok, ""); code != 200 || body != `{"id":"42"}` {
 		t.Fatalf("GET user: %d %s", code, body)
 	}
 	if code, _, _ := s.do(t, nil, "GET", "/v1/users/missing", tok, ""); code != 404 {
 		t.Fatalf("GET missing user: %d", code)
 	}
 	hdr := map[string]string{"Authorization": tok["Authorization"], "Content-Type": "application/json", "User-Agent": "users-cli/1.0"}
-	if code, _, h := s.do(t, nil, "POST", "/v1/users", hdr, `{"name": "bob", "admin": false}`); code != 201 || h.Get("Location") != "/v1/users/new" {
+	if code, _, h := s.do(t, nil, "POST", "/v1/users", hdr, `{"name": "bob", "admin": false, "password": "s3cret-body"}`); code != 201 || h.Get("Location") != "/v1/users/new" {
 		t.Fatalf("POST user: %d %v", code, h)
 	}
 	if code, _, _ := s.do(t, nil, "PATCH", "/elsewhere/x", tok, ""); code != 200 {
@@ -186,7 +186,7 @@ func TestCallsShowUpInEventHistory(t *testing.T) {
 		"additionalEventData.httpStatus":       "200",
 		"eventName":                            "GetUser",
 		"sourceIPAddress":                      "127.0.0.1",
-		"requestParameters":                    `{"expand":"groups","id":"42","x":["1","2"]}`,
+		"requestParameters":                    `{"access_token":"HIDDEN_DUE_TO_SECURITY_REASONS","expand":"groups","id":"42","x":["1","2"]}`,
 		"responseElements":                     "",
 		"requestID":                            "req-42",
 		"readOnly":                             "true",
@@ -198,13 +198,18 @@ func TestCallsShowUpInEventHistory(t *testing.T) {
 			t.Errorf("GetUser %s = %q, want %q", k, got, want)
 		}
 	}
-	if !strings.Contains(string(get.Raw), `"requestParameters":{"id":"42","expand":"groups","x":["1","2"]}`) {
+	if !strings.Contains(string(get.Raw), `"requestParameters":{"id":"42","access_token":"HIDDEN_DUE_TO_SECURITY_REASONS","expand":"groups","x":["1","2"]}`) {
 		t.Errorf("requestParameters not in wildcard-then-query order: %s", get.Raw)
+	}
+	for _, r := range rs {
+		if strings.Contains(string(r.Raw), "s3cret") {
+			t.Errorf("a redacted value was recorded: %s", r.Raw)
+		}
 	}
 	if missing.ErrorCode != "UserNotFound" || missing.str("errorMessage") != "no user missing" {
 		t.Errorf("404 recorded as %q %q, want the body's error code and message", missing.ErrorCode, missing.str("errorMessage"))
 	}
-	if create.str("requestParameters.body") != `{"admin":false,"name":"bob"}` || create.str("responseElements.Location") != "/v1/users/new" ||
+	if !strings.Contains(string(create.Raw), `"body":{"name":"bob","admin":false,"password":"HIDDEN_DUE_TO_SECURITY_REASONS"}`) || create.str("responseElements.Location") != "/v1/users/new" ||
 		create.str("readOnly") != "false" || create.UserAgent != "users-cli/1.0" {
 		t.Errorf("CreateUser record: %s", create.Raw)
 	}

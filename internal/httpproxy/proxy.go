@@ -494,6 +494,11 @@ func (p *Proxy) errorHandler(w http.ResponseWriter, r *http.Request, err error) 
 	case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):
 		status, code, msg = http.StatusGatewayTimeout, "GatewayTimeout", "the upstream did not answer in time"
 	}
+	// The URL in a *url.Error may carry secrets in its query; log the cause.
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
 	p.log.Warn("upstream call failed", "method", r.Method, "status", status, "err", err)
 	p.metrics.requests.WithLabelValues("upstream_error").Inc()
 	if rerr := p.record(c, status, code, msg); rerr != nil && p.c.cfg.FailurePolicy == FailClosed {
@@ -628,7 +633,13 @@ func (p *Proxy) requestParameters(c *call) json.RawMessage {
 		if taken[k] || k == "body" {
 			name = "query:" + k
 		}
-		if v := query[k]; len(v) == 1 {
+		v := query[k]
+		if p.c.redact[k] {
+			for i := range v {
+				v[i] = hidden
+			}
+		}
+		if len(v) == 1 {
 			b.add(name, v[0])
 		} else {
 			b.add(name, v)
@@ -636,7 +647,51 @@ func (p *Proxy) requestParameters(c *call) json.RawMessage {
 	}
 	if c.body != nil {
 		if raw := c.body.object(); raw != nil {
-			b.addRaw("body", raw)
+			b.addRaw("body", p.redactBody(raw))
+		}
+	}
+	return b.done()
+}
+
+// hidden replaces redacted values, as CloudTrail hides sensitive ones.
+const hidden = "HIDDEN_DUE_TO_SECURITY_REASONS"
+
+// redactBody hides the redacted top-level members of a recorded JSON
+// object body, keeping the others byte for byte.
+func (p *Proxy) redactBody(raw json.RawMessage) json.RawMessage {
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &members); err != nil {
+		return raw
+	}
+	touched := false
+	for k := range members {
+		if p.c.redact[k] {
+			touched = true
+		}
+	}
+	if !touched {
+		return raw
+	}
+	// Rewrite in the original member order.
+	var b objectBuilder
+	d := json.NewDecoder(bytes.NewReader(raw))
+	if _, err := d.Token(); err != nil {
+		return nil
+	}
+	for d.More() {
+		tok, err := d.Token()
+		if err != nil {
+			return nil
+		}
+		k, _ := tok.(string)
+		var v json.RawMessage
+		if err := d.Decode(&v); err != nil {
+			return nil
+		}
+		if p.c.redact[k] {
+			b.add(k, hidden)
+		} else {
+			b.addRaw(k, v)
 		}
 	}
 	return b.done()
