@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cairn-audit/cairn/internal/journal"
@@ -225,7 +226,7 @@ func (c *Capture) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	res := Result{Received: len(items)}
 	c.metrics.received.Add(float64(len(items)))
 	recs := make([][]byte, 0, len(items))
-	ids := make([]string, 0, len(items))
+	ids := make([][16]byte, 0, len(items))
 	for i := range items {
 		if !c.stages[items[i].Event.Stage] {
 			res.Skipped++
@@ -240,8 +241,13 @@ func (c *Capture) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			httpError(w, http.StatusBadRequest, "batch refused, nothing recorded: "+err.Error())
 			return
 		}
+		id, err := uuid.Parse(rec.EventID)
+		if err != nil { // cannot happen: Map sets EventID
+			httpError(w, http.StatusInternalServerError, "eventID: "+err.Error())
+			return
+		}
 		recs = append(recs, rec.Raw)
-		ids = append(ids, rec.EventID)
+		ids = append(ids, id)
 	}
 	c.metrics.skipped.Add(float64(res.Skipped))
 
