@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -157,6 +158,23 @@ func TestConsoleSignInSessionAndHeaders(t *testing.T) {
 		if strings.Contains(raw, "wrong-secret-value") || strings.Contains(raw, h.AdminSecret) {
 			t.Errorf("a ConsoleLogin record holds a secret: %s", raw)
 		}
+	}
+
+	// The JSON download is the filtered history as a log file, and is
+	// recorded as a console action.
+	if err := h.Server.History().WaitIndexed(context.Background(), h.Server.Journal().LastSeq()); err != nil {
+		t.Fatal(err)
+	}
+	resp, page = b.get("/console/events/download?format=json&k=EventName&v=ConsoleLogin")
+	var doc struct{ Records []map[string]any }
+	if err := json.Unmarshal([]byte(page), &doc); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("JSON download: %d %v", resp.StatusCode, err)
+	}
+	if len(doc.Records) != 2 || doc.Records[0]["eventName"] != "ConsoleLogin" || !strings.HasPrefix(resp.Header.Get("Content-Disposition"), "attachment") {
+		t.Errorf("JSON download holds %d records (want the 2 sign-ins), disposition %q", len(doc.Records), resp.Header.Get("Content-Disposition"))
+	}
+	if dl := consoleRecords(t, h, "DownloadEventHistory"); len(dl) != 1 || dl[0].EventType != "AwsConsoleAction" {
+		t.Errorf("download records: %v", dl)
 	}
 
 	// Sign-out ends the session on the server, not only in the browser.
