@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -161,7 +162,7 @@ func claimString(v any) string {
 	case string:
 		return v
 	case float64:
-		return fmt.Sprint(v)
+		return strconv.FormatFloat(v, 'f', -1, 64)
 	}
 	return ""
 }
