@@ -150,3 +150,48 @@ func TestRefusalsAndUpstreamFailures(t *testing.T) {
 		t.Errorf("upstream down recorded as %s", r.Raw)
 	}
 }
+
+// TestCloseWaitsForCallsInFlight: a call the upstream is still working on
+// when the proxy closes gets its answer and its event.
+func TestCloseWaitsForCallsInFlight(t *testing.T) {
+	s := startStack(t, httpproxy.Config{})
+	arrived, release := make(chan struct{}), make(chan struct{})
+	var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(arrived)
+		<-release
+		w.WriteHeader(http.StatusNoContent)
+	})
+	s.up.handler.Store(&h)
+	got := make(chan int, 1)
+	go func() {
+		req, _ := http.NewRequest("DELETE", s.url+"/v1/users/8", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			got <- -1
+			return
+		}
+		resp.Body.Close()
+		got <- resp.StatusCode
+	}()
+	<-arrived
+	closed := make(chan error, 1)
+	go func() { closed <- s.p.Close() }()
+	select {
+	case err := <-closed:
+		t.Fatalf("Close returned (%v) while a call was in flight", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(release)
+	if code := <-got; code != http.StatusNoContent {
+		t.Fatalf("the call in flight got %d, want the upstream's 204", code)
+	}
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	if r := s.lastRecord(t); r.EventName != "DeleteUser" || r.str("requestParameters.id") != "8" {
+		t.Errorf("last event %s", r.Raw)
+	}
+	if _, err := http.Get(s.url + "/v1/users/1"); err == nil {
+		t.Error("the proxy still takes calls after Close")
+	}
+}

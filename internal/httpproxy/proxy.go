@@ -72,6 +72,9 @@ type Proxy struct {
 	ln      net.Listener
 	stop    context.CancelFunc
 	wg      sync.WaitGroup
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 var _ server.Capture = (*Proxy)(nil)
@@ -265,20 +268,22 @@ func (p *Proxy) Start(ctx context.Context, env server.CaptureEnv) error {
 
 // Close implements server.Capture: no new calls, and the ones in flight
 // finish (their events durable or refused) for up to 30 s.
+// Closing twice is harmless.
 func (p *Proxy) Close() error {
 	if p.srv == nil {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	err := p.srv.Shutdown(ctx)
-	if err != nil {
-		err = errors.Join(fmt.Errorf("shut down %s: %w", p.Name(), err), p.srv.Close())
-	}
-	p.stop()
-	p.wg.Wait()
-	p.transport.CloseIdleConnections()
-	return err
+	p.closeOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := p.srv.Shutdown(ctx); err != nil {
+			p.closeErr = errors.Join(fmt.Errorf("shut down %s: %w", p.Name(), err), p.srv.Close())
+		}
+		p.stop()
+		p.wg.Wait()
+		p.transport.CloseIdleConnections()
+	})
+	return p.closeErr
 }
 
 // call is what the proxy learns about one request on its way through.
