@@ -8,11 +8,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -284,10 +286,13 @@ func buildBigChain(t *testing.T, n, perDigest int) *chainEnv {
 }
 
 // TestBenchValidateChain times `cairn validate-logs` against the AWS CLI's
-// on a 100-digest, 1,000-log-file chain in versitygw. It is a benchmark,
-// run by scripts/bench-validate (CAIRN_BENCH_VALIDATE=1; CAIRN_BIN is the
-// cairn binary, else it is built). Both validators go online through the
-// same loopback CloudTrail handler and read the same store.
+// on a 100-digest, 1,000-log-file chain in versitygw, back to back in
+// rounds (CAIRN_BENCH_ROUNDS, default 5), against versitygw as the tests
+// run it and with --keep-alive, and times the bare GETs of the same
+// objects as a floor. It is a benchmark, run by scripts/bench-validate
+// (CAIRN_BENCH_VALIDATE=1; CAIRN_BIN is the cairn binary, else it is
+// built). Both validators go online through the same loopback CloudTrail
+// handler and read the same store.
 func TestBenchValidateChain(t *testing.T) {
 	if os.Getenv("CAIRN_BENCH_VALIDATE") == "" {
 		t.Skip("a benchmark: run scripts/bench-validate (CAIRN_BENCH_VALIDATE=1)")
@@ -356,76 +361,108 @@ func TestBenchValidateChain(t *testing.T) {
 		}
 	}
 
-	runs := 3
-	gw := versitygwPID(t, e.srv.Endpoint)
-	type result struct {
-		name string
-		best time.Duration
-		// cpu is the validator's CPU time (user+sys) and gwCPU
-		// versitygw's, in the best run.
-		cpu, gwCPU time.Duration
-		out        string
-	}
-	timeIt := func(name string, cmd func() *exec.Cmd) result {
-		r := result{name: name}
-		for i := range runs {
-			c := cmd()
-			gw0 := procCPU(gw)
-			start := time.Now()
-			out, err := c.CombinedOutput()
-			d := time.Since(start)
-			if err != nil {
-				t.Fatalf("%s: %v\n%s", name, err, out)
-			}
-			if i == 0 || d < r.best {
-				r.best, r.cpu, r.gwCPU = d, c.ProcessState.UserTime()+c.ProcessState.SystemTime(), procCPU(gw)-gw0
-			}
-			r.out = string(out)
+	rounds := 5
+	if v := os.Getenv("CAIRN_BENCH_ROUNDS"); v != "" {
+		if n, err := strconv.Atoi(v); err == nil && n > 0 {
+			rounds = n
 		}
-		return r
-	}
-	online := timeIt("cairn validate-logs (online)", func() *exec.Cmd {
-		c := exec.Command(cairn, "validate-logs", "--trail-arn", e.arn, "--start-time", startS, "--region", "us-east-1",
-			"--endpoint-url", endpoint, "--store", e.srv.StoreURL())
-		c.Env = cairnEnv
-		return c
-	})
-	offline := timeIt("cairn validate-logs (offline)", func() *exec.Cmd {
-		c := exec.Command(cairn, "validate-logs", "--trail-arn", e.arn, "--start-time", startS, "--region", "us-east-1",
-			"--s3-bucket", bucket, "--public-keys", keysFile, "--store", e.srv.StoreURL())
-		c.Env = cairnEnv
-		return c
-	})
-	v1 := timeIt("aws cloudtrail validate-logs (v1)", func() *exec.Cmd {
-		c := exec.Command(cli, "cloudtrail", "validate-logs", "--trail-arn", e.arn, "--start-time", startS, "--region", "us-east-1")
-		c.Env = append(cleanEnv(), e.srv.Env()...)
-		c.Env = append(c.Env, "AWS_ENDPOINT_URL="+endpoint, "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null")
-		return c
-	})
-	results := []result{online, offline, v1}
-	if _, err := os.Stat(debianAWS); err == nil {
-		dataPath := s3DataPath(t, e.srv.Endpoint, e.srv.Region)
-		results = append(results, timeIt("aws cloudtrail validate-logs (v2)", func() *exec.Cmd {
-			c := exec.Command(debianAWS, "cloudtrail", "validate-logs", "--trail-arn", e.arn, "--start-time", startS,
-				"--region", "us-east-1", "--endpoint-url", endpoint)
-			c.Env = append(cleanEnv(), "AWS_ACCESS_KEY_ID="+e.srv.AccessKeyID, "AWS_SECRET_ACCESS_KEY="+e.srv.SecretAccessKey,
-				"AWS_DATA_PATH="+dataPath, "AWS_PAGER=", "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null")
-			return c
-		}))
 	}
 	want := fmt.Sprintf("%d/%d digest files valid", nDigests, nDigests)
 	wantLogs := fmt.Sprintf("%d/%d log files valid", nDigests*perDigest, nDigests*perDigest)
-	for _, r := range results {
-		if !strings.Contains(r.out, want) || !strings.Contains(r.out, wantLogs) {
-			t.Fatalf("%s did not report %q and %q:\n%s", r.name, want, wantLogs, r.out)
+	// versitygw closes every connection after one request unless started
+	// with --keep-alive (AWS S3, MinIO and Ceph keep them open), so each
+	// GET costs both sides a TCP connection. Both set-ups are measured:
+	// the test's server, and a second versitygw with --keep-alive serving
+	// the same directory.
+	servers := []struct {
+		name, endpoint string
+	}{{"versitygw (default: a connection per request)", e.srv.Endpoint}, {"versitygw --keep-alive", startKeepAliveGateway(t, e.srv)}}
+	for _, sv := range servers {
+		gw := versitygwPID(t, sv.endpoint)
+		storeURL := "s3://" + strings.TrimPrefix(sv.endpoint, "http://") + "?region=" + e.srv.Region + "&tls=false"
+		type validator struct {
+			name string
+			cmd  func() *exec.Cmd
 		}
+		validators := []validator{
+			{"aws v1.45", func() *exec.Cmd {
+				c := exec.Command(cli, "cloudtrail", "validate-logs", "--trail-arn", e.arn, "--start-time", startS, "--region", "us-east-1")
+				c.Env = append(cleanEnv(), "AWS_ACCESS_KEY_ID="+e.srv.AccessKeyID, "AWS_SECRET_ACCESS_KEY="+e.srv.SecretAccessKey,
+					"AWS_DEFAULT_REGION=us-east-1", "AWS_ENDPOINT_URL_S3="+sv.endpoint,
+					"AWS_ENDPOINT_URL="+endpoint, "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null")
+				return c
+			}},
+			{"cairn online", func() *exec.Cmd {
+				c := exec.Command(cairn, "validate-logs", "--trail-arn", e.arn, "--start-time", startS, "--region", "us-east-1",
+					"--endpoint-url", endpoint, "--store", storeURL)
+				c.Env = cairnEnv
+				return c
+			}},
+			{"cairn offline", func() *exec.Cmd {
+				c := exec.Command(cairn, "validate-logs", "--trail-arn", e.arn, "--start-time", startS, "--region", "us-east-1",
+					"--s3-bucket", bucket, "--public-keys", keysFile, "--store", storeURL)
+				c.Env = cairnEnv
+				return c
+			}},
+		}
+		if _, err := os.Stat(debianAWS); err == nil {
+			dataPath := s3DataPath(t, sv.endpoint, e.srv.Region)
+			validators = append(validators, validator{"aws v2.9.19", func() *exec.Cmd {
+				c := exec.Command(debianAWS, "cloudtrail", "validate-logs", "--trail-arn", e.arn, "--start-time", startS,
+					"--region", "us-east-1", "--endpoint-url", endpoint)
+				c.Env = append(cleanEnv(), "AWS_ACCESS_KEY_ID="+e.srv.AccessKeyID, "AWS_SECRET_ACCESS_KEY="+e.srv.SecretAccessKey,
+					"AWS_DATA_PATH="+dataPath, "AWS_PAGER=", "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null")
+				return c
+			}})
+		}
+		fmt.Printf("\n== %s: %d digests, %d log files; %d rounds, each validator once per round, back to back\n", sv.name, nDigests, nDigests*perDigest, rounds)
+		fmt.Printf("%-6s %-14s %8s %8s %10s %6s\n", "round", "validator", "wall", "CPU", "versitygw", "load")
+		walls := map[string][]float64{}
+		var ratios, ratiosV2 []float64
+		for r := range rounds {
+			wall := map[string]float64{}
+			for _, v := range validators {
+				c := v.cmd()
+				gw0 := procCPU(gw)
+				s := time.Now()
+				out, err := c.CombinedOutput()
+				d := time.Since(s)
+				if err != nil || !strings.Contains(string(out), want) || !strings.Contains(string(out), wantLogs) {
+					t.Fatalf("%s: %v; want %q and %q:\n%s", v.name, err, want, wantLogs, out)
+				}
+				wall[v.name] = d.Seconds()
+				walls[v.name] = append(walls[v.name], d.Seconds())
+				fmt.Printf("%-6d %-14s %7.2fs %7.2fs %9.2fs %6s\n", r+1, v.name, d.Seconds(),
+					(c.ProcessState.UserTime() + c.ProcessState.SystemTime()).Seconds(), (procCPU(gw) - gw0).Seconds(), loadAvg())
+			}
+			ratios = append(ratios, wall["aws v1.45"]/wall["cairn online"])
+			if w, ok := wall["aws v2.9.19"]; ok {
+				ratiosV2 = append(ratiosV2, w/wall["cairn online"])
+			}
+		}
+		fmt.Printf("speed-up of cairn online, per round: vs aws v1.45 %s (median %.1fx); vs aws v2.9.19 %s (median %.1fx)\n",
+			fmtRatios(ratios), median(ratios), fmtRatios(ratiosV2), median(ratiosV2))
+		fmt.Printf("median wall: aws v1.45 %.2fs, cairn online %.2fs, cairn offline %.2fs\n",
+			median(walls["aws v1.45"]), median(walls["cairn online"]), median(walls["cairn offline"]))
+
+		// The floor: the same GETs with nothing else (a lean signed GET
+		// per object, 32 at once, bodies discarded), in process.
+		st, err := s3.New(context.Background(), s3.Options{Endpoint: sv.endpoint, Region: e.srv.Region, AccessKeyID: e.srv.AccessKeyID, SecretAccessKey: e.srv.SecretAccessKey})
+		if err != nil {
+			t.Fatal(err)
+		}
+		digestKeys, logKeys := e.objects(t)
+		all := append(digestKeys, logKeys...)
+		var floors []float64
+		for range rounds {
+			gw0 := procCPU(gw)
+			s := time.Now()
+			getAll(t, st, all, 32)
+			floors = append(floors, time.Since(s).Seconds())
+			fmt.Printf("minimal client: %d GETs, 32 at once: %.2fs (versitygw CPU %.2fs, load %s)\n", len(all), floors[len(floors)-1], (procCPU(gw) - gw0).Seconds(), loadAvg())
+		}
+		fmt.Printf("median: minimal client %.2fs; cairn online is %.1fx the minimal client's time\n", median(floors), median(walls["cairn online"])/median(floors))
 	}
-	fmt.Printf("\nchain: %d digests, %d log files (versitygw on loopback); best of %d runs each\n", nDigests, nDigests*perDigest, runs)
-	fmt.Printf("%-36s %8s %10s %12s %8s\n", "validator", "wall", "CPU", "versitygw", "ratio")
-	for _, r := range results {
-		fmt.Printf("%-36s %7.2fs %9.2fs %11.2fs %7.1fx\n", r.name, r.best.Seconds(), r.cpu.Seconds(), r.gwCPU.Seconds(), r.best.Seconds()/online.best.Seconds())
-	}
-	fmt.Printf("speed-up vs aws v1: online %.1fx, offline %.1fx\n", v1.best.Seconds()/online.best.Seconds(), v1.best.Seconds()/offline.best.Seconds())
 
 	// In process, without process start and SDK set-up: where the time
 	// goes inside Validate (CAIRN_BENCH_CPUPROFILE=FILE writes a profile).
@@ -440,32 +477,107 @@ func TestBenchValidateChain(t *testing.T) {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	// The SDK's default transport keeps 10 idle connections per host, so
-	// more parallel reads than that dial (and close) a connection per
-	// object; a transport keeping 64 shows what that costs.
-	so := e.srv.Options()
-	so.HTTPClient = &http.Client{Transport: &http.Transport{MaxIdleConns: 64, MaxIdleConnsPerHost: 64, IdleConnTimeout: time.Minute}}
-	pooled, err := s3.New(context.Background(), so)
+	gw := versitygwPID(t, e.srv.Endpoint)
+	for _, par := range []int{1, 8, 32} {
+		gw0 := procCPU(gw)
+		s := time.Now()
+		res, err := digest.Validate(context.Background(), digest.ValidateOptions{TrailARN: e.arn, Start: e.start, Now: time.Now(),
+			Bucket: bucket, SourceRegion: "us-east-1", Store: e.store, PublicKeys: publicKeysFrom(e.keys, "us-east-1"), Parallel: par})
+		if err != nil || !res.OK() || res.ValidLogs != nDigests*perDigest {
+			t.Fatalf("in-process Validate: %v %+v", err, res)
+		}
+		fmt.Printf("in-process digest.Validate, Parallel %2d: %5.2fs (versitygw CPU %.2fs)\n", par, time.Since(s).Seconds(), (procCPU(gw) - gw0).Seconds())
+	}
+}
+
+// getAll reads every key with n readers, discarding the bodies.
+func getAll(t *testing.T, st *s3.Store, keys []string, n int) {
+	t.Helper()
+	next := make(chan string)
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			var err error
+			for k := range next {
+				rc, _, gerr := st.GetLean(context.Background(), bucket, k)
+				if gerr != nil {
+					err = gerr
+					continue
+				}
+				_, _ = io.Copy(io.Discard, rc)
+				rc.Close()
+			}
+			errs <- err
+		}()
+	}
+	for _, k := range keys {
+		next <- k
+	}
+	close(next)
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// startKeepAliveGateway runs a second versitygw with --keep-alive over
+// srv's directory (read-only use), with the same credentials.
+func startKeepAliveGateway(t *testing.T, srv *s3test.Server) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer pooled.Close()
-	for _, st := range []struct {
-		name  string
-		store objstore.Store
-	}{{"SDK default transport", e.srv.NewStore(t)}, {"64 idle conns per host", pooled}} {
-		for _, par := range []int{1, 8, 32} {
-			gw0 := procCPU(gw)
-			s := time.Now()
-			res, err := digest.Validate(context.Background(), digest.ValidateOptions{TrailARN: e.arn, Start: e.start, Now: time.Now(),
-				Bucket: bucket, SourceRegion: "us-east-1", Store: st.store, PublicKeys: publicKeysFrom(e.keys, "us-east-1"), Parallel: par})
-			if err != nil || !res.OK() || res.ValidLogs != nDigests*perDigest {
-				t.Fatalf("in-process Validate: %v %+v", err, res)
-			}
-			fmt.Printf("in-process digest.Validate, %-22s Parallel %2d: %5.2fs (versitygw CPU %.2fs)\n",
-				st.name, par, time.Since(s).Seconds(), (procCPU(gw) - gw0).Seconds())
+	addr := l.Addr().String()
+	l.Close()
+	cmd := exec.Command(s3test.Binary(t), "--port", addr, "--region", srv.Region, "--quiet", "--keep-alive", "posix", srv.Dir)
+	cmd.Dir = srv.Dir
+	cmd.Env = append(cleanEnv(), "ROOT_ACCESS_KEY_ID="+srv.AccessKeyID, "ROOT_SECRET_ACCESS_KEY="+srv.SecretAccessKey)
+	exited, err := s3test.StartChild(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); <-exited })
+	endpoint := "http://" + addr
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if resp, err := http.Get(endpoint + "/"); err == nil {
+			resp.Body.Close()
+			return endpoint
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("versitygw --keep-alive did not answer within 20s")
 		}
 	}
+}
+
+func loadAvg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return "?"
+	}
+	return f[0]
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func fmtRatios(xs []float64) string {
+	parts := make([]string, len(xs))
+	for i, x := range xs {
+		parts[i] = fmt.Sprintf("%.1fx", x)
+	}
+	return strings.Join(parts, " ")
 }
 
 // versitygwPID finds the versitygw serving endpoint (0 if not found).
