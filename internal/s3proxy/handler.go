@@ -154,40 +154,69 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // answered.
 const refusedAfterMessage = "The audit proxy could not record this call (Cairn's journal does not accept writes); its outcome is unknown, retry later."
 
-// stream copies the response body to the client, holding back its last
-// byte until the event is durable, so that a client never sees a complete
-// response for a call that was not recorded (fail-closed).
+// stream copies the response body to the client one buffer at a time,
+// holding back the buffer that completes it until the event is durable,
+// so that a client never sees a complete response for a call that was not
+// recorded (fail-closed). A body that fits in one buffer thus leaves in
+// one write, after its event, and a large one waits for the event only at
+// its last chunk while the rest flows freely.
 func (p *Proxy) stream(w http.ResponseWriter, r *http.Request, c *call, resp *http.Response) {
 	bp := p.bufs.Get().(*[]byte)
 	defer p.bufs.Put(bp)
+	buf := *bp
 	var copyErr error
 	var held []byte
 	if resp.ContentLength > 0 {
-		n, err := io.CopyBuffer(w, io.LimitReader(resp.Body, resp.ContentLength-1-c.out), *bp)
-		c.out += n
-		copyErr = err
-		if err == nil {
-			last := (*bp)[:1]
-			if _, err := io.ReadFull(resp.Body, last); err != nil {
-				copyErr = fmt.Errorf("read the last byte from the upstream: %w", err)
-			} else {
-				held = last
+		remaining := resp.ContentLength - c.out
+		for remaining > 0 {
+			n, err := io.ReadFull(resp.Body, buf[:min(int64(len(buf)), remaining)])
+			remaining -= int64(n)
+			if err != nil {
+				copyErr = fmt.Errorf("read the body from the upstream: %w", err)
+				if n > 0 {
+					_, _ = w.Write(buf[:n])
+					c.out += int64(n)
+				}
+				break
 			}
+			if remaining == 0 {
+				held = buf[:n]
+				break
+			}
+			if _, err := w.Write(buf[:n]); err != nil {
+				copyErr = fmt.Errorf("write the body to the client: %w", err)
+				break
+			}
+			c.out += int64(n)
 		}
 	} else {
 		// Unknown length: the response is chunked, and it is complete
 		// only when the handler returns and writes the last chunk.
-		n, err := io.CopyBuffer(w, resp.Body, *bp)
-		c.out += n
-		copyErr = err
+		for {
+			n, err := resp.Body.Read(buf)
+			if n > 0 {
+				if _, werr := w.Write(buf[:n]); werr != nil {
+					copyErr = fmt.Errorf("write the body to the client: %w", werr)
+					break
+				}
+				c.out += int64(n)
+			}
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				copyErr = fmt.Errorf("read the body from the upstream: %w", err)
+				break
+			}
+		}
 	}
 	if copyErr != nil {
 		c.errCode, c.errMsg = "InternalError", "The response was cut short: "+copyErr.Error()
 	}
-	c.out += int64(len(held)) // the event counts the byte it releases
+	c.out += int64(len(held)) // the event counts the bytes it releases
 	ok := p.record(r, c)
 	if copyErr != nil || !ok {
-		p.m.bytes.WithLabelValues("out").Add(float64(c.out))
+		p.m.bytes.WithLabelValues("out").Add(float64(c.out - int64(len(held))))
 		// Cut the connection: the client must not take a truncated or
 		// unrecorded response for a complete one.
 		panic(http.ErrAbortHandler)

@@ -9,8 +9,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
+	"net"
 	"net/url"
 	"os"
+	"os/exec"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -48,12 +50,21 @@ type rig struct {
 
 type rigOptions struct {
 	count     bool // put a request counter between the proxy and versitygw
+	// keepAlive runs versitygw with keep-alive connections (s3test's
+	// server closes each connection after one response, which would make
+	// a benchmark measure TCP handshakes).
+	keepAlive bool
 	configure func(*Config)
 }
 
 func newRig(t testing.TB, o rigOptions) *rig {
 	t.Helper()
-	r := &rig{s3: s3test.Start(t), disk: newFailingDisk(), reg: prometheus.NewRegistry()}
+	r := &rig{disk: newFailingDisk(), reg: prometheus.NewRegistry()}
+	if o.keepAlive {
+		r.s3 = startKeepAliveVersity(t)
+	} else {
+		r.s3 = s3test.Start(t)
+	}
 	r.upstream = r.s3.Endpoint
 	if o.count {
 		target, _ := url.Parse(r.s3.Endpoint)
@@ -218,4 +229,44 @@ func path(m map[string]any, p string) any {
 		cur = mm[k]
 	}
 	return cur
+}
+
+// startKeepAliveVersity runs s3test's versitygw binary like s3test.Start
+// does, plus --keep-alive.
+func startKeepAliveVersity(t testing.TB) *s3test.Server {
+	t.Helper()
+	bin := s3test.Binary(t)
+	dir := t.TempDir()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	cmd := exec.Command(bin, "--port", addr, "--region", s3test.Region, "--quiet", "--keep-alive", "posix", dir)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY_ID="+s3test.AccessKeyID, "ROOT_SECRET_ACCESS_KEY="+s3test.SecretAccessKey)
+	exited, err := s3test.StartChild(cmd)
+	if err != nil {
+		t.Fatalf("start versitygw: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+	})
+	endpoint := "http://" + addr
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get(endpoint + "/")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("versitygw --keep-alive did not answer within 20s: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return &s3test.Server{Endpoint: endpoint, Region: s3test.Region, AccessKeyID: s3test.AccessKeyID,
+		SecretAccessKey: s3test.SecretAccessKey, Dir: dir}
 }
