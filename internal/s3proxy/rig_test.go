@@ -6,10 +6,10 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
-	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -49,7 +49,7 @@ type rig struct {
 }
 
 type rigOptions struct {
-	count     bool // put a request counter between the proxy and versitygw
+	count bool // put a request counter between the proxy and versitygw
 	// keepAlive runs versitygw with keep-alive connections (s3test's
 	// server closes each connection after one response, which would make
 	// a benchmark measure TCP handshakes).
