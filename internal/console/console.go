@@ -313,6 +313,7 @@ var funcs = template.FuncMap{
 		return template.JS(b), err
 	},
 	"add":  func(a, b int) int { return a + b },
+	"ms":   func(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) },
 	"has":  func(set map[string]bool, k string) bool { return set[k] },
 	"join": strings.Join,
 	// switchArgs bundles the logging switch's inputs (templates have no

@@ -125,3 +125,11 @@ func TestSelectorsFromForm(t *testing.T) {
 		t.Error("invalid advanced selectors were accepted")
 	}
 }
+
+// TestTemplatesParse catches a template error before a server fails to
+// start with it.
+func TestTemplatesParse(t *testing.T) {
+	if _, err := New(Options{Backend: benchBackend{}}); err != nil {
+		t.Fatal(err)
+	}
+}
