@@ -126,7 +126,7 @@ func (p *pki) issue(t *testing.T, tmpl *x509.Certificate, parent *x509.Certifica
 }
 
 func (p *pki) client(certs ...tls.Certificate) *http.Client {
-	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: p.pool, Certificates: certs}}}
+	return &http.Client{Transport: &http.Transport{ForceAttemptHTTP2: true, TLSClientConfig: &tls.Config{RootCAs: p.pool, Certificates: certs}}}
 }
 
 func TestClientCertificates(t *testing.T) {
@@ -138,8 +138,13 @@ func TestClientCertificates(t *testing.T) {
 	svc, _ := p.issue(t, &x509.Certificate{DNSNames: []string{"billing.internal"},
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}, p.ca, p.caKey)
 
-	if code, _, _ := s.do(t, p.client(alice), "GET", "/v1/users/3", nil, ""); code != 200 {
-		t.Fatalf("alice's certificate: %d", code)
+	resp, err := p.client(alice).Get(s.url + "/v1/users/3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Proto != "HTTP/2.0" {
+		t.Fatalf("alice's certificate: %d over %s, want 200 over HTTP/2.0", resp.StatusCode, resp.Proto)
 	}
 	r := s.lastRecord(t)
 	if r.Username != "alice" || r.str("userIdentity.principalId") != "CN=alice,O=Example" || r.str("tlsDetails.tlsVersion") != "TLSv1.3" ||

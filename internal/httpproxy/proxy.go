@@ -242,11 +242,9 @@ func (p *Proxy) Start(ctx context.Context, env server.CaptureEnv) error {
 		p.wg.Wait()
 		return fmt.Errorf("listen on %s: %w", p.c.listen, err)
 	}
-	if p.tls != nil {
-		ln = tls.NewListener(ln, p.tls)
-	}
 	p.ln = ln
 	p.srv = &http.Server{
+		TLSConfig:         p.tls,
 		Handler:           p,
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
@@ -259,7 +257,14 @@ func (p *Proxy) Start(ctx context.Context, env server.CaptureEnv) error {
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
-		if err := p.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		var err error
+		if p.tls != nil {
+			// ServeTLS (rather than a tls.Listener) also offers HTTP/2.
+			err = p.srv.ServeTLS(ln, "", "")
+		} else {
+			err = p.srv.Serve(ln)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			p.log.Error("http proxy stopped serving", "err", err)
 		}
 	}()
