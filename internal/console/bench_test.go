@@ -191,10 +191,18 @@ func BenchmarkEventHistory(b *testing.B) {
 		{"TwoFilters", "/console/events?k=Username&v=user-007&k=EventName&v=RunInstances"},
 		{"Page20", deep},
 	}
+	// The dashboard's chart reads the newest events of three hours (here
+	// about 1,600; its bound is chartScanLimit) unless its 15 s cache
+	// answers: Dashboard measures the uncached page.
+	cases = append(cases, struct{ name, target string }{"Dashboard", "/console/"})
 	for _, tc := range cases {
 		b.Run(tc.name, func(b *testing.B) {
-			rows := strings.Count(get(b, tc.target).Body.String(), "<tr data-t=")
-			if rows == 0 {
+			body := get(b, tc.target).Body.String()
+			rows := strings.Count(body, "<tr data-t=")
+			if tc.name == "Dashboard" {
+				rows = strings.Count(body, `href="/console/events/`)
+			}
+			if rows <= 0 {
 				b.Fatalf("%s shows no events", tc.target)
 			}
 			b.ReportAllocs()
@@ -202,6 +210,9 @@ func BenchmarkEventHistory(b *testing.B) {
 			var worst time.Duration
 			for b.Loop() {
 				start := time.Now()
+				c.charts.mu.Lock()
+				clear(c.charts.data)
+				c.charts.mu.Unlock()
 				get(b, tc.target)
 				worst = max(worst, time.Since(start))
 			}

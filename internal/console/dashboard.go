@@ -19,7 +19,7 @@ const (
 	// has no counting index, so the chart counts by reading newest first;
 	// with more events than this in the span, the older minutes are left
 	// out and the chart says so.
-	chartScanLimit = 20000
+	chartScanLimit = 10000
 	// chartCacheFor keeps the dashboard cheap when it is reloaded often.
 	chartCacheFor = 15 * time.Second
 )
