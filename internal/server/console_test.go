@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -318,5 +319,33 @@ func TestConsoleSignInRateLimit(t *testing.T) {
 	b3 := newBrowser(t, h.URL)
 	if resp, _ := b3.post("/console/signin", url.Values{"csrf": {"x"}, "access_key_id": {h.AdminKeyID}, "secret_access_key": {h.AdminSecret}}, nil); resp.StatusCode != http.StatusForbidden {
 		t.Errorf("a sign-in without the form's token: %d, want 403", resp.StatusCode)
+	}
+}
+
+func TestConsoleUnderTLS(t *testing.T) {
+	certFile, keyFile, pool := selfSigned(t)
+	h := servertest.Start(t, servertest.Options{Configure: func(c *server.Config) { c.TLSCert, c.TLSKey = certFile, keyFile }})
+	h.CreateBucket(t, "logs")
+	b := newBrowser(t, h.URL)
+	b.c.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
+	resp := b.signIn(h.AdminKeyID, h.AdminSecret)
+	var secure bool
+	for _, c := range resp.Cookies() {
+		if c.Name == "cairn_session" {
+			secure = c.Secure
+		}
+	}
+	if !secure {
+		t.Error("the session cookie is not Secure under TLS")
+	}
+	if resp.Header.Get("Strict-Transport-Security") == "" {
+		t.Error("no HSTS under TLS")
+	}
+	if resp, _ := b.post("/console/trails/new", url.Values{"csrf": {b.csrf}, "name": {"tls-trail"}, "bucket_mode": {"existing"}, "bucket": {"logs"}, "mgmt": {"on"}, "mgmt_rw": {"All"}}, nil); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("create over TLS: %d", resp.StatusCode)
+	}
+	recs := consoleRecords(t, h, "CreateTrail")
+	if len(recs) != 1 || !strings.Contains(string(recs[0].Raw), `"tlsDetails":{"tlsVersion":"TLSv1.3"`) {
+		t.Errorf("the console's call over TLS lacks tlsDetails: %v", recs)
 	}
 }
