@@ -349,3 +349,54 @@ func TestConsoleUnderTLS(t *testing.T) {
 		t.Errorf("the console's call over TLS lacks tlsDetails: %v", recs)
 	}
 }
+
+func TestConsoleAdvancedSelectorsAndRegion(t *testing.T) {
+	h := servertest.Start(t)
+	h.CreateBucket(t, "logs")
+	ctx := context.Background()
+	b := newBrowser(t, h.URL)
+	b.signIn(h.AdminKeyID, h.AdminSecret)
+
+	// A new trail in another region, with advanced selectors.
+	if resp, _ := b.post("/console/region", url.Values{"csrf": {b.csrf}, "region": {"eu-west-1"}, "back": {"/console/trails"}}, nil); resp.Header.Get("Location") != "/console/trails" {
+		t.Fatalf("region switch went to %q", resp.Header.Get("Location"))
+	}
+	adv := `[{"Name":"writes","FieldSelectors":[{"Field":"eventCategory","Equals":["Management"]},{"Field":"readOnly","Equals":["false"]}]}]`
+	form := url.Values{"csrf": {b.csrf}, "name": {"eu-trail"}, "bucket_mode": {"existing"}, "bucket": {"logs"}, "selector_mode": {"advanced"}, "advanced": {adv}}
+	if resp, page := b.post("/console/trails/new", form, nil); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/console/trails/eu-west-1/eu-trail" {
+		t.Fatalf("create with advanced selectors: %d %q\n%s", resp.StatusCode, resp.Header.Get("Location"), page)
+	}
+	eu := h.Client(h.AdminKeyID, h.AdminSecret, "eu-west-1")
+	sels, err := eu.GetEventSelectors(ctx, &cloudtrail.GetEventSelectorsInput{TrailName: aws.String("eu-trail")})
+	if err != nil || len(sels.AdvancedEventSelectors) != 1 || aws.ToString(sels.AdvancedEventSelectors[0].Name) != "writes" {
+		t.Fatalf("advanced selectors: %+v %v", sels, err)
+	}
+
+	// Invalid selectors in the edit form: the API's message, nothing saved.
+	form.Set("advanced", `[{"Name":"bad","FieldSelectors":[{"Field":"noSuchField","Equals":["x"]}]}]`)
+	resp, page := b.post("/console/trails/eu-west-1/eu-trail/edit", form, nil)
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(page, `class="field-err"`) || !strings.Contains(page, "noSuchField") {
+		t.Errorf("invalid advanced selectors: %d, want the API's message next to the selectors", resp.StatusCode)
+	}
+	form.Set("advanced", "not json")
+	if resp, _ := b.post("/console/trails/eu-west-1/eu-trail/edit", form, nil); resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("selectors that are not JSON: %d", resp.StatusCode)
+	}
+	sels, _ = eu.GetEventSelectors(ctx, &cloudtrail.GetEventSelectorsInput{TrailName: aws.String("eu-trail")})
+	if len(sels.AdvancedEventSelectors) != 1 || aws.ToString(sels.AdvancedEventSelectors[0].Name) != "writes" {
+		t.Errorf("a refused edit changed the selectors: %+v", sels)
+	}
+
+	// The event history follows the region: the CreateTrail is in eu-west-1's.
+	if err := h.Server.History().WaitIndexed(ctx, h.Server.Journal().LastSeq()); err != nil {
+		t.Fatal(err)
+	}
+	_, page = b.get("/console/events?k=EventName&v=CreateTrail")
+	if !strings.Contains(page, "<strong>eu-west-1</strong>") || strings.Count(page, "<tr data-t=") != 1 {
+		t.Errorf("eu-west-1's history does not show its CreateTrail")
+	}
+	b.post("/console/region", url.Values{"csrf": {b.csrf}, "region": {"us-east-1"}}, nil)
+	if _, page = b.get("/console/events?k=EventName&v=CreateTrail"); strings.Contains(page, "<tr data-t=") {
+		t.Errorf("us-east-1's history shows eu-west-1's CreateTrail")
+	}
+}
