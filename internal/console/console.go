@@ -122,7 +122,7 @@ type Console struct {
 	charts   chartCache
 }
 
-// DefaultRegions are offered when Options.Regions is empty: the regions
+// defaultRegions are offered when Options.Regions is empty: the regions
 // most installations use, with us-east-1 first because it is where the
 // CLIs send requests by default.
 var defaultRegions = []string{"us-east-1", "us-east-2", "us-west-1", "us-west-2", "eu-west-1", "eu-central-1", "ap-southeast-1", "ap-southeast-2", "ap-northeast-1"}

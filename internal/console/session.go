@@ -312,7 +312,7 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 		SourceIP:  m.SourceIP,
 		UserAgent: m.UserAgent,
 		AdditionalEventData: mustJSON(map[string]string{
-			"LoginTo": "https://" + m.Host + Prefix, "MobileVersion": "No", "MFAUsed": "No",
+			"LoginTo": scheme(m) + "://" + m.Host + Prefix, "MobileVersion": "No", "MFAUsed": "No",
 		}),
 	}
 	if ok {
@@ -379,6 +379,13 @@ func (c *Console) setRegion(w http.ResponseWriter, r *http.Request, s *session) 
 	}
 	back := r.PostFormValue("back")
 	http.Redirect(w, r, safeNext(back), http.StatusSeeOther)
+}
+
+func scheme(m Meta) string {
+	if m.TLS != nil {
+		return "https"
+	}
+	return "http"
 }
 
 func mustJSON(v any) json.RawMessage {
