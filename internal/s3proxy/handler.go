@@ -100,6 +100,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer resp.Body.Close()
+	p.respond(w, r, c, resp)
+}
+
+// respond relays the upstream's response and records the call before the
+// client sees its end.
+func (p *Proxy) respond(w http.ResponseWriter, r *http.Request, c *call, resp *http.Response) {
 	c.status = resp.StatusCode
 	c.requestID = resp.Header.Get("X-Amz-Request-Id")
 	c.hostID = resp.Header.Get("X-Amz-Id-2")
