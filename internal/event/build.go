@@ -30,6 +30,8 @@ type UserIdentity struct {
 	UserName       string          `json:"userName,omitempty"`
 	SessionContext *SessionContext `json:"sessionContext,omitempty"`
 	InvokedBy      string          `json:"invokedBy,omitempty"`
+	// IdentityProvider is the issuer of a WebIdentityUser's token.
+	IdentityProvider string `json:"identityProvider,omitempty"`
 }
 
 // SessionContext describes temporary credentials (AssumedRole and

@@ -179,20 +179,20 @@ func TestCallsShowUpInEventHistory(t *testing.T) {
 	}
 	get, missing, create, unmatched := rs[0], rs[1], rs[2], rs[3]
 	for k, want := range map[string]string{
-		"userIdentity.type":                    "WebIdentityUser",
-		"userIdentity.principalId":             issuer + ":u-42",
-		"userIdentity.userName":                "alice",
-		"additionalEventData.identityProvider": issuer,
-		"additionalEventData.httpStatus":       "200",
-		"eventName":                            "GetUser",
-		"sourceIPAddress":                      "127.0.0.1",
-		"requestParameters":                    `{"access_token":"HIDDEN_DUE_TO_SECURITY_REASONS","expand":"groups","id":"42","x":["1","2"]}`,
-		"responseElements":                     "",
-		"requestID":                            "req-42",
-		"readOnly":                             "true",
-		"managementEvent":                      "true",
-		"recipientAccountId":                   "000000000000",
-		"resources":                            `[{"ARN":"arn:example:users:us-east-1:000000000000:user/42","accountId":"000000000000","type":"Example::Users::User"}]`,
+		"userIdentity.type":              "WebIdentityUser",
+		"userIdentity.principalId":       issuer + ":u-42",
+		"userIdentity.userName":          "alice",
+		"userIdentity.identityProvider":  issuer,
+		"additionalEventData.httpStatus": "200",
+		"eventName":                      "GetUser",
+		"sourceIPAddress":                "127.0.0.1",
+		"requestParameters":              `{"access_token":"HIDDEN_DUE_TO_SECURITY_REASONS","expand":"groups","id":"42","x":["1","2"]}`,
+		"responseElements":               "",
+		"requestID":                      "req-42",
+		"readOnly":                       "true",
+		"managementEvent":                "true",
+		"recipientAccountId":             "000000000000",
+		"resources":                      `[{"ARN":"arn:example:users:us-east-1:000000000000:user/42","accountId":"000000000000","type":"Example::Users::User"}]`,
 	} {
 		if got := get.str(k); got != want {
 			t.Errorf("GetUser %s = %q, want %q", k, got, want)

@@ -590,10 +590,8 @@ func (p *Proxy) build(c *call, status int, code, msg string) (*event.Record, err
 			ev.ResponseElements = headerObject(c.respHdr, rt.ResponseHeaders)
 		}
 	}
+	ev.Identity.IdentityProvider = c.who.provider
 	extra := map[string]any{"httpMethod": r.Method, "httpPath": r.URL.EscapedPath(), "httpStatus": status}
-	if c.who.provider != "" {
-		extra["identityProvider"] = c.who.provider
-	}
 	if c.credNote != "" {
 		extra["credentialsIgnored"] = c.credNote
 	}
