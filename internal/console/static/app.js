@@ -102,7 +102,8 @@
         width: w, height: 220, legend: { show: false }, cursor: { y: false },
         scales: { x: { time: true }, y: { range: function (u, min, max) { return [0, Math.max(5, max * 1.15)]; } } },
         axes: [
-          { stroke: "#6b7585", grid: { stroke: "#eef0f3" }, ticks: { stroke: "#e2e6eb" } },
+          { stroke: "#6b7585", grid: { stroke: "#eef0f3" }, ticks: { stroke: "#e2e6eb" },
+            values: function (u, ticks) { return ticks.map(function (t) { return new Date(t * 1e3).toISOString().slice(11, 16); }); } },
           { stroke: "#6b7585", grid: { stroke: "#eef0f3" }, ticks: { stroke: "#e2e6eb" }, size: 44 }
         ],
         series: [{ label: "Minute (UTC)" }, { label: "Events", stroke: "#2563eb", width: 1.5, fill: "rgba(37,99,235,.12)", points: { show: false } }],
