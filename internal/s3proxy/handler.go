@@ -116,6 +116,9 @@ func (p *Proxy) respond(w http.ResponseWriter, r *http.Request, c *call, resp *h
 	switch {
 	case noBody:
 		// The status line is the acknowledgement: record first.
+		if resp.StatusCode >= 300 && resp.StatusCode != http.StatusNotModified {
+			c.errCode = statusCode(resp.StatusCode) // HEAD errors come without a document
+		}
 		if !p.record(r, c) {
 			resetHeader(w)
 			writeS3Error(w, http.StatusServiceUnavailable, "ServiceUnavailable", refusedAfterMessage, c.requestID)

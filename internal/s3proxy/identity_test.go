@@ -1,0 +1,158 @@
+package s3proxy
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+)
+
+func TestParseCredential(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		header string
+		query  string
+		want   Credential
+	}{
+		{"sigv4 header", "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20240101/us-east-1/s3/aws4_request, SignedHeaders=host;x-amz-date, Signature=abc", "",
+			Credential{"AKIDEXAMPLE", "SigV4", "AuthHeader"}},
+		{"sigv4 header, no spaces", "AWS4-HMAC-SHA256 SignedHeaders=host,Credential=AKID2/20240101/us-east-1/s3/aws4_request,Signature=abc", "",
+			Credential{"AKID2", "SigV4", "AuthHeader"}},
+		{"sigv2 header", "AWS AKIDV2:c2lnbmF0dXJl", "", Credential{"AKIDV2", "SigV2", "AuthHeader"}},
+		{"sigv4 presigned", "", "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIDQ%2F20240101%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Signature=00",
+			Credential{"AKIDQ", "SigV4", "QueryString"}},
+		{"sigv2 presigned", "", "AWSAccessKeyId=AKIDQ2&Expires=1&Signature=x", Credential{"AKIDQ2", "SigV2", "QueryString"}},
+		{"anonymous", "", "", Credential{}},
+		{"bearer token is not S3", "Bearer xyz", "", Credential{}},
+	} {
+		h := http.Header{}
+		if tc.header != "" {
+			h.Set("Authorization", tc.header)
+		}
+		q, _ := url.ParseQuery(tc.query)
+		if got := ParseCredential(h, q); got != tc.want {
+			t.Errorf("%s: %+v, want %+v", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestUserIdentity(t *testing.T) {
+	p, err := New(Config{Upstream: "http://127.0.0.1:1", Identities: []Identity{
+		{AccessKeyID: "AKIAALICE", UserName: "alice", ARN: "arn:aws:iam::123456789012:user/alice", AccountID: "123456789012", PrincipalID: "AIDAALICE"},
+		{AccessKeyID: "ASIAROLE", Type: "AssumedRole", ARN: "arn:aws:sts::123456789012:assumed-role/r/s", AccountID: "123456789012", PrincipalID: "AROA:s"},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice := p.userIdentity(Credential{AccessKeyID: "AKIAALICE", SignatureVersion: "SigV4"})
+	if alice.Type != "IAMUser" || alice.UserName != "alice" || alice.AccessKeyID != "AKIAALICE" || alice.PrincipalID != "AIDAALICE" {
+		t.Errorf("configured user: %+v", alice)
+	}
+	if role := p.userIdentity(Credential{AccessKeyID: "ASIAROLE"}); role.Type != "AssumedRole" || role.UserName != "" {
+		t.Errorf("configured role: %+v", role)
+	}
+	if u := p.userIdentity(Credential{AccessKeyID: "AKIASTRANGER"}); u.Type != "Unknown" || u.AccessKeyID != "AKIASTRANGER" || u.AccountID != "" {
+		t.Errorf("unknown key: %+v", u)
+	}
+	if a := p.userIdentity(Credential{}); a.Type != "AWSAccount" || a.AccountID != "anonymous" {
+		t.Errorf("anonymous: %+v", a)
+	}
+}
+
+func TestSourceIPHonoursOnlyTrustedProxies(t *testing.T) {
+	p, err := New(Config{Upstream: "http://127.0.0.1:1", TrustedProxies: []netip.Prefix{
+		netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("127.0.0.1/32")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ remote, xff, want string }{
+		{"203.0.113.9:5000", "198.51.100.1", "203.0.113.9"},         // untrusted peer: its header is ignored
+		{"10.1.2.3:5000", "198.51.100.1", "198.51.100.1"},           // trusted peer
+		{"10.1.2.3:5000", "198.51.100.1, 10.9.9.9", "198.51.100.1"}, // a chain of trusted proxies
+		{"10.1.2.3:5000", "6.6.6.6, 198.51.100.1", "198.51.100.1"},  // a forged first hop is not believed
+		{"10.1.2.3:5000", "", "10.1.2.3"},                           // no header
+		{"10.1.2.3:5000", "garbage", "10.1.2.3"},                    // unreadable header
+		{"[::ffff:127.0.0.1]:5000", "2001:db8::1", "2001:db8::1"},   // IPv4-mapped peer
+		{"10.1.2.3:5000", "10.0.0.1, 10.0.0.2", "10.0.0.1"},         // all trusted: the first
+	} {
+		r := &http.Request{RemoteAddr: tc.remote, Header: http.Header{}}
+		if tc.xff != "" {
+			r.Header.Set("X-Forwarded-For", tc.xff)
+		}
+		if got := p.sourceIP(r); got != tc.want {
+			t.Errorf("peer %s, X-Forwarded-For %q: %s, want %s", tc.remote, tc.xff, got, tc.want)
+		}
+	}
+}
+
+// TestTLSListener serves the proxy over HTTPS: the events carry the
+// cipher suite and tlsDetails, as S3's do.
+func TestTLSListener(t *testing.T) {
+	cert, key := selfSigned(t)
+	r := newRig(t, rigOptions{configure: func(c *Config) { c.TLSCert, c.TLSKey = cert, key }})
+	if !strings.HasPrefix(r.p.URL(), "https://") {
+		t.Fatalf("proxy URL %s", r.p.URL())
+	}
+	c := r.client(r.p.URL())
+	if _, err := c.ListBuckets(context.Background(), &s3.ListBucketsInput{}); err != nil {
+		t.Fatalf("ListBuckets over TLS: %v", err)
+	}
+	if _, err := c.HeadBucket(context.Background(), &s3.HeadBucketInput{Bucket: aws.String("nope")}); err == nil {
+		t.Fatal("HeadBucket of a missing bucket succeeded")
+	}
+	evs := r.events(t)
+	if len(evs) != 2 {
+		t.Fatalf("%d events, want 2", len(evs))
+	}
+	e := evs[0]
+	if path(e, "tlsDetails.tlsVersion") != "TLSv1.3" || path(e, "tlsDetails.cipherSuite") == nil ||
+		path(e, "tlsDetails.clientProvidedHostHeader") != r.p.Addr() || path(e, "additionalEventData.CipherSuite") != path(e, "tlsDetails.cipherSuite") {
+		t.Errorf("tlsDetails %v additionalEventData %v", e["tlsDetails"], e["additionalEventData"])
+	}
+	if h := evs[1]; h["eventName"] != "HeadBucket" || h["errorCode"] != "NotFound" || h["eventCategory"] != "Management" {
+		t.Errorf("HeadBucket of a missing bucket: %v %v %v", h["eventName"], h["errorCode"], h["eventCategory"])
+	}
+}
+
+func selfSigned(t *testing.T) (certFile, keyFile string) {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: nil, DNSNames: []string{"localhost"}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile
+}
