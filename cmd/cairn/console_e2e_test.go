@@ -533,6 +533,9 @@ func TestConsoleEndToEnd(t *testing.T) {
 	b.shot("11-events-live")
 
 	b.do("open the dashboard", chromedp.Navigate(srv.URL+"/console/"), chromedp.WaitVisible(chromedp.CSS(`#chart .uplot`)))
+	if n := eval[int](b, `parseInt(document.getElementById("events-3h").textContent)`); n < 240 {
+		t.Errorf("the dashboard counts %d events in the last 3 hours, want the 240 imported and more", n)
+	}
 	if n := eval[int](b, `document.querySelectorAll("#lag-h + table tbody tr").length`); n < 1 {
 		t.Errorf("the dashboard shows %d journal consumers", n)
 	}

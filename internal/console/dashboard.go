@@ -20,8 +20,11 @@ const (
 	// with more events than this in the span, the older minutes are left
 	// out and the chart says so.
 	chartScanLimit = 10000
-	// chartCacheFor keeps the dashboard cheap when it is reloaded often.
-	chartCacheFor = 15 * time.Second
+	// chartCacheFor keeps the dashboard cheap when it is reloaded often
+	// under steady ingest; with no new journal entries the chart is reused
+	// for up to chartIdleFor, since only the minutes have moved on.
+	chartCacheFor = 5 * time.Second
+	chartIdleFor  = time.Minute
 )
 
 type chartData struct {
@@ -40,14 +43,15 @@ type chartCache struct {
 }
 
 type cachedChart struct {
-	at time.Time
-	d  chartData
+	at      time.Time
+	lastSeq uint64
+	d       chartData
 }
 
-func (c *Console) chart(ctx context.Context, region string) (chartData, error) {
+func (c *Console) chart(ctx context.Context, region string, lastSeq uint64) (chartData, error) {
 	now := c.now()
 	c.charts.mu.Lock()
-	if cc, ok := c.charts.data[region]; ok && now.Sub(cc.at) < chartCacheFor {
+	if cc, ok := c.charts.data[region]; ok && (now.Sub(cc.at) < chartCacheFor || cc.lastSeq == lastSeq && now.Sub(cc.at) < chartIdleFor) {
 		c.charts.mu.Unlock()
 		return cc.d, nil
 	}
@@ -90,7 +94,7 @@ func (c *Console) chart(ctx context.Context, region string) (chartData, error) {
 		}
 	}
 	c.charts.mu.Lock()
-	c.charts.data[region] = cachedChart{at: now, d: d}
+	c.charts.data[region] = cachedChart{at: now, lastSeq: lastSeq, d: d}
 	c.charts.mu.Unlock()
 	return d, nil
 }
@@ -134,7 +138,8 @@ func (c *Console) dashboard(w http.ResponseWriter, r *http.Request, s *session) 
 			d.Failing++
 		}
 	}
-	if d.Chart, err = c.chart(r.Context(), region); err != nil {
+	js := c.be.Journal()
+	if d.Chart, err = c.chart(r.Context(), region, js.LastSeq); err != nil {
 		c.log.Error("console: events-per-minute chart", "err", err)
 		d.ChartErr = "The chart could not be computed."
 	}
@@ -148,7 +153,6 @@ func (c *Console) dashboard(w http.ResponseWriter, r *http.Request, s *session) 
 	} else {
 		c.log.Error("console: newest events for the dashboard", "err", err)
 	}
-	js := c.be.Journal()
 	d.LastSeq = js.LastSeq
 	for name, pos := range js.Cursors {
 		lag := uint64(0)
