@@ -70,6 +70,11 @@ func newBrowser(t *testing.T, base string) *browserSession {
 		chromedp.NoSandbox, // the CI container runs as root
 		chromedp.Flag("disable-gpu", true),
 		chromedp.Flag("font-render-hinting", "none"),
+		// Tests stay on loopback: no host name resolves, and the browser's
+		// own background traffic is off.
+		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("no-pings", true),
 		chromedp.WindowSize(1280, 900),
 	)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
