@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/google/uuid"
 )
@@ -85,7 +86,21 @@ func newBrowser(t *testing.T, base string) *browserSession {
 	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 900)); err != nil {
 		t.Fatalf("start chromium: %v", err)
 	}
+	// Every page records what its Content-Security-Policy blocked, so the
+	// test can tell that the console works under its own policy.
+	b.do("watch for CSP violations", chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+		_, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{
+			Source: `window.__csp = []; document.addEventListener("securitypolicyviolation", e => window.__csp.push(e.violatedDirective + " " + e.blockedURI));`,
+		})
+		return err
+	}))
 	return b
+}
+
+// cspViolations returns what the current page's policy blocked.
+func (b *browserSession) cspViolations() []string {
+	b.t.Helper()
+	return eval[[]string](b, `window.__csp || []`)
 }
 
 // do runs steps with a deadline, failing the test with what was running.
@@ -137,6 +152,9 @@ func (b *browserSession) waitFor(what, js string) {
 // a phone width.
 func (b *browserSession) shot(name string) {
 	b.t.Helper()
+	if v := b.cspViolations(); len(v) > 0 {
+		b.t.Errorf("page %s broke its Content-Security-Policy: %v", name, v)
+	}
 	for _, w := range []int64{1280, 390} {
 		h := int64(900)
 		if w == 390 {
@@ -545,6 +563,12 @@ func TestConsoleEndToEnd(t *testing.T) {
 		t.Errorf("the dashboard shows %d journal consumers", n)
 	}
 	b.shot("00-dashboard")
+	// The policy is enforced: an injected inline script does not run.
+	eval[bool](b, `(() => { const s = document.createElement("script"); s.textContent = "window.__injected = true"; document.head.appendChild(s); return true; })()`)
+	b.waitFor("the CSP to report the injected script", `window.__csp.length > 0`)
+	if eval[bool](b, `window.__injected === true`) {
+		t.Error("an inline script ran despite the Content-Security-Policy")
+	}
 
 	// Sign out: the session is gone.
 	b.do("sign out",
