@@ -6,8 +6,12 @@ import (
 	"crypto/rand"
 	"fmt"
 	"io"
+	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -80,7 +84,7 @@ func BenchmarkThroughput(b *testing.B) {
 				// Alternate in rounds, swapping which side goes first, so
 				// that bursts of load from elsewhere on the machine hit
 				// both sides alike.
-				var dDirect, dProxy time.Duration
+				var dDirect, dProxy, cpuDirect, cpuProxy time.Duration
 				rounds := min(benchRounds, b.N)
 				for i := range rounds {
 					n := b.N / rounds
@@ -88,18 +92,20 @@ func BenchmarkThroughput(b *testing.B) {
 						n++
 					}
 					sides := []struct {
-						c   *s3.Client
-						sum *time.Duration
-					}{{direct, &dDirect}, {proxied, &dProxy}}
+						c        *s3.Client
+						sum, cpu *time.Duration
+					}{{direct, &dDirect, &cpuDirect}, {proxied, &dProxy, &cpuProxy}}
 					if i%2 == 1 {
 						sides[0], sides[1] = sides[1], sides[0]
 					}
 					for _, s := range sides {
+						cpu0 := cpuTime(b, 0) + cpuTime(b, r.upstreamPID)
 						d, err := run(n, benchClients, s.c, op)
 						if err != nil {
 							b.Fatal(err)
 						}
 						*s.sum += d
+						*s.cpu += cpuTime(b, 0) + cpuTime(b, r.upstreamPID) - cpu0
 					}
 				}
 				b.StopTimer()
@@ -107,9 +113,40 @@ func BenchmarkThroughput(b *testing.B) {
 				b.ReportMetric(mb/dDirect.Seconds(), "direct-MB/s")
 				b.ReportMetric(mb/dProxy.Seconds(), "proxy-MB/s")
 				b.ReportMetric(100*dDirect.Seconds()/dProxy.Seconds(), "%direct")
+				// CPU spent by clients, proxy and versitygw together per
+				// call: what the proxy adds does not depend on what else
+				// runs on the machine, and on a CPU-bound machine the
+				// throughput ratio approaches the CPU ratio.
+				b.ReportMetric(float64(cpuProxy.Microseconds()-cpuDirect.Microseconds())/float64(b.N), "proxy-cpu-µs/op")
+				b.ReportMetric(100*cpuDirect.Seconds()/cpuProxy.Seconds(), "%direct-cpu")
 			})
 		}
 	}
+}
+
+// cpuTime is the CPU (user+system) a process has used: pid 0 is this
+// one (the clients and the proxy).
+func cpuTime(b *testing.B, pid int) time.Duration {
+	if pid == 0 {
+		var ru syscall.Rusage
+		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+			b.Fatal(err)
+		}
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Fatalf("versitygw's CPU time: %v", err)
+	}
+	// Fields after the command name: state is field 3; utime and stime
+	// are fields 14 and 15, in clock ticks (100 Hz on Linux).
+	f := strings.Fields(string(st[bytes.LastIndexByte(st, ')')+2:]))
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	stt, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		b.Fatalf("versitygw's CPU time: bad /proc stat %q", st)
+	}
+	return time.Duration(ut+stt) * 10 * time.Millisecond
 }
 
 // run makes n calls with the given concurrency and returns how long they

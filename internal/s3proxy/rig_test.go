@@ -42,10 +42,12 @@ type rig struct {
 	s3       *s3test.Server
 	upstream string // what the proxy forwards to
 	hits     atomic.Int64
-	disk     *failingDisk
-	j        *journal.Journal
-	reg      *prometheus.Registry
-	p        *Proxy
+	// upstreamPID is versitygw's process (keepAlive rigs only).
+	upstreamPID int
+	disk        *failingDisk
+	j           *journal.Journal
+	reg         *prometheus.Registry
+	p           *Proxy
 }
 
 type rigOptions struct {
@@ -61,7 +63,7 @@ func newRig(t testing.TB, o rigOptions) *rig {
 	t.Helper()
 	r := &rig{disk: newFailingDisk(), reg: prometheus.NewRegistry()}
 	if o.keepAlive {
-		r.s3 = startKeepAliveVersity(t)
+		r.s3, r.upstreamPID = startKeepAliveVersity(t)
 	} else {
 		r.s3 = s3test.Start(t)
 	}
@@ -233,7 +235,7 @@ func path(m map[string]any, p string) any {
 
 // startKeepAliveVersity runs s3test's versitygw binary like s3test.Start
 // does, plus --keep-alive.
-func startKeepAliveVersity(t testing.TB) *s3test.Server {
+func startKeepAliveVersity(t testing.TB) (*s3test.Server, int) {
 	t.Helper()
 	bin := s3test.Binary(t)
 	dir := t.TempDir()
@@ -268,5 +270,5 @@ func startKeepAliveVersity(t testing.TB) *s3test.Server {
 		time.Sleep(10 * time.Millisecond)
 	}
 	return &s3test.Server{Endpoint: endpoint, Region: s3test.Region, AccessKeyID: s3test.AccessKeyID,
-		SecretAccessKey: s3test.SecretAccessKey, Dir: dir}
+		SecretAccessKey: s3test.SecretAccessKey, Dir: dir}, cmd.Process.Pid
 }
