@@ -21,6 +21,7 @@ import (
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 	"github.com/google/uuid"
 )
 
@@ -422,6 +423,24 @@ func TestConsoleEndToEnd(t *testing.T) {
 	// Event history filtered by two attributes at once.
 	b.do("open the event history", chromedp.Navigate(srv.URL+"/console/events"), chromedp.WaitVisible(chromedp.ID("events-table")))
 	b.shot("02-events")
+	// The column chooser hides a column and remembers it across pages.
+	b.do("hide the source IP column",
+		chromedp.Click(chromedp.CSS(`#columns summary`)),
+		chromedp.Click(chromedp.CSS(`input[data-col=ip]`)),
+		chromedp.Navigate(srv.URL+"/console/events"),
+		chromedp.WaitVisible(chromedp.ID("events-table")),
+	)
+	if shown := eval[bool](b, `getComputedStyle(document.querySelector("#rows tr .c-ip")).display !== "none"`); shown {
+		t.Error("the hidden column is shown again after a reload")
+	}
+	b.do("show it again",
+		chromedp.Click(chromedp.CSS(`#columns summary`)),
+		chromedp.Click(chromedp.CSS(`input[data-col=ip]`)),
+		chromedp.KeyEvent(kb.Escape),
+	)
+	if hidden := eval[bool](b, `getComputedStyle(document.querySelector("#rows tr .c-ip")).display === "none"`); hidden {
+		t.Error("the column chooser does not show a column again")
+	}
 	firstPage := eval[string](b, `document.querySelector("#rows tr").dataset.id`)
 	b.do("page to older events",
 		chromedp.Click(chromedp.ID("next-page")),
