@@ -308,6 +308,7 @@ func TestDigestChainSurvivesKill9(t *testing.T) {
 	restart := func(what string) {
 		t.Helper()
 		srv.kill9(t)
+		proxy.drain() // announcements from before the kill
 		start()
 		t.Logf("%6.1fs killed %s; restarted", time.Since(began).Seconds(), what)
 	}
@@ -327,7 +328,6 @@ func TestDigestChainSurvivesKill9(t *testing.T) {
 	}
 	// 2: its rewrite after the restart, right after S3 accepted it.
 	proxy.hold.Store(0)
-	proxy.drain()
 	k = waitFor(t, proxy.landed, "after the restart", 30*time.Second)
 	restart("right after S3 accepted " + filepath.Base(k))
 	if !inS3(k) {
