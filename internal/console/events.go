@@ -79,6 +79,10 @@ type filterSet struct {
 	Token    string
 	Back     []string // tokens of the pages before this one
 	Live     bool
+	// At pins "now" (Unix seconds) for a relative range while paging: the
+	// history binds its NextTokens to the query's time bounds, so every
+	// page of one listing must compute the same start time.
+	At int64
 }
 
 const timeInput = "2006-01-02T15:04"
@@ -103,6 +107,9 @@ func parseFilters(q url.Values) (filterSet, []string) {
 	f.PageSize = 50
 	if n, err := strconv.Atoi(q.Get("size")); err == nil && slices.Contains(pageSizes, n) {
 		f.PageSize = n
+	}
+	if at, err := strconv.ParseInt(q.Get("at"), 10, 64); err == nil && at > 0 {
+		f.At = at
 	}
 	if b := q.Get("back"); b != "" {
 		f.Back = strings.Split(b, ".")
@@ -146,7 +153,25 @@ func (f filterSet) nextURL(next string) string {
 		back = back[len(back)-maxBack:]
 	}
 	v.Set("back", strings.Join(back, "."))
+	f.pin(v)
 	return Prefix + "events?" + v.Encode()
+}
+
+// pin carries the listing's "now" into a paging URL.
+func (f filterSet) pin(v url.Values) {
+	if f.At != 0 && f.Range != "custom" && f.Range != "all" {
+		v.Set("at", strconv.FormatInt(f.At, 10))
+	}
+}
+
+// now is the instant a relative range counts back from: the pinned one
+// while paging, else the clock's, in whole seconds so that it survives
+// the round trip through the URL.
+func (f filterSet) now(clock time.Time) time.Time {
+	if f.At != 0 {
+		return time.Unix(f.At, 0).UTC()
+	}
+	return clock.Truncate(time.Second)
 }
 
 func (f filterSet) prevURL() string {
@@ -160,6 +185,7 @@ func (f filterSet) prevURL() string {
 	if len(f.Back) > 1 {
 		v.Set("back", strings.Join(f.Back[:len(f.Back)-1], "."))
 	}
+	f.pin(v)
 	return Prefix + "events?" + v.Encode()
 }
 
@@ -269,7 +295,10 @@ func (c *Console) eventsPage(w http.ResponseWriter, r *http.Request, s *session)
 	f, problems := parseFilters(r.URL.Query())
 	d := eventsData{Filters: f, Keys: lookupKeys, Columns: columns, Ranges: ranges, Sizes: pageSizes, Problems: problems}
 	status := http.StatusOK
-	q, err := f.query(s.Region(), c.now())
+	now := f.now(c.now())
+	f.At = now.Unix()
+	d.Filters = f
+	q, err := f.query(s.Region(), now)
 	if err == nil {
 		var events []event.LookupEvent
 		var next string

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
@@ -398,5 +399,33 @@ func TestConsoleAdvancedSelectorsAndRegion(t *testing.T) {
 	b.post("/console/region", url.Values{"csrf": {b.csrf}, "region": {"us-east-1"}}, nil)
 	if _, page = b.get("/console/events?k=EventName&v=CreateTrail"); strings.Contains(page, "<tr data-t=") {
 		t.Errorf("us-east-1's history shows eu-west-1's CreateTrail")
+	}
+}
+
+// TestConsolePagingARelativeRange pages through "the last hour" after the
+// clock has moved on: the history binds NextTokens to the query's bounds,
+// so the pages must share the first page's start time.
+func TestConsolePagingARelativeRange(t *testing.T) {
+	h := servertest.Start(t)
+	ctx := context.Background()
+	for range 60 {
+		if _, err := h.CloudTrail.ListTrails(ctx, &cloudtrail.ListTrailsInput{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := newBrowser(t, h.URL)
+	b.signIn(h.AdminKeyID, h.AdminSecret)
+	if err := h.Server.History().WaitIndexed(ctx, h.Server.Journal().LastSeq()); err != nil {
+		t.Fatal(err)
+	}
+	_, page := b.get("/console/events?range=1h&k=EventName&v=ListTrails")
+	m := regexp.MustCompile(`href="([^"]+)" rel="next"`).FindStringSubmatch(page)
+	if m == nil || strings.Count(page, "<tr data-t=") != 50 {
+		t.Fatalf("the first page has %d rows and no next link", strings.Count(page, "<tr data-t="))
+	}
+	time.Sleep(1100 * time.Millisecond)
+	resp, page := b.get(strings.ReplaceAll(m[1], "&amp;", "&"))
+	if resp.StatusCode != http.StatusOK || strings.Count(page, "<tr data-t=") != 10 {
+		t.Errorf("the second page a second later: %d with %d rows, want the remaining 10", resp.StatusCode, strings.Count(page, "<tr data-t="))
 	}
 }
