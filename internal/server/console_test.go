@@ -270,6 +270,13 @@ func TestConsoleReadOnlyKeyChangesNothing(t *testing.T) {
 	if ok, _ := h.Server.ObjectStore().BucketExists(ctx, "ro-bucket"); ok {
 		t.Error("a read-only key created a bucket")
 	}
+	// Deleting the key ends its console sessions at their next request.
+	if err := h.Server.Keys().Delete(ctx, h.ReadOnlyKeyID); err != nil {
+		t.Fatal(err)
+	}
+	if resp, _ := b.get("/console/trails"); resp.StatusCode != http.StatusSeeOther {
+		t.Errorf("a session of a deleted key still works: %d", resp.StatusCode)
+	}
 	for _, name := range []string{"StartLogging", "DeleteTrail"} {
 		recs := consoleRecords(t, h, name)
 		if len(recs) != 1 || recs[0].ErrorCode != "AccessDenied" || !strings.Contains(string(recs[0].Raw), `"sessionCredentialFromConsole":"true"`) {
