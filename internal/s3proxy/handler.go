@@ -170,8 +170,12 @@ const refusedAfterMessage = "The audit proxy could not record this call (Cairn's
 // one write, after its event, and a large one waits for the event only at
 // its last chunk while the rest flows freely.
 func (p *Proxy) stream(w http.ResponseWriter, r *http.Request, c *call, resp *http.Response) {
-	bp := p.bufs.Get().(*[]byte)
-	defer p.bufs.Put(bp)
+	pool := &p.bufs
+	if resp.ContentLength >= 0 && resp.ContentLength <= smallBuffer {
+		pool = &p.smallBufs
+	}
+	bp := pool.Get().(*[]byte)
+	defer pool.Put(bp)
 	buf := *bp
 	var copyErr error
 	var held []byte
