@@ -144,3 +144,56 @@ func TestFailOpenForwardsAndCounts(t *testing.T) {
 		t.Errorf("requests_total{outcome=lost} = %v, want 3", got)
 	}
 }
+
+// TestUnreachableUpstreamIsRecorded: a call the upstream never answered is
+// answered with an S3 error and still recorded (the caller tried it).
+func TestUnreachableUpstreamIsRecorded(t *testing.T) {
+	r := newRig(t, rigOptions{configure: func(c *Config) { c.Upstream = "http://127.0.0.1:1" }})
+	_, err := r.client(r.p.URL()).ListBuckets(context.Background(), &s3.ListBucketsInput{})
+	var ae smithy.APIError
+	if !errors.As(err, &ae) || ae.ErrorCode() != "ServiceUnavailable" {
+		t.Fatalf("ListBuckets with the upstream down: %v, want ServiceUnavailable", err)
+	}
+	evs := r.events(t)
+	if len(evs) != 1 || evs[0]["eventName"] != "ListBuckets" || evs[0]["errorCode"] != "ServiceUnavailable" {
+		t.Fatalf("events %v", evs)
+	}
+}
+
+// TestNonS3RequestsAreRefused: what the proxy cannot name is neither
+// forwarded nor recorded.
+func TestNonS3RequestsAreRefused(t *testing.T) {
+	r := newRig(t, rigOptions{count: true})
+	for _, tc := range []struct {
+		method, path string
+		status       int
+		code         string
+	}{
+		{"PATCH", "/b/k", http.StatusMethodNotAllowed, "MethodNotAllowed"},
+		{"OPTIONS", "/b/k", http.StatusMethodNotAllowed, "MethodNotAllowed"},
+		{"POST", "/", http.StatusBadRequest, "InvalidRequest"},
+	} {
+		req, err := http.NewRequest(tc.method, r.p.URL()+tc.path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.status || !strings.Contains(string(b), "<Code>"+tc.code+"</Code>") {
+			t.Errorf("%s %s: %d %s, want %d %s", tc.method, tc.path, resp.StatusCode, b, tc.status, tc.code)
+		}
+	}
+	if n := r.hits.Load(); n != 0 {
+		t.Errorf("the upstream saw %d of them", n)
+	}
+	if evs := r.events(t); len(evs) != 0 {
+		t.Errorf("recorded %v", evs)
+	}
+	if got := r.counter(t, "cairn_s3proxy_requests_total", map[string]string{"outcome": "rejected"}); got != 3 {
+		t.Errorf("requests_total{outcome=rejected} = %v, want 3", got)
+	}
+}

@@ -193,16 +193,19 @@ func (p *Proxy) Start(ctx context.Context, env server.CaptureEnv) error {
 	if p.account == "" {
 		p.account = env.AccountID
 	}
-	m, err := newMetrics(env.Registerer, p.cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("s3 proxy %s: metrics: %w", p.cfg.Listen, err)
-	}
-	p.m = m
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", p.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("s3 proxy: listen on %s: %w", p.cfg.Listen, err)
 	}
+	// Labelled with the bound address, which tells apart proxies
+	// declared on port 0 too.
+	m, err := newMetrics(env.Registerer, ln.Addr().String())
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("s3 proxy %s: metrics: %w", p.cfg.Listen, err)
+	}
+	p.m = m
 	if p.tlsConfig != nil {
 		ln = tls.NewListener(ln, p.tlsConfig)
 	}
