@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -26,16 +27,48 @@ const maxErrorBody = 64 << 10
 // may have done the call, so its event is still owed.
 const appendTimeout = 30 * time.Second
 
-// countingReader counts the bytes read through it.
+// countingReader counts the bytes read through it and, when asked, keeps
+// a copy of them (the small documents of bucket configuration calls,
+// which CloudTrail records among the parameters); the body still flows
+// to the upstream as it arrives.
 type countingReader struct {
 	r io.ReadCloser
 	n atomic.Int64
+	// keep, when not nil, receives a copy of the bytes read, up to
+	// maxKept; beyond that it is dropped.
+	mu   sync.Mutex
+	keep *bytes.Buffer
 }
+
+// maxKept bounds the request documents kept for requestParameters (S3
+// bucket policies are at most 20 KB).
+const maxKept = 64 << 10
 
 func (c *countingReader) Read(b []byte) (int, error) {
 	n, err := c.r.Read(b)
 	c.n.Add(int64(n))
+	if n > 0 {
+		c.mu.Lock()
+		if c.keep != nil {
+			if c.keep.Len()+n > maxKept {
+				c.keep = nil
+			} else {
+				c.keep.Write(b[:n])
+			}
+		}
+		c.mu.Unlock()
+	}
 	return n, err
+}
+
+// kept is the copy of the body, if it was kept whole.
+func (c *countingReader) kept() []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.keep == nil || int64(c.keep.Len()) != c.n.Load() {
+		return nil
+	}
+	return c.keep.Bytes()
 }
 
 func (c *countingReader) Close() error { return c.r.Close() }
@@ -78,6 +111,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	c := &call{op: op, cred: ParseCredential(r.Header, op.Query), start: p.env.Now()}
 	c.in = &countingReader{r: r.Body}
+	if op.Name == "PutBucketPolicy" && r.ContentLength > 0 && r.ContentLength <= maxKept {
+		c.in.keep = &bytes.Buffer{}
+	}
 	defer func() { p.m.bytes.WithLabelValues("in").Add(float64(c.in.n.Load())) }()
 
 	outreq, err := p.outgoing(r, c.in)

@@ -162,7 +162,8 @@ func TestSDKCallsAreRecorded(t *testing.T) {
 	if lb := evs["ListBuckets"]; lb["requestParameters"] != nil || lb["resources"] != nil {
 		t.Errorf("ListBuckets requestParameters %v resources %v, want null and none", lb["requestParameters"], lb["resources"])
 	}
-	if pol := evs["PutBucketPolicy"]; path(pol, "requestParameters.policy") != "" {
+	if pol := evs["PutBucketPolicy"]; path(pol, "requestParameters.policy") != "" ||
+		path(pol, "requestParameters.bucketPolicy.Version") != "2012-10-17" || path(pol, "requestParameters.bucketPolicy.Statement") == nil {
 		t.Errorf("PutBucketPolicy requestParameters %v", pol["requestParameters"])
 	}
 	if got := r.counter(t, "cairn_s3proxy_requests_total", map[string]string{"outcome": "recorded"}); got != float64(len(r.events(t))) {

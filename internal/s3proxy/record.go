@@ -47,7 +47,7 @@ func (p *Proxy) buildRecord(r *http.Request, c *call) ([]byte, error) {
 		ErrorMessage:       truncate(c.errMsg, 1024),
 		ReadOnly:           op.ReadOnly,
 		Identity:           p.userIdentity(c.cred),
-		RequestParameters:  requestParameters(r, op),
+		RequestParameters:  requestParameters(r, op, c.in.kept()),
 		DataEvent:          op.Data,
 	}
 	aed, err := p.additionalEventData(r, c)
@@ -128,9 +128,10 @@ func jsonString(s string) ([]byte, error) {
 }
 
 // requestParameters is S3's requestParameters: bucketName, Host, key and
-// the query parameters (subresources such as "acl" with an empty value);
-// null for ListBuckets without parameters, as in CloudTrail.
-func requestParameters(r *http.Request, op Operation) json.RawMessage {
+// the query parameters (subresources such as "acl" with an empty value),
+// and for PutBucketPolicy the policy as "bucketPolicy"; null for
+// ListBuckets without parameters, as in CloudTrail.
+func requestParameters(r *http.Request, op Operation, body []byte) json.RawMessage {
 	keys := make([]string, 0, len(op.Query))
 	for k := range op.Query {
 		if !hiddenParams[k] {
@@ -162,8 +163,15 @@ func requestParameters(r *http.Request, op Operation) json.RawMessage {
 	if op.Level == Object {
 		field("key", op.Key)
 	}
+	if op.Name == "PutBucketPolicy" && len(body) > 0 && json.Valid(body) && bytes.HasPrefix(bytes.TrimSpace(body), []byte("{")) {
+		var compact bytes.Buffer
+		if json.Compact(&compact, body) == nil {
+			b.WriteString(`,"bucketPolicy":`)
+			b.Write(compact.Bytes())
+		}
+	}
 	for _, k := range keys {
-		if k == "bucketName" || k == "Host" || k == "key" {
+		if k == "bucketName" || k == "Host" || k == "key" || k == "bucketPolicy" {
 			continue // never let a query parameter pass for one of ours
 		}
 		field(k, op.Query.Get(k))
