@@ -162,8 +162,16 @@ func (b *browserSession) shot(name string) {
 			h = 844
 		}
 		ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
-		err := chromedp.Do(ctx, chromedp.EmulateViewport(w, h), chromedp.Sleep(150*time.Millisecond))
+		err := chromedp.Do(ctx, chromedp.EmulateViewport(w, h), chromedp.Sleep(300*time.Millisecond))
 		var png []byte
+		if err == nil {
+			// Nothing may be wider than the screen: a phone would scroll
+			// the whole page sideways.
+			var width int64
+			if width, err = chromedp.Run(ctx, chromedp.Evaluate[int64](`document.documentElement.scrollWidth`)); err == nil && width > w {
+				b.t.Errorf("page %s is %d px wide at a %d px viewport", name, width, w)
+			}
+		}
 		if err == nil {
 			png, err = chromedp.Run(ctx, chromedp.FullScreenshot(100))
 		}

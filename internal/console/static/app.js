@@ -128,6 +128,6 @@
     };
     draw();
     var pending;
-    window.addEventListener("resize", function () { clearTimeout(pending); pending = setTimeout(draw, 150); });
+    window.addEventListener("resize", function () { clearTimeout(pending); pending = setTimeout(draw, 100); });
   }
 })();
