@@ -24,7 +24,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -136,7 +135,7 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 	if opts.Endpoint != "" && cfg.Credentials != nil {
 		base, _ := url.Parse(strings.TrimSuffix(opts.Endpoint, "/"))
 		st.lean = &lean{base: base, pathStyle: !opts.VirtualHostedStyle, region: region,
-			creds: cfg.Credentials, signer: v4.NewSigner(), client: cfg.HTTPClient}
+			creds: cfg.Credentials, client: cfg.HTTPClient}
 	}
 	return st, nil
 }
