@@ -34,15 +34,19 @@ const (
 // call is one request on its way through authentication, the operation and
 // the audit record.
 type call struct {
-	req       *api.Request
-	op        api.Operation
-	body      []byte
-	tls       *tls.ConnectionState
-	host      string
-	readOnly  bool
-	output    any
-	err       error
-	startTime time.Time
+	req      *api.Request
+	op       api.Operation
+	body     []byte
+	tls      *tls.ConnectionState
+	host     string
+	readOnly bool
+	// fromConsole marks a call the web console made for a signed-in
+	// user: its record says sessionCredentialFromConsole, as CloudTrail's
+	// records of AWS console calls do.
+	fromConsole bool
+	output      any
+	err         error
+	startTime   time.Time
 }
 
 func (s *Server) handleJSON11(w http.ResponseWriter, r *http.Request) {
@@ -163,6 +167,7 @@ func (s *Server) audit(ctx context.Context, c *call) error {
 		ReadOnly:           c.readOnly,
 		Identity:           userIdentity(c.req.Caller),
 		RequestParameters:  cloudTrailParams(c.body),
+		FromConsole:        c.fromConsole,
 	}
 	if c.err != nil {
 		e := awsproto.AsError(c.err)

@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"crypto/subtle"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/http"
@@ -89,11 +88,12 @@ func (b consoleBackend) newCall(c console.Call) (*call, error) {
 			UserAgent: c.Meta.UserAgent,
 			Time:      b.s.cfg.Now().UTC(),
 		},
-		op:       op,
-		body:     c.Body,
-		tls:      c.Meta.TLS,
-		host:     c.Meta.Host,
-		readOnly: op.ReadOnly,
+		op:          op,
+		body:        c.Body,
+		tls:         c.Meta.TLS,
+		host:        c.Meta.Host,
+		readOnly:    op.ReadOnly,
+		fromConsole: true,
 	}, nil
 }
 
@@ -108,7 +108,7 @@ func (b consoleBackend) Call(ctx context.Context, cc console.Call) ([]byte, erro
 	s := b.s
 	opCtx, undo := state.WithUndo(ctx)
 	s.perform(opCtx, c)
-	if err := s.auditConsole(ctx, c); err != nil {
+	if err := s.audit(ctx, c); err != nil {
 		if !undo.Empty() {
 			s.rollback(ctx, c, undo)
 		}
@@ -140,40 +140,6 @@ func (b consoleBackend) Read(ctx context.Context, cc console.Call) ([]byte, erro
 		return nil, err
 	}
 	return api.Encode(out)
-}
-
-// auditConsole is audit's record with sessionCredentialFromConsole set, as
-// CloudTrail records API calls made through its console.
-func (s *Server) auditConsole(ctx context.Context, c *call) error {
-	rec := event.APICall{
-		Time:              c.req.Time,
-		Source:            "cloudtrail.amazonaws.com",
-		Name:              c.op.Name,
-		Region:            c.req.Region,
-		SourceIP:          c.req.SourceIP,
-		UserAgent:         c.req.UserAgent,
-		RequestID:         c.req.RequestID,
-		ReadOnly:          c.readOnly,
-		Identity:          userIdentity(c.req.Caller),
-		RequestParameters: cloudTrailParams(c.body),
-		FromConsole:       true,
-	}
-	if c.err != nil {
-		e := awsproto.AsError(c.err)
-		rec.ErrorCode, rec.ErrorMessage = recordedErrorCode(e.Code), e.Message
-	} else if !c.readOnly {
-		if out, err := api.Encode(c.output); err == nil {
-			rec.ResponseElements = cloudTrailParams(out)
-		}
-	}
-	if c.tls != nil {
-		rec.TLS = &event.TLSDetails{
-			TLSVersion:               tlsVersionName(c.tls.Version),
-			CipherSuite:              tls.CipherSuiteName(c.tls.CipherSuite),
-			ClientProvidedHostHeader: c.host,
-		}
-	}
-	return s.appendConsoleRecord(ctx, rec)
 }
 
 func (s *Server) appendConsoleRecord(ctx context.Context, rec event.APICall) error {
