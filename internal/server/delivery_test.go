@@ -81,11 +81,22 @@ func TestTrailDeliversItsOwnAPICalls(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	st, err := ct.GetTrailStatus(ctx, &cloudtrail.GetTrailStatusInput{Name: aws.String("everything")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.LatestDeliveryTime == nil || aws.ToString(st.LatestDeliveryAttemptSucceeded) == "" || st.LatestDeliveryError != nil {
-		t.Errorf("status after delivery: time=%v succeeded=%q error=%v", st.LatestDeliveryTime, aws.ToString(st.LatestDeliveryAttemptSucceeded), aws.ToString(st.LatestDeliveryError))
+	// The status is written after the file is stored, so it may lag the
+	// file by a moment.
+	for {
+		st, err := ct.GetTrailStatus(ctx, &cloudtrail.GetTrailStatusInput{Name: aws.String("everything")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.LatestDeliveryError != nil {
+			t.Fatalf("status after delivery: error %q", aws.ToString(st.LatestDeliveryError))
+		}
+		if st.LatestDeliveryTime != nil && aws.ToString(st.LatestDeliveryAttemptSucceeded) != "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status after delivery: time=%v succeeded=%q", st.LatestDeliveryTime, aws.ToString(st.LatestDeliveryAttemptSucceeded))
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
