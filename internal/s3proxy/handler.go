@@ -77,7 +77,6 @@ func (c *countingReader) Close() error { return c.r.Close() }
 type call struct {
 	op        Operation
 	cred      Credential
-	start     time.Time
 	in        *countingReader
 	out       int64
 	status    int
@@ -109,7 +108,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	c := &call{op: op, cred: ParseCredential(r.Header, op.Query), start: p.env.Now()}
+	c := &call{op: op, cred: ParseCredential(r.Header, op.Query)}
 	c.in = &countingReader{r: r.Body}
 	if op.Name == "PutBucketPolicy" && r.ContentLength > 0 && r.ContentLength <= maxKept {
 		c.in.keep = &bytes.Buffer{}
