@@ -7,14 +7,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"github.com/cairn-audit/cairn/internal/objstore/s3/s3test"
 )
 
 // TestSDKCallsAreRecorded makes real SDK calls through the proxy to a
@@ -245,4 +250,40 @@ func keys[V any](m map[string]V) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// TestVirtualHostedStyle: with virtual_host_domain, "<bucket>.<domain>"
+// Host headers name the bucket, as for a versitygw serving that domain;
+// the SDK signs the virtual host, which reaches versitygw intact.
+func TestVirtualHostedStyle(t *testing.T) {
+	const domain = "s3.cairn.test"
+	r := newRig(t, rigOptions{keepAlive: true, virtualDomain: domain, configure: func(c *Config) { c.VirtualHostDomain = domain }})
+	proxyAddr := r.p.Addr()
+	_, port, _ := net.SplitHostPort(proxyAddr)
+	hc := awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
+		// Every *.s3.cairn.test name is the proxy.
+		tr.DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, proxyAddr)
+		}
+	})
+	c := s3.New(s3.Options{Region: s3test.Region, BaseEndpoint: aws.String("http://" + domain + ":" + port),
+		Credentials: credentials.NewStaticCredentialsProvider(r.s3.AccessKeyID, r.s3.SecretAccessKey, ""),
+		Retryer:     aws.NopRetryer{}, HTTPClient: hc})
+	ctx := context.Background()
+	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("vhost")}); err != nil {
+		t.Fatalf("CreateBucket, virtual-hosted: %v", err)
+	}
+	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("vhost"), Key: aws.String("a/b.txt"), Body: strings.NewReader("v")}); err != nil {
+		t.Fatalf("PutObject, virtual-hosted: %v", err)
+	}
+	evs := byName(r.events(t))
+	put := evs["PutObject"]
+	if path(put, "requestParameters.bucketName") != "vhost" || path(put, "requestParameters.key") != "a/b.txt" ||
+		path(put, "requestParameters.Host") != "vhost."+domain+":"+port {
+		t.Errorf("PutObject requestParameters %v", put["requestParameters"])
+	}
+	if cb := evs["CreateBucket"]; path(cb, "requestParameters.bucketName") != "vhost" || cb["eventCategory"] != "Management" {
+		t.Errorf("CreateBucket %v %v", cb["requestParameters"], cb["eventCategory"])
+	}
 }

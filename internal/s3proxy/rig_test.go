@@ -56,14 +56,17 @@ type rigOptions struct {
 	// server closes each connection after one response, which would make
 	// a benchmark measure TCP handshakes).
 	keepAlive bool
-	configure func(*Config)
+	// virtualDomain runs versitygw (keepAlive rigs) with virtual-hosted
+	// addressing under this domain.
+	virtualDomain string
+	configure     func(*Config)
 }
 
 func newRig(t testing.TB, o rigOptions) *rig {
 	t.Helper()
 	r := &rig{disk: newFailingDisk(), reg: prometheus.NewRegistry()}
 	if o.keepAlive {
-		r.s3, r.upstreamPID = startKeepAliveVersity(t)
+		r.s3, r.upstreamPID = startKeepAliveVersity(t, o.virtualDomain)
 	} else {
 		r.s3 = s3test.Start(t)
 	}
@@ -235,7 +238,7 @@ func path(m map[string]any, p string) any {
 
 // startKeepAliveVersity runs s3test's versitygw binary like s3test.Start
 // does, plus --keep-alive.
-func startKeepAliveVersity(t testing.TB) (*s3test.Server, int) {
+func startKeepAliveVersity(t testing.TB, virtualDomain string) (*s3test.Server, int) {
 	t.Helper()
 	bin := s3test.Binary(t)
 	dir := t.TempDir()
@@ -245,7 +248,11 @@ func startKeepAliveVersity(t testing.TB) (*s3test.Server, int) {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	cmd := exec.Command(bin, "--port", addr, "--region", s3test.Region, "--quiet", "--keep-alive", "posix", dir)
+	args := []string{"--port", addr, "--region", s3test.Region, "--quiet", "--keep-alive"}
+	if virtualDomain != "" {
+		args = append(args, "--virtual-domain", virtualDomain)
+	}
+	cmd := exec.Command(bin, append(args, "posix", dir)...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY_ID="+s3test.AccessKeyID, "ROOT_SECRET_ACCESS_KEY="+s3test.SecretAccessKey)
 	exited, err := s3test.StartChild(cmd)
