@@ -167,18 +167,18 @@ func (v *validator) listDigests(ctx context.Context, bucket string) (regular, ba
 	re := v.loc.KeyRE()
 	after := v.loc.Key(v.o.Start.Add(-time.Minute))
 	hi := v.o.End.Add(time.Hour)
-	err = v.o.Store.List(ctx, bucket, v.loc.Dir(), after, func(oi objstore.ObjectInfo) error {
-		if !re.MatchString(oi.Key) {
+	err = v.listKeys(ctx, bucket, v.loc.Dir(), after, func(key string) error {
+		if !re.MatchString(key) {
 			return nil
 		}
-		t, ok := KeyEndTime(oi.Key)
+		t, ok := KeyEndTime(key)
 		if !ok || t.Before(v.o.Start) || t.After(hi) {
 			return nil
 		}
-		if strings.HasSuffix(oi.Key, backfillSuffix) {
-			backfill = append(backfill, oi.Key)
+		if strings.HasSuffix(key, backfillSuffix) {
+			backfill = append(backfill, key)
 		} else {
-			regular = append(regular, oi.Key)
+			regular = append(regular, key)
 		}
 		return nil
 	})
@@ -205,6 +205,19 @@ func (v *validator) listDigests(ctx context.Context, bucket string) (regular, ba
 // middleware stack), which matters when reading thousands of objects.
 type leanGetter interface {
 	GetLean(ctx context.Context, bucket, key string) (io.ReadCloser, objstore.ObjectInfo, error)
+}
+
+// leanLister is a store with a cheaper listing of keys alone (the S3
+// backend's ListKeysLean).
+type leanLister interface {
+	ListKeysLean(ctx context.Context, bucket, prefix, startAfter string, fn func(key string) error) error
+}
+
+func (v *validator) listKeys(ctx context.Context, bucket, prefix, startAfter string, fn func(key string) error) error {
+	if l, ok := v.o.Store.(leanLister); ok {
+		return l.ListKeysLean(ctx, bucket, prefix, startAfter, fn)
+	}
+	return v.o.Store.List(ctx, bucket, prefix, startAfter, func(oi objstore.ObjectInfo) error { return fn(oi.Key) })
 }
 
 func (v *validator) get(ctx context.Context, bucket, key string) (io.ReadCloser, objstore.ObjectInfo, error) {
@@ -887,12 +900,12 @@ func (v *validator) listLogs(ctx context.Context) ([]string, error) {
 	after := dir + v.o.Start.Add(-24*time.Hour).Format("2006/01/02")
 	stop := dir + v.o.End.Add(48*time.Hour).Format("2006/01/02")
 	var keys []string
-	err := v.o.Store.List(ctx, v.o.Bucket, dir, after, func(oi objstore.ObjectInfo) error {
-		if oi.Key > stop {
+	err := v.listKeys(ctx, v.o.Bucket, dir, after, func(key string) error {
+		if key > stop {
 			return objstore.ErrStop
 		}
-		if _, ok := LogKeyTime(oi.Key); ok {
-			keys = append(keys, oi.Key)
+		if _, ok := LogKeyTime(key); ok {
+			keys = append(keys, key)
 		}
 		return nil
 	})
