@@ -9,6 +9,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"net/http"
 	"net/url"
@@ -45,10 +46,10 @@ type lean struct {
 
 	// The SigV4 signing key derived for a day and secret: the same for
 	// every request that day.
-	mu         sync.Mutex
-	keyDay     string
-	keySecret  string
-	signingKey []byte
+	mu        sync.Mutex
+	keyDay    string
+	keySecret string
+	macPool   *sync.Pool // of hash.Hash: HMAC-SHA256 under the signing key
 }
 
 // GetLean is Get through one SigV4-signed net/http GET, without the SDK's
@@ -188,7 +189,10 @@ func (l *lean) sign(req *http.Request, creds aws.Credentials, now time.Time) {
 	canon.WriteString(signed)
 	canon.WriteString("\n" + emptySHA256)
 	ch := sha256.Sum256([]byte(canon.String()))
-	mac := hmac.New(sha256.New, l.key(creds.SecretAccessKey, day))
+	macs := l.macs(creds.SecretAccessKey, day)
+	mac := macs.Get().(hash.Hash)
+	defer macs.Put(mac)
+	mac.Reset()
 	mac.Write([]byte("AWS4-HMAC-SHA256\n" + amzDate + "\n" + scope + "\n" + hex.EncodeToString(ch[:])))
 	req.Header["X-Amz-Content-Sha256"] = []string{emptySHA256}
 	req.Header["X-Amz-Date"] = []string{amzDate}
@@ -196,19 +200,22 @@ func (l *lean) sign(req *http.Request, creds aws.Credentials, now time.Time) {
 		", SignedHeaders=" + signed + ", Signature=" + hex.EncodeToString(mac.Sum(nil))}
 }
 
-// key returns the signing key of day (YYYYMMDD) for secret.
-func (l *lean) key(secret, day string) []byte {
+// macs returns a pool of HMACs keyed with the signing key of day
+// (YYYYMMDD) for secret: deriving the key takes four HMACs and keying one
+// two hashes, the same for every request that day.
+func (l *lean) macs(secret, day string) *sync.Pool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.keyDay == day && l.keySecret == secret {
-		return l.signingKey
+		return l.macPool
 	}
 	k := hmacSHA256([]byte("AWS4"+secret), day)
 	k = hmacSHA256(k, l.region)
 	k = hmacSHA256(k, "s3")
 	k = hmacSHA256(k, "aws4_request")
-	l.keyDay, l.keySecret, l.signingKey = day, secret, k
-	return k
+	l.keyDay, l.keySecret = day, secret
+	l.macPool = &sync.Pool{New: func() any { return hmac.New(sha256.New, k) }}
+	return l.macPool
 }
 
 func hmacSHA256(key []byte, data string) []byte {
