@@ -3,50 +3,24 @@ package httpproxy_test
 import (
 	"net/http"
 	"strings"
-	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2/vfs"
-	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
-
 	"github.com/cairn-audit/cairn/internal/httpproxy"
+	"github.com/cairn-audit/cairn/internal/journal/journaltest"
 	"github.com/cairn-audit/cairn/internal/server"
 )
-
-// failingDisk makes every write and sync of the journal's write-ahead log
-// fail with ENOSPC while armed, the way a full disk does.
-type failingDisk struct {
-	vfs.FS
-	armed atomic.Bool
-}
-
-func newFailingDisk() *failingDisk {
-	d := &failingDisk{}
-	d.FS = errorfs.Wrap(vfs.Default, errorfs.InjectorFunc(func(op errorfs.Op) error {
-		if !d.armed.Load() || !strings.HasSuffix(op.Path, ".log") {
-			return nil
-		}
-		switch op.Kind {
-		case errorfs.OpFileWrite, errorfs.OpFileWriteAt, errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo, errorfs.OpFilePreallocate:
-			return syscall.ENOSPC
-		}
-		return nil
-	}))
-	return d
-}
 
 // TestFailClosed: with the journal failing, calls are refused with 503 and
 // once the journal says it is unavailable the upstream sees nothing; the
 // proxy recovers by itself when the disk does.
 func TestFailClosed(t *testing.T) {
-	disk := newFailingDisk()
+	disk := journaltest.NewFullDisk()
 	s := startStack(t, httpproxy.Config{}, func(c *server.Config) { c.JournalFS = disk })
 	if code, _, _ := s.do(t, nil, "GET", "/v1/users/1", nil, ""); code != 200 {
 		t.Fatalf("before the fault: %d", code)
 	}
-	disk.armed.Store(true)
+	disk.Full.Store(true)
 	// The first call finds the fault: the upstream answers, but its answer
 	// is withheld because the event could not be made durable.
 	code, body, _ := s.do(t, nil, "DELETE", "/v1/users/1", nil, "")
@@ -69,7 +43,7 @@ func TestFailClosed(t *testing.T) {
 	if got := s.metric(t, "cairn_http_proxy_requests_total{outcome=\"unavailable\""); got != "4" {
 		t.Errorf("unavailable outcome counted %q, want 4", got)
 	}
-	disk.armed.Store(false)
+	disk.Full.Store(false)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		code, _, _ := s.do(t, nil, "DELETE", "/v1/users/2", nil, "")
@@ -95,9 +69,9 @@ func TestFailClosed(t *testing.T) {
 // TestFailOpen forwards calls whose events cannot be recorded and counts
 // them.
 func TestFailOpen(t *testing.T) {
-	disk := newFailingDisk()
+	disk := journaltest.NewFullDisk()
 	s := startStack(t, httpproxy.Config{FailurePolicy: httpproxy.FailOpen}, func(c *server.Config) { c.JournalFS = disk })
-	disk.armed.Store(true)
+	disk.Full.Store(true)
 	for range 3 {
 		if code, _, _ := s.do(t, nil, "GET", "/v1/users/1", nil, ""); code != 200 {
 			t.Fatalf("fail open: %d, want the upstream's 200", code)

@@ -6,47 +6,21 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2/vfs"
-	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
-
+	"github.com/cairn-audit/cairn/internal/journal/journaltest"
 	"github.com/cairn-audit/cairn/internal/k8saudit"
 	"github.com/cairn-audit/cairn/internal/server"
 	"github.com/cairn-audit/cairn/internal/server/servertest"
 )
-
-// failingDisk makes the journal's write-ahead log writes fail with ENOSPC
-// while armed, as a full disk does.
-type failingDisk struct {
-	vfs.FS
-	armed atomic.Bool
-}
-
-func newFailingDisk() *failingDisk {
-	d := &failingDisk{}
-	d.FS = errorfs.Wrap(vfs.Default, errorfs.InjectorFunc(func(op errorfs.Op) error {
-		if !d.armed.Load() || !strings.HasSuffix(op.Path, ".log") {
-			return nil
-		}
-		switch op.Kind {
-		case errorfs.OpFileWrite, errorfs.OpFileWriteAt, errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo, errorfs.OpFilePreallocate:
-			return syscall.ENOSPC
-		}
-		return nil
-	}))
-	return d
-}
 
 // TestJournalRefusalIs503AndTheRetryRecords: while the journal cannot
 // write, batches get 503 (the API server keeps them and retries) and
 // nothing is recorded; the retry once the disk has room records the whole
 // batch, not "duplicates" of the failed attempt.
 func TestJournalRefusalIs503AndTheRetryRecords(t *testing.T) {
-	disk := newFailingDisk()
+	disk := journaltest.NewFullDisk()
 	c, err := k8saudit.New(k8saudit.Config{Token: testToken, Cluster: "minikube"})
 	if err != nil {
 		t.Fatal(err)
@@ -64,7 +38,7 @@ func TestJournalRefusalIs503AndTheRetryRecords(t *testing.T) {
 	}
 	batch := eventList(evs[:7]...)
 
-	disk.armed.Store(true)
+	disk.Full.Store(true)
 	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(string(batch)))
 	req.Header.Set("Authorization", "Bearer "+testToken)
 	resp, err := http.DefaultClient.Do(req)
@@ -76,7 +50,7 @@ func TestJournalRefusalIs503AndTheRetryRecords(t *testing.T) {
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || !strings.Contains(string(msg), "not recorded") {
 		t.Fatalf("on a full disk: %d %q (Retry-After %q), want 503", resp.StatusCode, msg, resp.Header.Get("Retry-After"))
 	}
-	disk.armed.Store(false)
+	disk.Full.Store(false)
 
 	deadline := time.Now().Add(20 * time.Second)
 	for {

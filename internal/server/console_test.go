@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 
 	"github.com/cairn-audit/cairn/internal/event"
+	"github.com/cairn-audit/cairn/internal/journal/journaltest"
 	"github.com/cairn-audit/cairn/internal/server"
 	"github.com/cairn-audit/cairn/internal/server/servertest"
 )
@@ -286,13 +287,13 @@ func TestConsoleReadOnlyKeyChangesNothing(t *testing.T) {
 }
 
 func TestConsoleFailsClosed(t *testing.T) {
-	disk := newFailingDisk()
+	disk := journaltest.NewFullDisk()
 	h := servertest.Start(t, servertest.Options{Configure: func(c *server.Config) { c.JournalFS = disk }})
 	h.CreateBucket(t, "logs")
 	b := newBrowser(t, h.URL)
 	b.signIn(h.AdminKeyID, h.AdminSecret)
 
-	disk.armed.Store(true)
+	disk.Full.Store(true)
 	resp, page := b.post("/console/trails/new", url.Values{"csrf": {b.csrf}, "name": {"during"}, "bucket_mode": {"existing"}, "bucket": {"logs"}, "mgmt": {"on"}}, nil)
 	if resp.StatusCode == http.StatusSeeOther || !strings.Contains(page, "journal") {
 		t.Errorf("a change while the journal refuses writes: %d, want a refusal that says why", resp.StatusCode)
@@ -304,7 +305,7 @@ func TestConsoleFailsClosed(t *testing.T) {
 	if resp := b2.signIn(h.AdminKeyID, h.AdminSecret); resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("a sign-in that cannot be recorded: %d, want 503", resp.StatusCode)
 	}
-	disk.armed.Store(false)
+	disk.Full.Store(false)
 }
 
 func TestConsoleSignInRateLimit(t *testing.T) {

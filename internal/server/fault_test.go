@@ -5,8 +5,6 @@ import (
 	"errors"
 	"net/http"
 	"strings"
-	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -14,41 +12,18 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 	"github.com/aws/smithy-go"
-	"github.com/cockroachdb/pebble/v2/vfs"
-	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 
+	"github.com/cairn-audit/cairn/internal/journal/journaltest"
 	"github.com/cairn-audit/cairn/internal/server"
 	"github.com/cairn-audit/cairn/internal/server/servertest"
 )
-
-// failingDisk makes every write and sync of the journal's write-ahead log
-// fail with ENOSPC while it is armed, the way a full disk does.
-type failingDisk struct {
-	vfs.FS
-	armed atomic.Bool
-}
-
-func newFailingDisk() *failingDisk {
-	d := &failingDisk{}
-	d.FS = errorfs.Wrap(vfs.Default, errorfs.InjectorFunc(func(op errorfs.Op) error {
-		if !d.armed.Load() || !strings.HasSuffix(op.Path, ".log") {
-			return nil
-		}
-		switch op.Kind {
-		case errorfs.OpFileWrite, errorfs.OpFileWriteAt, errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo, errorfs.OpFilePreallocate:
-			return syscall.ENOSPC
-		}
-		return nil
-	}))
-	return d
-}
 
 // TestFailsClosedOnAFullDisk fills the journal's disk under a running
 // server: changes are refused with a clear error and not made, nothing
 // acknowledged before is lost, and the server recovers by itself once the
 // disk has room again.
 func TestFailsClosedOnAFullDisk(t *testing.T) {
-	disk := newFailingDisk()
+	disk := journaltest.NewFullDisk()
 	h := servertest.Start(t, servertest.Options{Configure: func(c *server.Config) { c.JournalFS = disk }})
 	h.CreateBucket(t, "logs")
 	ctx := context.Background()
@@ -57,7 +32,7 @@ func TestFailsClosedOnAFullDisk(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	disk.armed.Store(true)
+	disk.Full.Store(true)
 	var refusals int
 	for i := range 5 {
 		_, err := ct.CreateTrail(ctx, &cloudtrail.CreateTrailInput{Name: aws.String("during"), S3BucketName: aws.String("logs")})
@@ -78,7 +53,7 @@ func TestFailsClosedOnAFullDisk(t *testing.T) {
 	if resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("/healthz on a full disk: %d, want 503", resp.StatusCode)
 	}
-	disk.armed.Store(false)
+	disk.Full.Store(false)
 
 	// Recovery needs no restart: the journal probes the disk and reopens.
 	deadline := time.Now().Add(20 * time.Second)
