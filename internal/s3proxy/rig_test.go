@@ -6,13 +6,12 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
 	"os"
-	"os/exec"
+	"runtime/pprof"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -42,7 +41,7 @@ type rig struct {
 	s3       *s3test.Server
 	upstream string // what the proxy forwards to
 	hits     atomic.Int64
-	// upstreamPID is versitygw's process (keepAlive rigs only).
+	// upstreamPID is versitygw's process.
 	upstreamPID int
 	disk        *failingDisk
 	j           *journal.Journal
@@ -56,8 +55,8 @@ type rigOptions struct {
 	// server closes each connection after one response, which would make
 	// a benchmark measure TCP handshakes).
 	keepAlive bool
-	// virtualDomain runs versitygw (keepAlive rigs) with virtual-hosted
-	// addressing under this domain.
+	// virtualDomain runs versitygw with virtual-hosted addressing under
+	// this domain.
 	virtualDomain string
 	configure     func(*Config)
 }
@@ -65,11 +64,8 @@ type rigOptions struct {
 func newRig(t testing.TB, o rigOptions) *rig {
 	t.Helper()
 	r := &rig{disk: newFailingDisk(), reg: prometheus.NewRegistry()}
-	if o.keepAlive {
-		r.s3, r.upstreamPID = startKeepAliveVersity(t, o.virtualDomain)
-	} else {
-		r.s3 = s3test.Start(t)
-	}
+	r.s3 = s3test.StartWith(t, s3test.Options{KeepAlive: o.keepAlive, VirtualDomain: o.virtualDomain})
+	r.upstreamPID = r.s3.PID
 	r.upstream = r.s3.Endpoint
 	if o.count {
 		target, _ := url.Parse(r.s3.Endpoint)
@@ -105,8 +101,16 @@ func newRig(t testing.TB, o rigOptions) *rig {
 	if os.Getenv("CAIRN_TEST_LOG") != "" {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	if err := p.Start(ctx, server.CaptureEnv{Journal: j, AccountID: "000000000000", Logger: logger, Registerer: r.reg, Now: time.Now}); err != nil {
-		t.Fatalf("start proxy: %v", err)
+	// The proxy's goroutines (and the upstream connections' ones they
+	// start) carry the label side=proxy, so that a CPU profile of a
+	// benchmark tells the proxy's work from the clients'
+	// (go tool pprof -tagfocus side=proxy).
+	var startErr error
+	pprof.Do(ctx, pprof.Labels("side", "proxy"), func(ctx context.Context) {
+		startErr = p.Start(ctx, server.CaptureEnv{Journal: j, AccountID: "000000000000", Logger: logger, Registerer: r.reg, Now: time.Now})
+	})
+	if startErr != nil {
+		t.Fatalf("start proxy: %v", startErr)
 	}
 	r.p = p
 	t.Cleanup(func() {
@@ -234,48 +238,4 @@ func path(m map[string]any, p string) any {
 		cur = mm[k]
 	}
 	return cur
-}
-
-// startKeepAliveVersity runs s3test's versitygw binary like s3test.Start
-// does, plus --keep-alive.
-func startKeepAliveVersity(t testing.TB, virtualDomain string) (*s3test.Server, int) {
-	t.Helper()
-	bin := s3test.Binary(t)
-	dir := t.TempDir()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	args := []string{"--port", addr, "--region", s3test.Region, "--quiet", "--keep-alive"}
-	if virtualDomain != "" {
-		args = append(args, "--virtual-domain", virtualDomain)
-	}
-	cmd := exec.Command(bin, append(args, "posix", dir)...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY_ID="+s3test.AccessKeyID, "ROOT_SECRET_ACCESS_KEY="+s3test.SecretAccessKey)
-	exited, err := s3test.StartChild(cmd)
-	if err != nil {
-		t.Fatalf("start versitygw: %v", err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-	})
-	endpoint := "http://" + addr
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get(endpoint + "/")
-		if err == nil {
-			resp.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("versitygw --keep-alive did not answer within 20s: %v", err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return &s3test.Server{Endpoint: endpoint, Region: s3test.Region, AccessKeyID: s3test.AccessKeyID,
-		SecretAccessKey: s3test.SecretAccessKey, Dir: dir}, cmd.Process.Pid
 }

@@ -59,6 +59,22 @@ type Server struct {
 	// Log is versitygw's output (printed by Start's cleanup when the
 	// test failed).
 	Log string
+	// PID is versitygw's process ID (for tests that measure its CPU
+	// time).
+	PID int
+}
+
+// Options change how StartWith runs versitygw. The zero value is what
+// Start runs.
+type Options struct {
+	// KeepAlive keeps client connections open between requests
+	// (versitygw --keep-alive). By default versitygw closes each
+	// connection after one response, which a benchmark would measure as
+	// TCP handshakes.
+	KeepAlive bool
+	// VirtualDomain enables virtual-hosted-style addressing,
+	// "<bucket>.<VirtualDomain>" (versitygw --virtual-domain).
+	VirtualDomain string
 }
 
 // Options are the s3 backend options for this server.
@@ -99,6 +115,12 @@ func (s *Server) Env() []string {
 // Start runs a server for the test and stops it when the test ends.
 func Start(t testing.TB) *Server {
 	t.Helper()
+	return StartWith(t, Options{})
+}
+
+// StartWith is Start with options.
+func StartWith(t testing.TB, o Options) *Server {
+	t.Helper()
 	bin := Binary(t)
 	tmp := t.TempDir() // before our cleanup, so it is removed after the server stops
 	dir := filepath.Join(tmp, "root")
@@ -108,7 +130,7 @@ func Start(t testing.TB) *Server {
 	logPath := filepath.Join(tmp, "versitygw.log")
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
-		srv, stop, err := start(bin, dir, logPath)
+		srv, stop, err := start(bin, dir, logPath, o)
 		if err == nil {
 			t.Cleanup(func() {
 				stop()
@@ -126,7 +148,7 @@ func Start(t testing.TB) *Server {
 	return nil
 }
 
-func start(bin, dir, logPath string) (*Server, func(), error) {
+func start(bin, dir, logPath string, o Options) (*Server, func(), error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, nil, err
@@ -137,7 +159,14 @@ func start(bin, dir, logPath string) (*Server, func(), error) {
 		return nil, nil, err
 	}
 	defer logFile.Close() // the child has its own copy
-	cmd := exec.Command(bin, "--port", addr, "--region", Region, "--quiet", "posix", dir)
+	args := []string{"--port", addr, "--region", Region, "--quiet"}
+	if o.KeepAlive {
+		args = append(args, "--keep-alive")
+	}
+	if o.VirtualDomain != "" {
+		args = append(args, "--virtual-domain", o.VirtualDomain)
+	}
+	cmd := exec.Command(bin, append(args, "posix", dir)...)
 	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.Env = append(cleanEnv(),
@@ -164,7 +193,7 @@ func start(bin, dir, logPath string) (*Server, func(), error) {
 	return &Server{
 		Endpoint: endpoint, Region: Region,
 		AccessKeyID: AccessKeyID, SecretAccessKey: SecretAccessKey,
-		Dir: dir, Log: logPath,
+		Dir: dir, Log: logPath, PID: cmd.Process.Pid,
 	}, stop, nil
 }
 
