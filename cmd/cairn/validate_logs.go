@@ -30,7 +30,8 @@ store directly and hashing in parallel. It also reports what the AWS CLI
 cannot: digests whose successor recorded another hash or signature, more
 than one consecutive deleted digest, deleted newest digests (online: from
 GetTrailStatus), log files no digest lists, data after a gzip stream and
-breaks in time continuity.
+breaks in time continuity. CloudTrail's "_backfill" digests are walked
+after the regular chain, as the AWS CLI v1.45 does.
 
 Online (default): public keys, the trail's bucket and its latest digest
 delivery come from Cairn at --endpoint-url. Offline: --public-keys FILE
