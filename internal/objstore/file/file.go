@@ -576,13 +576,16 @@ func (s *Store) open(ctx context.Context, op, bucket, key string) (*os.File, obj
 			return nil, objstore.ObjectInfo{}, fmt.Errorf("objstore/file: %s %s/%s: read sidecar: %w", op, bucket, key, err)
 		}
 		match := sc.Size == st.Size() && sc.DataIno == inode(st) && sc.DataMtimeNs == st.ModTime().UnixNano()
-		if !match && attempt < 5 {
+		if !match && attempt < 20 {
 			// Most likely an overwrite between its two renames: look again.
+			// A busy writer on a loaded machine can straddle several looks
+			// in a row, so give up only after ~300 ms: a real interrupted
+			// overwrite is rare and may wait, a false "damaged" may not.
 			f.Close()
 			select {
 			case <-ctx.Done():
 				return nil, objstore.ObjectInfo{}, ctx.Err()
-			case <-time.After(time.Duration(attempt+1) * 2 * time.Millisecond):
+			case <-time.After(min(time.Duration(attempt+1)*2*time.Millisecond, 20*time.Millisecond)):
 			}
 			continue
 		}
