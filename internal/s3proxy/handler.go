@@ -90,7 +90,7 @@ type call struct {
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	op, err := p.decoder.Decode(r)
 	if err != nil {
-		p.m.requests.WithLabelValues(outcomeRejected).Inc()
+		p.m.rejected.Inc()
 		code, status := "InvalidRequest", http.StatusBadRequest
 		if !isS3Method(r.Method) {
 			code, status = "MethodNotAllowed", http.StatusMethodNotAllowed
@@ -100,7 +100,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if !p.cfg.FailOpen {
 		if err := p.env.Journal.Available(); err != nil {
-			p.m.requests.WithLabelValues(outcomeRefused).Inc()
+			p.m.refused.Inc()
 			p.log.Warn("refusing an S3 call: its event cannot be made durable", "operation", op.Name, "err", err)
 			w.Header().Set("Retry-After", "1")
 			writeS3Error(w, http.StatusServiceUnavailable, "ServiceUnavailable",
@@ -113,7 +113,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if op.Name == "PutBucketPolicy" && r.ContentLength > 0 && r.ContentLength <= maxKept {
 		c.in.keep = &bytes.Buffer{}
 	}
-	defer func() { p.m.bytes.WithLabelValues("in").Add(float64(c.in.n.Load())) }()
+	defer func() { p.m.bytesIn.Add(float64(c.in.n.Load())) }()
 
 	outreq, err := p.outgoing(r, c.in)
 	if err != nil {
@@ -177,7 +177,7 @@ func (p *Proxy) respond(w http.ResponseWriter, r *http.Request, c *call, resp *h
 			}
 			w.WriteHeader(resp.StatusCode)
 			_, _ = w.Write(body)
-			p.m.bytes.WithLabelValues("out").Add(float64(len(body)))
+			p.m.bytesOut.Add(float64(len(body)))
 			return
 		}
 		c.errCode = statusCode(resp.StatusCode)
@@ -264,7 +264,7 @@ func (p *Proxy) stream(w http.ResponseWriter, r *http.Request, c *call, resp *ht
 	c.out += int64(len(held)) // the event counts the bytes it releases
 	ok := p.record(r, c)
 	if copyErr != nil || !ok {
-		p.m.bytes.WithLabelValues("out").Add(float64(c.out - int64(len(held))))
+		p.m.bytesOut.Add(float64(c.out - int64(len(held))))
 		// Cut the connection: the client must not take a truncated or
 		// unrecorded response for a complete one.
 		panic(http.ErrAbortHandler)
@@ -272,7 +272,7 @@ func (p *Proxy) stream(w http.ResponseWriter, r *http.Request, c *call, resp *ht
 	if held != nil {
 		_, _ = w.Write(held)
 	}
-	p.m.bytes.WithLabelValues("out").Add(float64(c.out))
+	p.m.bytesOut.Add(float64(c.out))
 }
 
 // finishWithError answers a call the upstream did not answer.
@@ -299,16 +299,16 @@ func (p *Proxy) record(r *http.Request, c *call) bool {
 		cancel()
 	}
 	if err == nil {
-		p.m.requests.WithLabelValues(outcomeRecorded).Inc()
+		p.m.recorded.Inc()
 		return true
 	}
 	if p.cfg.FailOpen {
-		p.m.requests.WithLabelValues(outcomeLost).Inc()
+		p.m.lostCalls.Inc()
 		p.m.lost.Inc()
 		p.log.Error("S3 call forwarded without its event (fail open)", "operation", c.op.Name, "bucket", c.op.Bucket, "err", err)
 		return true
 	}
-	p.m.requests.WithLabelValues(outcomeAborted).Inc()
+	p.m.aborted.Inc()
 	p.log.Error("S3 call's event could not be made durable; the client gets an error", "operation", c.op.Name, "bucket", c.op.Bucket, "err", err)
 	return false
 }
@@ -349,6 +349,9 @@ func (p *Proxy) sourceIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		host = r.RemoteAddr
+	}
+	if len(p.cfg.TrustedProxies) == 0 {
+		return host
 	}
 	addr, err := netip.ParseAddr(host)
 	if err != nil || !p.trusted(addr) {

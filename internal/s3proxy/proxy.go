@@ -253,6 +253,9 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	lost     prometheus.Counter
 	bytes    *prometheus.CounterVec
+	// The series, resolved once (not a label lookup per request).
+	recorded, refused, aborted, lostCalls, rejected prometheus.Counter
+	bytesIn, bytesOut                              prometheus.Counter
 }
 
 // Outcomes of a request, the values of the requests_total outcome label.
@@ -277,6 +280,13 @@ func newMetrics(reg prometheus.Registerer, listen string) (*metrics, error) {
 			Help: "Body bytes through the S3 audit proxy, by direction (in: from clients, out: to clients).", ConstLabels: labels},
 			[]string{"direction"}),
 	}
+	m.recorded = m.requests.WithLabelValues(outcomeRecorded)
+	m.refused = m.requests.WithLabelValues(outcomeRefused)
+	m.aborted = m.requests.WithLabelValues(outcomeAborted)
+	m.lostCalls = m.requests.WithLabelValues(outcomeLost)
+	m.rejected = m.requests.WithLabelValues(outcomeRejected)
+	m.bytesIn = m.bytes.WithLabelValues("in")
+	m.bytesOut = m.bytes.WithLabelValues("out")
 	if reg == nil {
 		return m, nil
 	}
@@ -304,8 +314,13 @@ var hopByHop = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-A
 	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
 
 func isHopByHop(name string, conn string) bool {
+	switch name {
+	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
+		return true // the canonical spellings, which net/http's maps hold
+	}
 	for _, h := range hopByHop {
-		if strings.EqualFold(name, h) {
+		if len(name) == len(h) && strings.EqualFold(name, h) {
 			return true
 		}
 	}
