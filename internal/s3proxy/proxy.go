@@ -255,7 +255,7 @@ type metrics struct {
 	bytes    *prometheus.CounterVec
 	// The series, resolved once (not a label lookup per request).
 	recorded, refused, aborted, lostCalls, rejected prometheus.Counter
-	bytesIn, bytesOut                              prometheus.Counter
+	bytesIn, bytesOut                               prometheus.Counter
 }
 
 // Outcomes of a request, the values of the requests_total outcome label.

@@ -304,7 +304,6 @@ func FuzzRecordMatchesAPICall(f *testing.F) {
 	})
 }
 
-
 // BenchmarkRecord compares the cost of a GetObject's record built by
 // appendRecord with the event.APICall path it replaced.
 func BenchmarkRecord(b *testing.B) {
