@@ -16,6 +16,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -75,6 +76,7 @@ type Proxy struct {
 	identities map[string]Identity
 	tlsConfig  *tls.Config
 	transport  *http.Transport
+	dialer     *net.Dialer
 
 	// Set by Start.
 	env     server.CaptureEnv
@@ -138,7 +140,7 @@ func New(cfg Config) (*Proxy, error) {
 	}
 	p.transport = &http.Transport{
 		Proxy:                 nil, // never an environment proxy: the upstream is configured
-		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:           p.dialUpstream,
 		MaxIdleConns:          1024,
 		MaxIdleConnsPerHost:   256,
 		IdleConnTimeout:       90 * time.Second,
@@ -149,6 +151,7 @@ func New(cfg Config) (*Proxy, error) {
 		ReadBufferSize:        64 << 10,
 		TLSClientConfig:       cfg.UpstreamTLS,
 	}
+	p.dialer = &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
 	p.bufs.New = func() any { b := make([]byte, bigBuffer); return &b }
 	p.smallBufs.New = func() any { b := make([]byte, smallBuffer); return &b }
 	return p, nil
@@ -245,6 +248,36 @@ func (p *Proxy) Close() error {
 	p.m.unregister()
 	return err
 }
+
+// dialUpstream dials the upstream; its connections copy request bodies
+// through the proxy's large relay buffers.
+func (p *Proxy) dialUpstream(ctx context.Context, network, addr string) (net.Conn, error) {
+	c, err := p.dialer.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	return &upstreamConn{Conn: c, bufs: &p.bufs}, nil
+}
+
+// upstreamConn is a connection to the upstream whose ReadFrom, which
+// net/http's transport uses to send request bodies (after the first
+// write-buffer's worth), reads and writes bigBuffer bytes at a time
+// instead of io.Copy's 32 KiB, allocated per request: a quarter of the
+// syscalls for large PutObjects and no 32 KiB of garbage per call.
+type upstreamConn struct {
+	net.Conn
+	bufs *sync.Pool
+}
+
+func (c *upstreamConn) ReadFrom(r io.Reader) (int64, error) {
+	bp := c.bufs.Get().(*[]byte)
+	defer c.bufs.Put(bp)
+	// writerOnly hides this ReadFrom from io.CopyBuffer, which would
+	// otherwise call it again.
+	return io.CopyBuffer(writerOnly{c.Conn}, r, *bp)
+}
+
+type writerOnly struct{ io.Writer }
 
 // metrics are the proxy's Prometheus series, labelled with its listen
 // address so that several proxies can share a registry.
