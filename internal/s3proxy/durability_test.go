@@ -30,7 +30,7 @@ func TestFailClosedRefusesWhatItCannotRecord(t *testing.T) {
 	}
 	before := len(r.events(t))
 
-	r.disk.armed.Store(true)
+	r.disk.Full.Store(true)
 	// The journal learns about the disk on its first write.
 	_, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("closed"), Key: aws.String("first"), Body: strings.NewReader("x")})
 	if err == nil {
@@ -69,7 +69,7 @@ func TestFailClosedRefusesWhatItCannotRecord(t *testing.T) {
 		t.Errorf("requests_total{outcome=aborted} = %v, want 1", got)
 	}
 
-	r.disk.armed.Store(false)
+	r.disk.Full.Store(false)
 	deadline := time.Now().Add(10 * time.Second)
 	for r.p.env.Journal.Available() != nil {
 		if time.Now().After(deadline) {
@@ -102,7 +102,7 @@ func TestFailClosedCutsAStreamItCannotRecord(t *testing.T) {
 			if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("cut"), Key: aws.String("k"), Body: strings.NewReader(strings.Repeat("a", size))}); err != nil {
 				t.Fatal(err)
 			}
-			r.disk.armed.Store(true)
+			r.disk.Full.Store(true)
 			out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("cut"), Key: aws.String("k")})
 			if err == nil {
 				b, rerr := io.ReadAll(out.Body)
@@ -127,7 +127,7 @@ func TestFailOpenForwardsAndCounts(t *testing.T) {
 	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("open")}); err != nil {
 		t.Fatal(err)
 	}
-	r.disk.armed.Store(true)
+	r.disk.Full.Store(true)
 	hits := r.hits.Load()
 	for i := range 3 {
 		if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("open"), Key: aws.String("k"), Body: strings.NewReader("v")}); err != nil {

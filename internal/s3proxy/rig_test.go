@@ -14,7 +14,6 @@ import (
 	"runtime/pprof"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -22,12 +21,11 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/cockroachdb/pebble/v2/vfs"
-	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/cairn-audit/cairn/internal/journal"
+	"github.com/cairn-audit/cairn/internal/journal/journaltest"
 	"github.com/cairn-audit/cairn/internal/objstore/s3/s3test"
 	"github.com/cairn-audit/cairn/internal/server"
 )
@@ -43,7 +41,7 @@ type rig struct {
 	hits     atomic.Int64
 	// upstreamPID is versitygw's process.
 	upstreamPID int
-	disk        *failingDisk
+	disk        *journaltest.FullDisk
 	j           *journal.Journal
 	reg         *prometheus.Registry
 	p           *Proxy
@@ -63,7 +61,7 @@ type rigOptions struct {
 
 func newRig(t testing.TB, o rigOptions) *rig {
 	t.Helper()
-	r := &rig{disk: newFailingDisk(), reg: prometheus.NewRegistry()}
+	r := &rig{disk: journaltest.NewFullDisk(), reg: prometheus.NewRegistry()}
 	r.s3 = s3test.StartWith(t, s3test.Options{KeepAlive: o.keepAlive, VirtualDomain: o.virtualDomain})
 	r.upstreamPID = r.s3.PID
 	r.upstream = r.s3.Endpoint
@@ -117,7 +115,7 @@ func newRig(t testing.TB, o rigOptions) *rig {
 		if err := p.Close(); err != nil {
 			t.Errorf("close proxy: %v", err)
 		}
-		r.disk.armed.Store(false)
+		r.disk.Full.Store(false)
 		if err := j.Close(); err != nil {
 			t.Errorf("close journal: %v", err)
 		}
@@ -194,28 +192,6 @@ func counterValue(m *dto.Metric) float64 {
 		return c.GetValue()
 	}
 	return 0
-}
-
-// failingDisk makes the journal's log writes and syncs fail with ENOSPC
-// while armed, as a full disk does.
-type failingDisk struct {
-	vfs.FS
-	armed atomic.Bool
-}
-
-func newFailingDisk() *failingDisk {
-	d := &failingDisk{}
-	d.FS = errorfs.Wrap(vfs.Default, errorfs.InjectorFunc(func(op errorfs.Op) error {
-		if !d.armed.Load() || !strings.HasSuffix(op.Path, ".log") {
-			return nil
-		}
-		switch op.Kind {
-		case errorfs.OpFileWrite, errorfs.OpFileWriteAt, errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo, errorfs.OpFilePreallocate:
-			return syscall.ENOSPC
-		}
-		return nil
-	}))
-	return d
 }
 
 // byName indexes events by eventName (the last one wins).
