@@ -123,7 +123,7 @@ func (f *remoteFlags) cloudTrail(ctx context.Context, hc *http.Client) (*cloudtr
 		Region:       f.region,
 		BaseEndpoint: aws.String(f.endpoint),
 		Credentials:  credentials.NewStaticCredentialsProvider(creds.AccessKeyID, creds.SecretAccessKey, creds.SessionToken),
-		HTTPClient:   hc,
+		HTTPClient:   bench.SDKHTTPClient{Client: hc},
 		Retryer:      aws.NopRetryer{},
 	}), creds, nil
 }
