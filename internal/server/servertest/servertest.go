@@ -7,6 +7,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 
 	"github.com/cairn-audit/cairn/internal/auth"
+	"github.com/cairn-audit/cairn/internal/bench"
 	"github.com/cairn-audit/cairn/internal/server"
 )
 
@@ -122,6 +124,9 @@ func (h *Harness) Client(keyID, secret, region string) *cloudtrail.Client {
 		BaseEndpoint: aws.String(h.URL),
 		Credentials:  credentials.NewStaticCredentialsProvider(keyID, secret, ""),
 		Retryer:      aws.NopRetryer{},
+		// Without retries, the SDK's early body close would rarely fail
+		// a call with a 200 status (see bench.SDKHTTPClient).
+		HTTPClient: bench.SDKHTTPClient{Client: &http.Client{}},
 	})
 }
 
