@@ -489,7 +489,7 @@ func (c *Console) eventsDownload(w http.ResponseWriter, r *http.Request, s *sess
 		for _, e := range page.Events {
 			if cw != nil {
 				rw := toRow(e)
-				_ = cw.Write([]string{rw.ID, rw.Time.UTC().Format(time.RFC3339), rw.User, rw.Name, rw.Source, rw.ResourceTypes, rw.ResourceNames, rw.AccessKey, rw.ReadOnly, rw.Region, rw.ErrorCode, rw.SourceIP})
+				_ = cw.Write(csvSafe(rw.ID, rw.Time.UTC().Format(time.RFC3339), rw.User, rw.Name, rw.Source, rw.ResourceTypes, rw.ResourceNames, rw.AccessKey, rw.ReadOnly, rw.Region, rw.ErrorCode, rw.SourceIP))
 			} else {
 				if n > 0 {
 					_, _ = w.Write([]byte(","))
@@ -517,4 +517,19 @@ func (c *Console) eventsDownload(w http.ResponseWriter, r *http.Request, s *sess
 	if cw == nil {
 		_, _ = w.Write([]byte("]}\n"))
 	}
+}
+
+// csvSafe neutralises spreadsheet formulas: most of a record's values are
+// whatever a caller sent (a user name, a resource name, the access key ID
+// typed into a failed sign-in), and a spreadsheet would run a cell that
+// starts with = + - @ (or a tab or carriage return before one) as a
+// formula. Such a cell gets a leading apostrophe, which spreadsheets take
+// as "text" and do not show, as OWASP recommends.
+func csvSafe(cells ...string) []string {
+	for i, v := range cells {
+		if v != "" && strings.ContainsRune("=+-@\t\r", rune(v[0])) {
+			cells[i] = "'" + v
+		}
+	}
+	return cells
 }

