@@ -3,6 +3,7 @@ package console
 import (
 	"bytes"
 	"context"
+	"crypto/subtle"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -332,8 +333,14 @@ func (c *Console) eventsPage(w http.ResponseWriter, r *http.Request, s *session)
 	if f.Token != "" {
 		d.First = Prefix + "events?" + v.Encode()
 	}
-	d.CSVURL = Prefix + "events/download?format=csv&" + v.Encode()
-	d.JSONURL = Prefix + "events/download?format=json&" + v.Encode()
+	// A download writes an audit record, so its link carries the
+	// session's CSRF token: another page of the same site (SameSite lets
+	// its requests carry the cookie) must not make records in the user's
+	// name with an <img> or a link.
+	dl := f.values()
+	dl.Set(csrfField, s.csrf)
+	d.CSVURL = Prefix + "events/download?format=csv&" + dl.Encode()
+	d.JSONURL = Prefix + "events/download?format=json&" + dl.Encode()
 	d.LiveOff = Prefix + "events?" + v.Encode()
 	v.Set("live", "1")
 	d.LiveOn = Prefix + "events?" + v.Encode()
@@ -430,6 +437,10 @@ func (c *Console) eventDetail(w http.ResponseWriter, r *http.Request, s *session
 // event history's columns) or JSON (a CloudTrail log file's shape), page by
 // page so that memory stays flat whatever the count.
 func (c *Console) eventsDownload(w http.ResponseWriter, r *http.Request, s *session) {
+	if tok := r.URL.Query().Get(csrfField); tok == "" || subtle.ConstantTimeCompare([]byte(tok), []byte(s.csrf)) != 1 {
+		http.Error(w, "The download link was stale or came from another site (CSRF check failed). Reload the event history and try again.", http.StatusForbidden)
+		return
+	}
 	f, _ := parseFilters(r.URL.Query())
 	format := r.URL.Query().Get("format")
 	if format != "csv" && format != "json" {

@@ -182,7 +182,7 @@ func TestConsoleSignInSessionAndHeaders(t *testing.T) {
 	if err := h.Server.History().WaitIndexed(context.Background(), h.Server.Journal().LastSeq()); err != nil {
 		t.Fatal(err)
 	}
-	resp, page = b.get("/console/events/download?format=json&k=EventName&v=ConsoleLogin")
+	resp, page = b.get(b.downloadURL("json", "k=EventName&v=ConsoleLogin"))
 	var doc struct{ Records []map[string]any }
 	if err := json.Unmarshal([]byte(page), &doc); err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("JSON download: %d %v", resp.StatusCode, err)
@@ -494,5 +494,33 @@ func TestConsoleCSVNeutralisesFormulas(t *testing.T) {
 	}
 	if found != len(formulas) {
 		t.Errorf("%d of the %d typed key IDs are in the CSV as text", found, len(formulas))
+	}
+}
+
+// TestConsoleDownloadNeedsCSRFToken: a download writes an audit record in
+// the user's name, so a link without the session's token (from another
+// page of the same site, which the SameSite cookie does not stop) is
+// refused and records nothing.
+func TestConsoleDownloadNeedsCSRFToken(t *testing.T) {
+	h := servertest.Start(t)
+	b := newBrowser(t, h.URL)
+	b.signIn(h.AdminKeyID, h.AdminSecret)
+	for _, q := range []string{"format=csv", "format=json&csrf=forged", "format=csv&csrf="} {
+		if resp, _ := b.get("/console/events/download?" + q); resp.StatusCode != http.StatusForbidden {
+			t.Errorf("download %s: %d, want 403", q, resp.StatusCode)
+		}
+	}
+	if dl := consoleRecords(t, h, "DownloadEventHistory"); len(dl) != 0 {
+		t.Fatalf("%d downloads recorded for forged links", len(dl))
+	}
+	u := b.downloadURL("csv", "")
+	if !strings.Contains(u, "csrf="+url.QueryEscape(b.csrf)) {
+		t.Errorf("the page's download link %q lacks the session's token", u)
+	}
+	if resp, _ := b.get(u); resp.StatusCode != http.StatusOK {
+		t.Errorf("the page's own download link: %d", resp.StatusCode)
+	}
+	if dl := consoleRecords(t, h, "DownloadEventHistory"); len(dl) != 1 {
+		t.Errorf("%d downloads recorded, want 1", len(dl))
 	}
 }
