@@ -335,6 +335,11 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 		c.renderSignIn(w, r, http.StatusUnauthorized, keyID, "The access key ID or secret access key is wrong.")
 		return
 	}
+	// A sign-in always starts a new session, and ends the one this browser
+	// had (another user's, perhaps): its ID must not stay usable.
+	if old, err := r.Cookie(sessionCookie); err == nil && old.Value != "" {
+		c.sessions.remove(old.Value)
+	}
 	s := c.sessions.create(caller, region)
 	c.clearCookie(w, preCookie)
 	c.setCookie(w, sessionCookie, s.id, absoluteLifetime)

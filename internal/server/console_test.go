@@ -524,3 +524,62 @@ func TestConsoleDownloadNeedsCSRFToken(t *testing.T) {
 		t.Errorf("%d downloads recorded, want 1", len(dl))
 	}
 }
+
+// TestConsoleSignInEndsThePreviousSession signs in again from a browser
+// that still holds a session: the old session ID must stop working.
+func TestConsoleSignInEndsThePreviousSession(t *testing.T) {
+	h := servertest.Start(t)
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	signIn := func(cookies string, form url.Values) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, h.URL+"/console/signin", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Cookie", cookies)
+		resp, err := noFollow.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	sessionOf := func(resp *http.Response) string {
+		for _, c := range resp.Cookies() {
+			if c.Name == "cairn_session" && c.Value != "" {
+				return c.Value
+			}
+		}
+		return ""
+	}
+	works := func(id string) bool {
+		req, _ := http.NewRequest(http.MethodGet, h.URL+"/console/trails", nil)
+		req.AddCookie(&http.Cookie{Name: "cairn_session", Value: id})
+		resp, err := noFollow.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}
+	form := func(tok string) url.Values {
+		return url.Values{"csrf": {tok}, "access_key_id": {h.AdminKeyID}, "secret_access_key": {h.AdminSecret}}
+	}
+	pre := func() string {
+		b := newBrowser(t, h.URL)
+		b.get("/console/signin")
+		return b.csrf
+	}
+
+	tok := pre()
+	first := sessionOf(signIn("cairn_signin="+tok, form(tok)))
+	if first == "" || !works(first) {
+		t.Fatal("the first sign-in gave no working session")
+	}
+	tok = pre()
+	second := sessionOf(signIn("cairn_session="+first+"; cairn_signin="+tok, form(tok)))
+	if second == "" || second == first || !works(second) {
+		t.Fatal("signing in again gave no new working session")
+	}
+	if works(first) {
+		t.Error("the browser's previous session still works after it signed in again")
+	}
+}
