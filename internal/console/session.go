@@ -285,7 +285,9 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	pre, err := r.Cookie(preCookie)
-	if err != nil || subtle.ConstantTimeCompare([]byte(pre.Value), []byte(r.PostFormValue(csrfField))) != 1 {
+	// An empty token proves nothing: "" equals "", and a cookie with an
+	// empty value is all another page would need to plant.
+	if err != nil || pre.Value == "" || subtle.ConstantTimeCompare([]byte(pre.Value), []byte(r.PostFormValue(csrfField))) != 1 {
 		c.renderSignIn(w, r, http.StatusForbidden, "", "The sign-in form expired. Please try again.")
 		return
 	}

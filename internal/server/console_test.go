@@ -526,7 +526,8 @@ func TestConsoleDownloadNeedsCSRFToken(t *testing.T) {
 }
 
 // TestConsoleSignInEndsThePreviousSession signs in again from a browser
-// that still holds a session: the old session ID must stop working.
+// that still holds a session: the old session ID must stop working, and
+// a sign-in form whose token and cookie are both empty is refused.
 func TestConsoleSignInEndsThePreviousSession(t *testing.T) {
 	h := servertest.Start(t)
 	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -581,5 +582,9 @@ func TestConsoleSignInEndsThePreviousSession(t *testing.T) {
 	}
 	if works(first) {
 		t.Error("the browser's previous session still works after it signed in again")
+	}
+
+	if resp := signIn("cairn_signin=", form("")); resp.StatusCode != http.StatusForbidden || sessionOf(resp) != "" {
+		t.Errorf("a sign-in with an empty form token and an empty cookie: %d, want 403 and no session", resp.StatusCode)
 	}
 }
