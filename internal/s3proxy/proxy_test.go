@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -285,5 +286,46 @@ func TestVirtualHostedStyle(t *testing.T) {
 	}
 	if cb := evs["CreateBucket"]; path(cb, "requestParameters.bucketName") != "vhost" || cb["eventCategory"] != "Management" {
 		t.Errorf("CreateBucket %v %v", cb["requestParameters"], cb["eventCategory"])
+	}
+}
+
+// TestPresignedSecretsStayOutOfRecords: the credential parts of presigned
+// URLs are kept out of requestParameters whatever their case. SigV2
+// presigned URLs of temporary credentials carry the session token as
+// "x-amz-security-token" (lower case); the upstream refuses these
+// made-up signatures, but the call is recorded all the same, and its
+// record must not hold them.
+func TestPresignedSecretsStayOutOfRecords(t *testing.T) {
+	r := newRig(t, rigOptions{})
+	c := r.client(r.p.URL())
+	ctx := context.Background()
+	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("pre")}); err != nil {
+		t.Fatal(err)
+	}
+	const token, sig = "FwoGZXIvYXdzEXAMPLESESSIONTOKEN", "SECRETSIGNATUREbase64%3D"
+	for _, q := range []string{
+		"AWSAccessKeyId=" + s3test.AccessKeyID + "&Expires=4102444800&Signature=" + sig + "&x-amz-security-token=" + token,
+		"X-Amz-Algorithm=AWS4-HMAC-SHA256&x-amz-credential=" + s3test.AccessKeyID + "%2F20260101%2Fus-east-1%2Fs3%2Faws4_request" +
+			"&X-Amz-Date=20260101T000000Z&X-Amz-Expires=900&X-Amz-SignedHeaders=host&x-amz-signature=" + sig + "&X-AMZ-SECURITY-TOKEN=" + token,
+	} {
+		resp, err := http.Get(r.p.URL() + "/pre/k?" + q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	evs := r.events(t)
+	for _, ev := range evs[len(evs)-2:] {
+		raw, err := json.Marshal(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := string(raw); strings.Contains(s, token) || strings.Contains(s, "SECRETSIGNATURE") {
+			t.Errorf("the record of a presigned %v holds its session token or signature: %s", ev["eventName"], ev["requestParameters"])
+		}
+		if path(ev, "requestParameters.X-Amz-Date") == nil && path(ev, "requestParameters.Expires") == nil {
+			t.Errorf("requestParameters lost the presigned URL's non-secret parameters: %v", ev["requestParameters"])
+		}
 	}
 }

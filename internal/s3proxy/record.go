@@ -22,12 +22,24 @@ const eventSource = "s3.amazonaws.com"
 // maxUserAgent is CloudTrail's limit on userAgent (longer ones are cut).
 const maxUserAgent = 1024
 
-// hiddenParams are query parameters kept out of requestParameters: the
-// signature and credential parts of presigned URLs (secrets, or as good
-// as), and the SDKs' x-id routing hint, which names the operation again.
+// hiddenParams are query parameters kept out of requestParameters, by
+// their lower-case names: the signature and credential parts of presigned
+// URLs (secrets, or as good as), and the SDKs' x-id routing hint, which
+// names the operation again. They are matched whatever their case: SigV2
+// presigned URLs of temporary credentials carry the session token as
+// "x-amz-security-token", and a client may spell any of them its own way.
 var hiddenParams = map[string]bool{
-	"X-Amz-Signature": true, "X-Amz-Credential": true, "X-Amz-Security-Token": true,
-	"Signature": true, "AWSAccessKeyId": true, "x-id": true,
+	"x-amz-signature": true, "x-amz-credential": true, "x-amz-security-token": true,
+	"signature": true, "awsaccesskeyid": true, "x-id": true,
+}
+
+// hiddenParam reports whether a query parameter is kept out of
+// requestParameters.
+func hiddenParam(k string) bool {
+	if len(k) > len("x-amz-security-token") {
+		return false
+	}
+	return hiddenParams[strings.ToLower(k)]
 }
 
 // recordTimeLayout is CloudTrail's eventTime format (event.FormatTime's).
@@ -216,7 +228,7 @@ func appendRequestParameters(b []byte, r *http.Request, op Operation, body []byt
 	var small [8]string
 	keys := small[:0]
 	for k := range op.Query {
-		if !hiddenParams[k] {
+		if !hiddenParam(k) {
 			keys = append(keys, k)
 		}
 	}

@@ -113,7 +113,7 @@ func refPatchRecord(raw []byte, id event.UserIdentity, prefixARN string) ([]byte
 func refRequestParameters(r *http.Request, op Operation, body []byte) json.RawMessage {
 	keys := make([]string, 0, len(op.Query))
 	for k := range op.Query {
-		if !hiddenParams[k] {
+		if !hiddenParam(k) {
 			keys = append(keys, k)
 		}
 	}
