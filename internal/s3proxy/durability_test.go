@@ -1,10 +1,16 @@
 package s3proxy
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"io"
+	"log"
+	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -195,5 +201,59 @@ func TestNonS3RequestsAreRefused(t *testing.T) {
 	}
 	if got := r.counter(t, "cairn_s3proxy_requests_total", map[string]string{"outcome": "rejected"}); got != 3 {
 		t.Errorf("requests_total{outcome=rejected} = %v, want 3", got)
+	}
+}
+
+// TestHalfClosedClientGetsNoSuccess: a client that shuts down its sending
+// side after its request (a half-close, which net/http's server takes for
+// the client going away and cancels the request on) while the upstream
+// has not answered yet must not be told the call succeeded: the proxy
+// records it as canceled and its outcome is unknown, so the client gets
+// no response at all, never an empty 200.
+func TestHalfClosedClientGetsNoSuccess(t *testing.T) {
+	r := newRig(t, rigOptions{configure: func(c *Config) {
+		target, _ := url.Parse(c.Upstream)
+		rp := httputil.NewSingleHostReverseProxy(target)
+		rp.ErrorLog = log.New(io.Discard, "", 0)
+		slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			time.Sleep(300 * time.Millisecond) // the upstream takes its time
+			rp.ServeHTTP(w, req)
+		}))
+		t.Cleanup(slow.Close)
+		c.Upstream = slow.URL
+	}})
+	for _, req := range []string{
+		"GET /half/k HTTP/1.1\r\nHost: " + r.p.Addr() + "\r\n\r\n",
+		"PUT /half/k HTTP/1.1\r\nHost: " + r.p.Addr() + "\r\nContent-Length: 5\r\n\r\nhello",
+	} {
+		conn, err := net.Dial("tcp", r.p.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.Write([]byte(req)); err != nil {
+			t.Fatal(err)
+		}
+		if err := conn.(*net.TCPConn).CloseWrite(); err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode < 300 {
+				t.Errorf("%q from a half-closed client, canceled before the upstream answered: %s %q, a success", strings.Fields(req)[0], resp.Status, b)
+			}
+		}
+		conn.Close()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(r.events(t)) < 2 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, ev := range r.events(t) {
+		if ev["errorCode"] == nil {
+			t.Errorf("%v recorded without an error code: %v", ev["eventName"], ev)
+		}
 	}
 }

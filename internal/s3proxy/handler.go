@@ -283,7 +283,12 @@ func (p *Proxy) finishWithError(w http.ResponseWriter, r *http.Request, c *call)
 	}
 	status := c.status
 	if status == 499 {
-		return // nobody to answer
+		// The client's side of the connection closed (or half-closed)
+		// before the upstream answered; the call's outcome is unknown.
+		// Returning would make net/http answer an empty 200, which a
+		// half-closed client still reads as a success: cut the
+		// connection instead.
+		panic(http.ErrAbortHandler)
 	}
 	writeS3Error(w, status, c.errCode, c.errMsg, c.requestID)
 }
