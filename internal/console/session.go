@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -297,11 +298,21 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	keyID := strings.TrimSpace(r.PostFormValue("access_key_id"))
+	// What was typed as the key ID is recorded, and shown again in the
+	// form, only if it has an access key ID's shape: people paste secrets
+	// into the wrong field, and a failed sign-in's record is kept forever
+	// and read by every auditor. (CloudTrail hides a failed sign-in's user
+	// name for the same reason.) Cairn's secrets are 40 mixed-case
+	// alphanumerics, so they never have this shape.
+	shownID := keyID
+	if !accessKeyIDShape.MatchString(keyID) {
+		shownID = ""
+	}
 	secret := r.PostFormValue("secret_access_key")
 	caller, ok, err := c.be.Authenticate(r.Context(), keyID, secret)
 	if err != nil {
 		c.log.Error("console: check sign-in credentials", "err", err)
-		c.renderSignIn(w, r, http.StatusServiceUnavailable, keyID, "Cairn could not check your key right now. Try again later.")
+		c.renderSignIn(w, r, http.StatusServiceUnavailable, shownID, "Cairn could not check your key right now. Try again later.")
 		return
 	}
 	region := c.opts.Regions[0]
@@ -323,18 +334,18 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 	} else {
 		// As CloudTrail does for a failed sign-in: the user is not named
 		// (the key may not exist) and the secret is never written anywhere.
-		rec.Identity = event.UserIdentity{Type: "IAMUser", AccountID: c.opts.AccountID, AccessKeyID: limit(keyID, 128), UserName: "HIDDEN_DUE_TO_SECURITY_REASONS"}
+		rec.Identity = event.UserIdentity{Type: "IAMUser", AccountID: c.opts.AccountID, AccessKeyID: shownID, UserName: "HIDDEN_DUE_TO_SECURITY_REASONS"}
 		rec.ErrorMessage = "Failed authentication"
 		rec.ResponseElements = mustJSON(map[string]string{"ConsoleLogin": "Failure"})
 	}
 	if err := c.be.Record(r.Context(), rec); err != nil {
 		c.log.Error("console: record sign-in; refusing it", "err", err)
-		c.renderSignIn(w, r, http.StatusServiceUnavailable, keyID, "Cairn could not record this sign-in in its audit journal, so it was refused. Try again later.")
+		c.renderSignIn(w, r, http.StatusServiceUnavailable, shownID, "Cairn could not record this sign-in in its audit journal, so it was refused. Try again later.")
 		return
 	}
 	if !ok {
 		c.log.Info("console: failed sign-in", "source_ip", m.SourceIP)
-		c.renderSignIn(w, r, http.StatusUnauthorized, keyID, "The access key ID or secret access key is wrong.")
+		c.renderSignIn(w, r, http.StatusUnauthorized, shownID, "The access key ID or secret access key is wrong.")
 		return
 	}
 	// A sign-in always starts a new session, and ends the one this browser
@@ -403,12 +414,9 @@ func mustJSON(v any) json.RawMessage {
 	return b
 }
 
-func limit(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
-}
+// accessKeyIDShape is AWS's AccessKeyId: 16 to 128 upper-case letters and
+// digits (Cairn's are "CKIA" and 16 base32 characters).
+var accessKeyIDShape = regexp.MustCompile(`^[A-Z0-9]{16,128}$`)
 
 // rateLimiter bounds sign-in attempts per source address in a fixed
 // window: enough for a person who mistypes, far too few to guess a secret.

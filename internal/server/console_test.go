@@ -591,3 +591,35 @@ func TestConsoleSignInEndsThePreviousSession(t *testing.T) {
 		t.Errorf("a sign-in with an empty form token and an empty cookie: %d, want 403 and no session", resp.StatusCode)
 	}
 }
+
+// TestConsoleFailedSignInKeepsASecretTypedAsTheKeyID: a secret pasted into
+// the key ID field must not reach the journal (kept forever, read by
+// every auditor) nor come back in the form; a typed key ID of the right
+// shape is still recorded.
+func TestConsoleFailedSignInKeepsASecretTypedAsTheKeyID(t *testing.T) {
+	h := servertest.Start(t)
+	b := newBrowser(t, h.URL)
+	b.get("/console/signin")
+	resp, page := b.post("/console/signin", url.Values{"csrf": {b.csrf}, "access_key_id": {h.AdminSecret}, "secret_access_key": {h.AdminSecret}}, nil)
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("the secret as the key ID: %d, want 401", resp.StatusCode)
+	}
+	if strings.Contains(page, h.AdminSecret) {
+		t.Error("the sign-in form shows the secret typed as the key ID")
+	}
+	const unknown = "CKIAAAAAAAAAAAAAAAAA"
+	b.get("/console/signin")
+	if _, page := b.post("/console/signin", url.Values{"csrf": {b.csrf}, "access_key_id": {unknown}, "secret_access_key": {"wrong"}}, nil); !strings.Contains(page, `value="`+unknown+`"`) {
+		t.Error("the form does not keep a mistyped key ID")
+	}
+	logins := consoleRecords(t, h, "ConsoleLogin")
+	if len(logins) != 2 {
+		t.Fatalf("%d ConsoleLogin records, want 2", len(logins))
+	}
+	if raw := string(logins[0].Raw); strings.Contains(raw, h.AdminSecret) {
+		t.Errorf("a failed sign-in's record holds the secret typed as the key ID: %s", raw)
+	}
+	if raw := string(logins[1].Raw); !strings.Contains(raw, `"accessKeyId":"`+unknown+`"`) {
+		t.Errorf("a failed sign-in's record lacks the key ID typed: %s", raw)
+	}
+}
