@@ -2,6 +2,7 @@ package console
 
 import (
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -131,5 +132,32 @@ func TestSelectorsFromForm(t *testing.T) {
 func TestTemplatesParse(t *testing.T) {
 	if _, err := New(Options{Backend: benchBackend{}}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRateLimiterIsBounded: addresses beyond the limiter's capacity within
+// one window must not grow its map (an IPv6 prefix holds plenty of them);
+// they are refused until old entries expire.
+func TestRateLimiterIsBounded(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	l := newRateLimiter(func() time.Time { return now }, 10, time.Minute)
+	for i := range rateLimiterKeys + 500 {
+		l.allow("2001:db8::" + strconv.Itoa(i))
+	}
+	if n := len(l.seen); n > rateLimiterKeys {
+		t.Fatalf("the limiter tracks %d addresses, more than its %d", n, rateLimiterKeys)
+	}
+	if l.allow("2001:db8::ffff:1") {
+		t.Error("a new address was let through while the limiter was full")
+	}
+	if !l.allow("2001:db8::1") {
+		t.Error("an address already tracked, under its limit, was refused")
+	}
+	now = now.Add(2 * time.Minute)
+	if !l.allow("2001:db8::ffff:1") {
+		t.Error("a new address was refused after the old entries expired")
+	}
+	if n := len(l.seen); n != 1 {
+		t.Errorf("%d addresses tracked after the sweep, want 1", n)
 	}
 }

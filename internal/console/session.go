@@ -420,12 +420,18 @@ var accessKeyIDShape = regexp.MustCompile(`^[A-Z0-9]{16,128}$`)
 
 // rateLimiter bounds sign-in attempts per source address in a fixed
 // window: enough for a person who mistypes, far too few to guess a secret.
+// It tracks at most maxKeys addresses: when that many have tried within
+// the window, a new address is refused until old entries expire, so that
+// a flood from many addresses (an IPv6 prefix holds plenty) can neither
+// grow the map without bound nor reset the others' counts.
 type rateLimiter struct {
-	now    func() time.Time
-	max    int
-	window time.Duration
-	mu     sync.Mutex
-	seen   map[string]*attempts
+	now       func() time.Time
+	max       int
+	window    time.Duration
+	maxKeys   int
+	mu        sync.Mutex
+	seen      map[string]*attempts
+	lastPrune time.Time
 }
 
 type attempts struct {
@@ -433,23 +439,33 @@ type attempts struct {
 	n     int
 }
 
+// rateLimiterKeys bounds the addresses a rateLimiter tracks.
+const rateLimiterKeys = 10000
+
 func newRateLimiter(now func() time.Time, max int, window time.Duration) *rateLimiter {
-	return &rateLimiter{now: now, max: max, window: window, seen: map[string]*attempts{}}
+	return &rateLimiter{now: now, max: max, window: window, maxKeys: rateLimiterKeys, seen: map[string]*attempts{}}
 }
 
 func (l *rateLimiter) allow(key string) bool {
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if len(l.seen) > 10000 {
-		for k, a := range l.seen {
-			if now.Sub(a.start) > l.window {
-				delete(l.seen, k)
-			}
-		}
-	}
 	a := l.seen[key]
 	if a == nil || now.Sub(a.start) > l.window {
+		if a == nil && len(l.seen) >= l.maxKeys {
+			// Sweep at most once a second: a sweep walks the whole map.
+			if now.Sub(l.lastPrune) >= time.Second {
+				l.lastPrune = now
+				for k, old := range l.seen {
+					if now.Sub(old.start) > l.window {
+						delete(l.seen, k)
+					}
+				}
+			}
+			if len(l.seen) >= l.maxKeys {
+				return false
+			}
+		}
 		a = &attempts{start: now}
 		l.seen[key] = a
 	}
