@@ -39,7 +39,9 @@ type Operation struct {
 	// Name is the eventName CloudTrail records, which is not always the
 	// API's name: ListObjectsV2 is recorded as ListObjects (with
 	// "list-type": "2" among the parameters), PutBucketLifecycleConfiguration
-	// as PutBucketLifecycle, and so on.
+	// as PutBucketLifecycle, and so on; some keep the API's name where
+	// the IAM action differs (GetObjectLockConfiguration, not
+	// GetBucketObjectLockConfiguration).
 	Name string
 	// Data says CloudTrail records the call as a data event (object-level
 	// APIs, including the listings of a bucket's objects); otherwise it is
@@ -89,7 +91,7 @@ var opTable = []rule{
 	{method: "GET", level: Bucket, sub: "logging", name: "GetBucketLogging", readOnly: true},
 	{method: "GET", level: Bucket, sub: "metrics", name: "GetBucketMetricsConfiguration", readOnly: true},
 	{method: "GET", level: Bucket, sub: "notification", name: "GetBucketNotification", readOnly: true},
-	{method: "GET", level: Bucket, sub: "object-lock", name: "GetBucketObjectLockConfiguration", readOnly: true},
+	{method: "GET", level: Bucket, sub: "object-lock", name: "GetObjectLockConfiguration", readOnly: true},
 	{method: "GET", level: Bucket, sub: "ownershipControls", name: "GetBucketOwnershipControls", readOnly: true},
 	{method: "GET", level: Bucket, sub: "policy", name: "GetBucketPolicy", readOnly: true},
 	{method: "GET", level: Bucket, sub: "policyStatus", name: "GetBucketPolicyStatus", readOnly: true},
@@ -115,7 +117,7 @@ var opTable = []rule{
 	{method: "PUT", level: Bucket, sub: "logging", name: "PutBucketLogging"},
 	{method: "PUT", level: Bucket, sub: "metrics", name: "PutBucketMetricsConfiguration"},
 	{method: "PUT", level: Bucket, sub: "notification", name: "PutBucketNotification"},
-	{method: "PUT", level: Bucket, sub: "object-lock", name: "PutBucketObjectLockConfiguration"},
+	{method: "PUT", level: Bucket, sub: "object-lock", name: "PutObjectLockConfiguration"},
 	{method: "PUT", level: Bucket, sub: "ownershipControls", name: "PutBucketOwnershipControls"},
 	{method: "PUT", level: Bucket, sub: "policy", name: "PutBucketPolicy"},
 	{method: "PUT", level: Bucket, sub: "publicAccessBlock", name: "PutBucketPublicAccessBlock"},

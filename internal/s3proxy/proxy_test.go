@@ -329,3 +329,40 @@ func TestPresignedSecretsStayOutOfRecords(t *testing.T) {
 		}
 	}
 }
+
+// TestObjectLockConfigurationEventNames: the bucket's Object Lock
+// configuration calls are recorded under CloudTrail's names, which are
+// the API's (PutObjectLockConfiguration, GetObjectLockConfiguration),
+// not the IAM action's (s3:PutBucketObjectLockConfiguration), as
+// management events.
+func TestObjectLockConfigurationEventNames(t *testing.T) {
+	r := newRig(t, rigOptions{})
+	c := r.client(r.p.URL())
+	ctx := context.Background()
+	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("locked"), ObjectLockEnabledForBucket: aws.Bool(true)}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c.PutObjectLockConfiguration(ctx, &s3.PutObjectLockConfigurationInput{Bucket: aws.String("locked"),
+		ObjectLockConfiguration: &types.ObjectLockConfiguration{ObjectLockEnabled: types.ObjectLockEnabledEnabled,
+			Rule: &types.ObjectLockRule{DefaultRetention: &types.DefaultRetention{Mode: types.ObjectLockRetentionModeGovernance, Days: aws.Int32(1)}}}})
+	if err != nil {
+		t.Fatalf("PutObjectLockConfiguration through the proxy: %v", err)
+	}
+	if _, err := c.GetObjectLockConfiguration(ctx, &s3.GetObjectLockConfigurationInput{Bucket: aws.String("locked")}); err != nil {
+		t.Fatalf("GetObjectLockConfiguration through the proxy: %v", err)
+	}
+	evs := r.events(t)
+	if len(evs) != 3 {
+		t.Fatalf("%d events, want 3", len(evs))
+	}
+	for i, want := range []struct {
+		name     string
+		readOnly bool
+	}{{"PutObjectLockConfiguration", false}, {"GetObjectLockConfiguration", true}} {
+		ev := evs[i+1]
+		if ev["eventName"] != want.name || ev["readOnly"] != want.readOnly || ev["managementEvent"] != true || ev["errorCode"] != nil {
+			t.Errorf("event %d: %v readOnly=%v managementEvent=%v errorCode=%v, want %s readOnly=%v, a management event",
+				i+1, ev["eventName"], ev["readOnly"], ev["managementEvent"], ev["errorCode"], want.name, want.readOnly)
+		}
+	}
+}
