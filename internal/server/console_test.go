@@ -623,3 +623,20 @@ func TestConsoleFailedSignInKeepsASecretTypedAsTheKeyID(t *testing.T) {
 		t.Errorf("a failed sign-in's record lacks the key ID typed: %s", raw)
 	}
 }
+
+// TestConsoleScriptRegistersMenuHandlersOnce: the column chooser's change
+// handler used to add the menu's document-wide keydown and click handlers
+// again on every change, piling up one more pair per click.
+func TestConsoleScriptRegistersMenuHandlersOnce(t *testing.T) {
+	h := servertest.Start(t)
+	b := newBrowser(t, h.URL)
+	resp, js := b.get("/console/static/app.js")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("app.js: %d", resp.StatusCode)
+	}
+	for _, handler := range []string{`document.addEventListener("keydown"`, `document.addEventListener("click"`} {
+		if n := strings.Count(js, handler); n != 1 {
+			t.Errorf("app.js adds %s handlers in %d places, want 1 (once, at load)", handler, n)
+		}
+	}
+}

@@ -55,14 +55,6 @@
       saved[cb.getAttribute("data-col")] = cb.checked;
       localStorage.setItem(KEY, JSON.stringify(saved));
       applyColumns();
-  // The columns menu closes with Escape or a click elsewhere.
-  var menu = document.getElementById("columns");
-  if (menu) {
-    document.addEventListener("keydown", function (e) {
-      if (e.key === "Escape" && menu.open) { menu.open = false; menu.querySelector("summary").focus(); }
-    });
-    document.addEventListener("click", function (e) { if (menu.open && !menu.contains(e.target)) menu.open = false; });
-  }
     });
   });
   applyColumns();
