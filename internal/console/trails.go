@@ -418,11 +418,15 @@ func (c *Console) trailUpdate(w http.ResponseWriter, r *http.Request, s *session
 	}
 	if sels != nil {
 		if _, err := c.call(r, s, t.HomeRegion, "PutEventSelectors", sels); err != nil {
+			// UpdateTrail is in effect (and recorded) by now: say so rather
+			// than "Not saved", which would hide a change that was made.
 			field, msg := apiError(err)
 			if field == "" {
 				field = "selectors"
 			}
-			fail(field, msg)
+			errs[field] = msg
+			errs[""] = "The trail's settings were saved, but its event selectors were not: " + msg
+			c.renderTrailForm(w, r, s, http.StatusBadRequest, f, errs, &t)
 			return
 		}
 	}

@@ -640,3 +640,30 @@ func TestConsoleScriptRegistersMenuHandlersOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestConsoleEditReportsAPartialSave: an edit whose UpdateTrail succeeds
+// but whose PutEventSelectors is refused has changed the trail; the page
+// must not say it was not saved.
+func TestConsoleEditReportsAPartialSave(t *testing.T) {
+	h := servertest.Start(t)
+	h.CreateBucket(t, "logs")
+	ctx := context.Background()
+	if _, err := h.CloudTrail.CreateTrail(ctx, &cloudtrail.CreateTrailInput{Name: aws.String("trail-one"), S3BucketName: aws.String("logs")}); err != nil {
+		t.Fatal(err)
+	}
+	b := newBrowser(t, h.URL)
+	b.signIn(h.AdminKeyID, h.AdminSecret)
+	form := url.Values{"csrf": {b.csrf}, "bucket_mode": {"existing"}, "bucket": {"logs"}, "prefix": {"new-prefix"},
+		"selector_mode": {"advanced"}, "advanced": {`[{"Name":"bad","FieldSelectors":[{"Field":"noSuchField","Equals":["x"]}]}]`}}
+	resp, page := b.post("/console/trails/us-east-1/trail-one/edit", form, nil)
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(page, "noSuchField") {
+		t.Fatalf("an edit with refused selectors: %d, want 400 with the API's message", resp.StatusCode)
+	}
+	out, err := h.CloudTrail.GetTrail(ctx, &cloudtrail.GetTrailInput{Name: aws.String("trail-one")})
+	if err != nil || aws.ToString(out.Trail.S3KeyPrefix) != "new-prefix" {
+		t.Fatalf("UpdateTrail did not take effect: %v %v", out, err)
+	}
+	if strings.Contains(page, "Not saved") || !strings.Contains(page, "settings were saved") {
+		t.Error("the page says the edit was not saved although UpdateTrail changed the trail")
+	}
+}
