@@ -20,6 +20,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"path"
 	"strings"
 	"time"
@@ -312,10 +313,14 @@ var funcs = template.FuncMap{
 		b, err := json.Marshal(v)
 		return template.JS(b), err
 	},
-	"add":  func(a, b int) int { return a + b },
-	"ms":   func(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) },
-	"has":  func(set map[string]bool, k string) bool { return set[k] },
-	"join": strings.Join,
+	// pathEscape makes a value one path segment: html/template's URL
+	// normaliser leaves / ? # and dot segments alone, and an imported
+	// record's eventID can hold any of them.
+	"pathEscape": url.PathEscape,
+	"add":        func(a, b int) int { return a + b },
+	"ms":         func(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) },
+	"has":        func(set map[string]bool, k string) bool { return set[k] },
+	"join":       strings.Join,
 	// switchArgs bundles the logging switch's inputs (templates have no
 	// struct literals).
 	"switchArgs": func(url, name string, on bool, csrf string, readOnly bool, back string) switchView {

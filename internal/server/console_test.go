@@ -667,3 +667,36 @@ func TestConsoleEditReportsAPartialSave(t *testing.T) {
 		t.Error("the page says the edit was not saved although UpdateTrail changed the trail")
 	}
 }
+
+// TestConsoleEventLinksEscapeTheID: an imported record's eventID can hold
+// / ? # and dot segments, which html/template leaves alone in a URL path;
+// the event history's link must still lead to that event's page.
+func TestConsoleEventLinksEscapeTheID(t *testing.T) {
+	h := servertest.Start(t)
+	ctx := context.Background()
+	const id = "x/../../trails?signedout=1#top"
+	rec, err := event.APICall{Time: time.Now().UTC(), Source: "ec2.amazonaws.com", Name: "RunInstances", Region: "us-east-1",
+		EventID: id, RecipientAccountID: "000000000000", Identity: event.UserIdentity{Type: "IAMUser", UserName: "alice"}}.Record()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Server.Journal().Append(ctx, [][]byte{rec.Raw}); err != nil {
+		t.Fatal(err)
+	}
+	b := newBrowser(t, h.URL)
+	b.signIn(h.AdminKeyID, h.AdminSecret)
+	if err := h.Server.History().WaitIndexed(ctx, h.Server.Journal().LastSeq()); err != nil {
+		t.Fatal(err)
+	}
+	for _, page := range []string{"/console/events?k=EventName&v=RunInstances", "/console/"} {
+		_, body := b.get(page)
+		m := regexp.MustCompile(`<a href="(/console/events/[^"]*)">RunInstances</a>`).FindStringSubmatch(body)
+		if m == nil {
+			t.Fatalf("%s has no link to the event", page)
+		}
+		resp, detail := b.get(html.UnescapeString(m[1]))
+		if resp.StatusCode != http.StatusOK || !strings.Contains(detail, html.EscapeString(id)) {
+			t.Errorf("%s links the event as %q, which answers %d without the event", page, m[1], resp.StatusCode)
+		}
+	}
+}
