@@ -161,3 +161,28 @@ func TestRateLimiterIsBounded(t *testing.T) {
 		t.Errorf("%d addresses tracked after the sweep, want 1", n)
 	}
 }
+
+// TestSessionsPerKeyAreBounded: signing in again and again with one key
+// (from many addresses, past the per-address limit) must not grow the
+// session map; the least recently used session makes way.
+func TestSessionsPerKeyAreBounded(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	st := newSessionStore(func() time.Time { return now })
+	first := st.create(api.Caller{AccessKeyID: "CKIA1"}, "us-east-1")
+	other := st.create(api.Caller{AccessKeyID: "CKIA2"}, "us-east-1")
+	var last *session
+	for range 1000 {
+		now = now.Add(time.Second)
+		st.get(first.id, true) // in use: the others are older
+		last = st.create(api.Caller{AccessKeyID: "CKIA1"}, "us-east-1")
+	}
+	if n := len(st.m); n > maxSessionsPerKey+1 {
+		t.Fatalf("%d sessions after 1,000 sign-ins with one key, want at most %d", n, maxSessionsPerKey+1)
+	}
+	if st.get(first.id, false) == nil || st.get(last.id, false) == nil {
+		t.Error("the session in use or the newest one was ended")
+	}
+	if st.get(other.id, false) == nil {
+		t.Error("another key's session was ended")
+	}
+}

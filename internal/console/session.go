@@ -110,13 +110,38 @@ func (st *sessionStore) create(c api.Caller, region string) *session {
 	defer st.mu.Unlock()
 	// Expired sessions are dropped here rather than by a goroutine: sign-ins
 	// are rare, so the map stays small without a background task.
+	var mine []*session
 	for id, old := range st.m {
 		if st.expired(old, now) {
 			delete(st.m, id)
+		} else if old.Caller().AccessKeyID == c.AccessKeyID {
+			mine = append(mine, old)
 		}
+	}
+	// A key holds at most maxSessionsPerKey sessions; a new one ends the
+	// least recently used, so that signing in again and again (from many
+	// addresses, past the per-address limit) cannot grow the map forever.
+	for len(mine) >= maxSessionsPerKey {
+		lru := 0
+		for i, o := range mine {
+			if o.seen().Before(mine[lru].seen()) {
+				lru = i
+			}
+		}
+		delete(st.m, mine[lru].id)
+		mine = append(mine[:lru], mine[lru+1:]...)
 	}
 	st.m[s.id] = s
 	return s
+}
+
+// maxSessionsPerKey bounds the live sessions of one access key.
+const maxSessionsPerKey = 20
+
+func (s *session) seen() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lastSeen
 }
 
 func (st *sessionStore) expired(s *session, now time.Time) bool {
