@@ -27,7 +27,10 @@ const (
 	absoluteLifetime = 12 * time.Hour
 	idleLifetime     = time.Hour
 	csrfField        = "csrf"
-	csrfHeader       = "X-CSRF-Token"
+	// maxFormBytes bounds a signed-in POST's body; the largest form, the
+	// trail wizard with advanced selectors, is far smaller.
+	maxFormBytes = 1 << 20
+	csrfHeader   = "X-CSRF-Token"
 )
 
 // session is one signed-in browser. Sessions live only in memory: a
@@ -216,6 +219,15 @@ func (c *Console) authed(h func(http.ResponseWriter, *http.Request, *session)) h
 		if s == nil {
 			c.toSignIn(w, r)
 			return
+		}
+		if r.Method == http.MethodPost {
+			// The CSRF check reads the form, so the bound on its size
+			// comes first: set later, by a handler, it bounds nothing.
+			r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+			if err := r.ParseForm(); err != nil {
+				http.Error(w, "The form is too large or malformed.", http.StatusRequestEntityTooLarge)
+				return
+			}
 		}
 		if r.Method == http.MethodPost && !c.csrfOK(r, s.csrf) {
 			http.Error(w, "The form was stale or came from another site (CSRF check failed). Reload the page and try again.", http.StatusForbidden)

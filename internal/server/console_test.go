@@ -700,3 +700,20 @@ func TestConsoleEventLinksEscapeTheID(t *testing.T) {
 		}
 	}
 }
+
+// TestConsolePostBodyIsBounded: a signed-in POST's form is read (for the
+// CSRF token) before any handler runs, so its size bound must apply there.
+func TestConsolePostBodyIsBounded(t *testing.T) {
+	h := servertest.Start(t)
+	b := newBrowser(t, h.URL)
+	b.signIn(h.AdminKeyID, h.AdminSecret)
+	form := url.Values{"region": {"eu-west-1"}, "back": {"/console/trails"}, "pad": {strings.Repeat("x", 2<<20)}}
+	resp, _ := b.post("/console/region", form, http.Header{"X-Csrf-Token": {b.csrf}})
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("a 2 MiB form: %d, want 413", resp.StatusCode)
+	}
+	form.Del("pad")
+	if resp, _ := b.post("/console/region", form, http.Header{"X-Csrf-Token": {b.csrf}}); resp.StatusCode != http.StatusSeeOther {
+		t.Errorf("a small form: %d, want 303", resp.StatusCode)
+	}
+}
