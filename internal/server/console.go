@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"crypto/subtle"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -200,8 +201,15 @@ func (b consoleBackend) CreateBucket(ctx context.Context, c api.Caller, m consol
 	rec := event.APICall{
 		Time: s.cfg.Now().UTC(), Source: "s3.amazonaws.com", Name: "CreateBucket", Region: region,
 		SourceIP: m.SourceIP, UserAgent: m.UserAgent, Identity: userIdentity(c), FromConsole: true,
-		RequestParameters: []byte(fmt.Sprintf(`{"bucketName":%q,"Host":%q}`, name, m.Host)),
 	}
+	// json.Marshal, not %q: Go's quoting of a control character or of
+	// invalid UTF-8 is not JSON, and a record that does not build is not
+	// written, which would leave a refused attempt out of the trail.
+	rp, err := json.Marshal(map[string]string{"bucketName": name, "Host": m.Host})
+	if err != nil {
+		return awsproto.Internal(fmt.Errorf("encode CreateBucket parameters: %w", err))
+	}
+	rec.RequestParameters = rp
 	if c.ReadOnlyKey {
 		rec.ErrorCode, rec.ErrorMessage = "AccessDenied", "the access key is read-only"
 		if err := s.appendConsoleRecord(ctx, rec); err != nil {
@@ -209,7 +217,7 @@ func (b consoleBackend) CreateBucket(ctx context.Context, c api.Caller, m consol
 		}
 		return awsproto.Errorf("AccessDeniedException", "User: %s is not authorized to perform: s3:CreateBucket because the access key is read-only", c.ARN)
 	}
-	err := s.store.CreateBucket(ctx, name)
+	err = s.store.CreateBucket(ctx, name)
 	if err != nil {
 		code := "InternalError"
 		switch {

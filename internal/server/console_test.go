@@ -717,3 +717,25 @@ func TestConsolePostBodyIsBounded(t *testing.T) {
 		t.Errorf("a small form: %d, want 303", resp.StatusCode)
 	}
 }
+
+// TestConsoleOddBucketNamesAreRecorded: a new bucket's name goes into its
+// CreateBucket record; one with a control character must still give a
+// well-formed record, so that the refused attempt is in the trail.
+func TestConsoleOddBucketNamesAreRecorded(t *testing.T) {
+	h := servertest.Start(t)
+	for _, k := range []struct{ id, secret, code string }{
+		{h.ReadOnlyKeyID, h.ReadOnlySecret, "AccessDenied"},
+		{h.AdminKeyID, h.AdminSecret, "InvalidBucketName"},
+	} {
+		b := newBrowser(t, h.URL)
+		b.signIn(k.id, k.secret)
+		resp, page := b.post("/console/trails/new", url.Values{"csrf": {b.csrf}, "name": {"t1"}, "bucket_mode": {"new"}, "new_bucket": {"odd\x01name\xff"}, "mgmt": {"on"}}, nil)
+		if resp.StatusCode != http.StatusBadRequest || strings.Contains(page, "audit journal") {
+			t.Errorf("%s: an odd bucket name: %d, want 400 for the name, not a journal failure", k.code, resp.StatusCode)
+		}
+	}
+	recs := consoleRecords(t, h, "CreateBucket")
+	if len(recs) != 2 || recs[0].ErrorCode != "AccessDenied" || recs[1].ErrorCode != "InvalidBucketName" {
+		t.Fatalf("%d CreateBucket records for the two refused attempts, want AccessDenied and InvalidBucketName: %v", len(recs), recs)
+	}
+}
