@@ -333,7 +333,12 @@ func (p *Proxy) outgoing(r *http.Request, body *countingReader) (*http.Request, 
 	}
 	out, err := http.NewRequestWithContext(r.Context(), r.Method, p.upstream.Scheme+"://"+p.upstream.Host+target, rb)
 	if err != nil {
-		return nil, fmt.Errorf("build the upstream request for %q: %w", target, err)
+		return nil, fmt.Errorf("build the upstream request for %q: %w", r.URL.Path, err)
+	}
+	// The upstream must act on the path and query the operation was
+	// decoded from, or the record would name another call.
+	if out.URL.Path != r.URL.Path || out.URL.RawQuery != r.URL.RawQuery || out.URL.Fragment != "" {
+		return nil, fmt.Errorf("the request target of %q would not reach the upstream as sent", r.URL.Path)
 	}
 	out.Host = r.Host
 	out.ContentLength = r.ContentLength

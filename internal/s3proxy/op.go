@@ -201,6 +201,14 @@ func (d Decoder) Decode(r *http.Request) (Operation, error) {
 	if r.URL == nil {
 		return op, fmt.Errorf("%w: no request target", ErrNotS3)
 	}
+	// A request target has no fragment (RFC 9112 §3.2), but net/http's
+	// server takes a raw '#' into the path or query, while the request
+	// forwarded upstream would be cut at it: the upstream would act on
+	// another key or subresource than the one decoded (and signed for
+	// it), so the record would lie. Refuse it.
+	if strings.ContainsRune(r.RequestURI, '#') || strings.ContainsRune(r.URL.RawQuery, '#') || r.URL.Fragment != "" {
+		return op, fmt.Errorf("%w: request target has a raw '#' (a fragment)", ErrNotS3)
+	}
 	rawPath := r.URL.EscapedPath()
 	if !strings.HasPrefix(rawPath, "/") {
 		return op, fmt.Errorf("%w: request target %q is not an absolute path", ErrNotS3, rawPath)

@@ -104,6 +104,8 @@ func TestDecodeRefusesWhatIsNotS3(t *testing.T) {
 		{"OPTIONS", "/b/k", `method "OPTIONS"`},
 		{"GET", "//k", "empty bucket name"},
 		{"GET", "/b/k?a=%zz", "query"},
+		{"DELETE", "/b/k#x?tagging", "fragment"},
+		{"GET", "/b/k?acl#x", "fragment"},
 		{"POST", "/", "no S3 operation is POST on a service"},
 		{"DELETE", "/", "no S3 operation is DELETE on a service"},
 	} {

@@ -1,6 +1,7 @@
 package s3proxy
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -12,8 +13,10 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -364,5 +367,73 @@ func TestObjectLockConfigurationEventNames(t *testing.T) {
 			t.Errorf("event %d: %v readOnly=%v managementEvent=%v errorCode=%v, want %s readOnly=%v, a management event",
 				i+1, ev["eventName"], ev["readOnly"], ev["managementEvent"], ev["errorCode"], want.name, want.readOnly)
 		}
+	}
+}
+
+// TestRawFragmentInTargetIsRefused: net/http's server takes a raw '#' in
+// the request target into the path (and the query after it), while the
+// request the proxy builds for the upstream is cut at the '#'. A caller
+// could sign "DELETE /frag/k" and send "DELETE /frag/k#x?tagging": the
+// proxy would record DeleteObjectTagging of "k#x" while the upstream
+// deletes the object "k". Such requests are refused, never forwarded.
+func TestRawFragmentInTargetIsRefused(t *testing.T) {
+	r := newRig(t, rigOptions{count: true})
+	c := r.client(r.p.URL())
+	ctx := context.Background()
+	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("frag")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("frag"), Key: aws.String("k"), Body: strings.NewReader("keep me")}); err != nil {
+		t.Fatal(err)
+	}
+	before, hits := len(r.events(t)), r.hits.Load()
+
+	// Signed for what the upstream would see: DELETE /frag/k.
+	const emptySHA = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+	req, err := http.NewRequest("DELETE", r.p.URL()+"/frag/k", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Amz-Content-Sha256", emptySHA)
+	if err := v4.NewSigner().SignHTTP(ctx, aws.Credentials{AccessKeyID: r.s3.AccessKeyID, SecretAccessKey: r.s3.SecretAccessKey},
+		req, emptySHA, "s3", s3test.Region, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	var raw strings.Builder
+	raw.WriteString("DELETE /frag/k#x?tagging HTTP/1.1\r\nHost: " + req.Host + "\r\n")
+	for k, vv := range req.Header {
+		for _, v := range vv {
+			raw.WriteString(k + ": " + v + "\r\n")
+		}
+	}
+	raw.WriteString("Connection: close\r\n\r\n")
+	conn, err := net.Dial("tcp", r.p.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte(raw.String())); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("DELETE /frag/k#x?tagging: %s %s, want 400, refused", resp.Status, b)
+	}
+	if _, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("frag"), Key: aws.String("k")}); err != nil {
+		t.Errorf("the object is gone after a request the proxy decoded as DeleteObjectTagging: %v", err)
+	}
+	evs := r.events(t)[before:]
+	if len(evs) != 1 || evs[0]["eventName"] != "HeadObject" {
+		for _, ev := range evs {
+			t.Errorf("recorded %v of %v", ev["eventName"], path(ev, "requestParameters.key"))
+		}
+	}
+	if got := r.hits.Load() - hits; got != 1 {
+		t.Errorf("the upstream saw %d requests, want 1 (the HeadObject)", got)
 	}
 }
