@@ -241,8 +241,17 @@ func (c *Console) authed(h func(http.ResponseWriter, *http.Request, *session)) h
 // tells htmx to do the same with the whole page rather than a fragment.
 func (c *Console) toSignIn(w http.ResponseWriter, r *http.Request) {
 	target := Prefix + "signin"
-	if r.Method == http.MethodGet && r.URL.Path != Prefix {
-		target += "?next=" + url.QueryEscape(r.URL.RequestURI())
+	next := r.URL.RequestURI()
+	if r.Header.Get("HX-Request") == "true" {
+		// An htmx request (live mode's poll) is for a fragment; after
+		// signing in, the browser should come back to the page it was on.
+		next = Prefix
+		if u, err := url.Parse(r.Header.Get("HX-Current-URL")); err == nil && u.Host == r.Host {
+			next = u.RequestURI()
+		}
+	}
+	if r.Method == http.MethodGet && next != Prefix {
+		target += "?next=" + url.QueryEscape(safeNext(next))
 	}
 	if r.Header.Get("HX-Request") == "true" {
 		w.Header().Set("HX-Redirect", target)

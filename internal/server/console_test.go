@@ -739,3 +739,22 @@ func TestConsoleOddBucketNamesAreRecorded(t *testing.T) {
 		t.Fatalf("%d CreateBucket records for the two refused attempts, want AccessDenied and InvalidBucketName: %v", len(recs), recs)
 	}
 }
+
+// TestConsoleLivePollAfterExpiryReturnsToThePage: live mode's poll of an
+// expired session sends the browser to sign in; afterwards it must come
+// back to the event history, not to the bare fragment endpoint.
+func TestConsoleLivePollAfterExpiryReturnsToThePage(t *testing.T) {
+	h := servertest.Start(t)
+	req, _ := http.NewRequest(http.MethodGet, h.URL+"/console/events/live?range=all&after=1", nil)
+	req.Header.Set("HX-Request", "true")
+	req.Header.Set("HX-Current-URL", h.URL+"/console/events?range=all&live=1")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	want := "/console/signin?next=" + url.QueryEscape("/console/events?range=all&live=1")
+	if got := resp.Header.Get("HX-Redirect"); resp.StatusCode != http.StatusUnauthorized || got != want {
+		t.Errorf("a live poll without a session: %d, HX-Redirect %q, want 401 and %q", resp.StatusCode, got, want)
+	}
+}
