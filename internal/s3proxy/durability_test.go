@@ -257,3 +257,58 @@ func TestHalfClosedClientGetsNoSuccess(t *testing.T) {
 		}
 	}
 }
+
+// TestFailClosedHTTP10ClientOfUnknownLengthBody: an HTTP/1.0 client cannot
+// receive a chunked body; it takes the connection closing for the end of
+// a body of unknown length, so cutting the connection cannot tell it the
+// response is incomplete. A body the upstream sends without a length
+// (chunked) must therefore reach such a client whole, with its length,
+// only after its event is durable, and not at all when the event fails.
+func TestFailClosedHTTP10ClientOfUnknownLengthBody(t *testing.T) {
+	body := strings.Repeat("<Contents><Key>k</Key></Contents>", 5000) // over one relay buffer
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		w.Header().Set("Content-Type", "application/xml")
+		w.Header().Set("X-Amz-Request-Id", "UPSTREAMCHUNKED1")
+		w.WriteHeader(http.StatusOK)
+		for i := 0; i < len(body); i += 4096 {
+			_, _ = io.WriteString(w, body[i:min(i+4096, len(body))])
+			w.(http.Flusher).Flush() // no Content-Length: chunked
+		}
+	}))
+	t.Cleanup(up.Close)
+	r := newRig(t, rigOptions{configure: func(c *Config) { c.Upstream = up.URL }})
+	get := func() (*http.Response, []byte, error) {
+		conn, err := net.Dial("tcp", r.p.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.WriteString(conn, "GET /b?list-type=2 HTTP/1.0\r\nHost: "+r.p.Addr()+"\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			return nil, nil, err
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp, b, err
+	}
+
+	resp, b, err := get()
+	if err != nil || resp.StatusCode != 200 || string(b) != body || resp.ContentLength != int64(len(body)) {
+		t.Fatalf("HTTP/1.0 GET of a chunked upstream body: err %v, status %v, %d of %d bytes, Content-Length %d",
+			err, resp != nil && resp.StatusCode == 200, len(b), len(body), resp.ContentLength)
+	}
+	if evs := r.events(t); len(evs) != 1 || path(evs[0], "additionalEventData.bytesTransferredOut") != float64(len(body)) {
+		t.Fatalf("events %v", evs)
+	}
+
+	r.disk.Full.Store(true) // the journal learns about the disk on its next write
+	resp, b, err = get()
+	if err == nil && resp.StatusCode < 300 {
+		t.Fatalf("an HTTP/1.0 client read a complete %s response (%d of %d bytes) whose event could not be made durable",
+			resp.Status, len(b), len(body))
+	}
+}

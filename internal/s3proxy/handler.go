@@ -160,6 +160,12 @@ func (p *Proxy) respond(w http.ResponseWriter, r *http.Request, c *call, resp *h
 			return
 		}
 		w.WriteHeader(resp.StatusCode)
+	case resp.ContentLength < 0 && !r.ProtoAtLeast(1, 1):
+		// An HTTP/1.0 client cannot take a chunked body: it learns the
+		// end of a body of unknown length from the connection closing,
+		// which is what a cut looks like too. The length must be known
+		// before the first byte, so the body is read whole.
+		p.respondWhole(w, r, c, resp)
 	case resp.StatusCode >= 300 && resp.ContentLength <= maxErrorBody:
 		// Error documents are small: read one whole to record its code
 		// and message before anything reaches the client.
@@ -192,6 +198,51 @@ func (p *Proxy) respond(w http.ResponseWriter, r *http.Request, c *call, resp *h
 		w.WriteHeader(resp.StatusCode)
 		p.stream(w, r, c, resp)
 	}
+}
+
+// maxWholeBody bounds the bodies of unknown length read whole for HTTP/1.0
+// clients (S3 sends lengths with object bodies; what comes chunked is
+// listings and other documents, far smaller).
+const maxWholeBody = 8 << 20
+
+// respondWhole relays a body of unknown length to an HTTP/1.0 client: read
+// whole, recorded, then sent with its length, so that the client never
+// takes a cut for the end of the body.
+func (p *Proxy) respondWhole(w http.ResponseWriter, r *http.Request, c *call, resp *http.Response) {
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxWholeBody+1))
+	switch {
+	case err != nil:
+		c.errCode, c.errMsg = "InternalError", "The response was cut short: read the body from the upstream: "+err.Error()
+	case len(body) > maxWholeBody:
+		c.errCode, c.errMsg = "InternalError", fmt.Sprintf("The response has no length and is over %d bytes, too large to relay to an HTTP/1.0 client.", maxWholeBody)
+	}
+	if c.errCode != "" {
+		// The body is not relayed: the client gets an error, after the
+		// event (the upstream did answer).
+		ok := p.record(r, c)
+		resetHeader(w)
+		if !ok {
+			writeS3Error(w, http.StatusServiceUnavailable, "ServiceUnavailable", refusedAfterMessage, c.requestID)
+			return
+		}
+		writeS3Error(w, http.StatusBadGateway, c.errCode, c.errMsg, c.requestID)
+		return
+	}
+	if resp.StatusCode >= 300 {
+		if c.errCode, c.errMsg = parseS3Error(body); c.errCode == "" {
+			c.errCode = statusCode(resp.StatusCode)
+		}
+	}
+	c.out = int64(len(body))
+	if !p.record(r, c) {
+		resetHeader(w)
+		writeS3Error(w, http.StatusServiceUnavailable, "ServiceUnavailable", refusedAfterMessage, c.requestID)
+		return
+	}
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(resp.StatusCode)
+	_, _ = w.Write(body)
+	p.m.bytesOut.Add(float64(len(body)))
 }
 
 // refusedAfterMessage explains a fail-closed refusal after the upstream
