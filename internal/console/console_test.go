@@ -1,13 +1,21 @@
 package console
 
 import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/cairn-audit/cairn/internal/api"
+	"github.com/cairn-audit/cairn/internal/event"
 	"github.com/cairn-audit/cairn/internal/history"
 )
 
@@ -184,5 +192,59 @@ func TestSessionsPerKeyAreBounded(t *testing.T) {
 	}
 	if st.get(other.id, false) == nil {
 		t.Error("another key's session was ended")
+	}
+}
+
+// sparseBackend answers every lookup as an AND-ed lookup over a large
+// history answers a sparse filter: an empty page whose seek budget ran
+// out, with a NextToken to resume.
+type sparseBackend struct {
+	benchBackend
+	lookups atomic.Int64
+}
+
+func (b *sparseBackend) Lookup(context.Context, history.Query) (history.Page, error) {
+	if b.lookups.Add(1) > 10000 {
+		return history.Page{}, fmt.Errorf("too many lookups")
+	}
+	return history.Page{Events: []event.LookupEvent{}, NextToken: "more"}, nil
+}
+
+// TestFetchChainsBoundedLookups: a page, a live poll and a download each
+// cost a bounded number of index lookups, however many pages a sparse
+// filter's scan comes back empty.
+func TestFetchChainsBoundedLookups(t *testing.T) {
+	be := &sparseBackend{}
+	c, err := New(Options{Backend: be, AccountID: "123456789012", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	c.Mount(mux)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	s := c.sessions.create(api.Caller{AccessKeyID: "CKIATEST", UserName: "test"}, "us-east-1")
+	for _, tc := range []struct {
+		target string
+		max    int64
+	}{
+		{"/console/events?size=200&k=Username&v=alice&k=EventName&v=RunInstances", 8},
+		{"/console/events/live?k=Username&v=alice&k=EventName&v=RunInstances", 8},
+		// The chart reads up to chartScanLimit events, 50 a page, with as
+		// many pages again of slack; then the ten newest events.
+		{"/console/", 2*chartScanLimit/history.MaxMaxResults + 1},
+	} {
+		target := tc.target
+		be.lookups.Store(0)
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+target, nil)
+		req.AddCookie(&http.Cookie{Name: sessionCookie, Value: s.id})
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if n := be.lookups.Load(); n > tc.max {
+			t.Errorf("GET %s: %d lookups, want at most %d", target, n, tc.max)
+		}
 	}
 }

@@ -66,7 +66,7 @@ func (c *Console) chart(ctx context.Context, region string, lastSeq uint64) (cha
 	}
 	q := history.Query{Region: region, StartTime: start, MaxResults: history.MaxMaxResults}
 	var oldest time.Time
-	for d.Total < chartScanLimit {
+	for lookups := 0; d.Total < chartScanLimit && lookups < maxFetchLookups(chartScanLimit); lookups++ {
 		p, err := c.be.Lookup(ctx, q)
 		if err != nil {
 			return d, err

@@ -252,11 +252,15 @@ func toRow(e event.LookupEvent) row {
 }
 
 // fetch reads up to n events starting at token, chaining the index's
-// pages of at most 50.
+// pages of at most 50. An AND-ed lookup may end a page early, even empty,
+// when its seek budget runs out; fetch chains at most maxFetchLookups
+// pages, so that a sparse filter over a large history (live mode polls it
+// every 2 s) costs a bounded amount per request: the page is then shorter
+// and its "Older" link resumes the scan.
 func (c *Console) fetch(ctx context.Context, q history.Query, token string, n int) ([]event.LookupEvent, string, error) {
 	var out []event.LookupEvent
 	q.NextToken = token
-	for len(out) < n {
+	for lookups := 0; len(out) < n && lookups < maxFetchLookups(n); lookups++ {
 		q.MaxResults = min(history.MaxMaxResults, n-len(out))
 		p, err := c.be.Lookup(ctx, q)
 		if err != nil {
@@ -269,6 +273,12 @@ func (c *Console) fetch(ctx context.Context, q history.Query, token string, n in
 		}
 	}
 	return out, q.NextToken, nil
+}
+
+// maxFetchLookups bounds the index pages one fetch of n events chains:
+// twice the pages n needs, and at least eight.
+func maxFetchLookups(n int) int {
+	return max(8, 2*((n+history.MaxMaxResults-1)/history.MaxMaxResults))
 }
 
 type eventsData struct {
