@@ -121,6 +121,11 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.finishWithError(w, r, c)
 		return
 	}
+	// The caller is who the upstream authenticates: the credential of
+	// the headers it gets, not of those the client listed in Connection
+	// (hop-by-hop, dropped), or an unsigned call could be recorded under
+	// any configured identity.
+	c.cred = ParseCredential(outreq.Header, op.Query)
 	resp, err := p.transport.RoundTrip(outreq)
 	if err != nil {
 		if r.Context().Err() != nil {

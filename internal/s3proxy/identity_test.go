@@ -1,6 +1,7 @@
 package s3proxy
 
 import (
+	"bufio"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -8,7 +9,9 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"io"
 	"math/big"
+	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -20,6 +23,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/cairn-audit/cairn/internal/objstore/s3/s3test"
 )
 
 func TestParseCredential(t *testing.T) {
@@ -155,4 +160,51 @@ func selfSigned(t *testing.T) (certFile, keyFile string) {
 		t.Fatal(err)
 	}
 	return certFile, keyFile
+}
+
+// TestConnectionListedCredentialsDoNotNameTheCaller: headers listed in
+// Connection are hop-by-hop and never reach the upstream, which then
+// serves the call unsigned; the record must not name the identity of an
+// Authorization header the upstream never saw (or anyone could have
+// their anonymous calls recorded as a configured user's by sending her
+// access key ID). Every Connection line counts, not only the first.
+func TestConnectionListedCredentialsDoNotNameTheCaller(t *testing.T) {
+	r := newRig(t, rigOptions{})
+	c := r.client(r.p.URL())
+	ctx := context.Background()
+	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("hop")}); err != nil {
+		t.Fatal(err)
+	}
+	before := len(r.events(t))
+	forged := "AWS4-HMAC-SHA256 Credential=" + s3test.AccessKeyID + "/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=" +
+		strings.Repeat("0", 64)
+	for _, conn := range []string{
+		"Connection: Authorization\r\n",
+		"Connection: keep-alive\r\nConnection: Authorization\r\n",
+	} {
+		nc, err := net.Dial("tcp", r.p.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.WriteString(nc, "GET /hop/k HTTP/1.1\r\nHost: "+r.p.Addr()+"\r\nAuthorization: "+forged+"\r\n"+conn+"\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(nc), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		nc.Close()
+	}
+	evs := r.events(t)[before:]
+	if len(evs) != 2 {
+		t.Fatalf("%d events, want 2", len(evs))
+	}
+	for i, ev := range evs {
+		if id := path(ev, "userIdentity.type"); id != "AWSAccount" || path(ev, "userIdentity.accountId") != "anonymous" {
+			t.Errorf("call %d, whose Authorization was hop-by-hop (the upstream served it unsigned), recorded as %v", i, ev["userIdentity"])
+		}
+	}
 }

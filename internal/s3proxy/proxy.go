@@ -369,7 +369,8 @@ func isHopByHop(name string, conn string) bool {
 }
 
 func copyHeader(dst, src http.Header) {
-	conn := src.Get("Connection")
+	// Every Connection header line names hop-by-hop headers.
+	conn := strings.Join(src["Connection"], ",")
 	for k, vv := range src {
 		if isHopByHop(k, conn) {
 			continue
