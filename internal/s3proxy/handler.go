@@ -88,6 +88,7 @@ type call struct {
 
 // ServeHTTP forwards one S3 request and records it.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	r = endToEnd(r)
 	op, err := p.decoder.Decode(r)
 	if err != nil {
 		p.m.rejected.Inc()
@@ -121,11 +122,6 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.finishWithError(w, r, c)
 		return
 	}
-	// The caller is who the upstream authenticates: the credential of
-	// the headers it gets, not of those the client listed in Connection
-	// (hop-by-hop, dropped), or an unsigned call could be recorded under
-	// any configured identity.
-	c.cred = ParseCredential(outreq.Header, op.Query)
 	resp, err := p.transport.RoundTrip(outreq)
 	if err != nil {
 		if r.Context().Err() != nil {
@@ -141,6 +137,34 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer resp.Body.Close()
 	p.respond(w, r, c, resp)
+}
+
+// endToEnd is the request as the upstream will get it: without the
+// hop-by-hop headers (those RFC 9110 names and those the client lists in
+// Connection). The operation, the caller and the record are taken from
+// it, never from a header the upstream does not see: otherwise a client
+// could list Authorization in Connection to have a call the upstream
+// serves unsigned recorded under a configured identity, or
+// x-amz-copy-source to have a PutObject recorded as a CopyObject.
+func endToEnd(r *http.Request) *http.Request {
+	if _, ok := r.Header["Connection"]; !ok {
+		drop := false
+		for k := range r.Header {
+			if isHopByHop(k, "") {
+				drop = true
+				break
+			}
+		}
+		if !drop {
+			return r
+		}
+	}
+	h := make(http.Header, len(r.Header))
+	copyHeader(h, r.Header)
+	r2 := new(http.Request)
+	*r2 = *r
+	r2.Header = h
+	return r2
 }
 
 // respond relays the upstream's response and records the call before the

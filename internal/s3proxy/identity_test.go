@@ -6,8 +6,10 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/hex"
 	"encoding/pem"
 	"io"
 	"math/big"
@@ -22,6 +24,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/cairn-audit/cairn/internal/objstore/s3/s3test"
@@ -206,5 +209,56 @@ func TestConnectionListedCredentialsDoNotNameTheCaller(t *testing.T) {
 		if id := path(ev, "userIdentity.type"); id != "AWSAccount" || path(ev, "userIdentity.accountId") != "anonymous" {
 			t.Errorf("call %d, whose Authorization was hop-by-hop (the upstream served it unsigned), recorded as %v", i, ev["userIdentity"])
 		}
+	}
+}
+
+// TestConnectionListedCopySourceDoesNotNameTheCall: an x-amz-copy-source
+// the client lists in Connection never reaches the upstream, which then
+// stores the request's body (a PutObject): the call must be recorded as
+// the PutObject it is, not as a CopyObject.
+func TestConnectionListedCopySourceDoesNotNameTheCall(t *testing.T) {
+	r := newRig(t, rigOptions{})
+	c := r.client(r.p.URL())
+	ctx := context.Background()
+	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("hop")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("hop"), Key: aws.String("src"), Body: strings.NewReader("source")}); err != nil {
+		t.Fatal(err)
+	}
+	before := len(r.events(t))
+	const body = "the body the upstream stores"
+	sum := sha256.Sum256([]byte(body))
+	req, err := http.NewRequest("PUT", r.p.URL()+"/hop/dst", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Amz-Content-Sha256", hex.EncodeToString(sum[:]))
+	if err := v4.NewSigner().SignHTTP(ctx, aws.Credentials{AccessKeyID: r.s3.AccessKeyID, SecretAccessKey: r.s3.SecretAccessKey},
+		req, hex.EncodeToString(sum[:]), "s3", s3test.Region, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Amz-Copy-Source", "/hop/src") // unsigned, and hop-by-hop:
+	req.Header.Set("Connection", "X-Amz-Copy-Source")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("PUT through the proxy: %s %s", resp.Status, b)
+	}
+	got, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("hop"), Key: aws.String("dst")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, _ := io.ReadAll(got.Body)
+	got.Body.Close()
+	if string(stored) != body {
+		t.Fatalf("the upstream stored %q, want the request's body (it did a PutObject)", stored)
+	}
+	if evs := r.events(t)[before:]; len(evs) < 1 || evs[0]["eventName"] != "PutObject" {
+		t.Errorf("the upstream did a PutObject, recorded as %v", evs[0]["eventName"])
 	}
 }
