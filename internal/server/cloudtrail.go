@@ -118,10 +118,14 @@ func (s *Server) handleJSON11(w http.ResponseWriter, r *http.Request) {
 
 	// The record goes to the journal before the caller hears anything: an
 	// answer the audit trail does not contain must never be given, and a
-	// change it does not contain must not stay.
-	if err := s.audit(r.Context(), c); err != nil {
+	// change it does not contain must not stay. Recording and undoing do
+	// not stop when the caller hangs up: an append abandoned half way may
+	// still be committed, and undoing a change whose record is in the
+	// journal would leave the trail describing a change that is gone.
+	after := context.WithoutCancel(r.Context())
+	if err := s.audit(after, c); err != nil {
 		if !undo.Empty() {
-			s.rollback(r.Context(), c, undo)
+			s.rollback(after, c, undo)
 		}
 		fail(awsproto.Errorf("ServiceUnavailableException", "Cairn could not record this call in its audit journal, so it was refused and its changes were undone. Try again later."))
 		return

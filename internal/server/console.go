@@ -109,9 +109,12 @@ func (b consoleBackend) Call(ctx context.Context, cc console.Call) ([]byte, erro
 	s := b.s
 	opCtx, undo := state.WithUndo(ctx)
 	s.perform(opCtx, c)
-	if err := s.audit(ctx, c); err != nil {
+	// As in handleJSON11: a browser that goes away does not stop the
+	// record or the undo half way.
+	after := context.WithoutCancel(ctx)
+	if err := s.audit(after, c); err != nil {
 		if !undo.Empty() {
-			s.rollback(ctx, c, undo)
+			s.rollback(after, c, undo)
 		}
 		return nil, awsproto.Errorf("ServiceUnavailableException", "Cairn could not record this change in its audit journal, so it was refused and undone. Try again later.")
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,6 +13,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 	"github.com/aws/smithy-go"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 
 	"github.com/cairn-audit/cairn/internal/journal/journaltest"
 	"github.com/cairn-audit/cairn/internal/server"
@@ -101,4 +104,41 @@ func TestFailsClosedOnAFullDisk(t *testing.T) {
 	}
 	waitFor("CreateTrail")
 	t.Logf("%d calls refused during the fault", refusals)
+}
+
+// TestACallerHangingUpDoesNotSplitChangeAndRecord: a caller that gives up
+// while its change's record waits for a slow disk must not leave the
+// record in the journal and the change undone (or the reverse): the
+// record and the change stand or fall together.
+func TestACallerHangingUpDoesNotSplitChangeAndRecord(t *testing.T) {
+	var slow atomic.Bool
+	disk := errorfs.Wrap(vfs.Default, errorfs.InjectorFunc(func(op errorfs.Op) error {
+		if slow.Load() && strings.HasSuffix(op.Path, ".log") && (op.Kind == errorfs.OpFileSync || op.Kind == errorfs.OpFileSyncData || op.Kind == errorfs.OpFileSyncTo) {
+			time.Sleep(400 * time.Millisecond)
+		}
+		return nil
+	}))
+	h := servertest.Start(t, servertest.Options{Configure: func(c *server.Config) { c.JournalFS = disk }})
+	h.CreateBucket(t, "logs")
+	slow.Store(true)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	_, err := h.CloudTrail.CreateTrail(ctx, &cloudtrail.CreateTrailInput{Name: aws.String("hung-up"), S3BucketName: aws.String("logs")})
+	cancel()
+	if err == nil {
+		t.Fatal("the call returned before its record could be synced; the test needs a slower disk")
+	}
+	slow.Store(false)
+	time.Sleep(time.Second) // the server finishes the abandoned call
+
+	recorded := false
+	for _, r := range records(t, h) {
+		if r.EventName == "CreateTrail" && r.ErrorCode == "" {
+			recorded = true
+		}
+	}
+	_, getErr := h.CloudTrail.GetTrail(context.Background(), &cloudtrail.GetTrailInput{Name: aws.String("hung-up")})
+	exists := getErr == nil
+	if recorded != exists {
+		t.Fatalf("record in the journal: %v, trail exists: %v (GetTrail: %v)", recorded, exists, getErr)
+	}
 }
