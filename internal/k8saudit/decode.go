@@ -243,13 +243,14 @@ func decodeEvent(raw json.RawMessage, listVersion string) (Event, error) {
 			return ev, fmt.Errorf("objectRef.subresource %q: want a lowercase subresource name", r.Subresource)
 		}
 	}
-	for _, o := range []struct {
-		name string
-		v    json.RawMessage
-	}{{"requestObject", ev.RequestObject}, {"responseObject", ev.ResponseObject}} {
-		if v := bytes.TrimSpace(o.v); len(v) > 0 && v[0] != '{' && !bytes.Equal(v, []byte("null")) {
-			return ev, fmt.Errorf("%s: want a JSON object", o.name)
-		}
+	// A patch request's requestObject is the patch as sent: a JSON Patch
+	// (kubectl patch --type=json) is an array, and refusing it would make
+	// the API server drop the whole batch.
+	if v := bytes.TrimSpace(ev.RequestObject); len(v) > 0 && v[0] != '{' && v[0] != '[' && !bytes.Equal(v, []byte("null")) {
+		return ev, errors.New("requestObject: want a JSON object (or a JSON Patch array)")
+	}
+	if v := bytes.TrimSpace(ev.ResponseObject); len(v) > 0 && v[0] != '{' && !bytes.Equal(v, []byte("null")) {
+		return ev, errors.New("responseObject: want a JSON object")
 	}
 	return ev, nil
 }

@@ -213,7 +213,7 @@ func TestDecodeErrors(t *testing.T) {
 		{`{"kind":"EventList","items":[` + strings.Replace(ok, "ResponseComplete", "Done", 1) + `]}`, `stage "Done": want one of`},
 		{`{"kind":"EventList","items":[` + strings.Replace(ok, `"get"`, `"GET now"`, 1) + `]}`, `verb "GET now"`},
 		{`{"kind":"EventList","items":[` + strings.Replace(ok, `"verb"`, `"objectRef":{"resource":"Pods!"},"verb"`, 1) + `]}`, `objectRef.resource "Pods!"`},
-		{`{"kind":"EventList","items":[` + strings.Replace(ok, `"verb"`, `"requestObject":[1],"verb"`, 1) + `]}`, `requestObject: want a JSON object`},
+		{`{"kind":"EventList","items":[` + strings.Replace(ok, `"verb"`, `"requestObject":"x","verb"`, 1) + `]}`, `requestObject: want a JSON object (or a JSON Patch array)`},
 		{`{"kind":"EventList","items":[` + strings.Replace(ok, `"verb"`, `"impersonatedUser":{},"verb"`, 1) + `]}`, `impersonatedUser without username`},
 	} {
 		_, err := k8saudit.Decode([]byte(c.body))

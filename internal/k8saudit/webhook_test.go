@@ -520,3 +520,53 @@ func TestClosedWebhookRefusesWith503(t *testing.T) {
 		t.Fatalf("after Close: %d %q", status, body)
 	}
 }
+
+// TestJSONPatchRequestObject: kubectl patch --type=json logs the patch, a
+// JSON array, as requestObject. The batch is recorded (not refused, which
+// would make the API server drop all of it), the patch kept for other
+// resources and replaced by "<redacted>" on Secrets.
+func TestJSONPatchRequestObject(t *testing.T) {
+	h, _ := start(t, k8saudit.Config{})
+	ev := func(id, resource, patch string) json.RawMessage {
+		return json.RawMessage(`{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"RequestResponse","auditID":"` + id +
+			`","stage":"ResponseComplete","requestURI":"/api/v1/namespaces/default/` + resource + `/web","verb":"patch",` +
+			`"user":{"username":"alice"},"sourceIPs":["10.0.0.7"],"objectRef":{"resource":"` + resource +
+			`","namespace":"default","name":"web","apiVersion":"v1"},"responseStatus":{"metadata":{},"code":200},` +
+			`"requestObject":` + patch + `,"stageTimestamp":"2026-01-02T03:04:05.000000Z"}`)
+	}
+	status, body := post(t, h.URL+k8saudit.DefaultPath, testToken, eventList(
+		ev("6f0e4c1a-0000-4000-8000-000000000001", "configmaps", `[{"op":"replace","path":"/data/mode","value":"fast"}]`),
+		ev("6f0e4c1a-0000-4000-8000-000000000002", "secrets", `[{"op":"replace","path":"/data/password","value":"aHVudGVyMg=="}]`),
+	))
+	if status != http.StatusOK {
+		t.Fatalf("a batch with JSON patches: %d %s", status, body)
+	}
+	recs := k8sRecords(t, h)
+	if len(recs) != 2 {
+		t.Fatalf("%d records, want 2", len(recs))
+	}
+	for _, rec := range recs {
+		var r struct {
+			P struct {
+				Resource      string          `json:"resource"`
+				RequestObject json.RawMessage `json:"requestObject"`
+			} `json:"requestParameters"`
+		}
+		if err := json.Unmarshal(rec.Raw, &r); err != nil {
+			t.Fatal(err)
+		}
+		p := r.P
+		switch p.Resource {
+		case "configmaps":
+			if !strings.Contains(string(p.RequestObject), `"value":"fast"`) {
+				t.Errorf("configmap patch not kept: %s", p.RequestObject)
+			}
+		case "secrets":
+			if string(p.RequestObject) != `"<redacted>"` || strings.Contains(string(rec.Raw), "aHVudGVyMg") {
+				t.Errorf("secret patch not redacted: %s", rec.Raw)
+			}
+		default:
+			t.Errorf("unexpected record %s", rec.Raw)
+		}
+	}
+}
