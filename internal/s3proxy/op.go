@@ -176,6 +176,25 @@ var opTable = []rule{
 	{method: "POST", level: Object, sub: "select", name: "SelectObjectContent", data: true, readOnly: true},
 }
 
+// levelSubs are the subresources of each level's operations (any method):
+// a request carrying one of them besides those of its operation is
+// ambiguous.
+var levelSubs = func() map[Level][]string {
+	m := map[Level][]string{}
+	seen := map[Level]map[string]bool{}
+	for _, ru := range opTable {
+		if ru.sub == "" || seen[ru.level][ru.sub] {
+			continue
+		}
+		if seen[ru.level] == nil {
+			seen[ru.level] = map[string]bool{}
+		}
+		seen[ru.level][ru.sub] = true
+		m[ru.level] = append(m[ru.level], ru.sub)
+	}
+	return m
+}()
+
 // ErrNotS3 marks requests that are not S3 API calls (a method S3 does not
 // have, a target that is not a path, a malformed query): the proxy
 // refuses them rather than forward what it cannot name.
@@ -253,6 +272,15 @@ func (d Decoder) Decode(r *http.Request) (Operation, error) {
 		}
 		if (ru.copy == 1 && !copySource) || (ru.copy == -1 && copySource) {
 			continue
+		}
+		// A second subresource makes the request ambiguous: the
+		// upstream may act on it rather than on the one this rule
+		// matched (versitygw stores the policy of "PUT /b?acl&policy",
+		// which would be recorded as PutBucketAcl). Refuse it.
+		for _, sub := range levelSubs[op.Level] {
+			if sub != ru.sub && sub != ru.also && q.Has(sub) {
+				return op, fmt.Errorf("%w: subresource ?%s does not go with %s: the request names no single S3 operation", ErrNotS3, sub, ru.name)
+			}
 		}
 		op.Name, op.Data, op.ReadOnly = ru.name, ru.data, ru.readOnly
 		return op, nil

@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -435,5 +437,48 @@ func TestRawFragmentInTargetIsRefused(t *testing.T) {
 	}
 	if got := r.hits.Load() - hits; got != 1 {
 		t.Errorf("the upstream saw %d requests, want 1 (the HeadObject)", got)
+	}
+}
+
+// TestAmbiguousSubresourcesAreRefused: "PUT /b?acl&policy" matched the
+// PutBucketAcl rule first while versitygw stored the body as the bucket's
+// policy: a policy change recorded as an ACL change. A request with two
+// subresources names no single operation; it is refused, not forwarded.
+func TestAmbiguousSubresourcesAreRefused(t *testing.T) {
+	r := newRig(t, rigOptions{count: true})
+	c := r.client(r.p.URL())
+	ctx := context.Background()
+	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("amb")}); err != nil {
+		t.Fatal(err)
+	}
+	before, hits := len(r.events(t)), r.hits.Load()
+	policy := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::amb/*"}]}`
+	sum := sha256.Sum256([]byte(policy))
+	req, err := http.NewRequest("PUT", r.p.URL()+"/amb?acl&policy", strings.NewReader(policy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Amz-Content-Sha256", hex.EncodeToString(sum[:]))
+	if err := v4.NewSigner().SignHTTP(ctx, aws.Credentials{AccessKeyID: r.s3.AccessKeyID, SecretAccessKey: r.s3.SecretAccessKey},
+		req, hex.EncodeToString(sum[:]), "s3", s3test.Region, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("PUT /amb?acl&policy: %s %s, want 400, refused", resp.Status, b)
+	}
+	if r.hits.Load() != hits {
+		t.Errorf("the ambiguous request reached the upstream")
+	}
+	for _, ev := range r.events(t)[before:] {
+		t.Errorf("recorded %v", ev["eventName"])
+	}
+	if gp, err := c.GetBucketPolicy(ctx, &s3.GetBucketPolicyInput{Bucket: aws.String("amb")}); err == nil && gp.Policy != nil && *gp.Policy != "" {
+		t.Errorf("the bucket got the policy %s", *gp.Policy)
 	}
 }
