@@ -95,6 +95,12 @@ func TestRefusalsAndUpstreamFailures(t *testing.T) {
 		{"GET", "/admin", 403, "AccessDenied", "no route allows GET /admin"},
 		{"POST", "/v1/users/1", 403, "AccessDenied", "no route allows POST"},
 		{"GET", "/v1/users/%2e%2e/admin", 400, "BadRequest", "dot segment"},
+		// Dot segments behind an encoded slash or backslash: an upstream
+		// that decodes before normalising would serve /admin while the
+		// proxy matched GET /v1/users/{id}.
+		{"GET", "/v1/users/..%2Fadmin", 400, "BadRequest", "dot segment"},
+		{"GET", "/v1/users/..%2F..%2Fadmin", 400, "BadRequest", "dot segment"},
+		{"GET", "/v1/users/..%5Cadmin", 400, "BadRequest", "dot segment"},
 	} {
 		code, body, _ := s.do(t, nil, c.method, c.path, nil, "")
 		if code != c.status || !strings.Contains(body, c.code) {

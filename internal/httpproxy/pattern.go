@@ -160,12 +160,33 @@ func splitPath(escaped string) ([]string, error) {
 		if err != nil {
 			return nil, fmt.Errorf("path segment %q: %w", r, err)
 		}
-		if s == "." || s == ".." {
+		if hasDotSegment(s) {
 			return nil, fmt.Errorf("path has a dot segment %q", r)
 		}
 		segs[i] = s
 	}
 	return segs, nil
+}
+
+// hasDotSegment reports whether an unescaped segment is "." or "..", or
+// holds one between the slashes or backslashes an escape put in it: an
+// upstream that decodes %2F (or treats \ as a separator) before
+// normalising would serve "/v1/users/..%2Fadmin" as /admin.
+func hasDotSegment(s string) bool {
+	for {
+		i := strings.IndexAny(s, `/\`)
+		part := s
+		if i >= 0 {
+			part = s[:i]
+		}
+		if part == "." || part == ".." {
+			return true
+		}
+		if i < 0 {
+			return false
+		}
+		s = s[i+1:]
+	}
 }
 
 // template is a string with {name} placeholders, such as a resource ARN

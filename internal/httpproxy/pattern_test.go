@@ -61,7 +61,7 @@ func TestPatternsAndTemplates(t *testing.T) {
 			t.Errorf("the error does not list the known wildcards: %v", err)
 		}
 	}
-	for _, bad := range []string{"/a/%2e%2e/b", "/a/./b", "a", "/%zz"} {
+	for _, bad := range []string{"/a/%2e%2e/b", "/a/./b", "a", "/%zz", "/a/..%2Fadmin", "/a/x%2F..%2F..%2Fb", "/a/..%5Cb", "/a/.%2f"} {
 		if _, err := splitPath(bad); err == nil {
 			t.Errorf("path %q accepted", bad)
 		}
