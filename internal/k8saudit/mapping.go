@@ -129,7 +129,7 @@ func (m *Mapper) Map(it *Item) (*event.Record, error) {
 	extra := additionalEventData{
 		Cluster: m.Cluster, AuditID: ev.AuditID, Stage: ev.Stage, Level: ev.Level, Verb: ev.Verb,
 		AuditAPIVersion: ev.APIVersion, SourceIPs: ev.SourceIPs, Groups: ev.User.Groups, Extra: ev.User.Extra,
-		Annotations: ev.Annotations,
+		Annotations: redactAnnotations(ev.Annotations, secret),
 	}
 	if ev.ImpersonatedUser != nil {
 		extra.Groups = ev.ImpersonatedUser.Groups

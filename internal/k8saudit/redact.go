@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strings"
 )
 
 // Redacted replaces every value the records must not carry.
@@ -99,4 +100,34 @@ func redactSecret(s map[string]any) {
 			}
 		}
 	}
+}
+
+// webhookPatchPrefix starts the audit annotations in which the API server
+// logs the JSON patch a mutating admission webhook applied
+// (patch.webhook.admission.k8s.io/round_0_index_0), at level Request and
+// above; on a Secret, the patch carries the values it wrote.
+const webhookPatchPrefix = "patch.webhook.admission.k8s.io/"
+
+// redactAnnotations hides the webhook patches of requests on Secrets; the
+// other annotations (authorization decisions, the webhooks' names) stay.
+func redactAnnotations(ann map[string]string, onSecrets bool) map[string]string {
+	if !onSecrets || len(ann) == 0 {
+		return ann
+	}
+	var out map[string]string
+	for k := range ann {
+		if strings.HasPrefix(k, webhookPatchPrefix) {
+			if out == nil {
+				out = make(map[string]string, len(ann))
+				for k, v := range ann {
+					out[k] = v
+				}
+			}
+			out[k] = Redacted
+		}
+	}
+	if out == nil {
+		return ann
+	}
+	return out
 }

@@ -570,3 +570,35 @@ func TestJSONPatchRequestObject(t *testing.T) {
 		}
 	}
 }
+
+// TestSecretWebhookPatchAnnotationRedacted: a mutating admission webhook's
+// patch, which the API server logs as an audit annotation, carries the
+// values it wrote into a Secret; the record keeps the annotation's key
+// but not its value.
+func TestSecretWebhookPatchAnnotationRedacted(t *testing.T) {
+	h, _ := start(t, k8saudit.Config{})
+	const leak = "c3VwZXItc2VjcmV0LXZhbHVl"
+	patch := `{"configuration":"inject","webhook":"inject.example.com","patch":[{"op":"add","path":"/data/token","value":"` + leak + `"}],"patchType":"JSONPatch"}`
+	ann, _ := json.Marshal(map[string]string{
+		"authorization.k8s.io/decision":                  "allow",
+		"patch.webhook.admission.k8s.io/round_0_index_0": patch,
+	})
+	ev := json.RawMessage(`{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"6f0e4c1a-0000-4000-8000-000000000003",` +
+		`"stage":"ResponseComplete","requestURI":"/api/v1/namespaces/default/secrets","verb":"create","user":{"username":"alice"},` +
+		`"objectRef":{"resource":"secrets","namespace":"default","name":"db","apiVersion":"v1"},"responseStatus":{"metadata":{},"code":201},` +
+		`"annotations":` + string(ann) + `,"stageTimestamp":"2026-01-02T03:04:05.000000Z"}`)
+	if status, body := post(t, h.URL+k8saudit.DefaultPath, testToken, eventList(ev)); status != http.StatusOK {
+		t.Fatalf("%d %s", status, body)
+	}
+	recs := k8sRecords(t, h)
+	if len(recs) != 1 {
+		t.Fatalf("%d records, want 1", len(recs))
+	}
+	raw := string(recs[0].Raw)
+	if strings.Contains(raw, leak) {
+		t.Fatalf("the webhook's patch of a Secret reached the record: %s", raw)
+	}
+	if !strings.Contains(raw, `"patch.webhook.admission.k8s.io/round_0_index_0":"<redacted>"`) || !strings.Contains(raw, `"authorization.k8s.io/decision":"allow"`) {
+		t.Fatalf("annotations not kept as expected: %s", raw)
+	}
+}
