@@ -15,7 +15,7 @@ import (
 type Credential struct {
 	// AccessKeyID is empty for anonymous (unsigned) requests.
 	AccessKeyID string
-	// SignatureVersion is "SigV4" or "SigV2", as CloudTrail writes it in
+	// SignatureVersion is "SigV4", "SigV4a" or "SigV2", as CloudTrail writes it in
 	// additionalEventData.
 	SignatureVersion string
 	// AuthenticationMethod is "AuthHeader" or "QueryString" (presigned
@@ -24,19 +24,29 @@ type Credential struct {
 }
 
 // ParseCredential reads the access key ID from the Authorization header
-// (SigV4 "AWS4-HMAC-SHA256 Credential=AKID/date/region/s3/aws4_request, ..."
+// (SigV4 "AWS4-HMAC-SHA256 Credential=AKID/date/region/s3/aws4_request, ...",
+// SigV4a "AWS4-ECDSA-P256-SHA256 Credential=AKID/date/s3/aws4_request, ..."
 // or SigV2 "AWS AKID:signature") or from a presigned URL's X-Amz-Credential
 // (SigV4) or AWSAccessKeyId (SigV2).
 func ParseCredential(h http.Header, q url.Values) Credential {
 	if a := h.Get("Authorization"); a != "" {
-		if rest, ok := strings.CutPrefix(a, "AWS4-HMAC-SHA256 "); ok {
+		// SigV4 (AWS4-HMAC-SHA256) and SigV4a (AWS4-ECDSA-P256-SHA256,
+		// multi-Region access points) carry the key alike.
+		version := ""
+		rest, ok := strings.CutPrefix(a, "AWS4-HMAC-SHA256 ")
+		if ok {
+			version = "SigV4"
+		} else if rest, ok = strings.CutPrefix(a, "AWS4-ECDSA-P256-SHA256 "); ok {
+			version = "SigV4a"
+		}
+		if ok {
 			for _, part := range strings.Split(rest, ",") {
 				if cred, ok := strings.CutPrefix(strings.TrimSpace(part), "Credential="); ok {
 					akid, _, _ := strings.Cut(cred, "/")
-					return Credential{AccessKeyID: akid, SignatureVersion: "SigV4", AuthenticationMethod: "AuthHeader"}
+					return Credential{AccessKeyID: akid, SignatureVersion: version, AuthenticationMethod: "AuthHeader"}
 				}
 			}
-			return Credential{SignatureVersion: "SigV4", AuthenticationMethod: "AuthHeader"}
+			return Credential{SignatureVersion: version, AuthenticationMethod: "AuthHeader"}
 		}
 		if rest, ok := strings.CutPrefix(a, "AWS "); ok {
 			akid, _, _ := strings.Cut(rest, ":")

@@ -42,6 +42,8 @@ func TestParseCredential(t *testing.T) {
 		{"sigv4 header, no spaces", "AWS4-HMAC-SHA256 SignedHeaders=host,Credential=AKID2/20240101/us-east-1/s3/aws4_request,Signature=abc", "",
 			Credential{"AKID2", "SigV4", "AuthHeader"}},
 		{"sigv2 header", "AWS AKIDV2:c2lnbmF0dXJl", "", Credential{"AKIDV2", "SigV2", "AuthHeader"}},
+		{"sigv4a header", "AWS4-ECDSA-P256-SHA256 Credential=AKID4A/20240101/s3/aws4_request, SignedHeaders=host;x-amz-region-set, Signature=3045", "",
+			Credential{"AKID4A", "SigV4a", "AuthHeader"}},
 		{"sigv4 presigned", "", "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIDQ%2F20240101%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Signature=00",
 			Credential{"AKIDQ", "SigV4", "QueryString"}},
 		{"sigv2 presigned", "", "AWSAccessKeyId=AKIDQ2&Expires=1&Signature=x", Credential{"AKIDQ2", "SigV2", "QueryString"}},
@@ -260,5 +262,37 @@ func TestConnectionListedCopySourceDoesNotNameTheCall(t *testing.T) {
 	}
 	if evs := r.events(t)[before:]; len(evs) < 1 || evs[0]["eventName"] != "PutObject" {
 		t.Errorf("the upstream did a PutObject, recorded as %v", evs[0]["eventName"])
+	}
+}
+
+// TestSigV4aCallerIsNamed: a call signed with SigV4a (the signature of
+// multi-Region access points) names its access key like a SigV4 one;
+// it was recorded as an anonymous call. versitygw refuses the signature,
+// and the refused call is recorded under the key that made it, as
+// CloudTrail does.
+func TestSigV4aCallerIsNamed(t *testing.T) {
+	r := newRig(t, rigOptions{})
+	req, err := http.NewRequest("GET", r.p.URL()+"/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Amz-Date", "20260101T000000Z")
+	req.Header.Set("X-Amz-Region-Set", "*")
+	req.Header.Set("X-Amz-Content-Sha256", "UNSIGNED-PAYLOAD")
+	req.Header.Set("Authorization", "AWS4-ECDSA-P256-SHA256 Credential="+s3test.AccessKeyID+"/20260101/s3/aws4_request, "+
+		"SignedHeaders=host;x-amz-content-sha256;x-amz-date;x-amz-region-set, Signature=3045022100ab")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	evs := r.events(t)
+	if len(evs) != 1 {
+		t.Fatalf("%d events, want 1", len(evs))
+	}
+	if path(evs[0], "userIdentity.userName") != "alice" || path(evs[0], "userIdentity.accessKeyId") != s3test.AccessKeyID ||
+		path(evs[0], "additionalEventData.SignatureVersion") != "SigV4a" {
+		t.Errorf("a SigV4a call by alice's key recorded as %v, %v", evs[0]["userIdentity"], evs[0]["additionalEventData"])
 	}
 }
