@@ -221,4 +221,39 @@ func TestTrustedGateway(t *testing.T) {
 			t.Errorf("upstream got X-Remote-User %q X-Forwarded-For %q; the untrusted values must not pass", up.Get("X-Remote-User"), up.Get("X-Forwarded-For"))
 		}
 	})
+	// Look-alikes of the identity header (underscores, which CGI-style
+	// upstreams read as the same HTTP_X_REMOTE_USER) never pass, from
+	// anyone, and a trusted call passes only the value recorded.
+	t.Run("look-alikes", func(t *testing.T) {
+		for _, trusted := range []string{"10.0.0.0/8", "127.0.0.1"} {
+			s := startStack(t, httpproxy.Config{TrustedProxies: []string{trusted},
+				Identity: httpproxy.Identity{Kind: httpproxy.IdentityHeader, Header: "x-remote-user", AllowAnonymous: true}})
+			req, err := http.NewRequest("GET", s.url+"/v1/users/5", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header["X_Remote_User"] = []string{"admin"}
+			req.Header["X-Remote-User"] = []string{"bob", "admin"}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Fatalf("trusted %s: %d", trusted, resp.StatusCode)
+			}
+			up := s.up.lastHeader()
+			for k, v := range up {
+				if strings.EqualFold(strings.ReplaceAll(k, "_", "-"), "X-Remote-User") && (k != "X-Remote-User" || len(v) != 1 || v[0] != "bob") {
+					t.Errorf("trusted %s: the upstream got %s: %q", trusted, k, v)
+				}
+			}
+			if trusted == "127.0.0.1" && up.Get("X-Remote-User") != "bob" {
+				t.Errorf("a trusted call lost its identity header: %v", up)
+			}
+			if trusted != "127.0.0.1" && up.Get("X-Remote-User") != "" {
+				t.Errorf("an untrusted call passed its identity header: %v", up)
+			}
+		}
+	})
 }

@@ -435,8 +435,18 @@ func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
 		}
 	}
 	pr.SetXForwarded()
-	if h, ok := p.auth.(headerAuth); ok && !c.trusted {
-		pr.Out.Header.Del(h.header)
+	if h, ok := p.auth.(headerAuth); ok {
+		// Only the value the proxy believed reaches the upstream, once,
+		// and never a look-alike (X_Forwarded_User, which CGI-style
+		// servers read as the same variable as X-Forwarded-User).
+		for k := range pr.Out.Header {
+			if strings.EqualFold(strings.ReplaceAll(k, "_", "-"), h.header) {
+				delete(pr.Out.Header, k)
+			}
+		}
+		if c.trusted && c.who.id.UserName != "" && c.who.id.Type == "IAMUser" {
+			pr.Out.Header.Set(h.header, c.who.id.UserName)
+		}
 	}
 	if p.c.cfg.RecordRequestBody && pr.Out.Body != nil && pr.Out.Body != http.NoBody && isJSON(pr.In.Header.Get("Content-Type")) {
 		c.body = &teeBody{rc: pr.Out.Body, limit: p.c.cfg.BodyLimit}
