@@ -360,6 +360,9 @@ func validToken(s string) bool {
 
 func checkIdentity(cfg *Config) error {
 	id := &cfg.Identity
+	if err := checkIdentityKeys(id); err != nil {
+		return err
+	}
 	switch id.Kind {
 	case IdentityNone:
 		if id.JWKSFile != "" || id.JWKSURL != "" || len(id.Users) > 0 || id.ClientCA != "" || id.Header != "" {
@@ -437,6 +440,38 @@ func checkIdentity(cfg *Config) error {
 		}
 	default:
 		return fmt.Errorf("kind %q: want jwt, basic, client_cert or header", id.Kind)
+	}
+	return nil
+}
+
+// checkIdentityKeys refuses settings of another kind than the one chosen
+// (users under kind = "jwt", say), which would otherwise be silently
+// ignored while the operator believes them in force.
+func checkIdentityKeys(id *Identity) error {
+	if id.Kind == IdentityNone {
+		return nil // checked by checkIdentity
+	}
+	set := []struct {
+		key, kind string
+		given     bool
+	}{
+		{"jwks_file", IdentityJWT, id.JWKSFile != ""},
+		{"jwks_url", IdentityJWT, id.JWKSURL != ""},
+		{"issuer", IdentityJWT, id.Issuer != ""},
+		{"audience", IdentityJWT, len(id.Audience) > 0},
+		{"username_claim", IdentityJWT, id.UsernameClaim != ""},
+		{"leeway", IdentityJWT, id.Leeway != 0},
+		{"jwks_min_refresh", IdentityJWT, id.JWKSMinRefresh != 0},
+		{"jwks_refresh", IdentityJWT, id.JWKSRefresh != 0},
+		{"realm", IdentityBasic, id.Realm != ""},
+		{"user", IdentityBasic, len(id.Users) > 0},
+		{"client_ca", IdentityClientCert, id.ClientCA != ""},
+		{"header", IdentityHeader, id.Header != ""},
+	}
+	for _, s := range set {
+		if s.given && s.kind != id.Kind {
+			return fmt.Errorf("%s: applies to kind %q, not %q", s.key, s.kind, id.Kind)
+		}
 	}
 	return nil
 }

@@ -257,3 +257,29 @@ func TestTrustedGateway(t *testing.T) {
 		}
 	})
 }
+
+// TestIdentitySettingsOfAnotherKind: a setting that belongs to another
+// identity kind than the one chosen is a configuration error, not silently
+// ignored (users listed under kind jwt would otherwise look in force).
+func TestIdentitySettingsOfAnotherKind(t *testing.T) {
+	base := httpproxy.Config{Listen: "127.0.0.1:0", Upstream: "http://127.0.0.1:1", EventSource: source}
+	for _, c := range []struct {
+		id   httpproxy.Identity
+		want string
+	}{
+		{httpproxy.Identity{Kind: httpproxy.IdentityJWT, JWKSFile: "/x", Issuer: "i", Audience: []string{"a"},
+			Users: []httpproxy.BasicUser{{Name: "a", Bcrypt: "$2a$04$abcdefghijklmnopqrstuu5gJ3b1Yh8kF3Vq1gE1cYgG0xI7y9c2O"}}}, `user: applies to kind "basic", not "jwt"`},
+		{httpproxy.Identity{Kind: httpproxy.IdentityBasic, JWKSURL: "https://idp/keys",
+			Users: []httpproxy.BasicUser{{Name: "a", Bcrypt: "$2a$04$abcdefghijklmnopqrstuu5gJ3b1Yh8kF3Vq1gE1cYgG0xI7y9c2O"}}}, `jwks_url: applies to kind "jwt", not "basic"`},
+		{httpproxy.Identity{Kind: httpproxy.IdentityHeader, Header: "X-User", Issuer: "https://idp"}, `issuer: applies to kind "jwt", not "header"`},
+		{httpproxy.Identity{Kind: httpproxy.IdentityJWT, JWKSFile: "/x", Issuer: "i", Audience: []string{"a"}, Header: "X-User"}, `header: applies to kind "header", not "jwt"`},
+	} {
+		cfg := base
+		cfg.TrustedProxies = []string{"10.0.0.1"}
+		cfg.Identity = c.id
+		_, err := httpproxy.New(cfg)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s identity with another kind's setting: got %v, want %q", c.id.Kind, err, c.want)
+		}
+	}
+}
