@@ -18,7 +18,9 @@ const lastApplied = "kubectl.kubernetes.io/last-applied-configuration"
 // Secret data and are kept as they are.
 var secretSafeKinds = map[string]bool{"DeleteOptions": true, "Status": true}
 
-// redact removes Secret data from a request or response object: in any
+// redact removes Secret data from a request or response object (and the
+// bearer token from a TokenRequest's status, what a create on
+// serviceaccounts/token answers): in any
 // object of kind Secret (at the top, in a SecretList's items, in a List)
 // the values of data and stringData become "<redacted>" (the keys stay, so
 // the record still says which keys were written) and so does the
@@ -31,8 +33,8 @@ func redact(raw json.RawMessage, onSecrets bool) (json.RawMessage, error) {
 	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
 		return nil, nil
 	}
-	if !onSecrets && !bytes.Contains(raw, []byte(`"Secret`)) {
-		return raw, nil // fast path: nothing that could be a Secret
+	if !onSecrets && !bytes.Contains(raw, []byte(`"Secret`)) && !bytes.Contains(raw, []byte(`"TokenRequest`)) {
+		return raw, nil // fast path: nothing that could be a Secret or a token
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
@@ -62,6 +64,12 @@ func redactTree(v any) {
 		switch k, _ := t["kind"].(string); k {
 		case "Secret":
 			redactSecret(t)
+		case "TokenRequest": // serviceaccounts/token: status.token is a bearer token
+			if st, ok := t["status"].(map[string]any); ok {
+				if _, ok := st["token"]; ok {
+					st["token"] = Redacted
+				}
+			}
 		case "SecretList": // its items usually leave out their kind
 			if items, ok := t["items"].([]any); ok {
 				for _, it := range items {

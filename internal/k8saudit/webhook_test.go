@@ -602,3 +602,31 @@ func TestSecretWebhookPatchAnnotationRedacted(t *testing.T) {
 		t.Fatalf("annotations not kept as expected: %s", raw)
 	}
 }
+
+// TestTokenRequestTokenRedacted: a create on serviceaccounts/token answers
+// a TokenRequest whose status.token is a working bearer token; a policy
+// logging creates at RequestResponse must not put it in the record.
+func TestTokenRequestTokenRedacted(t *testing.T) {
+	h, _ := start(t, k8saudit.Config{})
+	const token = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6ZGVmYXVsdDpib3QifQ.c2lnbmF0dXJl"
+	ev := json.RawMessage(`{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"RequestResponse","auditID":"6f0e4c1a-0000-4000-8000-000000000004",` +
+		`"stage":"ResponseComplete","requestURI":"/api/v1/namespaces/default/serviceaccounts/bot/token","verb":"create","user":{"username":"alice"},` +
+		`"objectRef":{"resource":"serviceaccounts","namespace":"default","name":"bot","apiVersion":"v1","subresource":"token"},"responseStatus":{"metadata":{},"code":201},` +
+		`"requestObject":{"kind":"TokenRequest","apiVersion":"authentication.k8s.io/v1","metadata":{"creationTimestamp":null},"spec":{"audiences":null,"expirationSeconds":3600},"status":{"token":"","expirationTimestamp":null}},` +
+		`"responseObject":{"kind":"TokenRequest","apiVersion":"authentication.k8s.io/v1","metadata":{"name":"bot","namespace":"default"},"spec":{"audiences":["https://kubernetes.default.svc"],"expirationSeconds":3600},"status":{"token":"` + token + `","expirationTimestamp":"2026-01-02T04:04:05Z"}},` +
+		`"stageTimestamp":"2026-01-02T03:04:05.000000Z"}`)
+	if status, body := post(t, h.URL+k8saudit.DefaultPath, testToken, eventList(ev)); status != http.StatusOK {
+		t.Fatalf("%d %s", status, body)
+	}
+	recs := k8sRecords(t, h)
+	if len(recs) != 1 {
+		t.Fatalf("%d records, want 1", len(recs))
+	}
+	raw := string(recs[0].Raw)
+	if strings.Contains(raw, token) || strings.Contains(raw, "c2lnbmF0dXJl") {
+		t.Fatalf("a service account token reached the record: %s", raw)
+	}
+	if !strings.Contains(raw, `"token":"<redacted>"`) || !strings.Contains(raw, `"expirationSeconds":3600`) {
+		t.Fatalf("the TokenRequest was not kept apart from its token: %s", raw)
+	}
+}
