@@ -29,8 +29,10 @@ func newDedupe(max int) *dedupe {
 
 // reserve marks which ids are new (not recorded, not in this batch
 // before) and makes them pending. The caller must call release with the
-// returned function once the append succeeded or failed.
-func (d *dedupe) reserve(ctx context.Context, ids [][16]byte) (fresh []bool, release func(durable bool), err error) {
+// returned function once the appends are done, with the number of fresh
+// ids (in order) that were made durable: those are remembered, the rest
+// forgotten so that a retry records them.
+func (d *dedupe) reserve(ctx context.Context, ids [][16]byte) (fresh []bool, release func(durable int), err error) {
 	for {
 		d.mu.Lock()
 		var wait []chan struct{}
@@ -66,11 +68,11 @@ func (d *dedupe) reserve(ctx context.Context, ids [][16]byte) (fresh []bool, rel
 		fresh[i] = true
 		mine = append(mine, id)
 	}
-	return fresh, func(durable bool) {
+	return fresh, func(durable int) {
 		d.mu.Lock()
-		for _, id := range mine {
+		for i, id := range mine {
 			delete(d.pending, id)
-			if durable {
+			if i < durable {
 				d.add(id)
 			}
 		}

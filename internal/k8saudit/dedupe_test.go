@@ -16,7 +16,7 @@ func TestDedupeWindowForgetsTheOldest(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		release(true)
+		release(len(ids))
 		return fresh
 	}
 	if f := record(id(1), id(2)); !f[0] || !f[1] {
@@ -31,7 +31,7 @@ func TestDedupeWindowForgetsTheOldest(t *testing.T) {
 	}
 	// A failed append forgets its events: the retry is new.
 	fresh, release, _ := d.reserve(ctx, [][16]byte{id(9)})
-	release(false)
+	release(0)
 	if f := record(id(9)); !fresh[0] || !f[0] {
 		t.Fatal("an event whose append failed was remembered")
 	}

@@ -264,24 +264,40 @@ func (c *Capture) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			res.Duplicates++
 		}
 	}
-	durable := false
+	durable := 0
 	defer func() { release(durable) }()
-	if len(out) > 0 {
+	// One atomic append, unless the records are more than the journal
+	// takes in one (a batch near max_body_bytes, or a larger
+	// max_body_bytes): then consecutive appends of at most
+	// journal.MaxAppendBytes each. Should a later one fail, the earlier
+	// records stay and are remembered as recorded, so the API server's
+	// retry records only the rest.
+	for start := 0; start < len(out); {
+		end, size := start, 0
+		for end < len(out) && (end == start || size+len(out[end]) <= journal.MaxAppendBytes) {
+			size += len(out[end])
+			end++
+		}
 		// Not the request's context: an append that has started is seen
 		// through, so that its outcome (and the dedupe window) is known
 		// even if the API server hangs up.
-		if _, err := c.env.Journal.Append(context.WithoutCancel(r.Context()), out); err != nil {
-			c.metrics.refused.Add(float64(len(items)))
+		if _, err := c.env.Journal.Append(context.WithoutCancel(r.Context()), out[start:end]); err != nil {
+			c.metrics.refused.Add(float64(len(items) - durable))
+			c.metrics.recorded.Add(float64(durable))
 			status := http.StatusServiceUnavailable
 			if errors.Is(err, journal.ErrInvalid) {
 				status = http.StatusBadRequest
 			}
-			c.log.Error("kubernetes audit batch not recorded", "events", len(out), "error", err)
-			httpError(w, status, "batch not recorded: "+err.Error())
+			c.log.Error("kubernetes audit batch not recorded", "events", len(out)-durable, "recorded_before", durable, "error", err)
+			msg := "batch not recorded: "
+			if durable > 0 {
+				msg = fmt.Sprintf("batch not recorded after its first %d new events (those are, and a retry skips them): ", durable)
+			}
+			httpError(w, status, msg+err.Error())
 			return
 		}
+		durable, start = end, end
 	}
-	durable = true
 	res.Recorded = len(out)
 	c.metrics.recorded.Add(float64(res.Recorded))
 	c.metrics.duplicates.Add(float64(res.Duplicates))

@@ -630,3 +630,41 @@ func TestTokenRequestTokenRedacted(t *testing.T) {
 		t.Fatalf("the TokenRequest was not kept apart from its token: %s", raw)
 	}
 }
+
+// TestBatchOverOneJournalAppend: a batch whose records are more than the
+// journal takes in one append (32 MiB) is recorded whole, not refused with
+// a 400 the API server would drop it on.
+func TestBatchOverOneJournalAppend(t *testing.T) {
+	if testing.Short() {
+		t.Skip("posts a 38 MB batch")
+	}
+	h, _ := start(t, k8saudit.Config{MaxBodyBytes: 64 << 20})
+	blob := strings.Repeat("x", 95<<10)
+	const n = 400
+	items := make([]json.RawMessage, n)
+	for i := range items {
+		items[i] = json.RawMessage(fmt.Sprintf(`{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Request","auditID":"6f0e4c1a-0000-4000-8000-%012d",`+
+			`"stage":"ResponseComplete","requestURI":"/api/v1/namespaces/default/configmaps","verb":"create","user":{"username":"alice"},`+
+			`"objectRef":{"resource":"configmaps","namespace":"default","name":"c%d","apiVersion":"v1"},"responseStatus":{"metadata":{},"code":201},`+
+			`"requestObject":{"kind":"ConfigMap","apiVersion":"v1","metadata":{"name":"c%d"},"data":{"blob":"%s"}},"stageTimestamp":"2026-01-02T03:04:05.000000Z"}`, i, i, i, blob))
+	}
+	body := eventList(items...)
+	if len(body) <= 32<<20 {
+		t.Fatalf("the batch is only %d bytes", len(body))
+	}
+	status, resp := post(t, h.URL+k8saudit.DefaultPath, testToken, body)
+	if status != http.StatusOK || !strings.Contains(resp, fmt.Sprintf(`"recorded":%d`, n)) {
+		t.Fatalf("%d %.300s", status, resp)
+	}
+	if got := len(k8sRecords(t, h)); got != n {
+		t.Fatalf("%d records, want %d", got, n)
+	}
+	// Sent again, it is all duplicates.
+	status, resp = post(t, h.URL+k8saudit.DefaultPath, testToken, body)
+	if status != http.StatusOK || !strings.Contains(resp, fmt.Sprintf(`"duplicates":%d`, n)) {
+		t.Fatalf("the retry: %d %.300s", status, resp)
+	}
+	if got := len(k8sRecords(t, h)); got != n {
+		t.Fatalf("%d records after the retry, want %d", got, n)
+	}
+}
