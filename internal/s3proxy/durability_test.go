@@ -3,6 +3,8 @@ package s3proxy
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"io"
 	"log"
@@ -17,8 +19,11 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4signer "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
+
+	"github.com/cairn-audit/cairn/internal/objstore/s3/s3test"
 )
 
 // TestFailClosedRefusesWhatItCannotRecord fills the journal's disk: the
@@ -310,5 +315,76 @@ func TestFailClosedHTTP10ClientOfUnknownLengthBody(t *testing.T) {
 	if err == nil && resp.StatusCode < 300 {
 		t.Fatalf("an HTTP/1.0 client read a complete %s response (%d of %d bytes) whose event could not be made durable",
 			resp.Status, len(b), len(body))
+	}
+}
+
+// TestStalledRequestBodyIsCut: a client that sends part of its body and
+// then nothing more must not hold its call, an upstream connection and
+// their buffers for good: after bodyIdleTimeout without a byte the call
+// ends (recorded with an error), and a client that keeps sending, slowly,
+// is not cut.
+func TestStalledRequestBodyIsCut(t *testing.T) {
+	old := bodyIdleTimeout
+	bodyIdleTimeout = 300 * time.Millisecond
+	t.Cleanup(func() { bodyIdleTimeout = old })
+	r := newRig(t, rigOptions{})
+	c := r.client(r.p.URL())
+	ctx := context.Background()
+	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("stall")}); err != nil {
+		t.Fatal(err)
+	}
+	before := len(r.events(t))
+
+	// A slow but steady body (a byte every 100ms) goes through.
+	pr, pw := io.Pipe()
+	go func() {
+		for range 8 {
+			time.Sleep(100 * time.Millisecond)
+			_, _ = pw.Write([]byte("x"))
+		}
+		pw.Close()
+	}()
+	sum := sha256.Sum256([]byte("xxxxxxxx"))
+	req, err := http.NewRequest("PUT", r.p.URL()+"/stall/slow", pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.ContentLength = 8
+	req.Header.Set("X-Amz-Content-Sha256", hex.EncodeToString(sum[:]))
+	if err := v4signer.NewSigner().SignHTTP(ctx, aws.Credentials{AccessKeyID: r.s3.AccessKeyID, SecretAccessKey: r.s3.SecretAccessKey},
+		req, hex.EncodeToString(sum[:]), "s3", s3test.Region, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("a slow, steady PutObject: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("a slow, steady PutObject: %s %s", resp.Status, b)
+	}
+
+	conn, err := net.Dial("tcp", r.p.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "PUT /stall/k HTTP/1.1\r\nHost: "+r.p.Addr()+"\r\nContent-Length: 100\r\n\r\n0123456789"); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	start := time.Now()
+	_, err = io.Copy(io.Discard, conn) // whatever the answer, the connection must end
+	if err != nil {
+		t.Fatalf("a stalled body still holds its connection %v later: %v", time.Since(start), err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(r.events(t)) < before+2 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	evs := r.events(t)[before:]
+	if len(evs) != 2 || evs[0]["errorCode"] != nil || evs[1]["errorCode"] == nil {
+		t.Fatalf("events %v, want the slow PutObject's and the stalled one's, with an error", evs)
 	}
 }

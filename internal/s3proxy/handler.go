@@ -38,14 +38,30 @@ type countingReader struct {
 	// maxKept; beyond that it is dropped.
 	mu   sync.Mutex
 	keep *bytes.Buffer
+	// deadline, when set, sets the client connection's read deadline,
+	// pushed before each read by bodyIdleTimeout.
+	deadline    func(time.Time) error
+	dmu         sync.Mutex
+	handlerDone bool
 }
 
 // maxKept bounds the request documents kept for requestParameters (S3
 // bucket policies are at most 20 KB).
 const maxKept = 64 << 10
 
+// bodyIdleTimeout is how long a client may leave its request body
+// without sending a byte: a client that stalls its body would otherwise
+// hold its call, an upstream connection and their buffers for good.
+var bodyIdleTimeout = 2 * time.Minute
+
 func (c *countingReader) Read(b []byte) (int, error) {
+	c.setReadDeadline(time.Now().Add(bodyIdleTimeout))
 	n, err := c.r.Read(b)
+	if err == io.EOF {
+		// The body is whole: the server's own read of the connection
+		// (which detects the client going away) must not time out.
+		c.setReadDeadline(time.Time{})
+	}
 	c.n.Add(int64(n))
 	if n > 0 {
 		c.mu.Lock()
@@ -72,6 +88,28 @@ func (c *countingReader) kept() []byte {
 }
 
 func (c *countingReader) Close() error { return c.r.Close() }
+
+// setReadDeadline sets the client connection's read deadline while the
+// handler runs. The upstream transport may read the body from its own
+// goroutine after the handler returned, when the connection may already
+// be reading the client's next request: then the deadline is not ours.
+func (c *countingReader) setReadDeadline(t time.Time) {
+	if c.deadline == nil {
+		return
+	}
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	if !c.handlerDone {
+		_ = c.deadline(t)
+	}
+}
+
+// handlerReturned stops setReadDeadline from touching the connection.
+func (c *countingReader) handlerReturned() {
+	c.dmu.Lock()
+	c.handlerDone = true
+	c.dmu.Unlock()
+}
 
 // call is what the proxy learns about one request on its way through.
 type call struct {
@@ -111,6 +149,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	c := &call{op: op, cred: ParseCredential(r.Header, op.Query)}
 	c.in = &countingReader{r: r.Body}
+	if r.Body != nil && r.Body != http.NoBody {
+		c.in.deadline = http.NewResponseController(w).SetReadDeadline
+		defer c.in.handlerReturned()
+	}
 	if op.Name == "PutBucketPolicy" && r.ContentLength > 0 && r.ContentLength <= maxKept {
 		c.in.keep = &bytes.Buffer{}
 	}
