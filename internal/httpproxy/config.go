@@ -44,12 +44,18 @@ const (
 	DefaultRegion             = "us-east-1"
 	DefaultUnmatchedEventName = "UnmatchedRequest"
 	DefaultBodyLimit          = 16 << 10
-	DefaultIdentityHeader     = "X-Forwarded-User"
-	DefaultUsernameClaim      = "sub"
-	DefaultJWKSMinRefresh     = 30 * time.Second
-	DefaultJWKSRefresh        = time.Hour
-	DefaultLeeway             = 30 * time.Second
-	DefaultUpstreamTimeout    = 60 * time.Second
+	// MaxBodyLimit bounds BodyLimit so that a record (a recorded body, a
+	// query of up to 64 KiB, an error message read from the body) always
+	// fits the journal's 1 MiB entry: a larger one could not be recorded,
+	// and under fail-closed every such call would be answered 503 after
+	// the upstream had acted on it.
+	MaxBodyLimit           = 256 << 10
+	DefaultIdentityHeader  = "X-Forwarded-User"
+	DefaultUsernameClaim   = "sub"
+	DefaultJWKSMinRefresh  = 30 * time.Second
+	DefaultJWKSRefresh     = time.Hour
+	DefaultLeeway          = 30 * time.Second
+	DefaultUpstreamTimeout = 60 * time.Second
 )
 
 // Config declares one proxy: where it listens, what it forwards to and how
@@ -238,8 +244,8 @@ func compile(cfg Config) (*compiled, error) {
 	if cfg.UnmatchedEventName == "" {
 		cfg.UnmatchedEventName = DefaultUnmatchedEventName
 	}
-	if cfg.BodyLimit < 0 {
-		return nil, fmt.Errorf("body_limit %d: must not be negative", cfg.BodyLimit)
+	if cfg.BodyLimit < 0 || cfg.BodyLimit > MaxBodyLimit {
+		return nil, fmt.Errorf("body_limit %d: want at most %d (a record must fit the journal's 1 MiB entry)", cfg.BodyLimit, MaxBodyLimit)
 	}
 	if cfg.BodyLimit == 0 {
 		cfg.BodyLimit = DefaultBodyLimit

@@ -175,3 +175,27 @@ func TestCloseWaitsForCallsInFlight(t *testing.T) {
 		t.Error("the proxy still takes calls after Close")
 	}
 }
+
+// TestBodyLimitFitsTheJournal: body_limit is bounded so that a record
+// always fits the journal's 1 MiB entry; with a larger one a big recorded
+// body made the append fail, and a fail-closed proxy answered 503 after
+// the upstream had acted. At the bound, a full body and a long query are
+// recorded.
+func TestBodyLimitFitsTheJournal(t *testing.T) {
+	cfg := httpproxy.Config{Listen: "127.0.0.1:0", Upstream: "http://127.0.0.1:1", EventSource: source, RecordRequestBody: true, BodyLimit: 2 << 20}
+	if _, err := httpproxy.New(cfg); err == nil || !strings.Contains(err.Error(), "body_limit") {
+		t.Fatalf("body_limit of 2 MiB: %v, want refused", err)
+	}
+	s := startStack(t, httpproxy.Config{RecordRequestBody: true, BodyLimit: httpproxy.MaxBodyLimit})
+	pad := httpproxy.MaxBodyLimit - len(`{"name":"","pad":""}`) - 4
+	body := `{"name":"ann","pad":"` + strings.Repeat(`\u0001`, pad/6) + strings.Repeat("x", pad%6) + `"}`
+	query := "?note=" + strings.Repeat("%01", 18000)
+	code, resp, _ := s.do(t, nil, "POST", "/v1/users"+query, map[string]string{"Content-Type": "application/json"}, body)
+	if code != http.StatusCreated {
+		t.Fatalf("%d %s", code, resp)
+	}
+	r := s.lastRecord(t)
+	if r.EventName != "CreateUser" || r.str("requestParameters.body.name") != "ann" || len(r.Raw) < httpproxy.MaxBodyLimit {
+		t.Fatalf("recorded as %.300s (%d bytes)", r.Raw, len(r.Raw))
+	}
+}
