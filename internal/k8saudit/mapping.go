@@ -120,8 +120,12 @@ func (m *Mapper) Map(it *Item) (*event.Record, error) {
 		Identity:           m.identity(ev),
 		APIVersion:         apiVersionOf(ref),
 	}
-	if len(ev.SourceIPs) > 0 {
-		call.SourceIP = ev.SourceIPs[0]
+	// The last source IP, the API server's own peer: the ones before it
+	// come from X-Forwarded-For / X-Real-Ip, which any client can write
+	// ("All but the last IP can be arbitrarily set by the client", the
+	// audit API says). All of them are in additionalEventData.sourceIPs.
+	if n := len(ev.SourceIPs); n > 0 {
+		call.SourceIP = ev.SourceIPs[n-1]
 	}
 	call.ErrorCode, call.ErrorMessage = errorOf(ev)
 

@@ -269,7 +269,7 @@ func TestDatasetEventsBecomeRecords(t *testing.T) {
 			{"Username", rec.Username, ev.User.Username},
 			{"userIdentity.type", raw.UserIdentity.Type, wantType},
 			{"userIdentity.principalId", raw.UserIdentity.PrincipalID, ev.User.UID},
-			{"sourceIPAddress", rec.SourceIPAddress, ev.SourceIPs[0]},
+			{"sourceIPAddress", rec.SourceIPAddress, ev.SourceIPs[len(ev.SourceIPs)-1]},
 			{"sourceIPs", fmt.Sprint(raw.AdditionalEventData.SourceIPs), fmt.Sprint(ev.SourceIPs)},
 			{"userAgent", rec.UserAgent, ev.UserAgent},
 			{"readOnly", rec.ReadOnly.String(), fmt.Sprint(wantReadOnly)},
@@ -666,5 +666,26 @@ func TestBatchOverOneJournalAppend(t *testing.T) {
 	}
 	if got := len(k8sRecords(t, h)); got != n {
 		t.Fatalf("%d records after the retry, want %d", got, n)
+	}
+}
+
+// TestSourceIPNotFromForwardedFor: the API server lists X-Forwarded-For
+// addresses, which any client writes, before its own peer; the record's
+// sourceIPAddress is the peer, not the address the client chose.
+func TestSourceIPNotFromForwardedFor(t *testing.T) {
+	h, _ := start(t, k8saudit.Config{})
+	ev := json.RawMessage(`{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"Metadata","auditID":"6f0e4c1a-0000-4000-8000-000000000005",` +
+		`"stage":"ResponseComplete","requestURI":"/api/v1/namespaces/default/pods","verb":"list","user":{"username":"mallory"},` +
+		`"sourceIPs":["203.0.113.66","198.51.100.23"],"objectRef":{"resource":"pods","namespace":"default","apiVersion":"v1"},` +
+		`"responseStatus":{"metadata":{},"code":200},"stageTimestamp":"2026-01-02T03:04:05.000000Z"}`)
+	if status, body := post(t, h.URL+k8saudit.DefaultPath, testToken, eventList(ev)); status != http.StatusOK {
+		t.Fatalf("%d %s", status, body)
+	}
+	recs := k8sRecords(t, h)
+	if len(recs) != 1 || recs[0].SourceIPAddress != "198.51.100.23" {
+		t.Fatalf("want one record from 198.51.100.23 (the API server's peer), got %v", recs)
+	}
+	if !strings.Contains(string(recs[0].Raw), `"sourceIPs":["203.0.113.66","198.51.100.23"]`) {
+		t.Fatalf("all source IPs not kept: %s", recs[0].Raw)
 	}
 }
