@@ -191,7 +191,7 @@ type compiled struct {
 	upstream *url.URL
 	trusted  []netip.Prefix
 	routes   []*route
-	// redact are the parameter names whose values are hidden.
+	// redact are the parameter names whose values are hidden, lower-cased.
 	redact map[string]bool
 }
 
@@ -255,7 +255,7 @@ func compile(cfg Config) (*compiled, error) {
 		if k == "" {
 			return nil, errors.New("redact_parameters: empty name")
 		}
-		c.redact[k] = true
+		c.redact[strings.ToLower(k)] = true
 	}
 	if cfg.UpstreamTimeout == 0 {
 		cfg.UpstreamTimeout = DefaultUpstreamTimeout

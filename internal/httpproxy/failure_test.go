@@ -199,3 +199,23 @@ func TestBodyLimitFitsTheJournal(t *testing.T) {
 		t.Fatalf("recorded as %.300s (%d bytes)", r.Raw, len(r.Raw))
 	}
 }
+
+// TestRedactionIgnoresCase: a listed name hides its value whatever the
+// case the caller wrote it in, in the query and in a recorded body.
+func TestRedactionIgnoresCase(t *testing.T) {
+	s := startStack(t, httpproxy.Config{RecordRequestBody: true, RedactParameters: []string{"password"}})
+	code, resp, _ := s.do(t, nil, "POST", "/v1/users?Access_Token=tok-leak-1&PASSWORD=pw-leak-2&mode=fast",
+		map[string]string{"Content-Type": "application/json"}, `{"name":"ann","Password":"pw-leak-3"}`)
+	if code != http.StatusCreated {
+		t.Fatalf("%d %s", code, resp)
+	}
+	r := s.lastRecord(t)
+	for _, leak := range []string{"tok-leak-1", "pw-leak-2", "pw-leak-3"} {
+		if strings.Contains(string(r.Raw), leak) {
+			t.Errorf("%s recorded: %s", leak, r.Raw)
+		}
+	}
+	if r.str("requestParameters.mode") != "fast" || r.str("requestParameters.body.name") != "ann" || r.str("requestParameters.body.Password") != "HIDDEN_DUE_TO_SECURITY_REASONS" {
+		t.Errorf("recorded as %s", r.Raw)
+	}
+}

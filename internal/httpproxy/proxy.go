@@ -652,7 +652,7 @@ func (p *Proxy) requestParameters(c *call) json.RawMessage {
 			name = "query:" + k
 		}
 		v := query[k]
-		if p.c.redact[k] {
+		if p.redacted(k) {
 			for i := range v {
 				v[i] = hidden
 			}
@@ -671,6 +671,13 @@ func (p *Proxy) requestParameters(c *call) json.RawMessage {
 	return b.done()
 }
 
+// redacted says whether a parameter's or body member's value is hidden;
+// names compare case-insensitively, so "Password" or "ACCESS_TOKEN" is
+// hidden when "password" or "access_token" is listed.
+func (p *Proxy) redacted(name string) bool {
+	return p.c.redact[strings.ToLower(name)]
+}
+
 // hidden replaces redacted values, as CloudTrail hides sensitive ones.
 const hidden = "HIDDEN_DUE_TO_SECURITY_REASONS"
 
@@ -683,7 +690,7 @@ func (p *Proxy) redactBody(raw json.RawMessage) json.RawMessage {
 	}
 	touched := false
 	for k := range members {
-		if p.c.redact[k] {
+		if p.redacted(k) {
 			touched = true
 		}
 	}
@@ -706,7 +713,7 @@ func (p *Proxy) redactBody(raw json.RawMessage) json.RawMessage {
 		if err := d.Decode(&v); err != nil {
 			return nil
 		}
-		if p.c.redact[k] {
+		if p.redacted(k) {
 			b.add(k, hidden)
 		} else {
 			b.addRaw(k, v)
