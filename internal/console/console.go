@@ -82,6 +82,9 @@ type Backend interface {
 	Record(ctx context.Context, rec event.APICall) error
 	// Lookup is the event history's LookupEvents query.
 	Lookup(ctx context.Context, q history.Query) (history.Page, error)
+	// Count is the event history's events per bucket of time (see
+	// history.Count), for the dashboard's chart.
+	Count(ctx context.Context, region string, start, end time.Time, bucket time.Duration) ([]int, error)
 	// Trails lists every trail in every region with its status.
 	Trails(ctx context.Context) ([]trail.Trail, error)
 	// Read runs a read-only API operation without recording it.

@@ -15,11 +15,6 @@ const (
 	// chartSpan and chartBucket shape the events-per-minute chart.
 	chartSpan   = 3 * time.Hour
 	chartBucket = time.Minute
-	// chartScanLimit bounds the events the chart reads. The event history
-	// has no counting index, so the chart counts by reading newest first;
-	// with more events than this in the span, the older minutes are left
-	// out and the chart says so.
-	chartScanLimit = 10000
 	// chartCacheFor keeps the dashboard cheap when it is reloaded often
 	// under steady ingest; with no new journal entries the chart is reused
 	// for up to chartIdleFor, since only the minutes have moved on.
@@ -31,10 +26,8 @@ type chartData struct {
 	// Times are Unix seconds of each minute's start; Counts its events.
 	Times  []int64 `json:"t"`
 	Counts []int   `json:"n"`
-	// From is the start of the minutes that are complete when Capped.
-	From   int64 `json:"from"`
-	Capped bool  `json:"capped"`
-	Total  int   `json:"total"`
+	From   int64   `json:"from"`
+	Total  int     `json:"total"`
 }
 
 type chartCache struct {
@@ -64,34 +57,13 @@ func (c *Console) chart(ctx context.Context, region string, lastSeq uint64) (cha
 	for i := range n {
 		d.Times[i] = start.Add(time.Duration(i) * chartBucket).Unix()
 	}
-	q := history.Query{Region: region, StartTime: start, MaxResults: history.MaxMaxResults}
-	var oldest time.Time
-	for lookups := 0; d.Total < chartScanLimit && lookups < maxFetchLookups(chartScanLimit); lookups++ {
-		p, err := c.be.Lookup(ctx, q)
-		if err != nil {
-			return d, err
-		}
-		for _, e := range p.Events {
-			if i := int(e.EventTime.Sub(start) / chartBucket); i >= 0 && i < n {
-				d.Counts[i]++
-			}
-			oldest = e.EventTime
-			d.Total++
-		}
-		if p.NextToken == "" {
-			break
-		}
-		q.NextToken = p.NextToken
-		if d.Total >= chartScanLimit {
-			d.Capped = true
-			// The minute of the oldest event read may be incomplete.
-			d.From = oldest.Truncate(chartBucket).Add(chartBucket).Unix()
-			for i := range d.Times {
-				if d.Times[i] < d.From {
-					d.Counts[i] = 0
-				}
-			}
-		}
+	counts, err := c.be.Count(ctx, region, start, end, chartBucket)
+	if err != nil {
+		return d, err
+	}
+	for i, k := range counts {
+		d.Counts[i] = k
+		d.Total += k
 	}
 	c.charts.mu.Lock()
 	c.charts.data[region] = cachedChart{at: now, lastSeq: lastSeq, d: d}

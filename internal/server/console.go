@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -169,6 +170,10 @@ func (s *Server) appendConsoleRecord(ctx context.Context, rec event.APICall) err
 
 func (b consoleBackend) Record(ctx context.Context, rec event.APICall) error {
 	return b.s.appendConsoleRecord(ctx, rec)
+}
+
+func (b consoleBackend) Count(ctx context.Context, region string, start, end time.Time, bucket time.Duration) ([]int, error) {
+	return b.s.history.Count(ctx, region, start, end, bucket)
 }
 
 func (b consoleBackend) Lookup(ctx context.Context, q history.Query) (history.Page, error) {
