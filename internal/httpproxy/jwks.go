@@ -93,6 +93,19 @@ func (k *keySource) read(ctx context.Context) ([]byte, error) {
 	return data, nil
 }
 
+// jwksRedirect follows at most a few redirects of a key set URL, and never
+// from https to plain http: the keys decide who may call, so they must
+// not come over a connection anyone on the path could answer.
+func jwksRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) >= 5 {
+		return errors.New("stopped after 5 redirects")
+	}
+	if via[0].URL.Scheme == "https" && req.URL.Scheme != "https" {
+		return fmt.Errorf("refusing a redirect from https to %s://%s", req.URL.Scheme, req.URL.Host)
+	}
+	return nil
+}
+
 // parseJWKS keeps the set's asymmetric signing keys, public halves only;
 // symmetric ("oct") keys are refused outright, since accepting one would
 // let anyone who can read the set mint tokens.

@@ -95,7 +95,8 @@ func New(cfg Config) (*Proxy, error) {
 		p.auth = noAuth{}
 	case IdentityJWT:
 		p.keys = &keySource{file: id.JWKSFile, url: id.JWKSURL, minRefresh: id.JWKSMinRefresh, now: clock,
-			client: &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{Proxy: nil, TLSHandshakeTimeout: 10 * time.Second}}}
+			client: &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{Proxy: nil, TLSHandshakeTimeout: 10 * time.Second},
+				CheckRedirect: jwksRedirect}}
 		p.auth = &jwtAuth{id: id, keys: p.keys, now: clock}
 	case IdentityBasic:
 		a, err := newBasicAuth(id, clock)
