@@ -114,6 +114,13 @@ func TestRefusalsAndUpstreamFailures(t *testing.T) {
 	if s.up.hits.Load() != 0 {
 		t.Errorf("the upstream saw %d refused calls", s.up.hits.Load())
 	}
+	// HEAD takes the GET route, as in Go's ServeMux, not the deny.
+	if code, _, _ := s.do(t, nil, "HEAD", "/v1/users/42", nil, ""); code != 200 {
+		t.Errorf("HEAD on a GET route: %d", code)
+	}
+	if r := s.lastRecord(t); r.str("eventName") != "GetUser" || r.str("readOnly") != "true" || r.ErrorCode != "" {
+		t.Errorf("HEAD on a GET route recorded as %s", r.Raw)
+	}
 	// A status with no body field configured maps through the table.
 	if code, _, _ := s.do(t, nil, "GET", "/v1/users/missing", nil, ""); code != 404 {
 		t.Fatal(code)

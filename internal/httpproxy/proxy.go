@@ -362,6 +362,18 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // match finds the first route, in configuration order, that takes the
 // request.
 func (p *Proxy) match(method string, segs []string) (*route, []param) {
+	if rt, ps := p.matchMethod(method, segs); rt != nil {
+		return rt, ps
+	}
+	if method == http.MethodHead {
+		// HEAD is GET without the body: a GET route answers it too, as
+		// in Go's ServeMux, unless a HEAD route came first.
+		return p.matchMethod(http.MethodGet, segs)
+	}
+	return nil, nil
+}
+
+func (p *Proxy) matchMethod(method string, segs []string) (*route, []param) {
 	for _, rt := range p.c.routes {
 		if rt.method != "" && rt.method != method {
 			continue
