@@ -2,9 +2,6 @@ package main
 
 import (
 	"fmt"
-	"sort"
-	"strings"
-	"time"
 
 	"github.com/cairn-audit/cairn/internal/httpproxy"
 	"github.com/cairn-audit/cairn/internal/server"
@@ -73,7 +70,7 @@ func parseHTTPProxies(raw any, lookupEnv func(string) (string, bool)) ([]server.
 // httpProxyConfig reads one [[http_proxy]] table.
 func httpProxyConfig(t map[string]any) (httpproxy.Config, error) {
 	var cfg httpproxy.Config
-	r := &httpProxyReader{t: t}
+	r := &tableReader{t: t}
 	r.known(httpProxyKeys)
 	cfg.Listen = r.str("listen")
 	cfg.Upstream = r.str("upstream")
@@ -124,7 +121,7 @@ func httpProxyConfig(t map[string]any) (httpproxy.Config, error) {
 
 func httpProxyIdentity(t map[string]any) (httpproxy.Identity, error) {
 	var id httpproxy.Identity
-	r := &httpProxyReader{t: t}
+	r := &tableReader{t: t}
 	r.known(httpProxyIdentityKeys)
 	id.Kind = r.str("kind")
 	id.AllowAnonymous = !r.bool("require", true)
@@ -151,7 +148,7 @@ func httpProxyIdentity(t map[string]any) (httpproxy.Identity, error) {
 			return id, err
 		}
 		for i, u := range us {
-			ur := &httpProxyReader{t: u}
+			ur := &tableReader{t: u}
 			ur.known(httpProxyUserKeys)
 			user := httpproxy.BasicUser{Name: ur.str("name"), Bcrypt: ur.str("bcrypt")}
 			if ur.err != nil {
@@ -164,7 +161,7 @@ func httpProxyIdentity(t map[string]any) (httpproxy.Identity, error) {
 }
 
 func httpProxyRoute(t map[string]any) (httpproxy.Route, error) {
-	r := &httpProxyReader{t: t}
+	r := &tableReader{t: t}
 	r.known(httpProxyRouteKeys)
 	rt := httpproxy.Route{
 		Method:          r.str("method"),
@@ -178,119 +175,4 @@ func httpProxyRoute(t map[string]any) (httpproxy.Route, error) {
 		ResponseHeaders: r.strs("response_headers"),
 	}
 	return rt, r.err
-}
-
-// httpProxyReader reads typed values from a decoded TOML table, keeping
-// the first error (which names the key and what was wrong with it).
-type httpProxyReader struct {
-	t   map[string]any
-	err error
-}
-
-func (r *httpProxyReader) fail(format string, args ...any) {
-	if r.err == nil {
-		r.err = fmt.Errorf(format, args...)
-	}
-}
-
-func (r *httpProxyReader) known(keys []string) {
-	var unknown []string
-	for k := range r.t {
-		if !containsString(keys, k) {
-			unknown = append(unknown, k)
-		}
-	}
-	if len(unknown) > 0 {
-		sort.Strings(unknown)
-		r.fail("unknown key(s) %s (known: %s)", strings.Join(unknown, ", "), strings.Join(keys, ", "))
-	}
-}
-
-func containsString(list []string, s string) bool {
-	for _, e := range list {
-		if e == s {
-			return true
-		}
-	}
-	return false
-}
-
-func (r *httpProxyReader) str(key string) string {
-	v, ok := r.t[key]
-	if !ok {
-		return ""
-	}
-	s, isStr := v.(string)
-	if !isStr {
-		r.fail("%s: want a string, got %T", key, v)
-	}
-	return s
-}
-
-// strs takes an array of strings, or a single string as a list of one.
-func (r *httpProxyReader) strs(key string) []string {
-	v, ok := r.t[key]
-	if !ok {
-		return nil
-	}
-	switch v := v.(type) {
-	case string:
-		return []string{v}
-	case []any:
-		out := make([]string, 0, len(v))
-		for i, e := range v {
-			s, isStr := e.(string)
-			if !isStr {
-				r.fail("%s[%d]: want a string, got %T", key, i, e)
-				return nil
-			}
-			out = append(out, s)
-		}
-		return out
-	}
-	r.fail("%s: want a string or an array of strings, got %T", key, v)
-	return nil
-}
-
-func (r *httpProxyReader) bool(key string, def bool) bool {
-	v, ok := r.t[key]
-	if !ok {
-		return def
-	}
-	b, isBool := v.(bool)
-	if !isBool {
-		r.fail("%s: want true or false, got %T", key, v)
-	}
-	return b
-}
-
-func (r *httpProxyReader) int(key string) int64 {
-	v, ok := r.t[key]
-	if !ok {
-		return 0
-	}
-	n, isInt := v.(int64)
-	if !isInt || n <= 0 {
-		r.fail("%s: want a positive integer, got %v", key, v)
-	}
-	return n
-}
-
-// duration takes Go duration strings ("30s", "5m").
-func (r *httpProxyReader) duration(key string) time.Duration {
-	v, ok := r.t[key]
-	if !ok {
-		return 0
-	}
-	s, isStr := v.(string)
-	if !isStr {
-		r.fail("%s: want a duration string such as \"30s\", got %T", key, v)
-		return 0
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d <= 0 {
-		r.fail("%s: %q is not a positive duration such as \"30s\"", key, s)
-		return 0
-	}
-	return d
 }

@@ -3,8 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"slices"
-	"sort"
 	"strings"
 
 	"github.com/cairn-audit/cairn/internal/k8saudit"
@@ -65,63 +63,18 @@ func parseKubernetesAudit(raw any, lookupEnv func(string) (string, bool)) ([]ser
 // kubernetesAuditConfig reads one table.
 func kubernetesAuditConfig(t map[string]any, lookupEnv func(string) (string, bool)) (k8saudit.Config, error) {
 	var cfg k8saudit.Config
-	var unknown []string
-	for k := range t {
-		if !slices.Contains(kubernetesAuditKeys, k) {
-			unknown = append(unknown, k)
-		}
-	}
-	if len(unknown) > 0 {
-		sort.Strings(unknown)
-		return cfg, fmt.Errorf("unknown key(s) %s (known: %s)", strings.Join(unknown, ", "), strings.Join(kubernetesAuditKeys, ", "))
-	}
-	var err error
-	str := func(key string) string {
-		v, ok := t[key]
-		if !ok || err != nil {
-			return ""
-		}
-		s, isStr := v.(string)
-		if !isStr {
-			err = fmt.Errorf("%s: want a string, got %T", key, v)
-		}
-		return s
-	}
-	cfg.Path = str("path")
-	cfg.Cluster = str("cluster")
-	cfg.Region = str("region")
-	cfg.EventSource = str("event_source")
-	tokenFile, tokenEnv := str("token_file"), str("token_env")
-	if err != nil {
-		return cfg, err
-	}
-	if v, ok := t["allow_unauthenticated"]; ok {
-		b, isBool := v.(bool)
-		if !isBool {
-			return cfg, fmt.Errorf("allow_unauthenticated: want true or false, got %T", v)
-		}
-		cfg.AllowUnauthenticated = b
-	}
-	if v, ok := t["max_body_bytes"]; ok {
-		n, isInt := v.(int64)
-		if !isInt || n <= 0 {
-			return cfg, fmt.Errorf("max_body_bytes: want a positive integer, got %v", v)
-		}
-		cfg.MaxBodyBytes = n
-	}
-	if v, ok := t["stages"]; ok {
-		list, isList := v.([]any)
-		if !isList {
-			return cfg, fmt.Errorf("stages: want an array of strings, got %T", v)
-		}
-		cfg.Stages = []string{}
-		for i, s := range list {
-			str, isStr := s.(string)
-			if !isStr {
-				return cfg, fmt.Errorf("stages[%d]: want a string, got %T", i, s)
-			}
-			cfg.Stages = append(cfg.Stages, str)
-		}
+	r := &tableReader{t: t}
+	r.known(kubernetesAuditKeys)
+	cfg.Path = r.str("path")
+	cfg.Cluster = r.str("cluster")
+	cfg.Region = r.str("region")
+	cfg.EventSource = r.str("event_source")
+	tokenFile, tokenEnv := r.str("token_file"), r.str("token_env")
+	cfg.AllowUnauthenticated = r.bool("allow_unauthenticated", false)
+	cfg.MaxBodyBytes = r.int("max_body_bytes")
+	cfg.Stages = r.list("stages")
+	if r.err != nil {
+		return cfg, r.err
 	}
 	switch {
 	case tokenFile != "" && tokenEnv != "":

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"sort"
 	"strings"
 
 	"github.com/cairn-audit/cairn/internal/s3proxy"
@@ -13,14 +12,10 @@ import (
 
 // s3ProxyKeys are the settings of an [[s3_proxy]] table; anything else is
 // refused by name, so a typo cannot silently leave a setting at its default.
-var s3ProxyKeys = map[string]bool{
-	"listen": true, "upstream": true, "region": true, "account_id": true, "failure_policy": true,
-	"trusted_proxies": true, "virtual_host_domain": true, "tls_cert": true, "tls_key": true, "identity": true,
-}
+var s3ProxyKeys = []string{"listen", "upstream", "region", "account_id", "failure_policy",
+	"trusted_proxies", "virtual_host_domain", "tls_cert", "tls_key", "identity"}
 
-var s3IdentityKeys = map[string]bool{
-	"access_key_id": true, "type": true, "user_name": true, "arn": true, "account_id": true, "principal_id": true,
-}
+var s3IdentityKeys = []string{"access_key_id", "type", "user_name", "arn", "account_id", "principal_id"}
 
 // parseS3Proxies builds the S3 audit proxies the config file's [[s3_proxy]]
 // tables declare (see docs/s3-proxy.md).
@@ -55,27 +50,19 @@ func parseS3Proxies(raw any, _ func(string) (string, bool)) ([]server.Capture, e
 
 func s3ProxyConfig(t map[string]any) (s3proxy.Config, error) {
 	var cfg s3proxy.Config
-	if err := s3UnknownKeys(t, s3ProxyKeys); err != nil {
-		return cfg, err
-	}
-	var err error
-	str := func(key string) string {
-		v, e := s3String(t, key)
-		if e != nil && err == nil {
-			err = e
-		}
-		return v
-	}
-	cfg.Listen = str("listen")
-	cfg.Upstream = str("upstream")
-	cfg.Region = str("region")
-	cfg.AccountID = str("account_id")
-	cfg.VirtualHostDomain = str("virtual_host_domain")
-	cfg.TLSCert = str("tls_cert")
-	cfg.TLSKey = str("tls_key")
-	policy := str("failure_policy")
-	if err != nil {
-		return cfg, err
+	r := &tableReader{t: t}
+	r.known(s3ProxyKeys)
+	cfg.Listen = r.str("listen")
+	cfg.Upstream = r.str("upstream")
+	cfg.Region = r.str("region")
+	cfg.AccountID = r.str("account_id")
+	cfg.VirtualHostDomain = r.str("virtual_host_domain")
+	cfg.TLSCert = r.str("tls_cert")
+	cfg.TLSKey = r.str("tls_key")
+	policy := r.str("failure_policy")
+	proxies := r.list("trusted_proxies")
+	if r.err != nil {
+		return cfg, r.err
 	}
 	switch policy {
 	case "", "closed":
@@ -90,18 +77,12 @@ func s3ProxyConfig(t map[string]any) (s3proxy.Config, error) {
 	if cfg.AccountID != "" && !s3IsAccountID(cfg.AccountID) {
 		return cfg, fmt.Errorf("account_id %q: want 12 digits", cfg.AccountID)
 	}
-	if v, ok := t["trusted_proxies"]; ok {
-		list, err := s3StringList("trusted_proxies", v)
+	for _, s := range proxies {
+		pre, err := s3ParsePrefix(s)
 		if err != nil {
-			return cfg, err
+			return cfg, fmt.Errorf("trusted_proxies: %q: want an IP address or a CIDR prefix such as 10.0.0.0/8", s)
 		}
-		for _, s := range list {
-			pre, err := s3ParsePrefix(s)
-			if err != nil {
-				return cfg, fmt.Errorf("trusted_proxies: %q: want an IP address or a CIDR prefix such as 10.0.0.0/8", s)
-			}
-			cfg.TrustedProxies = append(cfg.TrustedProxies, pre)
-		}
+		cfg.TrustedProxies = append(cfg.TrustedProxies, pre)
 	}
 	if v, ok := t["identity"]; ok {
 		ids, err := tables("identity", v)
@@ -121,22 +102,12 @@ func s3ProxyConfig(t map[string]any) (s3proxy.Config, error) {
 
 func s3Identity(t map[string]any) (s3proxy.Identity, error) {
 	var id s3proxy.Identity
-	if err := s3UnknownKeys(t, s3IdentityKeys); err != nil {
-		return id, err
-	}
-	fields := []struct {
-		key string
-		dst *string
-	}{
-		{"access_key_id", &id.AccessKeyID}, {"type", &id.Type}, {"user_name", &id.UserName},
-		{"arn", &id.ARN}, {"account_id", &id.AccountID}, {"principal_id", &id.PrincipalID},
-	}
-	for _, f := range fields {
-		v, err := s3String(t, f.key)
-		if err != nil {
-			return id, err
-		}
-		*f.dst = v
+	r := &tableReader{t: t}
+	r.known(s3IdentityKeys)
+	id.AccessKeyID, id.Type, id.UserName = r.str("access_key_id"), r.str("type"), r.str("user_name")
+	id.ARN, id.AccountID, id.PrincipalID = r.str("arn"), r.str("account_id"), r.str("principal_id")
+	if r.err != nil {
+		return id, r.err
 	}
 	if id.AccessKeyID == "" {
 		return id, errors.New("access_key_id is required")
@@ -148,50 +119,6 @@ func s3Identity(t map[string]any) (s3proxy.Identity, error) {
 		return id, fmt.Errorf("arn %q: want an ARN (arn:aws:iam::123456789012:user/alice)", id.ARN)
 	}
 	return id, nil
-}
-
-func s3UnknownKeys(t map[string]any, known map[string]bool) error {
-	var bad []string
-	for k := range t {
-		if !known[k] {
-			bad = append(bad, k)
-		}
-	}
-	if len(bad) == 0 {
-		return nil
-	}
-	sort.Strings(bad)
-	return fmt.Errorf("unknown setting(s) %s", strings.Join(bad, ", "))
-}
-
-func s3String(t map[string]any, key string) (string, error) {
-	v, ok := t[key]
-	if !ok {
-		return "", nil
-	}
-	s, ok := v.(string)
-	if !ok {
-		return "", fmt.Errorf("%s: want a string, got %T", key, v)
-	}
-	return s, nil
-}
-
-func s3StringList(key string, v any) ([]string, error) {
-	switch l := v.(type) {
-	case []string:
-		return l, nil
-	case []any:
-		out := make([]string, 0, len(l))
-		for i, e := range l {
-			s, ok := e.(string)
-			if !ok {
-				return nil, fmt.Errorf("%s[%d]: want a string, got %T", key, i, e)
-			}
-			out = append(out, s)
-		}
-		return out, nil
-	}
-	return nil, fmt.Errorf("%s: want a list of strings, got %T", key, v)
 }
 
 func s3ParsePrefix(s string) (netip.Prefix, error) {

@@ -190,17 +190,17 @@ upstream = "https://minio.internal:9000"
 		t.Fatalf("captures %v", names)
 	}
 	for _, tc := range []struct{ conf, want string }{
-		{"[[s3_proxy]]\nupstream = \"http://h\"\nlisten_addr = \"x\"\n", "unknown setting(s) listen_addr"},
+		{"[[s3_proxy]]\nupstream = \"http://h\"\nlisten_addr = \"x\"\n", "unknown key(s) listen_addr"},
 		{"[[s3_proxy]]\nlisten = \"127.0.0.1:1\"\n", "upstream is required"},
 		{"[[s3_proxy]]\nupstream = \"ftp://h\"\n", "want http://host[:port]"},
 		{"[[s3_proxy]]\nupstream = \"http://h/prefix\"\n", "must not have a path"},
 		{"[[s3_proxy]]\nupstream = \"http://h\"\nfailure_policy = \"maybe\"\n", `failure_policy "maybe"`},
 		{"[[s3_proxy]]\nupstream = \"http://h\"\ntrusted_proxies = [\"10.0.0.0/33\"]\n", "trusted_proxies: \"10.0.0.0/33\""},
-		{"[[s3_proxy]]\nupstream = \"http://h\"\ntrusted_proxies = \"10.0.0.0/8\"\n", "trusted_proxies: want a list of strings"},
+		{"[[s3_proxy]]\nupstream = \"http://h\"\ntrusted_proxies = \"10.0.0.0/8\"\n", "trusted_proxies: want an array of strings"},
 		{"[[s3_proxy]]\nupstream = \"http://h\"\nregion = 5\n", "region: want a string"},
 		{"[[s3_proxy]]\nupstream = \"http://h\"\naccount_id = \"12\"\n", `account_id "12"`},
 		{"[[s3_proxy]]\nupstream = \"http://h\"\n[[s3_proxy.identity]]\nuser_name = \"a\"\n", "identity[0]: access_key_id is required"},
-		{"[[s3_proxy]]\nupstream = \"http://h\"\n[[s3_proxy.identity]]\naccess_key_id = \"A\"\nsecret = \"s\"\n", "identity[0]: unknown setting(s) secret"},
+		{"[[s3_proxy]]\nupstream = \"http://h\"\n[[s3_proxy.identity]]\naccess_key_id = \"A\"\nsecret = \"s\"\n", "identity[0]: unknown key(s) secret"},
 		{"[[s3_proxy]]\nupstream = \"http://h\"\n[[s3_proxy.identity]]\naccess_key_id = \"A\"\n[[s3_proxy.identity]]\naccess_key_id = \"A\"\n", "mapped twice"},
 		{"[[s3_proxy]]\nupstream = \"http://h\"\n[[s3_proxy]]\nupstream = \"http://i\"\n", "listen 127.0.0.1:9000 is already taken by s3_proxy[0]"},
 		{"[[s3_proxy]]\nupstream = \"http://h\"\ntls_cert = \"c.pem\"\n", "tls_cert and tls_key go together"},
