@@ -71,44 +71,10 @@ type createTrailInput struct {
 	TagsList                   []tags.Tag `json:"TagsList"`
 }
 
-// trailSettings is the output of CreateTrail and UpdateTrail: the Trail
-// shape without HomeRegion and the Has* flags. Booleans are always
-// present, as AWS sends them; unset strings are left out.
-type trailSettings struct {
-	Name                       string  `json:"Name"`
-	S3BucketName               string  `json:"S3BucketName"`
-	S3KeyPrefix                *string `json:"S3KeyPrefix,omitempty"`
-	SnsTopicName               *string `json:"SnsTopicName,omitempty"`
-	SnsTopicARN                *string `json:"SnsTopicARN,omitempty"`
-	IncludeGlobalServiceEvents bool    `json:"IncludeGlobalServiceEvents"`
-	IsMultiRegionTrail         bool    `json:"IsMultiRegionTrail"`
-	TrailARN                   string  `json:"TrailARN"`
-	LogFileValidationEnabled   bool    `json:"LogFileValidationEnabled"`
-	CloudWatchLogsLogGroupArn  *string `json:"CloudWatchLogsLogGroupArn,omitempty"`
-	CloudWatchLogsRoleArn      *string `json:"CloudWatchLogsRoleArn,omitempty"`
-	KmsKeyId                   *string `json:"KmsKeyId,omitempty"`
-	IsOrganizationTrail        bool    `json:"IsOrganizationTrail"`
-}
-
-func settingsOf(t *trail.Trail) *trailSettings {
-	return &trailSettings{
-		Name:                       t.Name,
-		S3BucketName:               t.S3BucketName,
-		S3KeyPrefix:                trailOptString(t.S3KeyPrefix),
-		SnsTopicName:               trailOptString(t.SnsTopicName),
-		SnsTopicARN:                trailOptString(t.SnsTopicARN),
-		IncludeGlobalServiceEvents: t.IncludeGlobalServiceEvents,
-		IsMultiRegionTrail:         t.IsMultiRegionTrail,
-		TrailARN:                   t.ARN(),
-		LogFileValidationEnabled:   t.LogFileValidationEnabled,
-		CloudWatchLogsLogGroupArn:  trailOptString(t.CloudWatchLogsLogGroupArn),
-		CloudWatchLogsRoleArn:      trailOptString(t.CloudWatchLogsRoleArn),
-		KmsKeyId:                   trailOptString(t.KmsKeyId),
-		IsOrganizationTrail:        t.IsOrganizationTrail,
-	}
-}
-
-// trailShape is the Trail structure of GetTrail and DescribeTrails.
+// trailShape is the Trail structure of GetTrail and DescribeTrails and,
+// without HomeRegion and the Has* flags, the output of CreateTrail and
+// UpdateTrail (see settingsOf). Booleans are always present, as AWS sends
+// them; unset strings are left out. Field order is AWS's for both.
 type trailShape struct {
 	Name                       string  `json:"Name"`
 	S3BucketName               string  `json:"S3BucketName"`
@@ -117,19 +83,20 @@ type trailShape struct {
 	SnsTopicARN                *string `json:"SnsTopicARN,omitempty"`
 	IncludeGlobalServiceEvents bool    `json:"IncludeGlobalServiceEvents"`
 	IsMultiRegionTrail         bool    `json:"IsMultiRegionTrail"`
-	HomeRegion                 string  `json:"HomeRegion"`
+	HomeRegion                 *string `json:"HomeRegion,omitempty"`
 	TrailARN                   string  `json:"TrailARN"`
 	LogFileValidationEnabled   bool    `json:"LogFileValidationEnabled"`
 	CloudWatchLogsLogGroupArn  *string `json:"CloudWatchLogsLogGroupArn,omitempty"`
 	CloudWatchLogsRoleArn      *string `json:"CloudWatchLogsRoleArn,omitempty"`
 	KmsKeyId                   *string `json:"KmsKeyId,omitempty"`
-	HasCustomEventSelectors    bool    `json:"HasCustomEventSelectors"`
-	HasInsightSelectors        bool    `json:"HasInsightSelectors"`
+	HasCustomEventSelectors    *bool   `json:"HasCustomEventSelectors,omitempty"`
+	HasInsightSelectors        *bool   `json:"HasInsightSelectors,omitempty"`
 	IsOrganizationTrail        bool    `json:"IsOrganizationTrail"`
 }
 
-func shapeOf(t *trail.Trail) trailShape {
-	return trailShape{
+// settingsOf is the output of CreateTrail and UpdateTrail.
+func settingsOf(t *trail.Trail) *trailShape {
+	return &trailShape{
 		Name:                       t.Name,
 		S3BucketName:               t.S3BucketName,
 		S3KeyPrefix:                trailOptString(t.S3KeyPrefix),
@@ -137,19 +104,24 @@ func shapeOf(t *trail.Trail) trailShape {
 		SnsTopicARN:                trailOptString(t.SnsTopicARN),
 		IncludeGlobalServiceEvents: t.IncludeGlobalServiceEvents,
 		IsMultiRegionTrail:         t.IsMultiRegionTrail,
-		HomeRegion:                 t.HomeRegion,
 		TrailARN:                   t.ARN(),
 		LogFileValidationEnabled:   t.LogFileValidationEnabled,
 		CloudWatchLogsLogGroupArn:  trailOptString(t.CloudWatchLogsLogGroupArn),
 		CloudWatchLogsRoleArn:      trailOptString(t.CloudWatchLogsRoleArn),
 		KmsKeyId:                   trailOptString(t.KmsKeyId),
-		HasCustomEventSelectors:    t.HasCustomEventSelectors,
-		HasInsightSelectors:        t.HasInsightSelectors(),
 		IsOrganizationTrail:        t.IsOrganizationTrail,
 	}
 }
 
-func (h trailHandlers) createTrail(ctx context.Context, req *Request, in *createTrailInput) (*trailSettings, error) {
+// shapeOf is the Trail of GetTrail and DescribeTrails.
+func shapeOf(t *trail.Trail) trailShape {
+	s := settingsOf(t)
+	home, custom, insight := t.HomeRegion, t.HasCustomEventSelectors, t.HasInsightSelectors()
+	s.HomeRegion, s.HasCustomEventSelectors, s.HasInsightSelectors = &home, &custom, &insight
+	return *s
+}
+
+func (h trailHandlers) createTrail(ctx context.Context, req *Request, in *createTrailInput) (*trailShape, error) {
 	if err := trailRequired("Name", in.Name); err != nil {
 		return nil, err
 	}
@@ -191,7 +163,7 @@ type updateTrailInput struct {
 	IsOrganizationTrail        *bool   `json:"IsOrganizationTrail"`
 }
 
-func (h trailHandlers) updateTrail(ctx context.Context, req *Request, in *updateTrailInput) (*trailSettings, error) {
+func (h trailHandlers) updateTrail(ctx context.Context, req *Request, in *updateTrailInput) (*trailShape, error) {
 	if err := trailRequired("Name", in.Name); err != nil {
 		return nil, err
 	}
