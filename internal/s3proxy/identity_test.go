@@ -3,22 +3,13 @@ package s3proxy
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
-	"encoding/pem"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -28,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/cairn-audit/cairn/internal/objstore/s3/s3test"
+	"github.com/cairn-audit/cairn/internal/tlstest"
 )
 
 func TestParseCredential(t *testing.T) {
@@ -113,7 +105,7 @@ func TestSourceIPHonoursOnlyTrustedProxies(t *testing.T) {
 // TestTLSListener serves the proxy over HTTPS: the events carry the
 // cipher suite and tlsDetails, as S3's do.
 func TestTLSListener(t *testing.T) {
-	cert, key := selfSigned(t)
+	cert, key, _ := tlstest.SelfSigned(t)
 	r := newRig(t, rigOptions{configure: func(c *Config) { c.TLSCert, c.TLSKey = cert, key }})
 	if !strings.HasPrefix(r.p.URL(), "https://") {
 		t.Fatalf("proxy URL %s", r.p.URL())
@@ -137,34 +129,6 @@ func TestTLSListener(t *testing.T) {
 	if h := evs[1]; h["eventName"] != "HeadBucket" || h["errorCode"] != "NotFound" || h["eventCategory"] != "Management" {
 		t.Errorf("HeadBucket of a missing bucket: %v %v %v", h["eventName"], h["errorCode"], h["eventCategory"])
 	}
-}
-
-func selfSigned(t *testing.T) (certFile, keyFile string) {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: nil, DNSNames: []string{"localhost"}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, err := x509.MarshalPKCS8PrivateKey(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return certFile, keyFile
 }
 
 // TestConnectionListedCredentialsDoNotNameTheCaller: headers listed in

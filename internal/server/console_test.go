@@ -23,6 +23,7 @@ import (
 	"github.com/cairn-audit/cairn/internal/journal/journaltest"
 	"github.com/cairn-audit/cairn/internal/server"
 	"github.com/cairn-audit/cairn/internal/server/servertest"
+	"github.com/cairn-audit/cairn/internal/tlstest"
 )
 
 // browser is an HTTP client that keeps cookies like a browser and does
@@ -347,7 +348,7 @@ func TestConsoleSignInRateLimit(t *testing.T) {
 }
 
 func TestConsoleUnderTLS(t *testing.T) {
-	certFile, keyFile, pool := selfSigned(t)
+	certFile, keyFile, pool := tlstest.SelfSigned(t)
 	h := servertest.Start(t, servertest.Options{Configure: func(c *server.Config) { c.TLSCert, c.TLSKey = certFile, keyFile }})
 	h.CreateBucket(t, "logs")
 	b := newBrowser(t, h.URL)
