@@ -27,7 +27,6 @@ import (
 	"github.com/cairn-audit/cairn/internal/objstore"
 	"github.com/cairn-audit/cairn/internal/objstore/s3"
 	"github.com/cairn-audit/cairn/internal/objstore/s3/s3test"
-	"github.com/cairn-audit/cairn/internal/state"
 	"github.com/cairn-audit/cairn/internal/trail"
 )
 
@@ -213,28 +212,7 @@ func TestChainValidatesAWSCLIv2(t *testing.T) {
 func buildBigChain(t *testing.T, n, perDigest int) *chainEnv {
 	t.Helper()
 	ctx := context.Background()
-	e := &chainEnv{srv: s3test.Start(t), dataDir: t.TempDir()}
-	e.store = e.srv.NewStore(t)
-	e.clk = &clock{t: time.Now().UTC().Add(-48 * time.Hour).Truncate(time.Hour)}
-	e.start = e.clk.Now()
-	var err error
-	e.st, err = state.Open(ctx, filepath.Join(e.dataDir, "state"), state.Options{Logger: quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.st.Close() })
-	if err := e.store.CreateBucket(ctx, bucket); err != nil {
-		t.Fatal(err)
-	}
-	e.trails = trail.New(e.st, e.store, account, e.clk.Now, trail.WithLogger(quiet()))
-	e.keys, err = digest.OpenKeys(e.dataDir, e.st, digest.KeyOptions{Rotation: 30 * time.Minute, Clock: e.clk.Now, Logger: quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.w, err = digest.NewWriter(e.st, e.trails, e.store, e.keys, digest.Options{Interval: time.Minute, Clock: e.clk.Now, Logger: quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := newChainEnv(t, 30*time.Minute)
 	tr, err := e.trails.Create(ctx, "us-east-1", trail.CreateInput{Name: "audit", S3BucketName: bucket, EnableLogFileValidation: ptr(true)})
 	if err != nil {
 		t.Fatal(err)

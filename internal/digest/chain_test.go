@@ -85,24 +85,18 @@ type chainEnv struct {
 	dataDir   string
 }
 
-// buildChain writes 36 one-minute digests in us-east-1 (and a chain in
-// eu-west-1 for the files of that region), spanning key rotations (10
-// minutes), empty intervals, and a StopLogging/StartLogging gap.
-func buildChain(t *testing.T) *chainEnv {
+// newChainEnv is a versitygw with the trail bucket, the state store, the
+// trail service and a digest writer with one-minute digests and keys that
+// rotate every rotation, all on a simulated clock that starts two days
+// ago, so that the AWS CLI's default --end-time (now) covers the chain.
+func newChainEnv(t *testing.T, rotation time.Duration) *chainEnv {
 	t.Helper()
 	ctx := context.Background()
 	e := &chainEnv{srv: s3test.Start(t), dataDir: t.TempDir()}
 	e.store = e.srv.NewStore(t)
-	// Simulated time starts two days ago so that the AWS CLI's default
-	// --end-time (now) covers the chain.
 	e.clk = &clock{t: time.Now().UTC().Add(-48 * time.Hour).Truncate(time.Hour)}
 	e.start = e.clk.Now()
 	var err error
-	j, err := journal.Open(ctx, filepath.Join(e.dataDir, "journal"), journal.Options{Logger: quiet(), MinFreeBytes: -1, MemTableSize: 4 << 20, CacheSize: 4 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { j.Close() })
 	e.st, err = state.Open(ctx, filepath.Join(e.dataDir, "state"), state.Options{Logger: quiet()})
 	if err != nil {
 		t.Fatal(err)
@@ -112,7 +106,7 @@ func buildChain(t *testing.T) *chainEnv {
 		t.Fatal(err)
 	}
 	e.trails = trail.New(e.st, e.store, account, e.clk.Now, trail.WithLogger(quiet()))
-	e.keys, err = digest.OpenKeys(e.dataDir, e.st, digest.KeyOptions{Rotation: 10 * time.Minute, Clock: e.clk.Now, Logger: quiet()})
+	e.keys, err = digest.OpenKeys(e.dataDir, e.st, digest.KeyOptions{Rotation: rotation, Clock: e.clk.Now, Logger: quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,6 +114,21 @@ func buildChain(t *testing.T) *chainEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return e
+}
+
+// buildChain writes 36 one-minute digests in us-east-1 (and a chain in
+// eu-west-1 for the files of that region), spanning key rotations (10
+// minutes), empty intervals, and a StopLogging/StartLogging gap.
+func buildChain(t *testing.T) *chainEnv {
+	t.Helper()
+	ctx := context.Background()
+	e := newChainEnv(t, 10*time.Minute)
+	j, err := journal.Open(ctx, filepath.Join(e.dataDir, "journal"), journal.Options{Logger: quiet(), MinFreeBytes: -1, MemTableSize: 4 << 20, CacheSize: 4 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j.Close() })
 	m, err := delivery.NewManager(j, e.st, e.trails, e.store, delivery.Options{
 		Interval: time.Second, PollInterval: 20 * time.Millisecond, RetryMin: 10 * time.Millisecond, RetryMax: 100 * time.Millisecond,
 		Clock: e.clk.Now, Logger: quiet(),
