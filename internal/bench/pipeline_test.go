@@ -39,14 +39,7 @@ func BenchmarkPipeline(b *testing.B) {
 }
 
 func benchPipeline(b *testing.B, withHistory bool) {
-	seconds := 20
-	if v := os.Getenv("CAIRN_BENCH_SECONDS"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			b.Fatal(err)
-		}
-		seconds = n
-	}
+	seconds := envInt(b, "CAIRN_BENCH_SECONDS", 20)
 	svc, arn, bodies := prepareEnv(b)
 	dir := b.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -198,14 +191,7 @@ func cpuTime() time.Duration {
 //
 //	go test ./internal/bench -run '^$' -bench HistoryCatchUp -benchtime 1x
 func BenchmarkHistoryCatchUp(b *testing.B) {
-	events := 200_000
-	if v := os.Getenv("CAIRN_BENCH_EVENTS"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			b.Fatal(err)
-		}
-		events = n
-	}
+	events := envInt(b, "CAIRN_BENCH_EVENTS", 200_000)
 	svc, arn, bodies := prepareEnv(b)
 	dir := b.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -264,4 +250,17 @@ func historyOptions(b *testing.B) history.Options {
 		o.BatchEntries = n
 	}
 	return o
+}
+
+// envInt is the integer in the environment variable name, or def.
+func envInt(b *testing.B, name string, def int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		b.Fatalf("%s=%q: %v", name, v, err)
+	}
+	return n
 }
