@@ -17,6 +17,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+
+	"github.com/cairn-audit/cairn/internal/channel"
 )
 
 // Signing names of the APIs this client calls without an SDK.
@@ -182,18 +184,9 @@ func (c *Client) Import(ctx context.Context, body []byte) (*ImportOutput, error)
 	return &out, nil
 }
 
-// PutAuditEventsOutput is PutAuditEvents' answer.
-type PutAuditEventsOutput struct {
-	Successful []struct {
-		ID      string `json:"id"`
-		EventID string `json:"eventID"`
-	} `json:"successful"`
-	Failed []struct {
-		ID           string `json:"id"`
-		ErrorCode    string `json:"errorCode"`
-		ErrorMessage string `json:"errorMessage"`
-	} `json:"failed"`
-}
+// PutAuditEventsOutput is PutAuditEvents' answer, in the wire shape the
+// server writes.
+type PutAuditEventsOutput = channel.PutAuditEventsOutput
 
 // PutAuditEvents sends a ready-made request body ({"auditEvents":[...]})
 // to channelARN. hash is PayloadHash(body), or "".
@@ -266,10 +259,7 @@ func decodeAllSuccessful(raw []byte, out *PutAuditEventsOutput) bool {
 		if !ok || k >= len(list) || list[k] != '}' {
 			return false
 		}
-		out.Successful = append(out.Successful, struct {
-			ID      string `json:"id"`
-			EventID string `json:"eventID"`
-		}{id, eventID})
+		out.Successful = append(out.Successful, channel.ResultEntry{ID: id, EventID: eventID})
 		i = k + 1
 	}
 	out.Failed = out.Failed[:0]
