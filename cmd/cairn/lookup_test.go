@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,10 +16,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 
+	"github.com/cairn-audit/cairn/internal/golden"
 	"github.com/cairn-audit/cairn/internal/server/servertest"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 var fixedNow = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 
@@ -90,19 +88,7 @@ func TestLookupTableGolden(t *testing.T) {
 	if err := writeEvents(&out, "json", fixtureEvents(), 0, true); err != nil {
 		t.Fatal(err)
 	}
-	golden := filepath.Join("testdata", "lookup_table.golden")
-	if *update {
-		if err := os.WriteFile(golden, out.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if !bytes.Equal(out.Bytes(), want) {
-		t.Errorf("table output differs from %s (-update rewrites it):\n%s", golden, out.String())
-	}
+	golden.Check(t, filepath.Join("testdata", "lookup_table.golden"), out.Bytes())
 }
 
 // lockedWriter lets a test read output a running command writes.

@@ -4,15 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"flag"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
-)
 
-var update = flag.Bool("update", false, "rewrite golden files")
+	"github.com/cairn-audit/cairn/internal/golden"
+)
 
 // sampleInput has every member kind a CloudTrail input uses.
 type sampleInput struct {
@@ -105,19 +103,7 @@ func TestErrorFrames(t *testing.T) {
 		}
 		got.WriteString(rec.Body.String() + "\n\n")
 	}
-	golden := filepath.Join("testdata", "error_frames.golden")
-	if *update {
-		if err := os.WriteFile(golden, got.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got.Bytes(), want) {
-		t.Errorf("error frames differ from %s:\n%s", golden, got.String())
-	}
+	golden.Check(t, filepath.Join("testdata", "error_frames.golden"), got.Bytes())
 }
 
 // FuzzDecodeJSON11 feeds arbitrary bodies to the request decoder: it must

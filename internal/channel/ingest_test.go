@@ -6,9 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -18,11 +16,10 @@ import (
 
 	"github.com/cairn-audit/cairn/internal/awsproto"
 	"github.com/cairn-audit/cairn/internal/event"
+	"github.com/cairn-audit/cairn/internal/golden"
 	"github.com/cairn-audit/cairn/internal/journal"
 	"github.com/cairn-audit/cairn/internal/state"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 func openJournal(t testing.TB) *journal.Journal {
 	t.Helper()
@@ -479,19 +476,7 @@ func TestRecordGolden(t *testing.T) {
 	if rej != nil {
 		t.Fatal(rej)
 	}
-	golden := filepath.Join("testdata", "record.golden")
-	if *update {
-		if err := os.WriteFile(golden, append(rec, '\n'), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(rec)+"\n" != string(want) {
-		t.Fatalf("record differs from %s (run with -update):\n got %s\nwant %s", golden, rec, want)
-	}
+	golden.Check(t, filepath.Join("testdata", "record.golden"), append(rec, '\n'))
 }
 
 func TestMaxRecordBytesIsJournalLimit(t *testing.T) {

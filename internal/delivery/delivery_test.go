@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -16,11 +14,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/cairn-audit/cairn/internal/golden"
 	"github.com/cairn-audit/cairn/internal/selector"
 	"github.com/cairn-audit/cairn/internal/trail"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 // fixedClock is the wall clock of tests whose output is compared with a
 // golden file.
@@ -87,7 +84,7 @@ func TestDeliveryFiles(t *testing.T) {
 		e.caughtUp(tr.ARN())
 	}
 
-	var golden bytes.Buffer
+	var listing bytes.Buffer
 	check := func(bucket, prefix string, want []int) {
 		t.Helper()
 		fs := files(t, e.store, bucket)
@@ -100,7 +97,7 @@ func TestDeliveryFiles(t *testing.T) {
 			if f.Info.ContentType != ContentType || f.Info.ContentEncoding != ContentEncoding {
 				t.Errorf("%s: Content-Type %q, Content-Encoding %q", f.Key, f.Info.ContentType, f.Info.ContentEncoding)
 			}
-			fmt.Fprintf(&golden, "s3://%s/%s\n  Content-Type: %s\n  Content-Encoding: %s\n  %d records\n", bucket, f.Key, f.Info.ContentType, f.Info.ContentEncoding, len(f.Records))
+			fmt.Fprintf(&listing, "s3://%s/%s\n  Content-Type: %s\n  Content-Encoding: %s\n  %d records\n", bucket, f.Key, f.Info.ContentType, f.Info.ContentEncoding, len(f.Records))
 			for _, r := range f.Records {
 				id := eventIDOf(t, r)
 				got[id]++
@@ -118,7 +115,7 @@ func TestDeliveryFiles(t *testing.T) {
 				if rr := regionOfRecord(t, r); rr != region && !(rr != region && region == "us-east-1" && strings.Contains(string(r), "iam.amazonaws.com")) {
 					t.Errorf("%s: record of region %s in the %s folder", f.Key, rr, region)
 				}
-				fmt.Fprintf(&golden, "  %s\n", r)
+				fmt.Fprintf(&listing, "  %s\n", r)
 			}
 		}
 		want2 := make([]string, len(want))
@@ -134,22 +131,7 @@ func TestDeliveryFiles(t *testing.T) {
 		t.Error("the idle trail wrote a file")
 	}
 
-	goldenPath := filepath.Join("testdata", "delivery_files.golden")
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(goldenPath, golden.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(goldenPath)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if !bytes.Equal(golden.Bytes(), want) {
-		t.Errorf("delivered files differ from %s (run with -update after checking):\n%s", goldenPath, golden.String())
-	}
+	golden.Check(t, filepath.Join("testdata", "delivery_files.golden"), listing.Bytes())
 
 	// Status: a successful delivery with no error.
 	st, err := e.trails.ByARN(ctx, main.ARN())

@@ -2,14 +2,13 @@ package digest
 
 import (
 	"bytes"
-	"flag"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
-)
 
-var update = flag.Bool("update", false, "rewrite golden files")
+	"github.com/cairn-audit/cairn/internal/golden"
+)
 
 // TestDigestGolden pins a digest's JSON byte for byte: AWS's field order,
 // null previous* fields of a starting digest, an empty logFiles array.
@@ -38,19 +37,7 @@ func TestDigestGolden(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		path := filepath.Join("testdata", name)
-		if *update {
-			if err := os.WriteFile(path, got, 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-		want, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatalf("%v (run with -update to create)", err)
-		}
-		if !bytes.Equal(got, want) {
-			t.Errorf("%s:\n got %s\nwant %s", name, got, want)
-		}
+		golden.Check(t, filepath.Join("testdata", name), got)
 		back, err := Parse(got)
 		if err != nil {
 			t.Fatalf("parse %s: %v", name, err)

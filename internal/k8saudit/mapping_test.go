@@ -3,36 +3,14 @@ package k8saudit_test
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/cairn-audit/cairn/internal/event"
+	"github.com/cairn-audit/cairn/internal/golden"
 	"github.com/cairn-audit/cairn/internal/k8saudit"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
-
-// golden compares got with testdata/name, or rewrites it under -update.
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("reading %s (run with -update to create it): %v", path, err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the output (run with -update after checking the change):\n%s", path, got)
-	}
-}
 
 var mapper = k8saudit.Mapper{Cluster: "minikube", Region: "eu-west-1", AccountID: "123456789012"}
 
@@ -97,7 +75,7 @@ func TestGoldenRecords(t *testing.T) {
 		"secret_list_in_list", "nonresource_healthz", "panic_custom_resource"} {
 		add(name, mapOne(t, synthetic[name]))
 	}
-	golden(t, "records.golden", out.Bytes())
+	golden.Check(t, filepath.Join("testdata", "records.golden"), out.Bytes())
 }
 
 func TestSecretDataNeverInRecords(t *testing.T) {
