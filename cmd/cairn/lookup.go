@@ -23,6 +23,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 	"golang.org/x/term"
 
+	"github.com/cairn-audit/cairn/internal/awsproto"
 	"github.com/cairn-audit/cairn/internal/bench"
 )
 
@@ -123,7 +124,7 @@ func (f *remoteFlags) cloudTrail(ctx context.Context, hc *http.Client) (*cloudtr
 		Region:       f.region,
 		BaseEndpoint: aws.String(f.endpoint),
 		Credentials:  credentials.NewStaticCredentialsProvider(creds.AccessKeyID, creds.SecretAccessKey, creds.SessionToken),
-		HTTPClient:   bench.SDKHTTPClient{Client: hc},
+		HTTPClient:   awsproto.SDKHTTPClient{Client: hc},
 		Retryer:      aws.NopRetryer{},
 	}), creds, nil
 }

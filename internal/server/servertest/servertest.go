@@ -18,7 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 
 	"github.com/cairn-audit/cairn/internal/auth"
-	"github.com/cairn-audit/cairn/internal/bench"
+	"github.com/cairn-audit/cairn/internal/awsproto"
 	"github.com/cairn-audit/cairn/internal/server"
 )
 
@@ -125,8 +125,8 @@ func (h *Harness) Client(keyID, secret, region string) *cloudtrail.Client {
 		Credentials:  credentials.NewStaticCredentialsProvider(keyID, secret, ""),
 		Retryer:      aws.NopRetryer{},
 		// Without retries, the SDK's early body close would rarely fail
-		// a call with a 200 status (see bench.SDKHTTPClient).
-		HTTPClient: bench.SDKHTTPClient{Client: &http.Client{}},
+		// a call with a 200 status (see awsproto.SDKHTTPClient).
+		HTTPClient: awsproto.SDKHTTPClient{Client: &http.Client{}},
 	})
 }
 

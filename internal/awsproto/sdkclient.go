@@ -1,14 +1,13 @@
-package bench
+package awsproto
 
 import (
 	"io"
 	"net/http"
 )
 
-// SDKHTTPClient is the HTTPClient to give an aws-sdk-go-v2 client
-// (cloudtrail.Options.HTTPClient) that shares an http.Client with this
-// package: it sends the SDK's requests with a request body that offers
-// only Read and Close.
+// SDKHTTPClient is the HTTPClient to give every aws-sdk-go-v2 client Cairn
+// builds (cloudtrail.Options.HTTPClient): it sends the SDK's requests with
+// a request body that offers only Read and Close.
 //
 // The SDK wraps every request body in a closer whose WriteTo returns
 // io.EOF once the body has been closed, and it closes the body as soon as

@@ -1,4 +1,4 @@
-package bench_test
+package awsproto_test
 
 import (
 	"bytes"
@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 
+	"github.com/cairn-audit/cairn/internal/awsproto"
 	"github.com/cairn-audit/cairn/internal/bench"
 	"github.com/cairn-audit/cairn/internal/server/servertest"
 )
@@ -53,7 +54,7 @@ func TestSDKHTTPClientSurvivesEarlyBodyClose(t *testing.T) {
 		BaseEndpoint: aws.String(h.URL),
 		Credentials:  credentials.NewStaticCredentialsProvider(h.AdminKeyID, h.AdminSecret, ""),
 		Retryer:      aws.NopRetryer{},
-		HTTPClient:   observeClose{g: g, next: bench.SDKHTTPClient{Client: hc}},
+		HTTPClient:   observeClose{g: g, next: awsproto.SDKHTTPClient{Client: hc}},
 	})
 
 	var (
