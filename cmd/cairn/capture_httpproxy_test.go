@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -191,7 +190,7 @@ resource_arn = "arn:example:users:{region}:{account}:user/{id}"
 	}
 	// trusted_proxies belongs to the proxy, not its identity: the config
 	// is refused with the key named.
-	if out := httpProxyRunFails(t, work, "serve", "--data-dir", dataDir, "--config", conf); !strings.Contains(out, "unknown key(s) trusted_proxies") {
+	if out := runCairnFails(t, work, "serve", "--data-dir", dataDir, "--config", conf); !strings.Contains(out, "unknown key(s) trusted_proxies") {
 		t.Fatalf("misplaced key: %s", out)
 	}
 	fixed, _ := os.ReadFile(conf)
@@ -235,24 +234,4 @@ resource_arn = "arn:example:users:{region}:{account}:user/{id}"
 		time.Sleep(100 * time.Millisecond)
 	}
 	srv.stop(t)
-}
-
-// httpProxyRunFails runs cairn in a child process, expects it to fail and
-// returns its output.
-func httpProxyRunFails(t *testing.T, dir string, args ...string) string {
-	t.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, exe, args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "CAIRN_TEST_AS_CAIRN=1")
-	out, err := cmd.CombinedOutput()
-	if err == nil {
-		t.Fatalf("cairn %s succeeded, want a failure\n%s", strings.Join(args, " "), out)
-	}
-	return string(out)
 }

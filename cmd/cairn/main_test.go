@@ -119,6 +119,26 @@ func (c *child) stop(t *testing.T) {
 // runCairn runs a non-server subcommand in a child process.
 func runCairn(t *testing.T, dir string, args ...string) string {
 	t.Helper()
+	out, err := execCairn(t, dir, args...)
+	if err != nil {
+		t.Fatalf("cairn %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// runCairnFails runs cairn in a child process, expects it to fail and
+// returns its output.
+func runCairnFails(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	out, err := execCairn(t, dir, args...)
+	if err == nil {
+		t.Fatalf("cairn %s succeeded, want a failure\n%s", strings.Join(args, " "), out)
+	}
+	return out
+}
+
+func execCairn(t *testing.T, dir string, args ...string) (string, error) {
+	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -129,10 +149,7 @@ func runCairn(t *testing.T, dir string, args ...string) string {
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "CAIRN_TEST_AS_CAIRN=1")
 	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("cairn %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
+	return string(out), err
 }
 
 // lockedBuffer collects a child's log lines while tests read them.
