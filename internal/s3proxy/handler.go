@@ -122,6 +122,12 @@ type call struct {
 	hostID    string
 	errCode   string
 	errMsg    string
+	// respHeader is the upstream's response header (responseElements
+	// come from it).
+	respHeader http.Header
+	// body is a copy of a successful response's body, for the
+	// operations whose record needs what is in it (readsBody).
+	body *bodyCopy
 }
 
 // ServeHTTP forwards one S3 request and records it.
@@ -213,6 +219,7 @@ func endToEnd(r *http.Request) *http.Request {
 // client sees its end.
 func (p *Proxy) respond(w http.ResponseWriter, r *http.Request, c *call, resp *http.Response) {
 	c.status = resp.StatusCode
+	c.respHeader = resp.Header
 	c.requestID = resp.Header.Get("X-Amz-Request-Id")
 	c.hostID = resp.Header.Get("X-Amz-Id-2")
 	copyHeader(w.Header(), resp.Header)
@@ -303,6 +310,11 @@ func (p *Proxy) respondWhole(w http.ResponseWriter, r *http.Request, c *call, re
 		if c.errCode, c.errMsg = parseS3Error(body); c.errCode == "" {
 			c.errCode = statusCode(resp.StatusCode)
 		}
+	} else if readsBody(c.op.Name) {
+		bc := &bodyCopy{r: bytes.NewReader(body)}
+		_, _ = io.Copy(io.Discard, bc)
+		c.body = bc
+		c.checkEmbeddedError()
 	}
 	c.out = int64(len(body))
 	if !p.record(r, c) {
@@ -334,12 +346,17 @@ func (p *Proxy) stream(w http.ResponseWriter, r *http.Request, c *call, resp *ht
 	bp := pool.Get().(*[]byte)
 	defer pool.Put(bp)
 	buf := *bp
+	var body io.Reader = resp.Body
+	if resp.StatusCode < 300 && readsBody(c.op.Name) {
+		c.body = &bodyCopy{r: resp.Body}
+		body = c.body
+	}
 	var copyErr error
 	var held []byte
 	if resp.ContentLength > 0 {
 		remaining := resp.ContentLength - c.out
 		for remaining > 0 {
-			n, err := io.ReadFull(resp.Body, buf[:min(int64(len(buf)), remaining)])
+			n, err := io.ReadFull(body, buf[:min(int64(len(buf)), remaining)])
 			remaining -= int64(n)
 			if err != nil {
 				copyErr = fmt.Errorf("read the body from the upstream: %w", err)
@@ -363,7 +380,7 @@ func (p *Proxy) stream(w http.ResponseWriter, r *http.Request, c *call, resp *ht
 		// Unknown length: the response is chunked, and it is complete
 		// only when the handler returns and writes the last chunk.
 		for {
-			n, err := resp.Body.Read(buf)
+			n, err := body.Read(buf)
 			if n > 0 {
 				if _, werr := w.Write(buf[:n]); werr != nil {
 					copyErr = fmt.Errorf("write the body to the client: %w", werr)
@@ -382,6 +399,8 @@ func (p *Proxy) stream(w http.ResponseWriter, r *http.Request, c *call, resp *ht
 	}
 	if copyErr != nil {
 		c.errCode, c.errMsg = "InternalError", "The response was cut short: "+copyErr.Error()
+	} else {
+		c.checkEmbeddedError()
 	}
 	c.out += int64(len(held)) // the event counts the bytes it releases
 	ok := p.record(r, c)

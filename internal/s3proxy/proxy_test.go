@@ -163,6 +163,17 @@ func TestSDKCallsAreRecorded(t *testing.T) {
 	} else if gets[1]["errorCode"] != "NoSuchKey" || gets[1]["errorMessage"] == "" || (missRequestID != "" && gets[1]["requestID"] != missRequestID) {
 		t.Errorf("failed GetObject: errorCode %v errorMessage %v requestID %v (response's %s)", gets[1]["errorCode"], gets[1]["errorMessage"], gets[1]["requestID"], missRequestID)
 	}
+	// responseElements: null for reads; what versitygw answered for
+	// the upload it began.
+	if cmu := evs["CreateMultipartUpload"]; path(cmu, "responseElements.uploadId") != aws.ToString(mp.UploadId) ||
+		path(cmu, "responseElements.bucket") != bucket || path(cmu, "responseElements.key") != "mp" {
+		t.Errorf("CreateMultipartUpload responseElements %v, want bucket, key and uploadId %s", cmu["responseElements"], aws.ToString(mp.UploadId))
+	}
+	for _, name := range []string{"GetObject", "HeadObject", "ListObjects", "GetBucketAcl", "ListBuckets"} {
+		if re := evs[name]["responseElements"]; re != nil {
+			t.Errorf("%s responseElements %v, want null", name, re)
+		}
+	}
 	list := evs["ListObjects"]
 	if path(list, "requestParameters.list-type") != "2" || path(list, "requestParameters.prefix") != "dir/" {
 		t.Errorf("ListObjects requestParameters %v", list["requestParameters"])

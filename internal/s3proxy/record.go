@@ -92,7 +92,9 @@ func (p *Proxy) appendRecord(b []byte, r *http.Request, c *call, eventID string,
 	}
 	b = append(b, `,"requestParameters":`...)
 	b = appendRequestParameters(b, r, op, c.in.kept())
-	b = append(b, `,"responseElements":null,"additionalEventData":`...)
+	b = append(b, `,"responseElements":`...)
+	b = appendResponseElements(b, c)
+	b = append(b, `,"additionalEventData":`...)
 	b = appendAdditionalEventData(b, r, c)
 	b = append(b, `,"requestID":`...)
 	b = appendString(b, requestID)
