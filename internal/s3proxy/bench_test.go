@@ -37,9 +37,25 @@ const benchRounds = 10
 func BenchmarkThroughput(b *testing.B) {
 	r := newRig(b, rigOptions{keepAlive: true})
 	direct, proxied := r.client(r.s3.Endpoint), r.client(r.p.URL())
+	throughput(b, direct, proxied, r.upstreamPID, 0)
+}
+
+// throughput runs the GetObject and PutObject cases of the throughput
+// benchmarks with the clients direct (to versitygw) and proxied.
+// upstreamPID is versitygw's process; proxyPID, when not 0, is the
+// proxy's own process (0: the proxy runs in this one).
+func throughput(b *testing.B, direct, proxied *s3.Client, upstreamPID, proxyPID int) {
 	ctx := context.Background()
 	if _, err := direct.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("bench")}); err != nil {
 		b.Fatal(err)
+	}
+	// The proxy's CPU when it runs in a process of its own (in this one,
+	// it counts with the clients').
+	proxyCPU := func() time.Duration {
+		if proxyPID == 0 {
+			return 0
+		}
+		return cpuTime(b, proxyPID)
 	}
 	for _, size := range []struct {
 		name string
@@ -99,14 +115,14 @@ func BenchmarkThroughput(b *testing.B) {
 						sides[0], sides[1] = sides[1], sides[0]
 					}
 					for _, s := range sides {
-						self0, vgw0 := cpuTime(b, 0), cpuTime(b, r.upstreamPID)
+						self0, vgw0, proxy0 := cpuTime(b, 0), cpuTime(b, upstreamPID), proxyCPU()
 						d, err := run(n, benchClients, s.c, op)
 						if err != nil {
 							b.Fatal(err)
 						}
-						self, vgw := cpuTime(b, 0)-self0, cpuTime(b, r.upstreamPID)-vgw0
+						self, vgw, proxy := cpuTime(b, 0)-self0, cpuTime(b, upstreamPID)-vgw0, proxyCPU()-proxy0
 						*s.sum += d
-						*s.cpu += self + vgw
+						*s.cpu += self + vgw + proxy
 						*s.vgw += vgw
 					}
 				}
@@ -135,7 +151,7 @@ func BenchmarkThroughput(b *testing.B) {
 }
 
 // cpuTime is the CPU (user+system) a process has used: pid 0 is this
-// one (the clients and the proxy).
+// one (the clients, and the proxy unless it runs in its own process).
 func cpuTime(b *testing.B, pid int) time.Duration {
 	if pid == 0 {
 		var ru syscall.Rusage

@@ -85,9 +85,7 @@ func newRig(t testing.TB, o rigOptions) *rig {
 		t.Fatalf("open journal: %v", err)
 	}
 	r.j = j
-	cfg := Config{Listen: "127.0.0.1:0", Upstream: r.upstream, AccountID: testAccount,
-		Identities: []Identity{{AccessKeyID: s3test.AccessKeyID, UserName: "alice", PrincipalID: "AIDAEXAMPLEALICE01",
-			ARN: "arn:aws:iam::" + testAccount + ":user/alice", AccountID: testAccount}}}
+	cfg := rigConfig(r.upstream)
 	if o.configure != nil {
 		o.configure(&cfg)
 	}
@@ -121,6 +119,14 @@ func newRig(t testing.TB, o rigOptions) *rig {
 		}
 	})
 	return r
+}
+
+// rigConfig is the test proxies' configuration: any port on loopback,
+// versitygw's key mapped to alice.
+func rigConfig(upstream string) Config {
+	return Config{Listen: "127.0.0.1:0", Upstream: upstream, AccountID: testAccount,
+		Identities: []Identity{{AccessKeyID: s3test.AccessKeyID, UserName: "alice", PrincipalID: "AIDAEXAMPLEALICE01",
+			ARN: "arn:aws:iam::" + testAccount + ":user/alice", AccountID: testAccount}}}
 }
 
 // client is an SDK S3 client that talks to url (the proxy, or versitygw
