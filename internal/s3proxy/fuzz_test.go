@@ -3,6 +3,7 @@ package s3proxy
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
@@ -58,6 +59,41 @@ func FuzzDecode(f *testing.F) {
 		}
 		if strings.Contains(op.Bucket, "/") && op.Level != Object {
 			t.Fatalf("bucket %q has a slash", op.Bucket)
+		}
+	})
+}
+
+// FuzzDocument feeds request bodies to the configuration-document
+// converter: it must never panic, and what it accepts becomes one JSON
+// value (an object, or the root's text), so that a client's document can
+// never break the record around it.
+func FuzzDocument(f *testing.F) {
+	for _, s := range []string{
+		`<VersioningConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Status>Suspended</Status></VersioningConfiguration>`,
+		`<Tagging><TagSet><Tag><Key>a</Key><Value>1</Value></Tag><Tag><Key>b</Key><Value/></Tag></TagSet></Tagging>`,
+		`<PublicAccessBlockConfiguration><BlockPublicAcls>true</BlockPublicAcls><Days>3</Days></PublicAccessBlockConfiguration>`,
+		`<a b="1" b="2"><b>x</b><c:d xmlns:c="u">&lt;&#x1F600;</c:d></a>`,
+		`<?xml version="1.0"?><!-- c --><a><![CDATA[<x>]]></a>`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		doc, err := parseDocument(body)
+		if err != nil {
+			return
+		}
+		out := appendDocument(nil, doc)
+		if !json.Valid(out) {
+			t.Fatalf("document %q became invalid JSON %s", body, out)
+		}
+		if c := out[0]; c != '{' && c != '"' {
+			t.Fatalf("document %q became %s, want an object or a string", body, out)
+		}
+		// The record around it stays valid too.
+		rec := append(append([]byte(`{"requestParameters":{`), appendString(nil, doc.name)...), ':')
+		rec = append(append(rec, out...), "}}"...)
+		if !json.Valid(rec) {
+			t.Fatalf("document %q: record %s is not valid JSON", body, rec)
 		}
 	})
 }

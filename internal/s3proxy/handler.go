@@ -46,7 +46,8 @@ type countingReader struct {
 }
 
 // maxKept bounds the request documents kept for requestParameters (S3
-// bucket policies are at most 20 KB).
+// bucket policies are at most 20 KB; configuration documents are
+// smaller, but for lifecycle and inventory rules).
 const maxKept = 64 << 10
 
 // bodyIdleTimeout is how long a client may leave its request body
@@ -159,7 +160,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.in.deadline = http.NewResponseController(w).SetReadDeadline
 		defer c.in.handlerReturned()
 	}
-	if op.Name == "PutBucketPolicy" && r.ContentLength > 0 && r.ContentLength <= maxKept {
+	if keepsBody(op.Name) && r.ContentLength > 0 && r.ContentLength <= maxKept {
 		c.in.keep = &bytes.Buffer{}
 	}
 	defer func() { p.m.bytesIn.Add(float64(c.in.n.Load())) }()

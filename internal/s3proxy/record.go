@@ -224,7 +224,8 @@ func jsonString(s string) ([]byte, error) {
 
 // appendRequestParameters appends S3's requestParameters: bucketName,
 // Host, key and the query parameters (subresources such as "acl" with an
-// empty value), and for PutBucketPolicy the policy as "bucketPolicy";
+// empty value), for PutBucketPolicy the policy as "bucketPolicy", and
+// for the configuration calls their XML document (see documentOps);
 // null for ListBuckets without parameters, as in CloudTrail.
 func appendRequestParameters(b []byte, r *http.Request, op Operation, body []byte) []byte {
 	var small [8]string
@@ -270,8 +271,21 @@ func appendRequestParameters(b []byte, r *http.Request, op Operation, body []byt
 			b = append(b, compact.Bytes()...)
 		}
 	}
+	var docName string
+	if documentOps[op.Name] && len(body) > 0 {
+		if doc, err := parseDocument(body); err == nil {
+			docName = doc.name
+			if !first {
+				b = append(b, ',')
+			}
+			first = false
+			b = appendString(b, doc.name)
+			b = append(b, ':')
+			b = appendDocument(b, doc)
+		}
+	}
 	for _, k := range keys {
-		if k == "bucketName" || k == "Host" || k == "key" || k == "bucketPolicy" {
+		if k == "bucketName" || k == "Host" || k == "key" || k == "bucketPolicy" || k == docName {
 			continue // never let a query parameter pass for one of ours
 		}
 		field(k, op.Query.Get(k))
