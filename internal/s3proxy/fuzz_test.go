@@ -21,6 +21,7 @@ func FuzzDecode(f *testing.F) {
 		"PUT /b/k HTTP/1.1\r\nHost: h\r\nX-Amz-Copy-Source: /b/j\r\nAuthorization: AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20240101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=00\r\n\r\n",
 		"GET /k?X-Amz-Credential=AKID%2F20240101%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Signature=ab HTTP/1.1\r\nHost: b.s3.local\r\n\r\n",
 		"POST /b?delete HTTP/1.1\r\nHost: h\r\nAuthorization: AWS AKID:c2ln\r\n\r\n",
+		"GET /k HTTP/1.1\r\nHost: my.b.s3.dualstack.us-east-1.amazonaws.com\r\n\r\n",
 	} {
 		f.Add([]byte(s))
 	}

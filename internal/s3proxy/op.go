@@ -203,8 +203,8 @@ var ErrNotS3 = errors.New("not an S3 request")
 // Decoder turns requests into operations.
 type Decoder struct {
 	// VirtualHostDomain, when set, makes "<bucket>.<domain>" Host headers
-	// name the bucket (virtual-hosted-style addressing); other hosts are
-	// path-style.
+	// name the bucket (virtual-hosted-style addressing). AWS S3's own
+	// virtual-hosted host names always do; other hosts are path-style.
 	VirtualHostDomain string
 }
 
@@ -288,18 +288,51 @@ func (d Decoder) Decode(r *http.Request) (Operation, error) {
 	return op, fmt.Errorf("%w: no S3 operation is %s on a %s", ErrNotS3, r.Method, op.Level)
 }
 
-// hostBucket extracts the bucket of a virtual-hosted-style Host header.
+// hostBucket extracts the bucket of a virtual-hosted-style Host header:
+// one under the configured domain, or one of AWS S3's own host names.
 func (d Decoder) hostBucket(host string) (string, bool) {
-	if d.VirtualHostDomain == "" {
-		return "", false
-	}
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		host = h
 	}
 	host = strings.ToLower(strings.TrimSuffix(host, "."))
-	b, ok := strings.CutSuffix(host, "."+strings.ToLower(d.VirtualHostDomain))
-	if !ok || b == "" {
-		return "", false
+	if d.VirtualHostDomain != "" {
+		if b, ok := strings.CutSuffix(host, "."+strings.ToLower(d.VirtualHostDomain)); ok && b != "" {
+			return b, true
+		}
 	}
-	return b, true
+	return awsHostBucket(host)
+}
+
+// awsHostBucket recognises AWS S3's virtual-hosted-style host names,
+// "<bucket>.s3.amazonaws.com", "<bucket>.s3.<region>.amazonaws.com",
+// "<bucket>.s3-<region>.amazonaws.com" and their dual-stack, FIPS,
+// accelerate and China-partition forms. A client that signs for AWS and
+// reaches it through the proxy (by DNS or an HTTP proxy setting) sends
+// them whatever the proxy's configuration, and AWS serves the bucket the
+// host names: read as path-style, the record would name another bucket
+// and call. The bucket is what comes before the last "s3" label (bucket
+// names may hold dots, even "s3" labels); access point, Object Lambda,
+// website and S3 Control host names do not name buckets this way and are
+// left alone.
+func awsHostBucket(host string) (string, bool) {
+	rest, ok := strings.CutSuffix(host, ".amazonaws.com")
+	if !ok {
+		if rest, ok = strings.CutSuffix(host, ".amazonaws.com.cn"); !ok {
+			return "", false
+		}
+	}
+	labels := strings.Split(rest, ".")
+	for i := len(labels) - 1; i > 0; i-- {
+		l := labels[i]
+		if l != "s3" && !strings.HasPrefix(l, "s3-") {
+			continue
+		}
+		for _, other := range []string{"s3-accesspoint", "s3-object-lambda", "s3-website", "s3-control", "s3-outposts"} {
+			if strings.HasPrefix(l, other) {
+				return "", false
+			}
+		}
+		return strings.Join(labels[:i], "."), true
+	}
+	return "", false
 }

@@ -75,6 +75,18 @@ func TestDecodeOperationTable(t *testing.T) {
 		{method: "PUT", target: "/a/b.jpg", host: "Photos.S3.Local", name: "PutObject", data: true, bucket: "photos", key: "a/b.jpg"},
 		{method: "GET", target: "/", host: "s3.local", name: "ListBuckets", readOnly: true},
 		{method: "GET", target: "/b/k", host: "other.example", name: "GetObject", data: true, readOnly: true, bucket: "b", key: "k"},
+		// AWS S3's own host names, whatever the configured domain.
+		{method: "GET", target: "/k", host: "photos.s3.amazonaws.com", name: "GetObject", data: true, readOnly: true, bucket: "photos", key: "k"},
+		{method: "GET", target: "/k", host: "photos.s3.eu-west-1.amazonaws.com:443", name: "GetObject", data: true, readOnly: true, bucket: "photos", key: "k"},
+		{method: "GET", target: "/", host: "my.photos.s3-us-west-2.amazonaws.com", name: "ListObjects", data: true, readOnly: true, bucket: "my.photos"},
+		{method: "PUT", target: "/k", host: "logs.s3.corp.s3.dualstack.us-east-1.amazonaws.com", name: "PutObject", data: true, bucket: "logs.s3.corp", key: "k"},
+		{method: "PUT", target: "/k", host: "b.s3-fips.us-gov-west-1.amazonaws.com", name: "PutObject", data: true, bucket: "b", key: "k"},
+		{method: "GET", target: "/k", host: "b.s3-accelerate.amazonaws.com", name: "GetObject", data: true, readOnly: true, bucket: "b", key: "k"},
+		{method: "GET", target: "/k", host: "b.s3.cn-north-1.amazonaws.com.cn", name: "GetObject", data: true, readOnly: true, bucket: "b", key: "k"},
+		{method: "GET", target: "/b/k", host: "s3.us-east-1.amazonaws.com", name: "GetObject", data: true, readOnly: true, bucket: "b", key: "k"},
+		{method: "GET", target: "/", host: "s3.amazonaws.com", name: "ListBuckets", readOnly: true},
+		{method: "GET", target: "/b/k", host: "ap-111122223333.s3-accesspoint.us-east-1.amazonaws.com", name: "GetObject", data: true, readOnly: true, bucket: "b", key: "k"},
+		{method: "GET", target: "/b/k", host: "s3.example.com", name: "GetObject", data: true, readOnly: true, bucket: "b", key: "k"},
 	} {
 		host := tc.host
 		if host == "" {
