@@ -137,6 +137,11 @@ func TestKubernetesAuditWebhookSurvivesKill9(t *testing.T) {
 	srv.kill9(t)
 
 	srv = startCairn(t, work, "--config", cfgPath, "--data-dir", dataDir)
+	// The API server sends the batch again (it may not have seen the
+	// 200 before the crash): the restarted server knows it is recorded.
+	if status, msg := postAudit("kube-apiserver-token"); status != http.StatusOK || !strings.Contains(msg, `"recorded":0,"duplicates":1`) {
+		t.Fatalf("retry after kill -9: %d %q, want it taken for a duplicate", status, msg)
+	}
 	ct := sdkClient(t, dataDir, srv.URL)
 	deadline := time.Now().Add(20 * time.Second)
 	for {

@@ -95,14 +95,19 @@ func compactOrSelf(raw []byte) []byte {
 	return b.Bytes()
 }
 
+// source is the records' eventSource.
+func (m *Mapper) source() string {
+	if m.Source == "" {
+		return DefaultEventSource
+	}
+	return m.Source
+}
+
 // Map builds the record of one audit event. The event must have come from
 // Decode.
 func (m *Mapper) Map(it *Item) (*event.Record, error) {
 	ev := &it.Event
-	src := m.Source
-	if src == "" {
-		src = DefaultEventSource
-	}
+	src := m.source()
 	ref := ev.ObjectRef
 	if ref != nil && ref.Resource == "" {
 		ref = nil

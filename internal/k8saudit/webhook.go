@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
@@ -139,8 +140,9 @@ func (c *Capture) Name() string {
 	return fmt.Sprintf("kubernetes audit webhook %s (cluster %s)", c.cfg.Path, c.cfg.Cluster)
 }
 
-// Start mounts the webhook on Cairn's listener.
-func (c *Capture) Start(_ context.Context, env server.CaptureEnv) (err error) {
+// Start fills the retry window from the journal (see seedDedupe) and
+// mounts the webhook on Cairn's listener.
+func (c *Capture) Start(ctx context.Context, env server.CaptureEnv) (err error) {
 	if env.Journal == nil || env.Mux == nil {
 		return errors.New("the server lent no journal or no router")
 	}
@@ -151,6 +153,12 @@ func (c *Capture) Start(_ context.Context, env server.CaptureEnv) (err error) {
 	}
 	c.log = c.log.With("capture", "kubernetes_audit", "cluster", c.cfg.Cluster)
 	c.mapper = Mapper{Cluster: c.cfg.Cluster, Region: c.cfg.Region, AccountID: env.AccountID, Source: c.cfg.EventSource}
+	start := time.Now()
+	seeded, err := c.seedDedupe(ctx, env.Journal)
+	if err != nil {
+		return err
+	}
+	c.log.Info("kubernetes audit retry window filled from the journal", "events", seeded, "took", time.Since(start).Round(time.Millisecond))
 	c.metrics = newMetrics(c.cfg.Cluster)
 	if env.Registerer != nil {
 		if err := c.metrics.register(env.Registerer); err != nil {

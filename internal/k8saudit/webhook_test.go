@@ -426,6 +426,42 @@ func TestRetriedBatchIsRecordedOnce(t *testing.T) {
 	}
 }
 
+// TestRetryAfterRestartIsRecordedOnce: a batch made durable just before
+// the server stopped, sent again by the API server to the restarted
+// server (which never got to answer 200), is not recorded twice: the
+// retry window is filled from the journal at start. Other clusters'
+// events of the same IDs would not be taken for retries.
+func TestRetryAfterRestartIsRecordedOnce(t *testing.T) {
+	dir := t.TempDir()
+	var evs []json.RawMessage
+	for _, f := range loadDataset(t) {
+		if f.name != "fal_01_003.json" {
+			evs = append(evs, f.events...)
+		}
+	}
+	open := func() *servertest.Harness {
+		c, err := k8saudit.New(k8saudit.Config{Token: testToken, Cluster: "minikube"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return servertest.Start(t, servertest.Options{DataDir: dir, Configure: func(sc *server.Config) { sc.Captures = []server.Capture{c} }})
+	}
+	h := open()
+	if status, body := post(t, h.URL+k8saudit.DefaultPath, testToken, eventList(evs[:10]...)); status != http.StatusOK || !strings.Contains(body, `"recorded":10,"duplicates":0`) {
+		t.Fatalf("first post: %d %q", status, body)
+	}
+	h.Stop()
+
+	h = open()
+	status, body := post(t, h.URL+k8saudit.DefaultPath, testToken, eventList(evs[5:15]...))
+	if status != http.StatusOK || !strings.Contains(body, `"recorded":5,"duplicates":5`) {
+		t.Fatalf("retry after the restart: %d %q, want 5 recorded (the new ones) and 5 duplicates", status, body)
+	}
+	if n := len(k8sRecords(t, h)); n != 15 {
+		t.Fatalf("%d records, want 15", n)
+	}
+}
+
 func TestAuthentication(t *testing.T) {
 	h, _ := start(t, k8saudit.Config{})
 	url := h.URL + k8saudit.DefaultPath

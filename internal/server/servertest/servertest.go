@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -38,7 +39,13 @@ type Harness struct {
 	CloudTrail *cloudtrail.Client
 	// ReadOnly is a client whose key may call only read-only operations.
 	ReadOnly *cloudtrail.Client
+
+	stop func()
 }
+
+// Stop shuts the server down (as at the end of the test, which then does
+// nothing more), for restart tests that open the same DataDir again.
+func (h *Harness) Stop() { h.stop() }
 
 // Options adjust Start.
 type Options struct {
@@ -80,7 +87,7 @@ func Start(t testing.TB, opts ...Options) *Harness {
 	}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx) }()
-	t.Cleanup(func() {
+	stop := sync.OnceFunc(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("serve: %v", err)
@@ -89,8 +96,9 @@ func Start(t testing.TB, opts ...Options) *Harness {
 			t.Errorf("close server: %v", err)
 		}
 	})
+	t.Cleanup(stop)
 
-	h := &Harness{Server: srv, URL: srv.URL(), DataDir: dir}
+	h := &Harness{Server: srv, URL: srv.URL(), DataDir: dir, stop: stop}
 	keys, err := srv.Keys().List(ctx)
 	if err != nil {
 		t.Fatalf("list keys: %v", err)
