@@ -24,13 +24,14 @@ const maxUserAgent = 1024
 
 // hiddenParams are query parameters kept out of requestParameters, by
 // their lower-case names: the signature and credential parts of presigned
-// URLs (secrets, or as good as), and the SDKs' x-id routing hint, which
-// names the operation again. They are matched whatever their case: SigV2
-// presigned URLs of temporary credentials carry the session token as
-// "x-amz-security-token", and a client may spell any of them its own way.
+// URLs (secrets, or as good as). They are matched whatever their case:
+// SigV2 presigned URLs of temporary credentials carry the session token
+// as "x-amz-security-token", and a client may spell any of them its own
+// way. Every other parameter is recorded, the SDKs' "x-id" routing hint
+// included, as S3 records it ("x-id": "DeleteObjects").
 var hiddenParams = map[string]bool{
 	"x-amz-signature": true, "x-amz-credential": true, "x-amz-security-token": true,
-	"signature": true, "awsaccesskeyid": true, "x-id": true,
+	"signature": true, "awsaccesskeyid": true,
 }
 
 // hiddenParam reports whether a query parameter is kept out of
@@ -107,10 +108,16 @@ func (p *Proxy) appendRecord(b []byte, r *http.Request, c *call, eventID string,
 		b = append(b, `,"resources":[{"type":"AWS::S3::Object","ARN":`...)
 		b = appendString(b, "arn:aws:s3:::"+op.Bucket+"/"+op.Key)
 		b = p.appendBucketResource(append(b, "},"...), op.Bucket)
-	case op.Level == Bucket && op.Data && op.ReadOnly:
-		// Listings name the prefix they cover, as ARNPrefix.
+	case op.Level == Bucket && op.Data && (op.ReadOnly || op.Name == "DeleteObjects"):
+		// Listings name the prefix they cover, as ARNPrefix; so does
+		// DeleteObjects, with the whole bucket's (S3 does not record
+		// which keys it deleted).
+		prefix := ""
+		if op.ReadOnly {
+			prefix = op.Query.Get("prefix")
+		}
 		b = append(b, `,"resources":[{"type":"AWS::S3::Object","ARNPrefix":`...)
-		b = appendString(b, "arn:aws:s3:::"+op.Bucket+"/"+op.Query.Get("prefix"))
+		b = appendString(b, "arn:aws:s3:::"+op.Bucket+"/"+prefix)
 		b = p.appendBucketResource(append(b, "},"...), op.Bucket)
 	case op.Level == Bucket:
 		b = p.appendBucketResource(append(b, `,"resources":[`...), op.Bucket)
