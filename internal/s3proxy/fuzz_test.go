@@ -98,3 +98,28 @@ func FuzzDocument(f *testing.F) {
 		}
 	})
 }
+
+// FuzzFormCredential feeds the start of form-upload bodies to the reader
+// of their credential fields: it must never panic, and a key it names
+// comes with a signature version and has no '/' (the rest of the
+// credential scope).
+func FuzzFormCredential(f *testing.F) {
+	const ct = "multipart/form-data; boundary=XyZ"
+	for _, s := range []string{
+		"--XyZ\r\nContent-Disposition: form-data; name=\"X-Amz-Credential\"\r\n\r\nAKID/20261121/us-east-1/s3/aws4_request\r\n--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f\"\r\n\r\ndata\r\n--XyZ--\r\n",
+		"--XyZ\r\nContent-Disposition: form-data; name=\"AWSAccessKeyId\"\r\n\r\nAKIDV2\r\n--XyZ--\r\n",
+		"--XyZ\r\nContent-Disposition: form-data; name=\"x-amz-credential\"\r\n\r\n/20261121/us-east-1/s3/aws4_request\r\n--XyZ--\r\n",
+		"--XyZ\r\nContent-Disposition: form-data; name=\"x-amz-algorithm\"\r\n\r\nAWS4-ECDSA-P256-SHA256\r\n--XyZ\r\nContent-Disposition: form-data; name=\"x-amz-credential\"\r\n\r\nK/d/s3/aws4_request\r\n--XyZ",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		c := formCredential(ct, body)
+		if c.AccessKeyID != "" && (c.SignatureVersion == "" || strings.Contains(c.AccessKeyID, "/")) {
+			t.Fatalf("credential %+v from %q", c, body)
+		}
+		if c.AccessKeyID == "" && c.SignatureVersion != "" {
+			t.Fatalf("signature version without a key: %+v from %q", c, body)
+		}
+	})
+}

@@ -38,6 +38,10 @@ type countingReader struct {
 	// maxKept; beyond that it is dropped.
 	mu   sync.Mutex
 	keep *bytes.Buffer
+	// keepPrefix keeps the first maxKept bytes when the body is longer,
+	// instead of dropping the copy (a form upload's fields come before
+	// its file).
+	keepPrefix bool
 	// deadline, when set, sets the client connection's read deadline,
 	// pushed before each read by bodyIdleTimeout.
 	deadline    func(time.Time) error
@@ -67,10 +71,13 @@ func (c *countingReader) Read(b []byte) (int, error) {
 	if n > 0 {
 		c.mu.Lock()
 		if c.keep != nil {
-			if c.keep.Len()+n > maxKept {
-				c.keep = nil
-			} else {
+			switch room := maxKept - c.keep.Len(); {
+			case n <= room:
 				c.keep.Write(b[:n])
+			case c.keepPrefix:
+				c.keep.Write(b[:room])
+			default:
+				c.keep = nil
 			}
 		}
 		c.mu.Unlock()
@@ -83,6 +90,16 @@ func (c *countingReader) kept() []byte {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.keep == nil || int64(c.keep.Len()) != c.n.Load() {
+		return nil
+	}
+	return c.keep.Bytes()
+}
+
+// prefix is the kept start of the body (keepPrefix).
+func (c *countingReader) prefix() []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.keep == nil {
 		return nil
 	}
 	return c.keep.Bytes()
@@ -162,6 +179,10 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if keepsBody(op.Name) && r.ContentLength > 0 && r.ContentLength <= maxKept {
 		c.in.keep = &bytes.Buffer{}
+	}
+	if op.Name == "PostObject" && c.cred.AccessKeyID == "" {
+		// A browser form upload is signed in its form fields.
+		c.in.keep, c.in.keepPrefix = &bytes.Buffer{}, true
 	}
 	defer func() { p.m.bytesIn.Add(float64(c.in.n.Load())) }()
 
@@ -439,6 +460,9 @@ func (p *Proxy) finishWithError(w http.ResponseWriter, r *http.Request, c *call)
 // may acknowledge the call: always in fail-open mode (a failure is
 // counted as a lost event), only on success in fail-closed mode.
 func (p *Proxy) record(r *http.Request, c *call) bool {
+	if c.in.keepPrefix {
+		c.cred = formCredential(r.Header.Get("Content-Type"), c.in.prefix())
+	}
 	rec, err := p.buildRecord(r, c)
 	if err == nil {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), appendTimeout)

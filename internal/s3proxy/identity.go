@@ -1,6 +1,10 @@
 package s3proxy
 
 import (
+	"bytes"
+	"io"
+	"mime"
+	"mime/multipart"
 	"net/http"
 	"net/url"
 	"strings"
@@ -59,6 +63,57 @@ func ParseCredential(h http.Header, q url.Values) Credential {
 	}
 	if akid := q.Get("AWSAccessKeyId"); akid != "" {
 		return Credential{AccessKeyID: akid, SignatureVersion: "SigV2", AuthenticationMethod: "QueryString"}
+	}
+	return Credential{}
+}
+
+// maxFormField bounds a form field read for the credential (a POST
+// policy is a few KB of base64; the credential fields are short).
+const maxFormField = 16 << 10
+
+// formCredential reads the access key ID of a browser-form upload
+// (PostObject) from its form fields, which come before the file: SigV4's
+// x-amz-credential ("AKID/date/region/s3/aws4_request", with
+// x-amz-algorithm saying SigV4 or SigV4a) or SigV2's AWSAccessKeyId. body
+// is the start of the request body. Field names are matched whatever
+// their case, as S3 matches them. A form without them is anonymous.
+func formCredential(contentType string, body []byte) Credential {
+	mt, params, err := mime.ParseMediaType(contentType)
+	if err != nil || mt != "multipart/form-data" || params["boundary"] == "" {
+		return Credential{}
+	}
+	fields := map[string]string{}
+	mr := multipart.NewReader(bytes.NewReader(body), params["boundary"])
+	for {
+		part, err := mr.NextPart()
+		if err != nil {
+			break // the end of the form, or of the kept start of the body
+		}
+		name := strings.ToLower(part.FormName())
+		if name == "file" {
+			break // the fields that count come before the file
+		}
+		switch name {
+		case "x-amz-credential", "x-amz-algorithm", "awsaccesskeyid":
+			v, err := io.ReadAll(io.LimitReader(part, maxFormField))
+			if err != nil {
+				return Credential{} // cut inside the field: do not guess
+			}
+			fields[name] = strings.TrimSpace(string(v))
+		}
+	}
+	if cred := fields["x-amz-credential"]; cred != "" {
+		version := "SigV4"
+		if fields["x-amz-algorithm"] == "AWS4-ECDSA-P256-SHA256" {
+			version = "SigV4a"
+		}
+		if akid, _, _ := strings.Cut(cred, "/"); akid != "" {
+			return Credential{AccessKeyID: akid, SignatureVersion: version}
+		}
+		return Credential{}
+	}
+	if akid := fields["awsaccesskeyid"]; akid != "" {
+		return Credential{AccessKeyID: akid, SignatureVersion: "SigV2"}
 	}
 	return Credential{}
 }
