@@ -30,19 +30,21 @@ const benchUsage = `usage:
   cairn bench ingest [flags]   PutAuditEvents load: events/s acknowledged, latency, server RSS
   cairn bench lookup [flags]   LookupEvents latency per attribute key (optionally after --fill N)
   cairn bench delivery [flags] journal-to-log-file throughput for 1 and 5 trails, in-process
+  cairn bench s3proxy [flags]  S3 throughput direct vs through a running S3 audit proxy
 
 ingest and lookup drive a RUNNING server through its real HTTP API with
 SigV4, like any client, using realistic generated events (deterministic for
 a --seed); delivery runs the delivery pipeline in-process on a scratch
-journal and file store.
-Run 'cairn bench ingest -h' or 'cairn bench lookup -h' for the flags.
+journal and file store; s3proxy drives an S3 server directly and through
+Cairn's S3 proxy in front of it.
+Run 'cairn bench <subcommand> -h' for the flags.
 `
 
 // runBench is `cairn bench ingest|lookup|delivery`.
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, benchUsage)
-		return errors.New("missing subcommand: ingest, lookup or delivery")
+		return errors.New("missing subcommand: ingest, lookup, delivery or s3proxy")
 	}
 	switch args[0] {
 	case "ingest":
@@ -51,12 +53,14 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return benchLookup(ctx, args[1:], stdout, stderr)
 	case "delivery":
 		return runBenchDelivery(ctx, args[1:], stdout, stderr)
+	case "s3proxy":
+		return runBenchS3Proxy(ctx, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stderr, benchUsage)
 		return flag.ErrHelp
 	}
 	fmt.Fprint(stderr, benchUsage)
-	return fmt.Errorf("unknown subcommand %q: want ingest, lookup or delivery", args[0])
+	return fmt.Errorf("unknown subcommand %q: want ingest, lookup, delivery or s3proxy", args[0])
 }
 
 // benchCommon are the flags both benchmarks share.
