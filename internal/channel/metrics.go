@@ -1,9 +1,9 @@
 package channel
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	metricsreg "github.com/cairn-audit/cairn/internal/metrics"
 )
 
 // metrics are the channel service's instruments. They exist whether or not
@@ -31,10 +31,10 @@ func newMetrics() *metrics {
 	}
 }
 
+// register exports the instruments; New fails if either cannot be
+// registered. The Registration is not kept because the service has no Close:
+// it lives as long as the registry it was given (the server's).
 func (m *metrics) register(reg prometheus.Registerer) error {
-	var errs []error
-	for _, c := range []prometheus.Collector{m.events, m.batchEvents} {
-		errs = append(errs, reg.Register(c))
-	}
-	return errors.Join(errs...)
+	_, err := metricsreg.Register(reg, m.events, m.batchEvents)
+	return err
 }

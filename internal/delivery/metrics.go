@@ -2,8 +2,11 @@ package delivery
 
 import (
 	"fmt"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	metricsreg "github.com/cairn-audit/cairn/internal/metrics"
 )
 
 // metrics are the cairn_delivery_* series. Lag is computed when scraped
@@ -19,6 +22,11 @@ type metrics struct {
 	notifications *prometheus.CounterVec
 	lagDesc       *prometheus.Desc
 	oldestDesc    *prometheus.Desc
+
+	// registration is Run's, atomic because Run marks the manager stopped
+	// before its deferred unregister runs, so the next Run's register can
+	// overlap it.
+	registration atomic.Pointer[metricsreg.Registration]
 }
 
 func newMetrics(m *Manager) *metrics {
@@ -62,29 +70,19 @@ func (x *metrics) collectors() []prometheus.Collector {
 }
 
 func (x *metrics) register(r prometheus.Registerer) error {
-	if r == nil {
-		return nil
+	reg, err := metricsreg.Register(r, x.collectors()...)
+	if err != nil {
+		return fmt.Errorf("delivery: register metrics: %w", err)
 	}
-	var done []prometheus.Collector
-	for _, c := range x.collectors() {
-		if err := r.Register(c); err != nil {
-			for _, d := range done {
-				r.Unregister(d)
-			}
-			return fmt.Errorf("delivery: register metrics: %w", err)
-		}
-		done = append(done, c)
-	}
+	x.registration.Store(reg)
 	return nil
 }
 
-func (x *metrics) unregister(r prometheus.Registerer) {
-	if r == nil {
-		return
-	}
-	for _, c := range x.collectors() {
-		r.Unregister(c)
-	}
+// unregister removes what register registered, so that the manager can Run
+// again on the same registry. It takes the registerer only because Run
+// passes it; the Registration knows where it registered.
+func (x *metrics) unregister(prometheus.Registerer) {
+	x.registration.Swap(nil).Unregister()
 }
 
 // Describe implements prometheus.Collector for the lag gauges.

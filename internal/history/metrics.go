@@ -6,6 +6,8 @@ import (
 	"log/slog"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	metricsreg "github.com/cairn-audit/cairn/internal/metrics"
 )
 
 // metrics are the history's Prometheus instruments. They always exist; they
@@ -18,8 +20,7 @@ type metrics struct {
 	expired     prometheus.Counter
 	lookups     *prometheus.HistogramVec
 
-	reg        prometheus.Registerer
-	registered []prometheus.Collector
+	registration *metricsreg.Registration
 }
 
 func newMetrics() *metrics {
@@ -71,24 +72,18 @@ func (m *metrics) register(reg prometheus.Registerer, h *History) error {
 		Name: "cairn_history_cursor_position",
 		Help: "Last journal sequence number indexed (visible to lookups).",
 	}, func() float64 { return float64(h.cursor.Load()) })
-	m.reg = reg
-	for _, c := range []prometheus.Collector{m.indexed, m.skipped, m.missed, m.indexErrors, m.expired, m.lookups, lag, position} {
-		if err := reg.Register(c); err != nil {
-			m.unregister()
-			return fmt.Errorf("registering history metrics: %w", err)
-		}
-		m.registered = append(m.registered, c)
+	r, err := metricsreg.Register(reg, m.indexed, m.skipped, m.missed, m.indexErrors, m.expired, m.lookups, lag, position)
+	if err != nil {
+		return fmt.Errorf("registering history metrics: %w", err)
 	}
+	m.registration = r
 	return nil
 }
 
 // unregister removes the instruments so a history reopened in the same
 // process can register again.
 func (m *metrics) unregister() {
-	for _, c := range m.registered {
-		m.reg.Unregister(c)
-	}
-	m.registered = nil
+	m.registration.Unregister()
 }
 
 // pebbleLogger routes Pebble's logs to slog; its chatter goes to Debug.

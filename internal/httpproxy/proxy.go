@@ -46,6 +46,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cairn-audit/cairn/internal/event"
+	metricsreg "github.com/cairn-audit/cairn/internal/metrics"
 	"github.com/cairn-audit/cairn/internal/server"
 )
 
@@ -851,13 +852,12 @@ func newMetrics(reg prometheus.Registerer, listen string) (*metrics, error) {
 			ConstLabels: labels,
 		}),
 	}
-	if reg == nil {
-		return m, nil
-	}
-	for _, c := range []prometheus.Collector{m.requests, m.lost} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("register http proxy metrics: %w", err)
-		}
+	// The proxy never unregisters its series (Close leaves them on the
+	// registry), so the Registration is not kept; Register still takes
+	// back the first series when the second fails, so that the failure
+	// leaves nothing half-registered behind.
+	if _, err := metricsreg.Register(reg, m.requests, m.lost); err != nil {
+		return nil, fmt.Errorf("register http proxy metrics: %w", err)
 	}
 	return m, nil
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	metricsreg "github.com/cairn-audit/cairn/internal/metrics"
 )
 
 // metrics are the journal's Prometheus instruments. They always exist (the
@@ -20,8 +22,7 @@ type metrics struct {
 	syncSeconds      prometheus.Histogram
 	groupEntries     prometheus.Histogram
 
-	registered []prometheus.Collector
-	reg        prometheus.Registerer
+	registration *metricsreg.Registration
 }
 
 func newMetrics() *metrics {
@@ -69,31 +70,20 @@ func newMetrics() *metrics {
 
 // register exports the instruments and the state collector on reg.
 func (m *metrics) register(reg prometheus.Registerer, state prometheus.Collector) error {
-	if reg == nil {
-		return nil
-	}
-	all := []prometheus.Collector{
+	r, err := metricsreg.Register(reg,
 		m.appends, m.entries, m.bytes, m.refused, m.writeFailures, m.reopens,
-		m.backgroundErrors, m.syncSeconds, m.groupEntries, state,
+		m.backgroundErrors, m.syncSeconds, m.groupEntries, state)
+	if err != nil {
+		return fmt.Errorf("registering journal metrics: %w", err)
 	}
-	m.reg = reg
-	for _, c := range all {
-		if err := reg.Register(c); err != nil {
-			m.unregister()
-			return fmt.Errorf("registering journal metrics: %w", err)
-		}
-		m.registered = append(m.registered, c)
-	}
+	m.registration = r
 	return nil
 }
 
 // unregister removes the instruments so that a journal reopened in the same
 // process (tests, or a restart of the component) can register again.
 func (m *metrics) unregister() {
-	for _, c := range m.registered {
-		m.reg.Unregister(c)
-	}
-	m.registered = nil
+	m.registration.Unregister()
 }
 
 // stateCollector reports gauges computed at scrape time from the journal's

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cairn-audit/cairn/internal/journal"
+	metricsreg "github.com/cairn-audit/cairn/internal/metrics"
 	"github.com/cairn-audit/cairn/internal/server"
 )
 
@@ -160,10 +161,8 @@ func (c *Capture) Start(ctx context.Context, env server.CaptureEnv) (err error) 
 	}
 	c.log.Info("kubernetes audit retry window filled from the journal", "events", seeded, "took", time.Since(start).Round(time.Millisecond))
 	c.metrics = newMetrics(c.cfg.Cluster)
-	if env.Registerer != nil {
-		if err := c.metrics.register(env.Registerer); err != nil {
-			return fmt.Errorf("registering metrics: %w", err)
-		}
+	if err := c.metrics.register(env.Registerer); err != nil {
+		return fmt.Errorf("registering metrics: %w", err)
 	}
 	defer func() { // ServeMux panics on a pattern that conflicts with another
 		if r := recover(); r != nil {
@@ -181,8 +180,8 @@ func (c *Capture) Close() error {
 	c.closed = true
 	c.mu.Unlock()
 	c.inflight.Wait()
-	if c.metrics != nil && c.env.Registerer != nil {
-		c.metrics.unregister(c.env.Registerer)
+	if c.metrics != nil {
+		c.metrics.unregister()
 	}
 	return nil
 }
@@ -371,6 +370,8 @@ func httpError(w http.ResponseWriter, status int, msg string) {
 type metrics struct {
 	received, recorded, refused, duplicates, skipped prometheus.Counter
 	badBatches, unauthorized                         prometheus.Counter
+
+	registration *metricsreg.Registration
 }
 
 func newMetrics(cluster string) *metrics {
@@ -394,19 +395,16 @@ func (m *metrics) all() []prometheus.Collector {
 }
 
 func (m *metrics) register(r prometheus.Registerer) error {
-	for i, c := range m.all() {
-		if err := r.Register(c); err != nil {
-			for _, done := range m.all()[:i] {
-				r.Unregister(done)
-			}
-			return err
-		}
+	reg, err := metricsreg.Register(r, m.all()...)
+	if err != nil {
+		return err
 	}
+	m.registration = reg
 	return nil
 }
 
-func (m *metrics) unregister(r prometheus.Registerer) {
-	for _, c := range m.all() {
-		r.Unregister(c)
-	}
+// unregister removes the counters so that a webhook started again in the
+// same process can register them again.
+func (m *metrics) unregister() {
+	m.registration.Unregister()
 }

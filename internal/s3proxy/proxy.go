@@ -28,6 +28,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	metricsreg "github.com/cairn-audit/cairn/internal/metrics"
 	"github.com/cairn-audit/cairn/internal/server"
 )
 
@@ -282,13 +283,14 @@ type writerOnly struct{ io.Writer }
 // metrics are the proxy's Prometheus series, labelled with its listen
 // address so that several proxies can share a registry.
 type metrics struct {
-	reg      prometheus.Registerer
 	requests *prometheus.CounterVec
 	lost     prometheus.Counter
 	bytes    *prometheus.CounterVec
 	// The series, resolved once (not a label lookup per request).
 	recorded, refused, aborted, lostCalls, rejected prometheus.Counter
 	bytesIn, bytesOut                               prometheus.Counter
+
+	registration *metricsreg.Registration
 }
 
 // Outcomes of a request, the values of the requests_total outcome label.
@@ -303,7 +305,6 @@ const (
 func newMetrics(reg prometheus.Registerer, listen string) (*metrics, error) {
 	labels := prometheus.Labels{"proxy": listen}
 	m := &metrics{
-		reg: reg,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cairn_s3proxy_requests_total",
 			Help: "Requests through the S3 audit proxy, by outcome (recorded, refused, aborted, lost, rejected).", ConstLabels: labels},
 			[]string{"outcome"}),
@@ -320,25 +321,21 @@ func newMetrics(reg prometheus.Registerer, listen string) (*metrics, error) {
 	m.rejected = m.requests.WithLabelValues(outcomeRejected)
 	m.bytesIn = m.bytes.WithLabelValues("in")
 	m.bytesOut = m.bytes.WithLabelValues("out")
-	if reg == nil {
-		return m, nil
+	r, err := metricsreg.Register(reg, m.requests, m.lost, m.bytes)
+	if err != nil {
+		return nil, err
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.lost, m.bytes} {
-		if err := reg.Register(c); err != nil {
-			m.unregister()
-			return nil, err
-		}
-	}
+	m.registration = r
 	return m, nil
 }
 
+// unregister removes the series so that a proxy started again on the same
+// address in the same process can register them again.
 func (m *metrics) unregister() {
-	if m == nil || m.reg == nil {
+	if m == nil {
 		return
 	}
-	m.reg.Unregister(m.requests)
-	m.reg.Unregister(m.lost)
-	m.reg.Unregister(m.bytes)
+	m.registration.Unregister()
 }
 
 // hopByHop are the headers that belong to one connection and are not
