@@ -219,6 +219,9 @@ func (m *Manager) Run(ctx context.Context) error {
 	m.runCtx = ctx
 	m.mu.Unlock()
 	if err := m.metrics.register(m.opts.Registerer); err != nil {
+		m.mu.Lock()
+		m.running, m.runCtx = false, nil // a later Run may try again
+		m.mu.Unlock()
 		return err
 	}
 	defer m.metrics.unregister(m.opts.Registerer)

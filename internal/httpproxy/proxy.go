@@ -230,6 +230,7 @@ func (p *Proxy) Start(ctx context.Context, env server.CaptureEnv) error {
 		p.keys.log = p.log
 		if err := p.keys.load(ctx); err != nil {
 			stop()
+			m.registration.Unregister()
 			return fmt.Errorf("load the JWT key set: %w", err)
 		}
 		p.wg.Add(1)
@@ -242,6 +243,7 @@ func (p *Proxy) Start(ctx context.Context, env server.CaptureEnv) error {
 	if err != nil {
 		stop()
 		p.wg.Wait()
+		m.registration.Unregister()
 		return fmt.Errorf("listen on %s: %w", p.c.listen, err)
 	}
 	p.ln = ln
@@ -289,6 +291,7 @@ func (p *Proxy) Close() error {
 		p.stop()
 		p.wg.Wait()
 		p.transport.CloseIdleConnections()
+		p.metrics.registration.Unregister()
 	})
 	return p.closeErr
 }
@@ -834,8 +837,9 @@ func (t *teeBody) object() json.RawMessage {
 // metrics are the proxy's Prometheus series, labelled with its listen
 // address so that several proxies can share a registry.
 type metrics struct {
-	requests *prometheus.CounterVec
-	lost     prometheus.Counter
+	requests     *prometheus.CounterVec
+	lost         prometheus.Counter
+	registration *metricsreg.Registration
 }
 
 func newMetrics(reg prometheus.Registerer, listen string) (*metrics, error) {
@@ -852,12 +856,13 @@ func newMetrics(reg prometheus.Registerer, listen string) (*metrics, error) {
 			ConstLabels: labels,
 		}),
 	}
-	// The proxy never unregisters its series (Close leaves them on the
-	// registry), so the Registration is not kept; Register still takes
-	// back the first series when the second fails, so that the failure
-	// leaves nothing half-registered behind.
-	if _, err := metricsreg.Register(reg, m.requests, m.lost); err != nil {
+	// Unregistered when the proxy closes or fails to start, so that a
+	// proxy started again on the same address (a reload, tests) can
+	// register again.
+	r, err := metricsreg.Register(reg, m.requests, m.lost)
+	if err != nil {
 		return nil, fmt.Errorf("register http proxy metrics: %w", err)
 	}
+	m.registration = r
 	return m, nil
 }

@@ -166,6 +166,7 @@ func (c *Capture) Start(ctx context.Context, env server.CaptureEnv) (err error) 
 	}
 	defer func() { // ServeMux panics on a pattern that conflicts with another
 		if r := recover(); r != nil {
+			c.metrics.unregister()
 			err = fmt.Errorf("mounting POST %s: %v", c.cfg.Path, r)
 		}
 	}()
