@@ -42,25 +42,8 @@ Run 'cairn bench <subcommand> -h' for the flags.
 
 // runBench is `cairn bench ingest|lookup|delivery`.
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, benchUsage)
-		return errors.New("missing subcommand: ingest, lookup, delivery or s3proxy")
-	}
-	switch args[0] {
-	case "ingest":
-		return benchIngest(ctx, args[1:], stdout, stderr)
-	case "lookup":
-		return benchLookup(ctx, args[1:], stdout, stderr)
-	case "delivery":
-		return runBenchDelivery(ctx, args[1:], stdout, stderr)
-	case "s3proxy":
-		return runBenchS3Proxy(ctx, args[1:], stdout, stderr)
-	case "-h", "-help", "--help", "help":
-		fmt.Fprint(stderr, benchUsage)
-		return flag.ErrHelp
-	}
-	fmt.Fprint(stderr, benchUsage)
-	return fmt.Errorf("unknown subcommand %q: want ingest, lookup, delivery or s3proxy", args[0])
+	return dispatch(ctx, benchUsage, []verb{{"ingest", benchIngest}, {"lookup", benchLookup},
+		{"delivery", runBenchDelivery}, {"s3proxy", runBenchS3Proxy}}, args, stdout, stderr)
 }
 
 // benchCommon are the flags both benchmarks share.

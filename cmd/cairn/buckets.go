@@ -32,21 +32,7 @@ the AWS SDK's default chain. Bucket names follow S3's rules.
 
 // runBuckets manages buckets of the object store: `cairn buckets create|list`.
 func runBuckets(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, bucketsUsage)
-		return errors.New("missing subcommand: create or list")
-	}
-	switch args[0] {
-	case "create":
-		return bucketsCreate(ctx, args[1:], stdout, stderr)
-	case "list":
-		return bucketsList(ctx, args[1:], stdout, stderr)
-	case "-h", "-help", "--help", "help":
-		fmt.Fprint(stderr, bucketsUsage)
-		return flag.ErrHelp
-	}
-	fmt.Fprint(stderr, bucketsUsage)
-	return fmt.Errorf("unknown subcommand %q: want create or list", args[0])
+	return dispatch(ctx, bucketsUsage, []verb{{"create", bucketsCreate}, {"list", bucketsList}}, args, stdout, stderr)
 }
 
 // bucketsFlags holds the flags every buckets subcommand takes.

@@ -28,25 +28,8 @@ server notices new and deleted keys within a second.
 // runKeys manages access keys (`cairn keys create|list|delete`) and
 // exports the digest-signing public keys (`cairn keys export-public`).
 func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, keysUsage)
-		return errors.New("missing subcommand: create, list, delete or export-public")
-	}
-	switch args[0] {
-	case "create":
-		return keysCreate(ctx, args[1:], stdout, stderr)
-	case "list":
-		return keysList(ctx, args[1:], stdout, stderr)
-	case "delete":
-		return keysDelete(ctx, args[1:], stdout, stderr)
-	case "export-public":
-		return keysExportPublic(ctx, args[1:], stdout, stderr)
-	case "-h", "-help", "--help", "help":
-		fmt.Fprint(stderr, keysUsage)
-		return flag.ErrHelp
-	}
-	fmt.Fprint(stderr, keysUsage)
-	return fmt.Errorf("unknown subcommand %q: want create, list or delete", args[0])
+	return dispatch(ctx, keysUsage, []verb{{"create", keysCreate}, {"list", keysList}, {"delete", keysDelete},
+		{"export-public", keysExportPublic}}, args, stdout, stderr)
 }
 
 // keysFlags is a FlagSet with the --data-dir every subcommand takes.

@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"sort"
+	"strings"
 )
 
 // command runs one subcommand with its arguments (without the name).
@@ -24,12 +25,12 @@ func commands() map[string]command {
 	return map[string]command{
 		"serve":         {runServe, "run the Cairn server (CloudTrail API, event history, delivery)"},
 		"version":       {runVersion, "print the version"},
-		"keys":          {runKeys, "manage access keys: create, list, delete"},
+		"keys":          {runKeys, "manage access keys (create, list, delete) and export the digest-signing public keys"},
 		"buckets":       {runBuckets, "manage buckets of the object store: create, list"},
 		"lookup":        {runLookup, "search the event history (LookupEvents) from the command line"},
 		"import":        {runImport, "import CloudTrail records into a running server"},
 		"validate-logs": {runValidateLogs, "validate digest and log files like aws cloudtrail validate-logs, with more checks"},
-		"bench":         {runBench, "benchmarks: ingest and lookup against a running server, delivery in-process"},
+		"bench":         {runBench, "benchmarks: ingest, lookup and s3proxy against running servers, delivery in-process"},
 	}
 }
 
@@ -67,6 +68,42 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// verb is one subcommand of a command that has several (cairn keys
+// create, cairn bench lookup, ...).
+type verb struct {
+	name string
+	run  func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
+
+// dispatch runs the verb args[0] names, so that every command with verbs
+// answers a missing, unknown or -h verb the same way: its usage on stderr
+// and an error that lists the verbs.
+func dispatch(ctx context.Context, usage string, verbs []verb, args []string, stdout, stderr io.Writer) error {
+	names := make([]string, len(verbs))
+	for i, v := range verbs {
+		names[i] = v.name
+	}
+	list := strings.Join(names, ", ")
+	if i := strings.LastIndex(list, ", "); i >= 0 {
+		list = list[:i] + " or " + list[i+2:]
+	}
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errors.New("missing subcommand: " + list)
+	}
+	for _, v := range verbs {
+		if v.name == args[0] {
+			return v.run(ctx, args[1:], stdout, stderr)
+		}
+	}
+	fmt.Fprint(stderr, usage)
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		return flag.ErrHelp
+	}
+	return fmt.Errorf("unknown subcommand %q: want %s", args[0], list)
 }
 
 // exitCode lets a subcommand choose its exit status without printing an
