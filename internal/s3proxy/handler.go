@@ -180,8 +180,11 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if keepsBody(op.Name) && r.ContentLength > 0 && r.ContentLength <= maxKept {
 		c.in.keep = &bytes.Buffer{}
 	}
-	if op.Name == "PostObject" && c.cred.AccessKeyID == "" {
-		// A browser form upload is signed in its form fields.
+	if op.Name == "PostObject" {
+		// A browser form upload is signed in its form fields, which is
+		// what S3 authenticates; the record takes its signer from them
+		// alone (see record), never from a header or query credential a
+		// client could add beside them.
 		c.in.keep, c.in.keepPrefix = &bytes.Buffer{}, true
 	}
 	defer func() { p.m.bytesIn.Add(float64(c.in.n.Load())) }()

@@ -25,6 +25,11 @@ type Credential struct {
 	// AuthenticationMethod is "AuthHeader" or "QueryString" (presigned
 	// URLs).
 	AuthenticationMethod string
+	// Unreadable says the request may be signed but the proxy could not
+	// tell by whom (a form whose credential field lies beyond what the
+	// proxy reads, or two that disagree): recorded as an Unknown caller,
+	// never as anonymous.
+	Unreadable bool
 }
 
 // ParseCredential reads the access key ID from the Authorization header
@@ -76,30 +81,42 @@ const maxFormField = 16 << 10
 // x-amz-credential ("AKID/date/region/s3/aws4_request", with
 // x-amz-algorithm saying SigV4 or SigV4a) or SigV2's AWSAccessKeyId. body
 // is the start of the request body. Field names are matched whatever
-// their case, as S3 matches them. A form without them is anonymous.
+// their case, as S3 matches them. A form that ends (or reaches its file)
+// without them is anonymous; one cut off by the end of body before that,
+// or with two credential fields that disagree, is Unreadable.
 func formCredential(contentType string, body []byte) Credential {
 	mt, params, err := mime.ParseMediaType(contentType)
 	if err != nil || mt != "multipart/form-data" || params["boundary"] == "" {
 		return Credential{}
 	}
 	fields := map[string]string{}
+	complete := false
 	mr := multipart.NewReader(bytes.NewReader(body), params["boundary"])
 	for {
 		part, err := mr.NextPart()
+		if err == io.EOF {
+			complete = true // the form's closing boundary
+			break
+		}
 		if err != nil {
-			break // the end of the form, or of the kept start of the body
+			break // the end of the kept start of the body
 		}
 		name := strings.ToLower(part.FormName())
 		if name == "file" {
-			break // the fields that count come before the file
+			complete = true // the fields that count come before the file
+			break
 		}
 		switch name {
 		case "x-amz-credential", "x-amz-algorithm", "awsaccesskeyid":
 			v, err := io.ReadAll(io.LimitReader(part, maxFormField))
 			if err != nil {
-				return Credential{} // cut inside the field: do not guess
+				return Credential{Unreadable: true} // cut inside the field: do not guess
 			}
-			fields[name] = strings.TrimSpace(string(v))
+			value := strings.TrimSpace(string(v))
+			if old, seen := fields[name]; seen && old != value {
+				return Credential{Unreadable: true} // which one the upstream takes is its choice
+			}
+			fields[name] = value
 		}
 	}
 	if cred := fields["x-amz-credential"]; cred != "" {
@@ -110,10 +127,13 @@ func formCredential(contentType string, body []byte) Credential {
 		if akid, _, _ := strings.Cut(cred, "/"); akid != "" {
 			return Credential{AccessKeyID: akid, SignatureVersion: version}
 		}
-		return Credential{}
+		return Credential{Unreadable: true}
 	}
 	if akid := fields["awsaccesskeyid"]; akid != "" {
 		return Credential{AccessKeyID: akid, SignatureVersion: "SigV2"}
+	}
+	if !complete {
+		return Credential{Unreadable: true}
 	}
 	return Credential{}
 }
@@ -136,10 +156,14 @@ const anonymousAccount = "anonymous"
 
 // userIdentity is the record's userIdentity for a credential: the
 // configured identity of its key; CloudTrail's anonymous shape for
-// unsigned requests; for keys the configuration does not map, type
-// "Unknown" with the access key ID, because the proxy cannot know whose
+// unsigned requests; type "Unknown" for a signer the proxy could not
+// read; for keys the configuration does not map, type "Unknown" with the
+// access key ID, because the proxy cannot know whose
 // key the upstream accepted and inventing an account would mislead.
 func (p *Proxy) userIdentity(c Credential) event.UserIdentity {
+	if c.Unreadable {
+		return event.UserIdentity{Type: "Unknown"}
+	}
 	if c.AccessKeyID == "" {
 		return event.UserIdentity{Type: "AWSAccount", AccountID: anonymousAccount}
 	}

@@ -30,15 +30,15 @@ func TestParseCredential(t *testing.T) {
 		want   Credential
 	}{
 		{"sigv4 header", "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20240101/us-east-1/s3/aws4_request, SignedHeaders=host;x-amz-date, Signature=abc", "",
-			Credential{"AKIDEXAMPLE", "SigV4", "AuthHeader"}},
+			Credential{"AKIDEXAMPLE", "SigV4", "AuthHeader", false}},
 		{"sigv4 header, no spaces", "AWS4-HMAC-SHA256 SignedHeaders=host,Credential=AKID2/20240101/us-east-1/s3/aws4_request,Signature=abc", "",
-			Credential{"AKID2", "SigV4", "AuthHeader"}},
-		{"sigv2 header", "AWS AKIDV2:c2lnbmF0dXJl", "", Credential{"AKIDV2", "SigV2", "AuthHeader"}},
+			Credential{"AKID2", "SigV4", "AuthHeader", false}},
+		{"sigv2 header", "AWS AKIDV2:c2lnbmF0dXJl", "", Credential{"AKIDV2", "SigV2", "AuthHeader", false}},
 		{"sigv4a header", "AWS4-ECDSA-P256-SHA256 Credential=AKID4A/20240101/s3/aws4_request, SignedHeaders=host;x-amz-region-set, Signature=3045", "",
-			Credential{"AKID4A", "SigV4a", "AuthHeader"}},
+			Credential{"AKID4A", "SigV4a", "AuthHeader", false}},
 		{"sigv4 presigned", "", "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIDQ%2F20240101%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Signature=00",
-			Credential{"AKIDQ", "SigV4", "QueryString"}},
-		{"sigv2 presigned", "", "AWSAccessKeyId=AKIDQ2&Expires=1&Signature=x", Credential{"AKIDQ2", "SigV2", "QueryString"}},
+			Credential{"AKIDQ", "SigV4", "QueryString", false}},
+		{"sigv2 presigned", "", "AWSAccessKeyId=AKIDQ2&Expires=1&Signature=x", Credential{"AKIDQ2", "SigV2", "QueryString", false}},
 		{"anonymous", "", "", Credential{}},
 		{"bearer token is not S3", "Bearer xyz", "", Credential{}},
 	} {

@@ -203,9 +203,15 @@ var ErrNotS3 = errors.New("not an S3 request")
 // Decoder turns requests into operations.
 type Decoder struct {
 	// VirtualHostDomain, when set, makes "<bucket>.<domain>" Host headers
-	// name the bucket (virtual-hosted-style addressing). AWS S3's own
-	// virtual-hosted host names always do; other hosts are path-style.
+	// name the bucket (virtual-hosted-style addressing); other hosts are
+	// path-style.
 	VirtualHostDomain string
+	// AWSHosts reads AWS S3's own virtual-hosted host names as such (see
+	// awsHostBucket). Only for an upstream that is AWS: a path-style
+	// upstream (versitygw, MinIO) serves "DELETE /a/k" with any Host, so a
+	// client could otherwise have a call on bucket a recorded against
+	// the bucket its Host names.
+	AWSHosts bool
 }
 
 // Decode names the S3 operation of a request from its method, Host, path,
@@ -300,20 +306,31 @@ func (d Decoder) hostBucket(host string) (string, bool) {
 			return b, true
 		}
 	}
-	return awsHostBucket(host)
+	if d.AWSHosts {
+		return awsHostBucket(host)
+	}
+	return "", false
+}
+
+// isAWSHost reports whether a host name is one of AWS's.
+func isAWSHost(host string) bool {
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	return strings.HasSuffix(host, ".amazonaws.com") || strings.HasSuffix(host, ".amazonaws.com.cn")
 }
 
 // awsHostBucket recognises AWS S3's virtual-hosted-style host names,
 // "<bucket>.s3.amazonaws.com", "<bucket>.s3.<region>.amazonaws.com",
-// "<bucket>.s3-<region>.amazonaws.com" and their dual-stack, FIPS,
-// accelerate and China-partition forms. A client that signs for AWS and
-// reaches it through the proxy (by DNS or an HTTP proxy setting) sends
-// them whatever the proxy's configuration, and AWS serves the bucket the
-// host names: read as path-style, the record would name another bucket
-// and call. The bucket is what comes before the last "s3" label (bucket
-// names may hold dots, even "s3" labels); access point, Object Lambda,
-// website and S3 Control host names do not name buckets this way and are
-// left alone.
+// "<bucket>.s3-<region>.amazonaws.com", their dual-stack, FIPS,
+// accelerate and China-partition forms, S3 Express zonal endpoints
+// ("<bucket>--<az>--x-s3.s3express-<az>.<region>.amazonaws.com") and
+// PrivateLink interface endpoints ("<bucket>.bucket.vpce-<id>.s3.<region>.vpce.amazonaws.com",
+// whose "bucket.vpce-<id>" labels name the endpoint, not a bucket). A
+// client that signs for AWS and reaches it through the proxy sends them,
+// and AWS serves the bucket the host names: read as path-style, the
+// record would name another bucket and call. The bucket is what comes
+// before the last "s3" label (bucket names may hold dots, even "s3"
+// labels); access point, Object Lambda, website, S3 Control and Outposts
+// host names do not name buckets this way and are left alone.
 func awsHostBucket(host string) (string, bool) {
 	rest, ok := strings.CutSuffix(host, ".amazonaws.com")
 	if !ok {
@@ -324,7 +341,7 @@ func awsHostBucket(host string) (string, bool) {
 	labels := strings.Split(rest, ".")
 	for i := len(labels) - 1; i > 0; i-- {
 		l := labels[i]
-		if l != "s3" && !strings.HasPrefix(l, "s3-") {
+		if l != "s3" && !strings.HasPrefix(l, "s3-") && !strings.HasPrefix(l, "s3express-") {
 			continue
 		}
 		for _, other := range []string{"s3-accesspoint", "s3-object-lambda", "s3-website", "s3-control", "s3-outposts"} {
@@ -332,7 +349,22 @@ func awsHostBucket(host string) (string, bool) {
 				return "", false
 			}
 		}
-		return strings.Join(labels[:i], "."), true
+		bucket := labels[:i]
+		if n := len(bucket); n > 0 && strings.HasPrefix(bucket[n-1], "vpce-") {
+			// PrivateLink: "[<bucket>.]bucket.vpce-<id>" for buckets,
+			// "accesspoint.vpce-<id>" and "control.vpce-<id>" for the
+			// rest.
+			bucket = bucket[:n-1]
+			if n := len(bucket); n > 0 && bucket[n-1] == "bucket" {
+				bucket = bucket[:n-1]
+			} else {
+				return "", false
+			}
+		}
+		if len(bucket) == 0 {
+			return "", false // path-style on an endpoint's own name
+		}
+		return strings.Join(bucket, "."), true
 	}
 	return "", false
 }

@@ -9,7 +9,7 @@ import (
 )
 
 func TestDecodeOperationTable(t *testing.T) {
-	d := Decoder{VirtualHostDomain: "s3.local"}
+	d := Decoder{VirtualHostDomain: "s3.local", AWSHosts: true}
 	for _, tc := range []struct {
 		method, target, host, copySource string
 		name                             string
@@ -75,7 +75,8 @@ func TestDecodeOperationTable(t *testing.T) {
 		{method: "PUT", target: "/a/b.jpg", host: "Photos.S3.Local", name: "PutObject", data: true, bucket: "photos", key: "a/b.jpg"},
 		{method: "GET", target: "/", host: "s3.local", name: "ListBuckets", readOnly: true},
 		{method: "GET", target: "/b/k", host: "other.example", name: "GetObject", data: true, readOnly: true, bucket: "b", key: "k"},
-		// AWS S3's own host names, whatever the configured domain.
+		// AWS S3's own host names (the upstream is AWS), whatever the
+		// configured domain.
 		{method: "GET", target: "/k", host: "photos.s3.amazonaws.com", name: "GetObject", data: true, readOnly: true, bucket: "photos", key: "k"},
 		{method: "GET", target: "/k", host: "photos.s3.eu-west-1.amazonaws.com:443", name: "GetObject", data: true, readOnly: true, bucket: "photos", key: "k"},
 		{method: "GET", target: "/", host: "my.photos.s3-us-west-2.amazonaws.com", name: "ListObjects", data: true, readOnly: true, bucket: "my.photos"},
@@ -87,6 +88,12 @@ func TestDecodeOperationTable(t *testing.T) {
 		{method: "GET", target: "/", host: "s3.amazonaws.com", name: "ListBuckets", readOnly: true},
 		{method: "GET", target: "/b/k", host: "ap-111122223333.s3-accesspoint.us-east-1.amazonaws.com", name: "GetObject", data: true, readOnly: true, bucket: "b", key: "k"},
 		{method: "GET", target: "/b/k", host: "s3.example.com", name: "GetObject", data: true, readOnly: true, bucket: "b", key: "k"},
+		{method: "GET", target: "/k", host: "mybucket--use1-az4--x-s3.s3express-use1-az4.us-east-1.amazonaws.com", name: "GetObject", data: true, readOnly: true, bucket: "mybucket--use1-az4--x-s3", key: "k"},
+		// PrivateLink interface endpoints: "bucket.vpce-<id>" is the endpoint.
+		{method: "GET", target: "/b/k", host: "bucket.vpce-1a2b3c4d-5e6f.s3.us-east-1.vpce.amazonaws.com", name: "GetObject", data: true, readOnly: true, bucket: "b", key: "k"},
+		{method: "GET", target: "/k", host: "my.b.bucket.vpce-1a2b3c4d-5e6f.s3.us-east-1.vpce.amazonaws.com", name: "GetObject", data: true, readOnly: true, bucket: "my.b", key: "k"},
+		{method: "GET", target: "/b/k", host: "vpce-1a2b3c4d-5e6f.s3.us-east-1.vpce.amazonaws.com", name: "GetObject", data: true, readOnly: true, bucket: "b", key: "k"},
+		{method: "GET", target: "/b/k", host: "accesspoint.vpce-1a2b3c4d-5e6f.s3.us-east-1.vpce.amazonaws.com", name: "GetObject", data: true, readOnly: true, bucket: "b", key: "k"},
 	} {
 		host := tc.host
 		if host == "" {
@@ -105,6 +112,28 @@ func TestDecodeOperationTable(t *testing.T) {
 			t.Errorf("%s %s (Host %s) = %s data=%v readOnly=%v bucket=%q key=%q, want %s data=%v readOnly=%v bucket=%q key=%q",
 				tc.method, tc.target, host, op.Name, op.Data, op.ReadOnly, op.Bucket, op.Key,
 				tc.name, tc.data, tc.readOnly, tc.bucket, tc.key)
+		}
+	}
+}
+
+// TestAWSHostsOnlyForAnAWSUpstream: a path-style upstream (versitygw,
+// MinIO) serves "DELETE /prod/important.db" on bucket prod whatever the
+// Host, so an AWS host name in front of it must not rename the bucket in
+// the record; the proxy reads AWS host names only when its upstream is
+// AWS.
+func TestAWSHostsOnlyForAnAWSUpstream(t *testing.T) {
+	for _, tc := range []struct {
+		upstream string
+		bucket   string
+	}{{"http://127.0.0.1:7070", "prod"}, {"https://minio.internal", "prod"}, {"https://s3.us-east-1.amazonaws.com", "innocent"}} {
+		p, err := New(Config{Upstream: tc.upstream})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := newRequest(t, "DELETE", "/prod/important.db", "innocent.s3.amazonaws.com")
+		op, err := p.decoder.Decode(r)
+		if err != nil || op.Bucket != tc.bucket {
+			t.Errorf("upstream %s: bucket %q (%v), want %q", tc.upstream, op.Bucket, err, tc.bucket)
 		}
 	}
 }

@@ -121,7 +121,7 @@ func New(cfg Config) (*Proxy, error) {
 	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
 		return nil, errors.New("s3 proxy: tls_cert and tls_key go together")
 	}
-	p := &Proxy{cfg: cfg, upstream: u, decoder: Decoder{VirtualHostDomain: cfg.VirtualHostDomain},
+	p := &Proxy{cfg: cfg, upstream: u, decoder: Decoder{VirtualHostDomain: cfg.VirtualHostDomain, AWSHosts: isAWSHost(u.Hostname())},
 		identities: map[string]Identity{}}
 	for i, id := range cfg.Identities {
 		if id.AccessKeyID == "" {
