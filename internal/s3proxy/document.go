@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"io"
 	"strconv"
+
+	"golang.org/x/text/encoding/ianaindex"
 )
 
 // S3 records the XML document of a configuration call among its
@@ -23,22 +26,57 @@ import (
 // types as booleans or integers as JSON booleans and numbers (as in S3's
 // records of PutBucketPublicAccessBlock).
 
-// documentOps are the operations whose XML request body S3 records.
-var documentOps = map[string]bool{
-	"CreateBucket": true, "PutBucketAcl": true, "PutBucketAccelerateConfiguration": true,
-	"PutBucketAnalyticsConfiguration": true, "PutBucketCors": true, "PutBucketEncryption": true,
-	"PutBucketIntelligentTieringConfiguration": true, "PutBucketInventoryConfiguration": true,
-	"PutBucketLifecycle": true, "PutBucketLogging": true, "PutBucketMetricsConfiguration": true,
-	"PutBucketNotification": true, "PutObjectLockConfiguration": true, "PutBucketOwnershipControls": true,
-	"PutBucketPublicAccessBlock": true, "PutBucketReplication": true, "PutBucketRequestPayment": true,
-	"PutBucketTagging": true, "PutBucketVersioning": true, "PutBucketWebsite": true,
-	"PutObjectAcl": true, "PutObjectTagging": true, "PutObjectRetention": true, "PutObjectLegalHold": true,
-	"RestoreObject": true,
+// documentOps are the operations whose XML request body S3 records, and
+// the name it is recorded under: the document's root element as S3's API
+// defines it. The document is recorded under that name whatever the
+// client's root element is called (upstreams may not check it), so that
+// a client cannot hide a configuration behind another root, nor name its
+// root after one of the proxy's own members (bucketName, Host, key).
+var documentOps = map[string]string{
+	"CreateBucket":                             "CreateBucketConfiguration",
+	"PutBucketAcl":                             "AccessControlPolicy",
+	"PutBucketAccelerateConfiguration":         "AccelerateConfiguration",
+	"PutBucketAnalyticsConfiguration":          "AnalyticsConfiguration",
+	"PutBucketCors":                            "CORSConfiguration",
+	"PutBucketEncryption":                      "ServerSideEncryptionConfiguration",
+	"PutBucketIntelligentTieringConfiguration": "IntelligentTieringConfiguration",
+	"PutBucketInventoryConfiguration":          "InventoryConfiguration",
+	"PutBucketLifecycle":                       "LifecycleConfiguration",
+	"PutBucketLogging":                         "BucketLoggingStatus",
+	"PutBucketMetricsConfiguration":            "MetricsConfiguration",
+	"PutBucketNotification":                    "NotificationConfiguration",
+	"PutObjectLockConfiguration":               "ObjectLockConfiguration",
+	"PutBucketOwnershipControls":               "OwnershipControls",
+	"PutBucketPublicAccessBlock":               "PublicAccessBlockConfiguration",
+	"PutBucketReplication":                     "ReplicationConfiguration",
+	"PutBucketRequestPayment":                  "RequestPaymentConfiguration",
+	"PutBucketTagging":                         "Tagging",
+	"PutBucketVersioning":                      "VersioningConfiguration",
+	"PutBucketWebsite":                         "WebsiteConfiguration",
+	"PutObjectAcl":                             "AccessControlPolicy",
+	"PutObjectTagging":                         "Tagging",
+	"PutObjectRetention":                       "Retention",
+	"PutObjectLegalHold":                       "LegalHold",
+	"RestoreObject":                            "RestoreRequest",
 }
 
-// keepsBody reports whether the proxy keeps a copy of the request body
-// (up to maxKept) for the record.
-func keepsBody(name string) bool { return documentOps[name] || name == "PutBucketPolicy" }
+// maxDocument bounds the request documents kept for the record: S3's
+// largest (lifecycle and inventory configurations of up to 1,000 rules)
+// stay well below it. A larger body is recorded as not recorded, with
+// the reason, rather than left out silently.
+const maxDocument = 1 << 20
+
+// keepsBody is how much of the request body the proxy copies for the
+// record (0: none).
+func keepsBody(name string) int {
+	switch {
+	case documentOps[name] != "":
+		return maxDocument
+	case name == "PutBucketPolicy":
+		return maxKept
+	}
+	return 0
+}
 
 // typedMembers are the members of S3's configuration documents that the
 // S3 model types as booleans (true) or integers (false).
@@ -67,6 +105,15 @@ var errBadDocument = errors.New("not a well-formed XML document")
 // parseDocument reads an XML document into its root element.
 func parseDocument(body []byte) (*xmlNode, error) {
 	d := xml.NewDecoder(bytes.NewReader(body))
+	// Documents may declare another encoding (ISO-8859-1, ...), which
+	// S3's parser honours; encoding/xml alone reads UTF-8 only.
+	d.CharsetReader = func(label string, in io.Reader) (io.Reader, error) {
+		enc, err := ianaindex.IANA.Encoding(label)
+		if err != nil || enc == nil {
+			return nil, fmt.Errorf("unknown encoding %q", label)
+		}
+		return enc.NewDecoder().Reader(in), nil
+	}
 	var stack []*xmlNode
 	var root *xmlNode
 	for {
@@ -121,12 +168,33 @@ func qualified(n xml.Name) string {
 	return n.Space + ":" + n.Local
 }
 
-// appendDocument appends the JSON of an element's content: an object of
-// its attributes and children, or, for an element with neither, its text.
+// appendDocumentRoot appends a document: its root element's content,
+// always as an object (S3 records the root's xmlns even when the root is
+// empty).
+func appendDocumentRoot(b []byte, root *xmlNode) []byte {
+	if len(root.children) == 0 && onlyNamespaces(root.attrs) && len(root.attrs) > 0 && len(bytes.TrimSpace(root.text)) == 0 {
+		return appendObject(b, root)
+	}
+	return appendDocument(b, root)
+}
+
+// appendDocument appends the JSON of an element's content. An element
+// without child elements is its text, unless it has attributes other
+// than namespace declarations: then, like an element with children, an
+// object of its attributes, its children and, when it has any besides
+// white space, its own text as "#text" (an upstream reading the element
+// as a string takes that text even around child elements, so it must be
+// in the record). A child wins over an attribute of the same name: S3
+// acts on elements, not attributes.
 func appendDocument(b []byte, n *xmlNode) []byte {
-	if len(n.attrs) == 0 && len(n.children) == 0 {
+	if len(n.children) == 0 && onlyNamespaces(n.attrs) {
 		return appendLeaf(b, n)
 	}
+	return appendObject(b, n)
+}
+
+// appendObject appends an element as an object (see appendDocument).
+func appendObject(b []byte, n *xmlNode) []byte {
 	b = append(b, '{')
 	first := true
 	member := func(k string) {
@@ -137,27 +205,24 @@ func appendDocument(b []byte, n *xmlNode) []byte {
 		b = appendString(b, k)
 		b = append(b, ':')
 	}
+	// Children by name, in the order each name first occurs.
+	var names []string
+	byName := make(map[string][]*xmlNode, len(n.children))
+	for _, c := range n.children {
+		if _, ok := byName[c.name]; !ok {
+			names = append(names, c.name)
+		}
+		byName[c.name] = append(byName[c.name], c)
+	}
 	seen := make(map[string]bool, len(n.attrs))
 	for _, a := range n.attrs {
 		k := qualified(a.Name)
-		if seen[k] {
+		if _, child := byName[k]; seen[k] || child || k == textMember {
 			continue
 		}
 		seen[k] = true
 		member(k)
 		b = appendString(b, a.Value)
-	}
-	// Children by name, in the order each name first occurs.
-	var names []string
-	byName := make(map[string][]*xmlNode, len(n.children))
-	for _, c := range n.children {
-		if seen[c.name] {
-			continue // an attribute took the name
-		}
-		if _, ok := byName[c.name]; !ok {
-			names = append(names, c.name)
-		}
-		byName[c.name] = append(byName[c.name], c)
 	}
 	for _, name := range names {
 		member(name)
@@ -175,7 +240,26 @@ func appendDocument(b []byte, n *xmlNode) []byte {
 		}
 		b = append(b, ']')
 	}
+	if len(bytes.TrimSpace(n.text)) > 0 && byName[textMember] == nil {
+		member(textMember)
+		b = appendString(b, string(n.text))
+	}
 	return append(b, '}')
+}
+
+// textMember holds an element's own text beside its attributes or
+// children.
+const textMember = "#text"
+
+// onlyNamespaces reports whether attributes are all namespace
+// declarations (xmlns, xmlns:prefix), which say nothing of the content.
+func onlyNamespaces(attrs []xml.Attr) bool {
+	for _, a := range attrs {
+		if !(a.Name.Space == "" && a.Name.Local == "xmlns") && a.Name.Space != "xmlns" {
+			return false
+		}
+	}
+	return true
 }
 
 // appendLeaf appends an element's text, typed as the S3 model types it.

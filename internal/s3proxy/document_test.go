@@ -2,13 +2,25 @@ package s3proxy
 
 import (
 	"context"
+	"crypto/md5"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/cairn-audit/cairn/internal/objstore/s3/s3test"
 )
 
 const s3ns = `xmlns="http://s3.amazonaws.com/doc/2006-03-01/"`
@@ -38,6 +50,21 @@ func TestDocumentJSON(t *testing.T) {
 		{`<CreateBucketConfiguration ` + s3ns + `><LocationConstraint>eu-west-1</LocationConstraint></CreateBucketConfiguration>`,
 			`{"xmlns":"http://s3.amazonaws.com/doc/2006-03-01/","LocationConstraint":"eu-west-1"}`},
 		{`<a>"quotes" &amp; &lt;tags&gt; ünïcode</a>`, `"\"quotes\" & <tags> ünïcode"`},
+		// What the upstream acts on cannot be hidden: a child wins over
+		// an attribute of its name, a namespace declaration does not
+		// turn text into an object, other attributes keep the text as
+		// "#text", and so does text around child elements (which a
+		// string field takes whole: "Sus<x/>pended" is "Suspended").
+		{`<VersioningConfiguration ` + s3ns + ` Status="Enabled"><Status>Suspended</Status></VersioningConfiguration>`,
+			`{"xmlns":"http://s3.amazonaws.com/doc/2006-03-01/","Status":"Suspended"}`},
+		{`<VersioningConfiguration><Status ` + s3ns + `>Suspended</Status></VersioningConfiguration>`,
+			`{"Status":"Suspended"}`},
+		{`<VersioningConfiguration><Status id="x">Suspended</Status></VersioningConfiguration>`,
+			`{"Status":{"id":"x","#text":"Suspended"}}`},
+		{`<VersioningConfiguration><Status>Sus<x/>pended</Status></VersioningConfiguration>`,
+			`{"Status":{"x":"","#text":"Suspended"}}`},
+		{`<?xml version="1.0" encoding="ISO-8859-1"?>` + "<Tagging><TagSet><Tag><Key>caf\xe9</Key><Value>v</Value></Tag></TagSet></Tagging>",
+			`{"TagSet":{"Tag":{"Key":"café","Value":"v"}}}`},
 		// Not one well-formed document: left out.
 		{`<a><b></a></b>`, ``},
 		{`<a/><b/>`, ``},
@@ -49,10 +76,37 @@ func TestDocumentJSON(t *testing.T) {
 		doc, err := parseDocument([]byte(tc.in))
 		got := ""
 		if err == nil {
-			got = string(appendDocument(nil, doc))
+			got = string(appendDocumentRoot(nil, doc))
 		}
 		if got != tc.want {
 			t.Errorf("document %q:\n got %s\nwant %s", tc.in, got, tc.want)
+		}
+	}
+}
+
+// TestDocumentUnderItsOperationsName: the document is recorded under the
+// root element S3's API defines for the operation, whatever the client
+// called its root (so a root named bucketName cannot overwrite the
+// bucket's name); a body that is too large or not XML is said to be
+// missing; a query parameter never takes the document's place.
+func TestDocumentUnderItsOperationsName(t *testing.T) {
+	r := httptest.NewRequest("PUT", "http://s3.local/real-bucket?tagging&Tagging=none", nil)
+	op := Operation{Name: "PutBucketTagging", Level: Bucket, Bucket: "real-bucket", Query: url.Values{"tagging": {""}, "Tagging": {"none"}}}
+	for _, tc := range []struct {
+		body     string
+		tooLarge bool
+		want     string
+	}{
+		{`<bucketName>other-bucket</bucketName>`, false, `{"bucketName":"real-bucket","Host":"s3.local","Tagging":"other-bucket","tagging":""}`},
+		{`<Foo><TagSet><Tag><Key>owner</Key><Value>evil</Value></Tag></TagSet></Foo>`, false,
+			`{"bucketName":"real-bucket","Host":"s3.local","Tagging":{"TagSet":{"Tag":{"Key":"owner","Value":"evil"}}},"tagging":""}`},
+		{`<Tagging><TagSet>`, false, `{"bucketName":"real-bucket","Host":"s3.local","Tagging":"(not recorded: not one well-formed XML document)","tagging":""}`},
+		{``, true, `{"bucketName":"real-bucket","Host":"s3.local","Tagging":"(not recorded: over 1048576 bytes)","tagging":""}`},
+		{``, false, `{"bucketName":"real-bucket","Host":"s3.local","tagging":""}`},
+	} {
+		got := string(appendRequestParameters(nil, r, op, []byte(tc.body), tc.tooLarge))
+		if got != tc.want {
+			t.Errorf("body %q (too large %v):\n got %s\nwant %s", tc.body, tc.tooLarge, got, tc.want)
 		}
 	}
 }
@@ -117,4 +171,57 @@ func TestConfigurationDocumentsAreRecorded(t *testing.T) {
 	if rp, _ := json.Marshal(evs["PutBucketVersioning"]["requestParameters"]); !strings.Contains(string(rp), "Suspended") {
 		t.Errorf("PutBucketVersioning requestParameters %s do not contain Suspended", rp)
 	}
+}
+
+// TestDocumentEvasionEndToEnd sends tagging documents that a real
+// versitygw applies but that tried to slip past the record (a 65 KiB
+// comment before the tags, an attribute named like the tag set): the
+// record shows the tags the upstream applied. A body over the copy's
+// limit is recorded as not recorded, not left out.
+func TestDocumentEvasionEndToEnd(t *testing.T) {
+	r := newRig(t, rigOptions{})
+	c := r.client(r.p.URL())
+	if _, err := c.CreateBucket(t.Context(), &s3.CreateBucketInput{Bucket: aws.String("conf")}); err != nil {
+		t.Fatal(err)
+	}
+	const tags = `<TagSet><Tag><Key>owner</Key><Value>evil</Value></Tag></TagSet>`
+	for _, tc := range []struct{ name, body, want string }{
+		{"65 KiB comment first", `<Tagging ` + s3ns + `><!--` + strings.Repeat("x", 65<<10) + `-->` + tags + `</Tagging>`, "evil"},
+		{"attribute named like the tag set", `<Tagging ` + s3ns + ` TagSet="none">` + tags + `</Tagging>`, "evil"},
+		{"over the limit", `<Tagging ` + s3ns + `><!--` + strings.Repeat("x", maxDocument) + `-->` + tags + `</Tagging>`, "(not recorded: over"},
+	} {
+		status := signedPut(t, r, r.p.URL()+"/conf?tagging", tc.body)
+		evs := r.events(t)
+		e := evs[len(evs)-1]
+		rp, _ := json.Marshal(e["requestParameters"])
+		if e["eventName"] != "PutBucketTagging" || !strings.Contains(string(rp), tc.want) {
+			t.Errorf("%s (upstream answered %d): requestParameters %.300s, want %q in them", tc.name, status, rp, tc.want)
+		}
+	}
+}
+
+// signedPut sends a SigV4-signed PUT of body (with its Content-MD5, which
+// S3 requires of configuration calls) and returns the status.
+func signedPut(t *testing.T, r *rig, url, body string) int {
+	t.Helper()
+	req, err := http.NewRequest("PUT", url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte(body))
+	hash := hex.EncodeToString(sum[:])
+	req.Header.Set("X-Amz-Content-Sha256", hash)
+	md := md5.Sum([]byte(body))
+	req.Header.Set("Content-MD5", base64.StdEncoding.EncodeToString(md[:]))
+	creds := aws.Credentials{AccessKeyID: r.s3.AccessKeyID, SecretAccessKey: r.s3.SecretAccessKey}
+	if err := v4.NewSigner().SignHTTP(t.Context(), creds, req, hash, "s3", s3test.Region, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
 }

@@ -66,8 +66,9 @@ func FuzzDecode(f *testing.F) {
 
 // FuzzDocument feeds request bodies to the configuration-document
 // converter: it must never panic, and what it accepts becomes one JSON
-// value (an object, or the root's text), so that a client's document can
-// never break the record around it.
+// value (an object, or the root's text) with no member twice in an
+// object (readers keep one of them: the other would be hidden), so that
+// a client's document can never break or blur the record around it.
 func FuzzDocument(f *testing.F) {
 	for _, s := range []string{
 		`<VersioningConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Status>Suspended</Status></VersioningConfiguration>`,
@@ -83,9 +84,12 @@ func FuzzDocument(f *testing.F) {
 		if err != nil {
 			return
 		}
-		out := appendDocument(nil, doc)
+		out := appendDocumentRoot(nil, doc)
 		if !json.Valid(out) {
 			t.Fatalf("document %q became invalid JSON %s", body, out)
+		}
+		if k := duplicateKey(out); k != "" {
+			t.Fatalf("document %q became JSON with member %q twice in one object: %s", body, k, out)
 		}
 		if c := out[0]; c != '{' && c != '"' {
 			t.Fatalf("document %q became %s, want an object or a string", body, out)
@@ -122,4 +126,69 @@ func FuzzFormCredential(f *testing.F) {
 			t.Fatalf("signature version without a key: %+v from %q", c, body)
 		}
 	})
+}
+
+// duplicateKey returns a member name that occurs twice in one object of
+// valid JSON b, or "".
+func duplicateKey(b []byte) string {
+	d := json.NewDecoder(bytes.NewReader(b))
+	type frame struct {
+		keys   map[string]bool
+		object bool
+		key    bool // the next string token is a member name
+	}
+	var stack []*frame
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			return ""
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		switch v := tok.(type) {
+		case json.Delim:
+			switch v {
+			case '{', '[':
+				if top != nil && top.object {
+					top.key = true // the object or array is a member's value
+				}
+				stack = append(stack, &frame{keys: map[string]bool{}, object: v == '{', key: v == '{'})
+				continue
+			default:
+				stack = stack[:len(stack)-1]
+				if len(stack) > 0 && stack[len(stack)-1].object {
+					stack[len(stack)-1].key = true
+				}
+				continue
+			}
+		case string:
+			if top != nil && top.object && top.key {
+				if top.keys[v] {
+					return v
+				}
+				top.keys[v] = true
+				top.key = false
+				continue
+			}
+		}
+		if top != nil && top.object {
+			top.key = true // a scalar member value was read
+		}
+	}
+}
+
+func TestDuplicateKey(t *testing.T) {
+	for in, want := range map[string]string{
+		`{"a":1,"a":2}`:                       "a",
+		`{"a":{"b":1},"b":2}`:                 "",
+		`{"a":[{"x":1},{"x":2}],"b":{"x":3}}`: "",
+		`{"a":{"x":1,"y":[1,2],"x":2}}`:       "x",
+		`"s"`:                                 "",
+	} {
+		if got := duplicateKey([]byte(in)); got != want {
+			t.Errorf("duplicateKey(%s) = %q, want %q", in, got, want)
+		}
+	}
 }

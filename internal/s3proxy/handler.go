@@ -35,10 +35,12 @@ type countingReader struct {
 	r io.ReadCloser
 	n atomic.Int64
 	// keep, when not nil, receives a copy of the bytes read, up to
-	// maxKept; beyond that it is dropped.
-	mu   sync.Mutex
-	keep *bytes.Buffer
-	// keepPrefix keeps the first maxKept bytes when the body is longer,
+	// keepMax; beyond that it is dropped (and dropped records so).
+	mu      sync.Mutex
+	keep    *bytes.Buffer
+	keepMax int
+	dropped bool
+	// keepPrefix keeps the first keepMax bytes when the body is longer,
 	// instead of dropping the copy (a form upload's fields come before
 	// its file).
 	keepPrefix bool
@@ -49,9 +51,9 @@ type countingReader struct {
 	handlerDone bool
 }
 
-// maxKept bounds the request documents kept for requestParameters (S3
-// bucket policies are at most 20 KB; configuration documents are
-// smaller, but for lifecycle and inventory rules).
+// maxKept bounds the bucket policies kept for requestParameters (S3's
+// are at most 20 KB) and how much of a form upload is read for its
+// signer.
 const maxKept = 64 << 10
 
 // bodyIdleTimeout is how long a client may leave its request body
@@ -71,13 +73,13 @@ func (c *countingReader) Read(b []byte) (int, error) {
 	if n > 0 {
 		c.mu.Lock()
 		if c.keep != nil {
-			switch room := maxKept - c.keep.Len(); {
+			switch room := c.keepMax - c.keep.Len(); {
 			case n <= room:
 				c.keep.Write(b[:n])
 			case c.keepPrefix:
 				c.keep.Write(b[:room])
 			default:
-				c.keep = nil
+				c.keep, c.dropped = nil, true
 			}
 		}
 		c.mu.Unlock()
@@ -85,14 +87,15 @@ func (c *countingReader) Read(b []byte) (int, error) {
 	return n, err
 }
 
-// kept is the copy of the body, if it was kept whole.
-func (c *countingReader) kept() []byte {
+// kept is the copy of the body, if it was kept whole; tooLarge says the
+// body was over the copy's limit.
+func (c *countingReader) kept() (body []byte, tooLarge bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.keep == nil || int64(c.keep.Len()) != c.n.Load() {
-		return nil
+		return nil, c.dropped
 	}
-	return c.keep.Bytes()
+	return c.keep.Bytes(), false
 }
 
 // prefix is the kept start of the body (keepPrefix).
@@ -177,15 +180,19 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		c.in.deadline = http.NewResponseController(w).SetReadDeadline
 		defer c.in.handlerReturned()
 	}
-	if keepsBody(op.Name) && r.ContentLength > 0 && r.ContentLength <= maxKept {
-		c.in.keep = &bytes.Buffer{}
+	if max := keepsBody(op.Name); max > 0 && r.ContentLength != 0 {
+		if r.ContentLength > int64(max) {
+			c.in.dropped = true
+		} else {
+			c.in.keep, c.in.keepMax = &bytes.Buffer{}, max
+		}
 	}
 	if op.Name == "PostObject" {
 		// A browser form upload is signed in its form fields, which is
 		// what S3 authenticates; the record takes its signer from them
 		// alone (see record), never from a header or query credential a
 		// client could add beside them.
-		c.in.keep, c.in.keepPrefix = &bytes.Buffer{}, true
+		c.in.keep, c.in.keepMax, c.in.keepPrefix = &bytes.Buffer{}, maxKept, true
 	}
 	defer func() { p.m.bytesIn.Add(float64(c.in.n.Load())) }()
 

@@ -92,7 +92,8 @@ func (p *Proxy) appendRecord(b []byte, r *http.Request, c *call, eventID string,
 		b = appendString(b, msg)
 	}
 	b = append(b, `,"requestParameters":`...)
-	b = appendRequestParameters(b, r, op, c.in.kept())
+	body, tooLarge := c.in.kept()
+	b = appendRequestParameters(b, r, op, body, tooLarge)
 	b = append(b, `,"responseElements":`...)
 	b = appendResponseElements(b, c)
 	b = append(b, `,"additionalEventData":`...)
@@ -234,7 +235,7 @@ func jsonString(s string) ([]byte, error) {
 // empty value), for PutBucketPolicy the policy as "bucketPolicy", and
 // for the configuration calls their XML document (see documentOps);
 // null for ListBuckets without parameters, as in CloudTrail.
-func appendRequestParameters(b []byte, r *http.Request, op Operation, body []byte) []byte {
+func appendRequestParameters(b []byte, r *http.Request, op Operation, body []byte, tooLarge bool) []byte {
 	var small [8]string
 	keys := small[:0]
 	for k := range op.Query {
@@ -278,21 +279,28 @@ func appendRequestParameters(b []byte, r *http.Request, op Operation, body []byt
 			b = append(b, compact.Bytes()...)
 		}
 	}
-	var docName string
-	if documentOps[op.Name] && len(body) > 0 {
-		if doc, err := parseDocument(body); err == nil {
-			docName = doc.name
-			if !first {
-				b = append(b, ',')
+	docName := documentOps[op.Name]
+	if docName != "" && (len(body) > 0 || tooLarge) {
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		b = appendString(b, docName)
+		b = append(b, ':')
+		if doc, err := parseDocument(body); tooLarge || err != nil {
+			// Said, not left out: a detection that looks for the
+			// document must see that it is missing.
+			reason := "not one well-formed XML document"
+			if tooLarge {
+				reason = fmt.Sprintf("over %d bytes", maxDocument)
 			}
-			first = false
-			b = appendString(b, doc.name)
-			b = append(b, ':')
-			b = appendDocument(b, doc)
+			b = appendString(b, "(not recorded: "+reason+")")
+		} else {
+			b = appendDocumentRoot(b, doc)
 		}
 	}
 	for _, k := range keys {
-		if k == "bucketName" || k == "Host" || k == "key" || k == "bucketPolicy" || k == docName {
+		if k == "bucketName" || k == "Host" || k == "key" || k == "bucketPolicy" || (docName != "" && k == docName) {
 			continue // never let a query parameter pass for one of ours
 		}
 		field(k, op.Query.Get(k))

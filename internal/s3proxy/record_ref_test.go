@@ -38,7 +38,7 @@ func (p *Proxy) refBuildRecord(r *http.Request, c *call, eventID string) ([]byte
 		ErrorMessage:       truncate(c.errMsg, 1024),
 		ReadOnly:           op.ReadOnly,
 		Identity:           p.userIdentity(c.cred),
-		RequestParameters:  refRequestParameters(r, op, c.in.kept()),
+		RequestParameters:  refRequestParameters(r, op, keptBody(c)),
 		DataEvent:          op.Data,
 	}
 	aed, err := p.refAdditionalEventData(r, c)
@@ -337,4 +337,10 @@ func BenchmarkRecord(b *testing.B) {
 			}
 		}
 	})
+}
+
+// keptBody is the copy of the request body the record is built from.
+func keptBody(c *call) []byte {
+	b, _ := c.in.kept()
+	return b
 }
