@@ -69,11 +69,7 @@ func benchFlags(name, usage string, stderr io.Writer, clients int) (*flag.FlagSe
 		channel: fs.String("channel", "cairn-bench", "channel name or ARN to send to (created when it does not exist)"),
 	}
 	c.rf = addRemoteFlags(fs)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, usage)
-		fmt.Fprintln(stderr, "\nflags:")
-		fs.PrintDefaults()
-	}
+	usageWithFlags(fs, usage, stderr)
 	return fs, c
 }
 
@@ -291,13 +287,8 @@ func benchLookup(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	sample := fs.Int("sample", 2000, "without --fill: newest events to sample query values from")
 	saveQueries := fs.String("save-queries", "", "write the queries run to `file` (JSON), so that a later run can repeat them with --queries")
 	loadQueries := fs.String("queries", "", "run the queries in `file` (written by --save-queries) instead of choosing values")
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		fs.Usage()
-		return fmt.Errorf("unexpected arguments: %s", strings.Join(pos, " "))
 	}
 	client, ct, arn, gen, err := c.setup(ctx, *fill > 0 && !*fillImport)
 	if err != nil {

@@ -105,11 +105,7 @@ func runBenchDelivery(ctx context.Context, args []string, stdout, stderr io.Writ
 		s3Key    = fs.String("s3-access-key-id", "", "access key for an s3:// --store (env CAIRN_S3_ACCESS_KEY_ID; default: the AWS SDK's credential chain)")
 		s3Secret = fs.String("s3-secret-access-key", "", "secret key for an s3:// --store; prefer the env CAIRN_S3_SECRET_ACCESS_KEY")
 	)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, benchDeliveryUsage)
-		fmt.Fprintln(stderr, "\nflags:")
-		fs.PrintDefaults()
-	}
+	usageWithFlags(fs, benchDeliveryUsage, stderr)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -56,18 +56,9 @@ func runBenchS3Proxy(ctx context.Context, args []string, stdout, stderr io.Write
 	rounds := fs.Int("rounds", 10, "alternating rounds each side's calls are split into")
 	pathStyle := fs.Bool("path-style", true, "path-style addressing (virtual-hosted needs DNS for <bucket>.<host>)")
 	asJSON := fs.Bool("json", false, "print machine-readable results (JSON) instead of a table")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, benchS3ProxyUsage)
-		fmt.Fprintln(stderr, "\nflags:")
-		fs.PrintDefaults()
-	}
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
+	usageWithFlags(fs, benchS3ProxyUsage, stderr)
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		fs.Usage()
-		return fmt.Errorf("unexpected arguments: %s", strings.Join(pos, " "))
 	}
 	if *direct == "" || *proxy == "" {
 		fs.Usage()

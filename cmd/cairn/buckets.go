@@ -56,11 +56,7 @@ func parseBucketsFlags(name string, args []string, stderr io.Writer) (*bucketsFl
 		s3KeyID:  fs.String("s3-access-key-id", "", "access key for an s3:// store (env CAIRN_S3_ACCESS_KEY_ID; default: the AWS SDK's credential chain)"),
 		s3Secret: fs.String("s3-secret-access-key", "", "secret key for an s3:// store; prefer the env CAIRN_S3_SECRET_ACCESS_KEY"),
 	}
-	fs.Usage = func() {
-		fmt.Fprint(stderr, bucketsUsage)
-		fmt.Fprintln(stderr, "\nflags:")
-		fs.PrintDefaults()
-	}
+	usageWithFlags(fs, bucketsUsage, stderr)
 	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return nil, err

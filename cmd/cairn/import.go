@@ -47,11 +47,7 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	concurrency := fset.Int("concurrency", 4, "import requests in flight")
 	batch := fset.Int("batch", bench.ImportBatchRecords, "records per request (requests also stop at 4 MB)")
 	rf := addRemoteFlags(fset)
-	fset.Usage = func() {
-		fmt.Fprint(stderr, importUsage)
-		fmt.Fprintln(stderr, "\nflags:")
-		fset.PrintDefaults()
-	}
+	usageWithFlags(fset, importUsage, stderr)
 	pos, err := parseInterspersed(fset, args)
 	if err != nil {
 		return err

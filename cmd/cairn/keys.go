@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -41,29 +40,8 @@ func keysFlags(name string, stderr io.Writer) (*flag.FlagSet, *string) {
 		def = v
 	}
 	dir := fs.String("data-dir", def, "directory that holds Cairn's state (env CAIRN_DATA_DIR)")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, keysUsage)
-		fmt.Fprintln(stderr, "\nflags:")
-		fs.PrintDefaults()
-	}
+	usageWithFlags(fs, keysUsage, stderr)
 	return fs, dir
-}
-
-// parseInterspersed parses flags that may come after positional arguments
-// ("delete CKIA… --data-dir d"), which flag.Parse alone stops at.
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			return pos, nil
-		}
-		pos = append(pos, rest[0])
-		args = rest[1:]
-	}
 }
 
 // openExisting opens the store of a data directory that must already exist,
@@ -81,13 +59,8 @@ func keysCreate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	name := fs.String("name", "", "user name of the key's identity (required; IAM user-name rules)")
 	// Least privilege by default: an admin key must be asked for.
 	role := fs.String("role", string(auth.RoleReadOnly), "read-only or admin")
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		fs.Usage()
-		return fmt.Errorf("unexpected arguments: %s", strings.Join(pos, " "))
 	}
 	if *name == "" {
 		fs.Usage()
@@ -120,13 +93,8 @@ func keysCreate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 
 func keysList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, dir := keysFlags("list", stderr)
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		fs.Usage()
-		return fmt.Errorf("unexpected arguments: %s", strings.Join(pos, " "))
 	}
 	store, err := openExisting(ctx, *dir)
 	if err != nil {

@@ -35,11 +35,7 @@ func keysExportPublic(ctx context.Context, args []string, stdout, stderr io.Writ
 	out := fs.String("out", "", "file to write (required; - for stdout)")
 	startS := fs.String("start", "", "oldest validity to include (RFC 3339, date or age)")
 	endS := fs.String("end", "", "newest validity to include (default now)")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, keysExportUsage)
-		fmt.Fprintln(stderr, "\nflags:")
-		fs.PrintDefaults()
-	}
+	usageWithFlags(fs, keysExportUsage, stderr)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -174,18 +174,9 @@ func lookupMain(ctx context.Context, args []string, stdout, stderr io.Writer, no
 	fs.BoolVar(follow, "f", false, "short for --follow")
 	interval := fs.Duration("interval", 2*time.Second, "how often --follow polls")
 	rf := addRemoteFlags(fs)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, lookupUsage)
-		fmt.Fprintln(stderr, "\nflags:")
-		fs.PrintDefaults()
-	}
-	pos, err := parseInterspersed(fs, args)
-	if err != nil {
+	usageWithFlags(fs, lookupUsage, stderr)
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		fs.Usage()
-		return fmt.Errorf("unexpected arguments: %s", strings.Join(pos, " "))
 	}
 	if *output != "table" && *output != "json" {
 		return fmt.Errorf("--output %q: want table or json", *output)

@@ -65,11 +65,7 @@ func validateLogsMain(ctx context.Context, args []string, stdout, stderr io.Writ
 		keysFile  = fs.String("public-keys", "", "offline: JSON file of public keys (ListPublicKeys output) instead of asking the server")
 		parallel  = fs.Int("parallel", 32, "objects read at once")
 	)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, validateLogsUsage)
-		fmt.Fprintln(stderr, "\nflags:")
-		fs.PrintDefaults()
-	}
+	usageWithFlags(fs, validateLogsUsage, stderr)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
