@@ -16,13 +16,15 @@ import (
 // sources (trails, channels, proxies) lie between the cluster's.
 const seedScanFactor = 2
 
-// seedDedupe fills the retry window with the eventIDs of this cluster's
-// records among the journal's newest entries, oldest first. Without it, a
+// seedDedupe fills the retry window with the eventIDs of the records of
+// the webhook's event source and account among the journal's newest
+// entries, oldest first (clusters that share a source share their
+// windows' room: their eventIDs never collide, being per event). Without it, a
 // batch made durable just before Cairn stopped (a crash, or a restart
 // before the API server saw the 200) would be recorded twice when the API
 // server sends it again to the restarted server. It reads at most
 // seedScanFactor times the window's size of entries, and parses only
-// those that mention the cluster's event source.
+// those that mention the event source.
 func (c *Capture) seedDedupe(ctx context.Context, j *journal.Journal) (int, error) {
 	if c.cfg.DedupeWindow <= 0 {
 		return 0, nil
