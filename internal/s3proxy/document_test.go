@@ -3,9 +3,7 @@ package s3proxy
 import (
 	"context"
 	"crypto/md5"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -13,14 +11,10 @@ import (
 	"net/url"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
-
-	"github.com/cairn-audit/cairn/internal/objstore/s3/s3test"
 )
 
 const s3ns = `xmlns="http://s3.amazonaws.com/doc/2006-03-01/"`
@@ -208,15 +202,9 @@ func signedPut(t *testing.T, r *rig, url, body string) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sum := sha256.Sum256([]byte(body))
-	hash := hex.EncodeToString(sum[:])
-	req.Header.Set("X-Amz-Content-Sha256", hash)
 	md := md5.Sum([]byte(body))
 	req.Header.Set("Content-MD5", base64.StdEncoding.EncodeToString(md[:]))
-	creds := aws.Credentials{AccessKeyID: r.s3.AccessKeyID, SecretAccessKey: r.s3.SecretAccessKey}
-	if err := v4.NewSigner().SignHTTP(t.Context(), creds, req, hash, "s3", s3test.Region, time.Now()); err != nil {
-		t.Fatal(err)
-	}
+	r.sign(t, req, []byte(body))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

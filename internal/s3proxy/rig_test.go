@@ -2,7 +2,9 @@ package s3proxy
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -18,6 +20,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -144,6 +147,19 @@ func (r *rig) client(url string) *s3.Client {
 		Retryer:      aws.NopRetryer{},
 		HTTPClient:   hc,
 	})
+}
+
+// sign signs req with versitygw's key, SigV4 over body (what the request
+// will carry), for tests that craft requests the SDK would not send.
+func (r *rig) sign(t testing.TB, req *http.Request, body []byte) {
+	t.Helper()
+	sum := sha256.Sum256(body)
+	hash := hex.EncodeToString(sum[:])
+	req.Header.Set("X-Amz-Content-Sha256", hash)
+	creds := aws.Credentials{AccessKeyID: r.s3.AccessKeyID, SecretAccessKey: r.s3.SecretAccessKey}
+	if err := v4.NewSigner().SignHTTP(context.Background(), creds, req, hash, "s3", s3test.Region, time.Now()); err != nil {
+		t.Fatalf("sign %s %s: %v", req.Method, req.URL, err)
+	}
 }
 
 // events are the records in the journal, parsed as generic JSON.
