@@ -74,16 +74,13 @@ func runBenchS3Proxy(ctx context.Context, args []string, stdout, stderr io.Write
 	}
 	creds := credentials.NewStaticCredentialsProvider(akid, secret, os.Getenv("AWS_SESSION_TOKEN"))
 	client := func(endpoint string) *s3.Client {
-		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.Proxy = nil // the endpoints are given; never an environment proxy
-		tr.MaxIdleConnsPerHost = 2 * *clients
 		return s3.New(s3.Options{
 			Region:       *region,
 			BaseEndpoint: aws.String(endpoint),
 			UsePathStyle: *pathStyle,
 			Credentials:  creds,
 			Retryer:      aws.NopRetryer{}, // a retry would hide a failure in the figures
-			HTTPClient:   awsproto.SDKHTTPClient{Client: &http.Client{Transport: tr}},
+			HTTPClient:   awsproto.SDKHTTPClient{Client: &http.Client{Transport: bench.NewTransport(*clients)}},
 		})
 	}
 	cfg := bench.S3ProxyConfig{Direct: client(*direct), Proxy: client(*proxy), Bucket: *bucket, Sizes: byteSizes,
