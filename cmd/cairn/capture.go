@@ -7,14 +7,14 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cairn-audit/cairn/internal/server"
+	"github.com/cairn-audit/cairn/internal/capture"
 )
 
 // captureTable is a config-file table that declares captures, with the
 // function (in the capture's own file here) that turns it into them.
 type captureTable struct {
 	name  string
-	parse func(raw any, lookupEnv func(string) (string, bool)) ([]server.Capture, error)
+	parse func(raw any, lookupEnv func(string) (string, bool)) ([]capture.Capture, error)
 }
 
 // captureTables are the config-file tables that declare captures.
@@ -32,12 +32,12 @@ var otherTables = []string{"topics"}
 // captures builds every capture the config file declares and refuses
 // tables nobody reads, so a misspelt [[s3_proxy]] is an error rather than
 // an unrecorded upstream.
-func captures(file map[string]any, lookupEnv func(string) (string, bool)) ([]server.Capture, error) {
+func captures(file map[string]any, lookupEnv func(string) (string, bool)) ([]capture.Capture, error) {
 	known := map[string]bool{}
 	for _, t := range otherTables {
 		known[t] = true
 	}
-	var out []server.Capture
+	var out []capture.Capture
 	for _, t := range captureTables() {
 		known[t.name] = true
 		raw, ok := file[t.name]

@@ -3,8 +3,8 @@ package main
 import (
 	"fmt"
 
+	"github.com/cairn-audit/cairn/internal/capture"
 	"github.com/cairn-audit/cairn/internal/httpproxy"
-	"github.com/cairn-audit/cairn/internal/server"
 )
 
 // The keys each part of an [[http_proxy]] table may have. Anything else is
@@ -41,13 +41,13 @@ var (
 //
 // No setting is a secret (basic-auth users are given as bcrypt hashes), so
 // nothing is read from the environment.
-func parseHTTPProxies(raw any, lookupEnv func(string) (string, bool)) ([]server.Capture, error) {
+func parseHTTPProxies(raw any, lookupEnv func(string) (string, bool)) ([]capture.Capture, error) {
 	_ = lookupEnv
 	ts, err := tables("http_proxy", raw)
 	if err != nil {
 		return nil, err
 	}
-	var out []server.Capture
+	var out []capture.Capture
 	listens := map[string]int{}
 	for i, t := range ts {
 		cfg, err := httpProxyConfig(t)

@@ -5,8 +5,8 @@ import (
 	"os"
 	"strings"
 
+	"github.com/cairn-audit/cairn/internal/capture"
 	"github.com/cairn-audit/cairn/internal/k8saudit"
-	"github.com/cairn-audit/cairn/internal/server"
 )
 
 // kubernetesAuditKeys are the keys a [kubernetes_audit] table may hold;
@@ -25,12 +25,12 @@ var kubernetesAuditKeys = []string{"path", "cluster", "region", "event_source", 
 //
 // The bearer token is read from a file or an environment variable, never
 // from the config file itself, so the config can be shared and logged.
-func parseKubernetesAudit(raw any, lookupEnv func(string) (string, bool)) ([]server.Capture, error) {
+func parseKubernetesAudit(raw any, lookupEnv func(string) (string, bool)) ([]capture.Capture, error) {
 	ts, err := tables("kubernetes_audit", raw)
 	if err != nil {
 		return nil, err
 	}
-	var out []server.Capture
+	var out []capture.Capture
 	paths, clusters := map[string]int{}, map[string]int{}
 	for i, t := range ts {
 		cfg, err := kubernetesAuditConfig(t, lookupEnv)

@@ -6,8 +6,8 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/cairn-audit/cairn/internal/capture"
 	"github.com/cairn-audit/cairn/internal/s3proxy"
-	"github.com/cairn-audit/cairn/internal/server"
 )
 
 // s3ProxyKeys are the settings of an [[s3_proxy]] table; anything else is
@@ -19,12 +19,12 @@ var s3IdentityKeys = []string{"access_key_id", "type", "user_name", "arn", "acco
 
 // parseS3Proxies builds the S3 audit proxies the config file's [[s3_proxy]]
 // tables declare (see docs/s3-proxy.md).
-func parseS3Proxies(raw any, _ func(string) (string, bool)) ([]server.Capture, error) {
+func parseS3Proxies(raw any, _ func(string) (string, bool)) ([]capture.Capture, error) {
 	ts, err := tables("s3_proxy", raw)
 	if err != nil {
 		return nil, err
 	}
-	var out []server.Capture
+	var out []capture.Capture
 	listens := map[string]int{}
 	for i, t := range ts {
 		cfg, err := s3ProxyConfig(t)

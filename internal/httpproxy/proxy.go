@@ -45,9 +45,9 @@ import (
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/cairn-audit/cairn/internal/capture"
 	"github.com/cairn-audit/cairn/internal/event"
 	metricsreg "github.com/cairn-audit/cairn/internal/metrics"
-	"github.com/cairn-audit/cairn/internal/server"
 )
 
 // appendTimeout bounds the wait for the journal. The append does not
@@ -55,7 +55,7 @@ import (
 // acted must not leave the action unrecorded.
 const appendTimeout = 15 * time.Second
 
-// Proxy is one configured HTTP audit proxy; it is a server.Capture.
+// Proxy is one configured HTTP audit proxy; it is a capture.Capture.
 type Proxy struct {
 	c         *compiled
 	auth      authenticator
@@ -65,7 +65,7 @@ type Proxy struct {
 	tls       *tls.Config
 
 	// Set by Start.
-	env     server.CaptureEnv
+	env     capture.Env
 	log     *slog.Logger
 	now     func() time.Time
 	metrics *metrics
@@ -78,7 +78,7 @@ type Proxy struct {
 	closeErr  error
 }
 
-var _ server.Capture = (*Proxy)(nil)
+var _ capture.Capture = (*Proxy)(nil)
 
 // New validates cfg and prepares the proxy; files it names (certificates,
 // CA bundles) are read now so that mistakes show when the configuration
@@ -194,7 +194,7 @@ var buffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }
 func (bufferPool) Get() []byte  { return *buffers.Get().(*[]byte) }
 func (bufferPool) Put(b []byte) { buffers.Put(&b) }
 
-// Name implements server.Capture.
+// Name implements capture.Capture.
 func (p *Proxy) Name() string { return "http proxy " + p.c.listen }
 
 // Addr is the address the proxy listens on, once started (useful with
@@ -206,9 +206,9 @@ func (p *Proxy) Addr() string {
 	return p.ln.Addr().String()
 }
 
-// Start implements server.Capture: it loads the JWT key set (a proxy that
+// Start implements capture.Capture: it loads the JWT key set (a proxy that
 // cannot verify tokens does not start), binds the listener and serves.
-func (p *Proxy) Start(ctx context.Context, env server.CaptureEnv) error {
+func (p *Proxy) Start(ctx context.Context, env capture.Env) error {
 	if env.Journal == nil {
 		return errors.New("http proxy: no journal")
 	}
@@ -275,7 +275,7 @@ func (p *Proxy) Start(ctx context.Context, env server.CaptureEnv) error {
 	return nil
 }
 
-// Close implements server.Capture: no new calls, and the ones in flight
+// Close implements capture.Capture: no new calls, and the ones in flight
 // finish (their events durable or refused) for up to 30 s.
 // Closing twice is harmless.
 func (p *Proxy) Close() error {

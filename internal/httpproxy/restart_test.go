@@ -9,9 +9,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/cairn-audit/cairn/internal/capture"
 	"github.com/cairn-audit/cairn/internal/httpproxy"
 	"github.com/cairn-audit/cairn/internal/journal"
-	"github.com/cairn-audit/cairn/internal/server"
 )
 
 // TestProxyStartsAgainOnTheSameRegistry: a proxy closed (or one that
@@ -26,7 +26,7 @@ func TestProxyStartsAgainOnTheSameRegistry(t *testing.T) {
 	}
 	t.Cleanup(func() { j.Close() })
 	reg := prometheus.NewRegistry()
-	env := server.CaptureEnv{Journal: j, AccountID: "123456789012", Logger: quiet, Registerer: reg}
+	env := capture.Env{Journal: j, AccountID: "123456789012", Logger: quiet, Registerer: reg}
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairn-audit/cairn/internal/capture"
 	"github.com/cairn-audit/cairn/internal/journal/journaltest"
 	"github.com/cairn-audit/cairn/internal/k8saudit"
 	"github.com/cairn-audit/cairn/internal/server"
@@ -27,7 +28,7 @@ func TestJournalRefusalIs503AndTheRetryRecords(t *testing.T) {
 	}
 	h := servertest.Start(t, servertest.Options{Configure: func(sc *server.Config) {
 		sc.JournalFS = disk
-		sc.Captures = []server.Capture{c}
+		sc.Captures = []capture.Capture{c}
 	}})
 	url := h.URL + k8saudit.DefaultPath
 	var evs []json.RawMessage

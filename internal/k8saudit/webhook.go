@@ -18,9 +18,9 @@ import (
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/cairn-audit/cairn/internal/capture"
 	"github.com/cairn-audit/cairn/internal/journal"
 	metricsreg "github.com/cairn-audit/cairn/internal/metrics"
-	"github.com/cairn-audit/cairn/internal/server"
 )
 
 // Defaults of Config.
@@ -63,7 +63,7 @@ type Config struct {
 	DedupeWindow int
 }
 
-// Capture is the audit webhook: a server.Capture that serves POSTs of
+// Capture is the audit webhook: a capture.Capture that serves POSTs of
 // EventLists on Cairn's own listener.
 type Capture struct {
 	cfg    Config
@@ -74,7 +74,7 @@ type Capture struct {
 	closed   bool
 	inflight sync.WaitGroup
 
-	env     server.CaptureEnv
+	env     capture.Env
 	mapper  Mapper
 	seen    *dedupe
 	log     *slog.Logger
@@ -136,14 +136,14 @@ func New(cfg Config) (*Capture, error) {
 	return c, nil
 }
 
-// Name implements server.Capture.
+// Name implements capture.Capture.
 func (c *Capture) Name() string {
 	return fmt.Sprintf("kubernetes audit webhook %s (cluster %s)", c.cfg.Path, c.cfg.Cluster)
 }
 
 // Start fills the retry window from the journal (see seedDedupe) and
 // mounts the webhook on Cairn's listener.
-func (c *Capture) Start(ctx context.Context, env server.CaptureEnv) (err error) {
+func (c *Capture) Start(ctx context.Context, env capture.Env) (err error) {
 	if env.Journal == nil || env.Mux == nil {
 		return errors.New("the server lent no journal or no router")
 	}

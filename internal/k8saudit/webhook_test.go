@@ -21,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	cttypes "github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 
+	"github.com/cairn-audit/cairn/internal/capture"
 	"github.com/cairn-audit/cairn/internal/datasets"
 	"github.com/cairn-audit/cairn/internal/event"
 	"github.com/cairn-audit/cairn/internal/k8saudit"
@@ -43,7 +44,7 @@ func start(t testing.TB, cfg k8saudit.Config) (*servertest.Harness, *k8saudit.Ca
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := servertest.Start(t, servertest.Options{Configure: func(sc *server.Config) { sc.Captures = []server.Capture{c} }})
+	h := servertest.Start(t, servertest.Options{Configure: func(sc *server.Config) { sc.Captures = []capture.Capture{c} }})
 	return h, c
 }
 
@@ -444,7 +445,7 @@ func TestRetryAfterRestartIsRecordedOnce(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return servertest.Start(t, servertest.Options{DataDir: dir, Configure: func(sc *server.Config) { sc.Captures = []server.Capture{c} }})
+		return servertest.Start(t, servertest.Options{DataDir: dir, Configure: func(sc *server.Config) { sc.Captures = []capture.Capture{c} }})
 	}
 	h := open()
 	if status, body := post(t, h.URL+k8saudit.DefaultPath, testToken, eventList(evs[:10]...)); status != http.StatusOK || !strings.Contains(body, `"recorded":10,"duplicates":0`) {

@@ -11,6 +11,7 @@ import (
 	cttypes "github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/cairn-audit/cairn/internal/capture"
 	"github.com/cairn-audit/cairn/internal/objstore/s3/s3test"
 	"github.com/cairn-audit/cairn/internal/server"
 	"github.com/cairn-audit/cairn/internal/server/servertest"
@@ -27,7 +28,7 @@ func TestManagementEventsReachTheEventHistory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := servertest.Start(t, servertest.Options{Configure: func(c *server.Config) { c.Captures = []server.Capture{p} }})
+	h := servertest.Start(t, servertest.Options{Configure: func(c *server.Config) { c.Captures = []capture.Capture{p} }})
 	r := &rig{s3: up}
 	c := r.client(p.URL())
 	ctx := context.Background()

@@ -21,9 +21,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
 
+	"github.com/cairn-audit/cairn/internal/capture"
 	"github.com/cairn-audit/cairn/internal/journal"
 	"github.com/cairn-audit/cairn/internal/objstore/s3/s3test"
-	"github.com/cairn-audit/cairn/internal/server"
 )
 
 // Environment of the proxy child process of BenchmarkThroughputOwnCore.
@@ -168,7 +168,7 @@ func runProxyChild(upstream string) error {
 	if err != nil {
 		return err
 	}
-	if err := p.Start(ctx, server.CaptureEnv{Journal: j, AccountID: "000000000000", Logger: quiet, Now: time.Now}); err != nil {
+	if err := p.Start(ctx, capture.Env{Journal: j, AccountID: "000000000000", Logger: quiet, Now: time.Now}); err != nil {
 		return err
 	}
 	fmt.Println(p.URL())

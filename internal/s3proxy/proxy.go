@@ -28,8 +28,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/cairn-audit/cairn/internal/capture"
 	metricsreg "github.com/cairn-audit/cairn/internal/metrics"
-	"github.com/cairn-audit/cairn/internal/server"
 )
 
 // Config declares one proxy.
@@ -69,7 +69,7 @@ const (
 	defaultRegion = "us-east-1"
 )
 
-// Proxy is one configured proxy; it is a server.Capture.
+// Proxy is one configured proxy; it is a capture.Capture.
 type Proxy struct {
 	cfg        Config
 	upstream   *url.URL
@@ -80,7 +80,7 @@ type Proxy struct {
 	dialer     *net.Dialer
 
 	// Set by Start.
-	env     server.CaptureEnv
+	env     capture.Env
 	log     *slog.Logger
 	account string
 	m       *metrics
@@ -180,7 +180,7 @@ func (p *Proxy) URL() string {
 }
 
 // Start binds the listener and serves until Close.
-func (p *Proxy) Start(ctx context.Context, env server.CaptureEnv) error {
+func (p *Proxy) Start(ctx context.Context, env capture.Env) error {
 	if env.Journal == nil {
 		return errors.New("s3 proxy: no journal")
 	}

@@ -27,10 +27,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/cairn-audit/cairn/internal/capture"
 	"github.com/cairn-audit/cairn/internal/journal"
 	"github.com/cairn-audit/cairn/internal/journal/journaltest"
 	"github.com/cairn-audit/cairn/internal/objstore/s3/s3test"
-	"github.com/cairn-audit/cairn/internal/server"
 )
 
 // testAccount owns the buckets behind the test proxies.
@@ -106,7 +106,7 @@ func newRig(t testing.TB, o rigOptions) *rig {
 	// (go tool pprof -tagfocus side=proxy).
 	var startErr error
 	pprof.Do(ctx, pprof.Labels("side", "proxy"), func(ctx context.Context) {
-		startErr = p.Start(ctx, server.CaptureEnv{Journal: j, AccountID: "000000000000", Logger: logger, Registerer: r.reg, Now: time.Now})
+		startErr = p.Start(ctx, capture.Env{Journal: j, AccountID: "000000000000", Logger: logger, Registerer: r.reg, Now: time.Now})
 	})
 	if startErr != nil {
 		t.Fatalf("start proxy: %v", startErr)

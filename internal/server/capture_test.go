@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairn-audit/cairn/internal/capture"
 	"github.com/cairn-audit/cairn/internal/event"
 	"github.com/cairn-audit/cairn/internal/server"
 	"github.com/cairn-audit/cairn/internal/server/servertest"
@@ -25,7 +26,7 @@ type echoCapture struct {
 
 func (c *echoCapture) Name() string { return "echo webhook" }
 
-func (c *echoCapture) Start(_ context.Context, env server.CaptureEnv) error {
+func (c *echoCapture) Start(_ context.Context, env capture.Env) error {
 	if c.fail != nil {
 		return c.fail
 	}
@@ -63,7 +64,7 @@ func TestCaptureRunsWithTheServer(t *testing.T) {
 			t.Errorf("started %v closed %v", c.started, c.closed)
 		}
 	})
-	h := servertest.Start(t, servertest.Options{Configure: func(cfg *server.Config) { cfg.Captures = []server.Capture{c} }})
+	h := servertest.Start(t, servertest.Options{Configure: func(cfg *server.Config) { cfg.Captures = []capture.Capture{c} }})
 	resp, err := http.Post(h.URL+"/test/echo", "text/plain", strings.NewReader("hi"))
 	if err != nil {
 		t.Fatal(err)
@@ -85,7 +86,7 @@ func TestCaptureRunsWithTheServer(t *testing.T) {
 
 func TestACaptureThatCannotStartStopsTheServer(t *testing.T) {
 	_, err := server.Open(context.Background(), server.Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(),
-		Captures: []server.Capture{&echoCapture{fail: errors.New("port taken")}}, Now: time.Now})
+		Captures: []capture.Capture{&echoCapture{fail: errors.New("port taken")}}, Now: time.Now})
 	if err == nil || !strings.Contains(err.Error(), "start echo webhook: port taken") {
 		t.Fatalf("Open = %v, want the capture's error", err)
 	}

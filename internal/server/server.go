@@ -26,6 +26,7 @@ import (
 
 	"github.com/cairn-audit/cairn/internal/api"
 	"github.com/cairn-audit/cairn/internal/auth"
+	"github.com/cairn-audit/cairn/internal/capture"
 	"github.com/cairn-audit/cairn/internal/channel"
 	"github.com/cairn-audit/cairn/internal/delivery"
 	"github.com/cairn-audit/cairn/internal/delivery/notify"
@@ -74,7 +75,7 @@ type Config struct {
 	Pprof bool
 	// Captures are the audit proxies and webhooks that bring in events
 	// from other systems; the server starts and stops them.
-	Captures []Capture
+	Captures []capture.Capture
 	Logger   *slog.Logger
 	Version  string
 	// Now is the clock; nil means time.Now. Tests pin it.
@@ -102,7 +103,7 @@ type Server struct {
 	httpSrv  *http.Server
 	listener net.Listener
 	// started are the captures running, in the order they started.
-	started []Capture
+	started []capture.Capture
 
 	// bgCancel stops the background workers (history indexing, channel
 	// status flushing) that Open starts; bg waits for them.
