@@ -627,24 +627,12 @@ func (p *Proxy) build(c *call, status int, code, msg string) (*event.Record, err
 		return nil, fmt.Errorf("additionalEventData: %w", err)
 	}
 	ev.AdditionalEventData = add
-	if r.TLS != nil {
-		ev.TLS = &event.TLSDetails{TLSVersion: tlsVersionName(r.TLS.Version), CipherSuite: tls.CipherSuiteName(r.TLS.CipherSuite), ClientProvidedHostHeader: r.Host}
-	}
+	ev.TLS = event.NewTLSDetails(r.TLS, r.Host)
 	return ev.Record()
 }
 
 func safeMethod(m string) bool {
 	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions
-}
-
-func tlsVersionName(v uint16) string {
-	switch v {
-	case tls.VersionTLS13:
-		return "TLSv1.3"
-	case tls.VersionTLS12:
-		return "TLSv1.2"
-	}
-	return fmt.Sprintf("0x%04x", v)
 }
 
 // requestParameters are the path's wildcards, then the query parameters

@@ -2,7 +2,6 @@ package s3proxy
 
 import (
 	"bytes"
-	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -135,8 +134,8 @@ func (p *Proxy) appendRecord(b []byte, r *http.Request, c *call, eventID string,
 	if r.TLS != nil {
 		b = append(b, `,"tlsDetails":{`...)
 		first := true
-		for _, f := range [...]struct{ k, v string }{{"tlsVersion", tlsVersion(r.TLS.Version)},
-			{"cipherSuite", cipherSuite(r.TLS.CipherSuite)}, {"clientProvidedHostHeader", r.Host}} {
+		for _, f := range [...]struct{ k, v string }{{"tlsVersion", event.TLSVersionName(r.TLS.Version)},
+			{"cipherSuite", event.CipherSuiteName(r.TLS.CipherSuite)}, {"clientProvidedHostHeader", r.Host}} {
 			if f.v == "" {
 				continue
 			}
@@ -318,7 +317,7 @@ func appendAdditionalEventData(b []byte, r *http.Request, c *call) []byte {
 		b = append(b, ',')
 	}
 	if r.TLS != nil {
-		if cs := cipherSuite(r.TLS.CipherSuite); cs != "" {
+		if cs := event.CipherSuiteName(r.TLS.CipherSuite); cs != "" {
 			b = append(b, `"CipherSuite":`...)
 			b = appendStringHTML(b, cs)
 			b = append(b, ',')
@@ -353,39 +352,4 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return strings.ToValidUTF8(s[:n], "") // never half a character
-}
-
-// tlsVersion names a TLS version as CloudTrail does ("TLSv1.2").
-func tlsVersion(v uint16) string {
-	switch v {
-	case tls.VersionTLS10:
-		return "TLSv1"
-	case tls.VersionTLS11:
-		return "TLSv1.1"
-	case tls.VersionTLS12:
-		return "TLSv1.2"
-	case tls.VersionTLS13:
-		return "TLSv1.3"
-	}
-	return tls.VersionName(v)
-}
-
-// cipherSuite names a suite as CloudTrail does: OpenSSL's names for TLS
-// 1.2 ("ECDHE-RSA-AES128-GCM-SHA256"), the IANA names for TLS 1.3.
-func cipherSuite(id uint16) string {
-	switch id {
-	case tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256:
-		return "ECDHE-RSA-AES128-GCM-SHA256"
-	case tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384:
-		return "ECDHE-RSA-AES256-GCM-SHA384"
-	case tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256:
-		return "ECDHE-ECDSA-AES128-GCM-SHA256"
-	case tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384:
-		return "ECDHE-ECDSA-AES256-GCM-SHA384"
-	case tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256:
-		return "ECDHE-RSA-CHACHA20-POLY1305"
-	case tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256:
-		return "ECDHE-ECDSA-CHACHA20-POLY1305"
-	}
-	return strings.TrimSpace(tls.CipherSuiteName(id))
 }

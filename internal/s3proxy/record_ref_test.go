@@ -47,7 +47,7 @@ func (p *Proxy) refBuildRecord(r *http.Request, c *call, eventID string) ([]byte
 	}
 	call.AdditionalEventData = aed
 	if r.TLS != nil {
-		call.TLS = &event.TLSDetails{TLSVersion: tlsVersion(r.TLS.Version), CipherSuite: cipherSuite(r.TLS.CipherSuite),
+		call.TLS = &event.TLSDetails{TLSVersion: event.TLSVersionName(r.TLS.Version), CipherSuite: event.CipherSuiteName(r.TLS.CipherSuite),
 			ClientProvidedHostHeader: r.Host}
 	}
 	var prefixARN string
@@ -177,7 +177,7 @@ func (p *Proxy) refAdditionalEventData(r *http.Request, c *call) (json.RawMessag
 		BytesOut:             c.out,
 	}
 	if r.TLS != nil {
-		d.CipherSuite = cipherSuite(r.TLS.CipherSuite)
+		d.CipherSuite = event.CipherSuiteName(r.TLS.CipherSuite)
 	}
 	b, err := json.Marshal(d)
 	if err != nil {

@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"crypto/tls"
-	"fmt"
 	"net"
 	"net/http"
 	"strings"
@@ -181,13 +180,7 @@ func (s *Server) audit(ctx context.Context, c *call) error {
 			rec.ResponseElements = cloudTrailParams(out)
 		}
 	}
-	if c.tls != nil {
-		rec.TLS = &event.TLSDetails{
-			TLSVersion:               tlsVersionName(c.tls.Version),
-			CipherSuite:              tls.CipherSuiteName(c.tls.CipherSuite),
-			ClientProvidedHostHeader: c.host,
-		}
-	}
+	rec.TLS = event.NewTLSDetails(c.tls, c.host)
 	built, err := rec.Record()
 	if err != nil {
 		s.metrics.audit.WithLabelValues("error").Inc()
@@ -253,18 +246,4 @@ func sourceIP(r *http.Request) string {
 		return r.RemoteAddr
 	}
 	return host
-}
-
-func tlsVersionName(v uint16) string {
-	switch v {
-	case tls.VersionTLS13:
-		return "TLSv1.3"
-	case tls.VersionTLS12:
-		return "TLSv1.2"
-	case tls.VersionTLS11:
-		return "TLSv1.1"
-	case tls.VersionTLS10:
-		return "TLSv1"
-	}
-	return fmt.Sprintf("0x%04x", v)
 }

@@ -295,13 +295,7 @@ func (s *Server) dataEventRecord(dc *dataCall) ([]byte, error) {
 	if dc.channelARN != "" {
 		rec.Resources = []dataEventResource{{AccountID: s.cfg.AccountID, Type: channelResourceType, ARN: dc.channelARN}}
 	}
-	if dc.tls != nil {
-		rec.TLSDetails = &event.TLSDetails{
-			TLSVersion:               tlsVersionName(dc.tls.Version),
-			CipherSuite:              tls.CipherSuiteName(dc.tls.CipherSuite),
-			ClientProvidedHostHeader: dc.host,
-		}
-	}
+	rec.TLSDetails = event.NewTLSDetails(dc.tls, dc.host)
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
