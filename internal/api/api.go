@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cairn-audit/cairn/internal/awsproto"
+	"github.com/cairn-audit/cairn/internal/event"
 )
 
 // Caller is the authenticated principal behind a request.
@@ -24,6 +25,20 @@ type Caller struct {
 	AccountID   string
 	// ReadOnlyKey is true for keys that may call only read-only operations.
 	ReadOnlyKey bool
+}
+
+// Identity is how the caller appears in the records of its calls: the
+// IAM user of its access key, as CloudTrail names the signer of an API
+// call. The API, PutAuditEvents, imports and the console all record it so.
+func (c Caller) Identity() event.UserIdentity {
+	return event.UserIdentity{
+		Type:        "IAMUser",
+		PrincipalID: c.PrincipalID,
+		ARN:         c.ARN,
+		AccountID:   c.AccountID,
+		AccessKeyID: c.AccessKeyID,
+		UserName:    c.UserName,
+	}
 }
 
 // Request is everything an operation may know about the call besides its

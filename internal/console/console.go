@@ -371,16 +371,3 @@ func meta(r *http.Request) Meta {
 	}
 	return Meta{SourceIP: ip, UserAgent: r.UserAgent(), TLS: r.TLS, Host: r.Host}
 }
-
-// identity is how a console user appears in the records of their actions:
-// the same IAM user as their API calls.
-func identity(c api.Caller) event.UserIdentity {
-	return event.UserIdentity{
-		Type:        "IAMUser",
-		PrincipalID: c.PrincipalID,
-		ARN:         c.ARN,
-		AccountID:   c.AccountID,
-		AccessKeyID: c.AccessKeyID,
-		UserName:    c.UserName,
-	}
-}

@@ -485,7 +485,7 @@ func (c *Console) eventsDownload(w http.ResponseWriter, r *http.Request, s *sess
 	// its record cannot be written.
 	if err := c.be.Record(r.Context(), event.APICall{
 		Time: c.now().UTC(), Source: "cloudtrail.amazonaws.com", Name: "DownloadEventHistory", EventType: "AwsConsoleAction",
-		Region: s.Region(), SourceIP: m.SourceIP, UserAgent: m.UserAgent, Identity: identity(s.Caller()),
+		Region: s.Region(), SourceIP: m.SourceIP, UserAgent: m.UserAgent, Identity: s.Caller().Identity(),
 		ReadOnly: true, RequestParameters: rp, FromConsole: true,
 	}); err != nil {
 		c.log.Error("console: record download; refusing it", "err", err)

@@ -375,7 +375,7 @@ func (c *Console) signIn(w http.ResponseWriter, r *http.Request) {
 		}),
 	}
 	if ok {
-		rec.Identity = identity(caller)
+		rec.Identity = caller.Identity()
 		rec.ResponseElements = mustJSON(map[string]string{"ConsoleLogin": "Success"})
 	} else {
 		// As CloudTrail does for a failed sign-in: the user is not named
@@ -416,7 +416,7 @@ func (c *Console) signOut(w http.ResponseWriter, r *http.Request, s *session) {
 		Region:    s.Region(),
 		SourceIP:  m.SourceIP,
 		UserAgent: m.UserAgent,
-		Identity:  identity(s.Caller()),
+		Identity:  s.Caller().Identity(),
 		// Sign-out changes nothing but the session; recording it completes
 		// the session's story in the trail.
 		ResponseElements: mustJSON(map[string]string{"ConsoleLogout": "Success"}),

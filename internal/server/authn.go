@@ -8,7 +8,6 @@ import (
 
 	"github.com/cairn-audit/cairn/internal/api"
 	"github.com/cairn-audit/cairn/internal/awsproto"
-	"github.com/cairn-audit/cairn/internal/event"
 )
 
 // authenticated is a request whose SigV4 signature checked out against a
@@ -45,16 +44,4 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, service st
 		return nil, awsproto.Errorf("UnrecognizedClientException", "The security token included in the request is invalid.")
 	}
 	return &authenticated{body: body, cred: cred, caller: callerOf(key, s.cfg.AccountID)}, nil
-}
-
-// userIdentity is how a Cairn key appears in the records of its calls.
-func userIdentity(c api.Caller) event.UserIdentity {
-	return event.UserIdentity{
-		Type:        "IAMUser",
-		PrincipalID: c.PrincipalID,
-		ARN:         c.ARN,
-		AccountID:   c.AccountID,
-		AccessKeyID: c.AccessKeyID,
-		UserName:    c.UserName,
-	}
 }

@@ -168,7 +168,7 @@ func (s *Server) audit(ctx context.Context, c *call) error {
 		EventID:            uuid.NewString(),
 		RecipientAccountID: s.cfg.AccountID,
 		ReadOnly:           c.readOnly,
-		Identity:           userIdentity(c.req.Caller),
+		Identity:           c.req.Caller.Identity(),
 		RequestParameters:  cloudTrailParams(c.body),
 		FromConsole:        c.fromConsole,
 	}

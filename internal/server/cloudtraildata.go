@@ -260,15 +260,8 @@ type dataEventResource struct {
 // counts go to additionalEventData.
 func (s *Server) dataEventRecord(dc *dataCall) ([]byte, error) {
 	rec := dataEventRecord{
-		EventVersion: event.CurrentEventVersion,
-		UserIdentity: event.UserIdentity{
-			Type:        "IAMUser",
-			PrincipalID: dc.req.Caller.PrincipalID,
-			ARN:         dc.req.Caller.ARN,
-			AccountID:   dc.req.Caller.AccountID,
-			AccessKeyID: dc.req.Caller.AccessKeyID,
-			UserName:    dc.req.Caller.UserName,
-		},
+		EventVersion:       event.CurrentEventVersion,
+		UserIdentity:       dc.req.Caller.Identity(),
 		EventTime:          event.FormatTime(dc.req.Time),
 		EventSource:        serviceCloudTrailData + ".amazonaws.com",
 		EventName:          opPutAuditEvents,

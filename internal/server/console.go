@@ -208,7 +208,7 @@ func (b consoleBackend) CreateBucket(ctx context.Context, c api.Caller, m consol
 	}
 	rec := event.APICall{
 		Time: s.cfg.Now().UTC(), Source: "s3.amazonaws.com", Name: "CreateBucket", Region: region,
-		SourceIP: m.SourceIP, UserAgent: m.UserAgent, Identity: userIdentity(c), FromConsole: true,
+		SourceIP: m.SourceIP, UserAgent: m.UserAgent, Identity: c.Identity(), FromConsole: true,
 	}
 	// json.Marshal, not %q: Go's quoting of a control character or of
 	// invalid UTF-8 is not JSON, and a record that does not build is not

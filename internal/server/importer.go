@@ -103,7 +103,7 @@ func (s *Server) handleImport(w http.ResponseWriter, r *http.Request) {
 		UserAgent:          r.UserAgent(),
 		RequestID:          requestID,
 		RecipientAccountID: s.cfg.AccountID,
-		Identity:           userIdentity(caller),
+		Identity:           caller.Identity(),
 	}
 	if caller.ReadOnlyKey {
 		denied := awsproto.Errorf("AccessDeniedException",
