@@ -31,7 +31,7 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 )
 
-// Limits of PutAuditEvents (spec §2.1), which batches never exceed.
+// Limits of PutAuditEvents (reference §2.1), which batches never exceed.
 const (
 	// MaxBatchEvents is the most events one PutAuditEvents call carries.
 	MaxBatchEvents = 100

@@ -17,7 +17,7 @@ import (
 	"github.com/google/uuid"
 )
 
-// Limits the rendered event keeps to (spec §2.2), so that what the caller
+// Limits the rendered event keeps to (reference §2.2), so that what the caller
 // controls (the URL, the User-Agent) never makes Cairn refuse an event.
 const (
 	maxStringField = 1024   // userAgent, eventName, principalId, UID

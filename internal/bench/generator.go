@@ -137,7 +137,7 @@ func (g *Generator) Record(dst []byte) []byte {
 }
 
 // AuditEventData returns the next event as the eventData of a
-// PutAuditEvents audit event (spec §2.2), appended to dst. Its
+// PutAuditEvents audit event (reference §2.2), appended to dst. Its
 // recipientAccountId is Options.AccountID.
 func (g *Generator) AuditEventData(dst []byte) []byte {
 	g.next()

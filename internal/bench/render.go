@@ -74,7 +74,7 @@ func appendRawOrNull(b, v []byte) []byte {
 	return append(b, v...)
 }
 
-// appendIdentity writes a record's userIdentity (spec §3.2).
+// appendIdentity writes a record's userIdentity (reference §3.2).
 func (g *Generator) appendIdentity(b []byte, p *principal, t time.Time) []byte {
 	acct := g.opts.AccountID
 	b = append(b, `{"type":`...)
@@ -133,7 +133,7 @@ func boolString(v bool) string {
 // maxEventDataErrorMessage is PutAuditEvents' errorMessage limit.
 const maxEventDataErrorMessage = 256
 
-// renderEventData writes g.c as PutAuditEvents eventData (spec §2.2):
+// renderEventData writes g.c as PutAuditEvents eventData (reference §2.2):
 // the caller's own view of the event, with the event's own ID as UID. The
 // full CloudTrail-style identity goes to userIdentity.details and what has
 // no eventData member (request ID, readOnly, TLS details, the additional

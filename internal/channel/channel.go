@@ -39,7 +39,7 @@ import (
 	"github.com/cairn-audit/cairn/internal/trail/tags"
 )
 
-// Limits from the CloudTrail model and quota table (spec §1.3, §7).
+// Limits from the CloudTrail model and quota table (reference §1.3, §7).
 const (
 	// MaxPerRegion is the channel quota ("25 integration channels").
 	MaxPerRegion    = 25

@@ -17,7 +17,7 @@ import (
 	"github.com/cairn-audit/cairn/internal/state"
 )
 
-// PutAuditEvents limits (cloudtrail-data model, spec §2.1 and §7).
+// PutAuditEvents limits (cloudtrail-data model, reference §2.1 and §7).
 const (
 	// MaxRequestBytes is the largest PutAuditEvents body accepted.
 	MaxRequestBytes = 1 << 20

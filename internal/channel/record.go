@@ -14,7 +14,7 @@ import (
 	"github.com/cairn-audit/cairn/internal/event"
 )
 
-// Per-event errorCodes of PutAuditEvents' failed[] entries (spec §2.1).
+// Per-event errorCodes of PutAuditEvents' failed[] entries (reference §2.1).
 const (
 	CodeFieldTooLong     = "FieldTooLong"
 	CodeFieldNotFound    = "FieldNotFound"
@@ -23,7 +23,7 @@ const (
 	CodeInvalidRecipient = "InvalidRecipient"
 )
 
-// eventData limits (spec §2.2). String limits count characters; object
+// eventData limits (reference §2.2). String limits count characters; object
 // limits count the bytes of the member's compact JSON.
 const (
 	maxVersionLen       = 256
@@ -73,7 +73,7 @@ func eventErr(code, format string, args ...any) *EventError {
 }
 
 // Envelope is what CloudTrail knows about an event besides its eventData:
-// the stored Lake envelope of spec §2.3.
+// the stored Lake envelope of reference §2.3.
 type Envelope struct {
 	// EventID is the CloudTrail-assigned UUID returned in successful[].
 	EventID string
@@ -94,7 +94,7 @@ type Envelope struct {
 //   - a CloudTrail record that event.Parse accepts, so the event reaches
 //     event history and trails like any other (a Cairn extension: on AWS
 //     channel events only reach event data stores), and
-//   - the stored Lake envelope of spec §2.3, so that Lake can later give
+//   - the stored Lake envelope of reference §2.3, so that Lake can later give
 //     back exactly what CloudTrail Lake shows.
 //
 // Members, in this order (AWS's record order, envelope members where they
@@ -407,7 +407,7 @@ func (f *fields) identity() identityValue {
 }
 
 // object reads an optional object member of at most max compact bytes.
-// Larger ones are rejected, not truncated (spec §2.2).
+// Larger ones are rejected, not truncated (reference §2.2).
 func (f *fields) object(name string, max int) json.RawMessage {
 	if f.err != nil {
 		return nil

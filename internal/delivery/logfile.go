@@ -21,7 +21,7 @@ const (
 	ContentEncoding = "gzip"
 )
 
-// LogFileKey is a log file's object key, CloudTrail's layout (spec §4.1):
+// LogFileKey is a log file's object key, CloudTrail's layout (reference §4.1):
 //
 //	[prefix/]AWSLogs/<account>/CloudTrail/<region>/YYYY/MM/DD/<account>_CloudTrail_<region>_<YYYYMMDDTHHmmZ>_<unique>.json.gz
 //

@@ -102,7 +102,7 @@ func TestSelection(t *testing.T) {
 		{"ExcludeManagementEventSources kms", basic(east, `[{"ExcludeManagementEventSources":["kms.amazonaws.com"]}]`), kmsRead, false},
 		{"ExcludeManagementEventSources keeps others", basic(east, `[{"ExcludeManagementEventSources":["kms.amazonaws.com"]}]`), mgmtRead, true},
 		{"basic never takes network activity", basic(east, `[{"ReadWriteType":"All"}]`), vpceDenied, false},
-		// Advanced selectors (spec §6.2).
+		// Advanced selectors (reference §6.2).
 		{"advanced management, kms excluded", advanced(east, `[{"FieldSelectors":[{"Field":"eventCategory","Equals":["Management"]},{"Field":"eventSource","NotEquals":["kms.amazonaws.com"]}]}]`, true), kmsRead, false},
 		{"advanced management, others kept", advanced(east, `[{"FieldSelectors":[{"Field":"eventCategory","Equals":["Management"]},{"Field":"eventSource","NotEquals":["kms.amazonaws.com"]}]}]`, true), mgmtWrite, true},
 		{"advanced management write only", advanced(east, `[{"FieldSelectors":[{"Field":"eventCategory","Equals":["Management"]},{"Field":"readOnly","Equals":["false"]}]}]`, true), mgmtRead, false},

@@ -51,7 +51,7 @@ func awsCLIv2(t *testing.T) string {
 }
 
 // s3DataPath writes an AWS_DATA_PATH directory whose S3 endpoint rule set
-// sends every request to endpoint, path style (spec §5.6): AWS CLI v2.9
+// sends every request to endpoint, path style (reference §5.6): AWS CLI v2.9
 // ignores AWS_ENDPOINT_URL_S3 and validate-logs has no S3 endpoint flag.
 // The parameters block is the bundled rule set's, so botocore's built-in
 // parameters still resolve.

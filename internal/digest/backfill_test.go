@@ -14,7 +14,7 @@ import (
 )
 
 // TestBackfillDigests checks validate-logs' handling of CloudTrail's
-// "_backfill" digests (spec §5.1, §5.5 step 8) against the AWS CLI v1.45,
+// "_backfill" digests (reference §5.1, §5.5 step 8) against the AWS CLI v1.45,
 // which walks them after the regular chain: a log file delivered late,
 // which no regular digest lists, is reported by Cairn as listed in no
 // digest; once a signed backfill digest lists it, Cairn and the CLI both

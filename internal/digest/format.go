@@ -1,7 +1,7 @@
 // Package digest writes and validates CloudTrail digest files: the signed,
 // hash-chained manifests that let `aws cloudtrail validate-logs` (and
 // Cairn's stricter `cairn validate-logs`) prove that a trail's log files
-// were neither changed nor deleted (spec §5).
+// were neither changed nor deleted (reference §5).
 //
 // Three parts:
 //   - Keys: per-region RSA signing keys, rotated, sealed at rest, served by
@@ -128,7 +128,7 @@ func ParseTime(s string) (time.Time, error) {
 // FormatTime formats a time as digests carry it.
 func FormatTime(t time.Time) string { return t.UTC().Format(TimeFormat) }
 
-// StringToSign is what a digest's signature covers (spec §5.3).
+// StringToSign is what a digest's signature covers (reference §5.3).
 func StringToSign(d *Digest, uncompressedSHA256Hex string) []byte {
 	prev := "null"
 	if d.PreviousDigestSignature != nil {
@@ -154,7 +154,7 @@ func (l Location) Dir() string {
 	return b.String()
 }
 
-// Key is the object key of the digest ending at end (spec §5.1).
+// Key is the object key of the digest ending at end (reference §5.1).
 func (l Location) Key(end time.Time) string {
 	end = end.UTC()
 	return fmt.Sprintf("%s%s/%s_CloudTrail-Digest_%s_%s_%s_%s.json.gz", l.Dir(), end.Format("2006/01/02"),

@@ -333,7 +333,7 @@ type visit struct {
 	gap     []string // a chain start's "No log files were delivered" note: from, to
 }
 
-// backfillSuffix ends the key of a backfill digest (spec §5.1): one
+// backfillSuffix ends the key of a backfill digest (reference §5.1): one
 // CloudTrail delivers after the regular digest of its period, listing
 // log files that digest missed.
 const backfillSuffix = "_backfill.json.gz"
@@ -520,7 +520,7 @@ func (v *validator) walk(ctx context.Context, bucket string, listed []string, ke
 			if nd.PreviousDigestSignature == nil || *nd.PreviousDigestSignature != f.meta[MetaSignature] {
 				vis.extra = append(vis.extra, "signature doesn't match the previousDigestSignature of "+s3url(newer.f.bucket, newer.f.key))
 			}
-			// How backfill digests cover time is not specified (spec
+			// How backfill digests cover time is not specified (reference
 			// §5.1), so continuity is checked in regular chains only.
 			if ns, _ := ParseTime(nd.DigestStartTime); !backfill && !ns.Equal(end) {
 				vis.extra = append(vis.extra, fmt.Sprintf("time continuity broken: it ends at %s but its successor starts at %s", end.Format(Display), ns.Format(Display)))

@@ -126,7 +126,7 @@ type APICall struct {
 }
 
 // wireRecord fixes the member order of Cairn-written records to AWS's
-// (spec §3.1, "Field order").
+// (reference §3.1, "Field order").
 type wireRecord struct {
 	EventVersion        string          `json:"eventVersion"`
 	UserIdentity        UserIdentity    `json:"userIdentity"`

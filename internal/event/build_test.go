@@ -45,7 +45,7 @@ func TestAPICallRecordGolden(t *testing.T) {
 	}
 	golden.Check(t, filepath.Join("testdata", "apicall.golden"), append(append([]byte(nil), r.Raw...), '\n'))
 
-	// Field order is AWS's (spec §3.1).
+	// Field order is AWS's (reference §3.1).
 	order := []string{"eventVersion", "userIdentity", "eventTime", "eventSource", "eventName", "awsRegion",
 		"sourceIPAddress", "userAgent", "requestParameters", "responseElements", "requestID", "eventID",
 		"readOnly", "eventType", "managementEvent", "recipientAccountId", "eventCategory", "tlsDetails"}

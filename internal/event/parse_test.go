@@ -211,7 +211,7 @@ func TestParseTolerance(t *testing.T) {
 
 // TestEventVersions synthesises a record of every eventVersion from 1.0 to
 // 1.11 from a real 1.10 Stratus record, keeping only the fields that version
-// had (spec §3.1 "Since" column), and checks each parses and round-trips.
+// had (reference §3.1 "Since" column), and checks each parses and round-trips.
 func TestEventVersions(t *testing.T) {
 	base := findRecord(t, "cloudtrail-stop", "StopLogging")
 	since := map[string]int{ // top-level field -> minor version it appeared in

@@ -126,7 +126,7 @@ func ValidateBasic(sels []EventSelector) error {
 }
 
 // fieldsByCategory lists the fields a trail's advanced selector may use for
-// each event category (spec §6.2). Fields that only event data stores
+// each event category (reference §6.2). Fields that only event data stores
 // accept (eventType, userIdentity.arn, sessionCredentialFromConsole,
 // eventName on management events) are refused on trails, as AWS does.
 var fieldsByCategory = map[string]map[string]bool{

@@ -20,7 +20,7 @@ import (
 )
 
 // The cloudtrail-data service: one REST-JSON operation, PutAuditEvents,
-// signed for "cloudtrail-data" (spec §2.1).
+// signed for "cloudtrail-data" (reference §2.1).
 const (
 	serviceCloudTrailData = "cloudtrail-data"
 	opPutAuditEvents      = "PutAuditEvents"
@@ -219,7 +219,7 @@ type dataCall struct {
 }
 
 // dataEventRecord is the member order of the record of a PutAuditEvents
-// call: AWS's record order (spec §3.1). event.APICall writes management
+// call: AWS's record order (reference §3.1). event.APICall writes management
 // events only; this is a data event.
 type dataEventRecord struct {
 	EventVersion        string              `json:"eventVersion"`

@@ -49,7 +49,7 @@ var digestKeys = []string{
 const digestPrefix = "AWSLogs/123456789012/CloudTrail-Digest/us-east-1"
 
 // TestWhatValidateLogsNeeds checks, with the SDK, the S3 behaviour that
-// `aws cloudtrail validate-logs` relies on (spec 5.5, 5.6): ListObjects v1
+// `aws cloudtrail validate-logs` relies on (reference §5.5, §5.6): ListObjects v1
 // with prefix, marker and encoding-type=url; user metadata on GetObject;
 // NoSuchKey as an XML error code; GetBucketLocation.
 func TestWhatValidateLogsNeeds(t *testing.T) {
