@@ -225,7 +225,7 @@ func (h tagHandlers) listTags(ctx context.Context, req *Request, in *listTagsInp
 		return nil, awsproto.Errorf("InvalidParameterException", "ResourceIdList can contain at most %d ARNs; %d were specified.", MaxListTagsResources, len(in.ResourceIdList))
 	}
 	if in.NextToken != nil && *in.NextToken != "" {
-		return nil, awsproto.Errorf("InvalidTokenException", "The NextToken %s is not valid: ListTags returns every requested resource in one response.", *in.NextToken)
+		return nil, awsproto.Errorf("InvalidTokenException", "The NextToken is not valid: ListTags returns every requested resource in one response.")
 	}
 	out := &listTagsOutput{ResourceTagList: make([]resourceTag, 0, len(in.ResourceIdList))}
 	for _, arn := range in.ResourceIdList {
