@@ -73,7 +73,10 @@ func TestCloudTrailErrorTexts(t *testing.T) {
 		source         string
 	}{
 		{"TrailNotFoundException", "GetTrail of a trail that does not exist",
-			func() error { _, err := e.east.GetTrail(ctx, &cloudtrail.GetTrailInput{Name: aws.String("nope")}); return err },
+			func() error {
+				_, err := e.east.GetTrail(ctx, &cloudtrail.GetTrailInput{Name: aws.String("nope")})
+				return err
+			},
 			"Unknown trail: nope for the user: " + acct, "AWS, quoted in aws/aws-sdk-go-v2#1957 and ankane/s3tk#18; " + srcMoto},
 		{"TrailAlreadyExistsException", "CreateTrail with a name in use",
 			create(func(in *cloudtrail.CreateTrailInput) { in.Name = aws.String("main") }),
@@ -103,7 +106,9 @@ func TestCloudTrailErrorTexts(t *testing.T) {
 			create(func(in *cloudtrail.CreateTrailInput) { in.SnsTopicName = aws.String("nobody-listens") }),
 			"SNS Topic does not exist or the topic policy is incorrect!", "AWS, quoted in issue 12; " + srcMoto},
 		{"InvalidParameterCombinationException", "CreateTrail multi-Region without global service events",
-			create(func(in *cloudtrail.CreateTrailInput) { in.IsMultiRegionTrail, in.IncludeGlobalServiceEvents = aws.Bool(true), aws.Bool(false) }),
+			create(func(in *cloudtrail.CreateTrailInput) {
+				in.IsMultiRegionTrail, in.IncludeGlobalServiceEvents = aws.Bool(true), aws.Bool(false)
+			}),
 			"Multi-Region trail must include global service events.", "AWS, quoted in cloudconformity/auto-remediate#3; " + srcMoto},
 		{"InvalidParameterCombinationException", "CreateTrail with a log group and no role",
 			create(func(in *cloudtrail.CreateTrailInput) {
@@ -161,6 +166,92 @@ func TestCloudTrailErrorTexts(t *testing.T) {
 				return err
 			},
 			"The NextToken is not valid: ListTags returns every requested resource in one response.", srcCairn},
+		{"InvalidS3BucketNameException", "CreateTrail with an upper-case bucket name",
+			create(func(in *cloudtrail.CreateTrailInput) { in.S3BucketName = aws.String("Bad_Bucket") }),
+			"Invalid S3 bucket name Bad_Bucket: bucket names may contain only lower-case letters, digits, '.' and '-'.", srcCairn},
+		{"InvalidS3PrefixException", "CreateTrail with a 201-character prefix",
+			create(func(in *cloudtrail.CreateTrailInput) { in.S3KeyPrefix = aws.String(strings.Repeat("p", 201)) }),
+			"The S3 key prefix is 201 characters long; the maximum length is 200 characters.", srcCairn},
+		{"InvalidSnsTopicNameException", "CreateTrail with a space in the topic name",
+			create(func(in *cloudtrail.CreateTrailInput) { in.SnsTopicName = aws.String("no spaces") }),
+			"SNS topic name no spaces is not valid. Specify a topic name (letters, numbers, hyphens and underscores, up to 256 characters) or a topic ARN such as arn:aws:sns:us-east-1:" + acct + ":MyTopic.", srcCairn},
+		{"InvalidKmsKeyIdException", "CreateTrail with a key ID that is none",
+			create(func(in *cloudtrail.CreateTrailInput) { in.KmsKeyId = aws.String("not-a-key") }),
+			"Invalid KmsKeyId not-a-key. Specify a key ID, an alias name prefixed by alias/ (not an AWS managed key alias), a key ARN or an alias ARN.", srcCairn},
+		{"InvalidCloudWatchLogsLogGroupArnException", "CreateTrail with a log group that is not an ARN",
+			create(func(in *cloudtrail.CreateTrailInput) {
+				in.CloudWatchLogsLogGroupArn, in.CloudWatchLogsRoleArn = aws.String("group"), aws.String("arn:aws:iam::"+acct+":role/r")
+			}),
+			"CloudWatch Logs log group ARN group is not valid. Specify a log group ARN such as arn:aws:logs:us-east-2:123456789012:log-group:CloudTrail/logs:*.", srcCairn},
+		{"InvalidCloudWatchLogsRoleArnException", "CreateTrail with a role that is not an ARN",
+			create(func(in *cloudtrail.CreateTrailInput) {
+				in.CloudWatchLogsLogGroupArn, in.CloudWatchLogsRoleArn = aws.String("arn:aws:logs:us-east-1:"+acct+":log-group:g:*"), aws.String("role")
+			}),
+			"CloudWatch Logs role ARN role is not valid. Specify a role ARN such as arn:aws:iam::123456789012:role/CloudTrail_CloudWatchLogs_Role.", srcCairn},
+		{"OrganizationsNotInUseException", "CreateTrail of an organization trail",
+			create(func(in *cloudtrail.CreateTrailInput) { in.IsOrganizationTrail = aws.Bool(true) }),
+			"This account is not a member of an organization. Cairn does not implement AWS Organizations, so organization trails cannot be created; set IsOrganizationTrail to false.", srcCairn},
+		{"CloudTrailARNInvalidException", "UpdateTrail with an ARN without trail/",
+			func() error {
+				_, err := e.east.UpdateTrail(ctx, &cloudtrail.UpdateTrailInput{Name: aws.String("arn:aws:cloudtrail:us-east-1:" + acct + ":main")})
+				return err
+			},
+			"Invalid trail ARN: arn:aws:cloudtrail:us-east-1:" + acct + ":main. The format of a trail ARN is arn:aws:cloudtrail:us-east-2:123456789012:trail/MyTrail.", srcCairn},
+		{"ResourceTypeNotSupportedException", "AddTags to a query ARN",
+			addTags(e.east, "arn:aws:cloudtrail:us-east-1:"+acct+":query/q", []types.Tag{{Key: aws.String("k")}}),
+			"Resource type query is not supported. Tags can be added to trails, event data stores, channels and dashboards.", srcCairn},
+		{"InvalidEventSelectorsException", "PutEventSelectors with six selectors",
+			putSelectors(make([]types.EventSelector, 6)),
+			"A trail can have 1 to 5 event selectors; 6 were specified.", srcCairn},
+		{"InvalidInsightSelectorsException", "PutInsightSelectors with an unknown type",
+			func() error {
+				_, err := e.east.PutInsightSelectors(ctx, &cloudtrail.PutInsightSelectorsInput{TrailName: aws.String("main"), InsightSelectors: []types.InsightSelector{{InsightType: "Nope"}}})
+				return err
+			},
+			"Value Nope for InsightType is invalid. Valid values are ApiCallRateInsight and ApiErrorRateInsight.", srcCairn},
+		{"InvalidLookupAttributesException", "LookupEvents with an unknown attribute key",
+			lookup(&cloudtrail.LookupEventsInput{LookupAttributes: []types.LookupAttribute{{AttributeKey: "Nope", AttributeValue: aws.String("x")}}}),
+			`Lookup attribute key "Nope" is not valid. Valid keys are EventId, EventName, ReadOnly, Username, ResourceType, ResourceName, EventSource, AccessKeyId.`, srcCairn},
+		{"InvalidEventCategoryException", "LookupEvents with an unknown category",
+			lookup(&cloudtrail.LookupEventsInput{EventCategory: "nope"}),
+			`EventCategory "nope" is not valid; the only valid value is "insight".`, srcCairn},
+		{"InvalidTimeRangeException", "ListPublicKeys with EndTime before StartTime",
+			func() error {
+				_, err := e.east.ListPublicKeys(ctx, &cloudtrail.ListPublicKeysInput{StartTime: aws.Time(epoch.Add(time.Hour)), EndTime: aws.Time(epoch)})
+				return err
+			},
+			"Occurs if the timestamp values are invalid. Either the start time occurs after the end time, or the time range is outside the range of possible values.", "the model's description of the exception"},
+		{"InvalidTokenException", "ListPublicKeys with a NextToken",
+			func() error {
+				_, err := e.east.ListPublicKeys(ctx, &cloudtrail.ListPublicKeysInput{NextToken: aws.String("t")})
+				return err
+			},
+			"Reserved for future use.", "the model's description of NextToken"},
+		{"AccessDeniedException", "CreateTrail with a read-only key",
+			func() error {
+				_, err := e.h.ReadOnly.CreateTrail(ctx, &cloudtrail.CreateTrailInput{Name: aws.String("ro"), S3BucketName: aws.String(sdkBucket)})
+				return err
+			},
+			"User: arn:aws:iam::" + acct + ":user/auditor is not authorized to perform: cloudtrail:CreateTrail because the access key is read-only", "IAM's \"User: X is not authorized to perform: Y\" with Cairn's reason"},
+		{"ChannelNotFoundException", "GetChannel of a channel that does not exist",
+			func() error {
+				_, err := e.east.GetChannel(ctx, &cloudtrail.GetChannelInput{Channel: aws.String("arn:aws:cloudtrail:us-east-1:" + acct + ":channel/0b9a7c2e-1d4f-4e6a-9b8c-7d6e5f4a3b2c")})
+				return err
+			},
+			"Channel arn:aws:cloudtrail:us-east-1:" + acct + ":channel/0b9a7c2e-1d4f-4e6a-9b8c-7d6e5f4a3b2c not found for the account " + acct + ".", srcCairn},
+		{"ChannelARNInvalidException", "GetChannel with a malformed channel",
+			func() error {
+				_, err := e.east.GetChannel(ctx, &cloudtrail.GetChannelInput{Channel: aws.String("x")})
+				return err
+			},
+			`Channel "x" is not valid: give the channel ARN (arn:aws:cloudtrail:<region>:<account-id>:channel/<uuid>) or the channel's UUID.`, srcCairn},
+		{"InvalidSourceException", "CreateChannel from a partner source",
+			func() error {
+				_, err := e.east.CreateChannel(ctx, &cloudtrail.CreateChannelInput{Name: aws.String("partner"), Source: aws.String("Okta"),
+					Destinations: []types.Destination{{Type: types.DestinationTypeEventDataStore, Location: aws.String("arn:aws:cloudtrail:us-east-1:" + acct + ":eventdatastore/0b9a7c2e-1d4f-4e6a-9b8c-7d6e5f4a3b2c")}}})
+				return err
+			},
+			`Source "Okta" is not supported: Cairn's channels take events from your own applications, source "Custom".`, srcCairn},
 	}
 	for _, row := range table {
 		t.Run(row.code+"/"+row.scenario, func(t *testing.T) {
