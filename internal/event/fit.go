@@ -47,8 +47,11 @@ const fitKeepBytes = 1024
 // the member's value exactly as the record would have carried it
 // (compact JSON, a string with its quotes). Ties go by section (additional
 // event data, then response elements, then request parameters) and then
-// by position, so the same record always shrinks the same way. If that is
-// not enough, userAgent, errorMessage and errorCode are cut to their first
+// by position, so the same record always shrinks the same way. A member
+// smaller than its marker is never replaced; if that leaves the record too
+// large (a section of many small members), whole sections are replaced the
+// same way, largest first, the marker's member being the section's name.
+// If that is not enough either, userAgent, errorMessage and errorCode are cut to their first
 // 1024 bytes followed by " [truncated by Cairn: N bytes, sha256 <hex>]",
 // N and the hash being those of the whole decoded string. Only a record
 // whose other parts alone exceed limit is an error.
@@ -147,6 +150,9 @@ func FitRecord(rec []byte, limit int) ([]byte, error) {
 	})
 	out = append(out, '}')
 	if len(out) > limit {
+		out = replaceSections(out, limit)
+	}
+	if len(out) > limit {
 		out = shortenStrings(out)
 	}
 	if len(out) > limit {
@@ -168,6 +174,63 @@ func omittedMarker(path string, val []byte) []byte {
 	b = hex.AppendEncode(b, sum[:])
 	b = append(b, `"}}`...)
 	return b
+}
+
+// replaceSections replaces whole sections, largest first (ties in
+// fitSections order), until rec fits: the case of a section made of many
+// members each smaller than its marker would be.
+func replaceSections(rec []byte, limit int) []byte {
+	type section struct {
+		rank int
+		val  []byte
+	}
+	var secs []section
+	eachMember(rec, func(key, val []byte) bool {
+		for si, name := range fitSections {
+			if keyIs(key, name) && len(val) > 0 && val[0] == '{' {
+				secs = append(secs, section{si, val})
+			}
+		}
+		return true
+	})
+	slices.SortStableFunc(secs, func(a, b section) int {
+		if len(a.val) != len(b.val) {
+			return len(b.val) - len(a.val)
+		}
+		return a.rank - b.rank
+	})
+	replaced := map[*byte][]byte{}
+	size := len(rec)
+	for _, sec := range secs {
+		if size <= limit {
+			break
+		}
+		marker := omittedMarker(fitSections[sec.rank], sec.val)
+		if len(marker) >= len(sec.val) {
+			continue
+		}
+		replaced[&sec.val[0]] = marker
+		size += len(marker) - len(sec.val)
+	}
+	out := make([]byte, 0, size)
+	out = append(out, '{')
+	first := true
+	eachMember(rec, func(key, val []byte) bool {
+		if !first {
+			out = append(out, ',')
+		}
+		first = false
+		out = append(out, '"')
+		out = append(out, key...)
+		out = append(out, '"', ':')
+		if m, ok := replaced[&val[0]]; ok {
+			out = append(out, m...)
+		} else {
+			out = append(out, val...)
+		}
+		return true
+	})
+	return append(out, '}')
 }
 
 // shortenStrings cuts the fitStrings members of rec that are longer than

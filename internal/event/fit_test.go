@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -141,5 +142,31 @@ func TestFitRecordLeavesSmallRecordsAlone(t *testing.T) {
 	}
 	if _, err := FitRecord(rec.Raw, 10); err == nil {
 		t.Error("a record whose fixed parts exceed the limit was accepted")
+	}
+}
+
+// A section of many members each smaller than a marker is replaced as a
+// whole: the record is still written.
+func TestRecordReplacesASectionOfManySmallMembers(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(`{"name":"t"`)
+	for i := range 120_000 {
+		b.WriteString(`,"m` + strconv.Itoa(i) + `":1`)
+	}
+	b.WriteString(`}`)
+	req := json.RawMessage(b.String())
+	rec, err := bigCall(req, nil, "sdk").Record()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		RequestParameters json.RawMessage `json:"requestParameters"`
+	}
+	if err := json.Unmarshal(rec.Raw, &got); err != nil {
+		t.Fatal(err)
+	}
+	var m marker
+	if err := json.Unmarshal(got.RequestParameters, &m); err != nil || m.Omitted.Member != "requestParameters" || m.Omitted.Bytes != len(req) || m.Omitted.SHA256 != sum(req) {
+		t.Errorf("requestParameters = %.200s (%v)", got.RequestParameters, err)
 	}
 }
