@@ -170,3 +170,35 @@ func TestRecordReplacesASectionOfManySmallMembers(t *testing.T) {
 		t.Errorf("requestParameters = %.200s (%v)", got.RequestParameters, err)
 	}
 }
+
+// FuzzFitRecord checks FitRecord's promises on any record: the result
+// fits or there is an error, it is a record Parse accepts, and the same
+// input always gives the same bytes.
+func FuzzFitRecord(f *testing.F) {
+	f.Add([]byte(`{"a":"`+strings.Repeat("x", 300)+`","b":[1,2,3]}`), []byte(`{"c":{"d":"`+strings.Repeat("y", 200)+`"}}`), "ua", 700)
+	f.Add([]byte(`{"k1":1,"k2":2,"k3":3,"k4":4,"k5":5,"k6":6,"k7":7,"k8":8,"k9":9}`), []byte(`null`), strings.Repeat("é", 2000), 600)
+	f.Fuzz(func(t *testing.T, req, resp []byte, ua string, limit int) {
+		if !json.Valid(req) || !json.Valid(resp) || limit < 0 || limit > 1<<16 {
+			return
+		}
+		call := bigCall(req, resp, ua)
+		rec, err := call.Record()
+		if err != nil {
+			return // not an object: Record refuses it before fitting
+		}
+		out, err := FitRecord(rec.Raw, limit)
+		if err != nil {
+			return
+		}
+		if len(out) > limit {
+			t.Fatalf("FitRecord gave %d bytes for limit %d", len(out), limit)
+		}
+		if _, err := Parse(out); err != nil {
+			t.Fatalf("the fitted record does not parse: %v\n%s", err, out)
+		}
+		again, _ := FitRecord(rec.Raw, limit)
+		if !bytes.Equal(out, again) {
+			t.Fatal("FitRecord is not deterministic")
+		}
+	})
+}
