@@ -3,12 +3,14 @@ package api_test
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 
+	"github.com/cairn-audit/cairn/internal/event"
 	"github.com/cairn-audit/cairn/internal/server/servertest"
 )
 
@@ -36,6 +38,22 @@ func TestTagLimitsThroughTheSDK(t *testing.T) {
 	}
 	if _, err := e.east.GetTrail(ctx, &cloudtrail.GetTrailInput{Name: aws.String("huge")}); !errors.As(err, new(*types.TrailNotFoundException)) {
 		t.Errorf("the refused trail exists: %v", err)
+	}
+	// The refusal is recorded like any other, its 1.9 MB tag list replaced
+	// by a marker so that the record fits the journal.
+	var refused *event.Record
+	_, err = e.h.Server.Journal().Read(ctx, 0, 1<<20, func(_ uint64, entry []byte) error {
+		rec, err := event.Parse(entry)
+		if err == nil && rec.EventName == "CreateTrail" && rec.ErrorCode == "TagsLimitExceededException" {
+			refused = rec
+		}
+		return err
+	})
+	if err != nil || refused == nil {
+		t.Fatalf("the refused CreateTrail is not in the journal (%v)", err)
+	}
+	if !strings.Contains(string(refused.Raw), `"tagsList":{"omittedByCairn":{"member":"requestParameters.tagsList"`) {
+		t.Errorf("the record's tagsList is not a marker: %.300s", refused.Raw)
 	}
 
 	_, err = e.east.CreateTrail(ctx, &cloudtrail.CreateTrailInput{Name: aws.String("over"), S3BucketName: aws.String(sdkBucket), TagsList: numberedTags(0, 51)})
