@@ -131,18 +131,24 @@ type tagsInput struct {
 	TagsList   []tags.Tag `json:"TagsList"`
 }
 
-func (h tagHandlers) validateTagsInput(in *tagsInput) error {
+// validateTagsInput checks a request before anything is read: a list to
+// add is held to the per-resource limit (so a 100,000-tag AddTags is
+// refused at once), a list to remove to the model's bound.
+func (h tagHandlers) validateTagsInput(in *tagsInput, removal bool) error {
 	if err := trailRequired("ResourceId", in.ResourceId); err != nil {
 		return err
 	}
 	if in.TagsList == nil {
 		return awsproto.Errorf("ValidationException", "1 validation error detected: Value null at 'TagsList' failed to satisfy constraint: Member must not be null")
 	}
+	if removal {
+		return tags.ValidateRemoval(in.TagsList)
+	}
 	return tags.Validate(in.TagsList)
 }
 
 func (h tagHandlers) addTags(ctx context.Context, req *Request, in *tagsInput) (*trailEmptyOutput, error) {
-	if err := h.validateTagsInput(in); err != nil {
+	if err := h.validateTagsInput(in, false); err != nil {
 		return nil, err
 	}
 	arn := *in.ResourceId
@@ -170,7 +176,7 @@ func (h tagHandlers) addTags(ctx context.Context, req *Request, in *tagsInput) (
 }
 
 func (h tagHandlers) removeTags(ctx context.Context, req *Request, in *tagsInput) (*trailEmptyOutput, error) {
-	if err := h.validateTagsInput(in); err != nil {
+	if err := h.validateTagsInput(in, true); err != nil {
 		return nil, err
 	}
 	arn := *in.ResourceId
@@ -219,7 +225,7 @@ func (h tagHandlers) listTags(ctx context.Context, req *Request, in *listTagsInp
 		return nil, awsproto.Errorf("InvalidParameterException", "ResourceIdList can contain at most %d ARNs; %d were specified.", MaxListTagsResources, len(in.ResourceIdList))
 	}
 	if in.NextToken != nil && *in.NextToken != "" {
-		return nil, awsproto.Errorf("InvalidTokenException", "The NextToken %s is not valid: ListTags returns every requested resource in one response.", *in.NextToken)
+		return nil, awsproto.Errorf("InvalidTokenException", "The NextToken is not valid: ListTags returns every requested resource in one response.")
 	}
 	out := &listTagsOutput{ResourceTagList: make([]resourceTag, 0, len(in.ResourceIdList))}
 	for _, arn := range in.ResourceIdList {

@@ -168,8 +168,9 @@ var jsonNull = json.RawMessage("null")
 // Record builds the CloudTrail record for the call: eventVersion 1.11,
 // eventType AwsApiCall unless told otherwise, managementEvent and
 // eventCategory from DataEvent,
-// members in AWS's order, times as YYYY-MM-DDTHH:MM:SSZ. The result is parsed
-// back, so it carries the same view as any imported record.
+// members in AWS's order, times as YYYY-MM-DDTHH:MM:SSZ, and no longer
+// than MaxRecordBytes (see FitRecord). The result is parsed back, so it
+// carries the same view as any imported record.
 func (c APICall) Record() (*Record, error) {
 	var missing []string
 	if c.Time.IsZero() {
@@ -246,6 +247,12 @@ func (c APICall) Record() (*Record, error) {
 	}
 	b, err := marshalNoEscape(w)
 	if err != nil {
+		return nil, fmt.Errorf("building the audit record of %s %s: %w", c.Source, c.Name, err)
+	}
+	// A legal call must be recorded however large its parameters: a record
+	// over the journal's entry limit gives up its largest members instead
+	// of being refused (FitRecord says how, and the marker says what).
+	if b, err = FitRecord(b, MaxRecordBytes); err != nil {
 		return nil, fmt.Errorf("building the audit record of %s %s: %w", c.Source, c.Name, err)
 	}
 	rec, err := Parse(b)

@@ -57,7 +57,15 @@ func (p *Proxy) buildRecord(r *http.Request, c *call) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("building the audit record of %s: generating eventID: %w", c.op.Name, err)
 	}
-	return p.appendRecord(make([]byte, 0, 1536), r, c, eventID.String(), p.env.Now()), nil
+	// A configuration document of up to 1 MiB, a long key and headers
+	// can outgrow the journal's entry limit together: the record then
+	// gives up its largest members (event.FitRecord) rather than the call
+	// going unrecorded.
+	rec, err := event.FitRecord(p.appendRecord(make([]byte, 0, 1536), r, c, eventID.String(), p.env.Now()), event.MaxRecordBytes)
+	if err != nil {
+		return nil, fmt.Errorf("building the audit record of %s: %w", c.op.Name, err)
+	}
+	return rec, nil
 }
 
 // appendRecord appends the call's record, with the given eventID and

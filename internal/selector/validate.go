@@ -106,7 +106,7 @@ func ValidateBasic(sels []EventSelector) error {
 			}
 			for _, v := range d.Values {
 				if !validDataValue(typ, v) {
-					return invalid("Value %s for DataResources.Values is invalid for type %s.", v, typ)
+					return invalid("Value %s for DataResources.Values is invalid.", v)
 				}
 				if !isAllResources(typ, v) {
 					total++
@@ -120,7 +120,7 @@ func ValidateBasic(sels []EventSelector) error {
 		}
 	}
 	if total > MaxDataResources {
-		return invalid("A trail can have at most %d data resources across all event selectors; %d were specified.", MaxDataResources, total)
+		return invalid("Specify a valid number of DataResources.Values (0 to %d) for all your selectors", MaxDataResources)
 	}
 	return nil
 }

@@ -295,7 +295,11 @@ func (s *Server) dataEventRecord(dc *dataCall) ([]byte, error) {
 	if err := enc.Encode(rec); err != nil {
 		return nil, fmt.Errorf("build the record of PutAuditEvents %s: %w", dc.req.RequestID, err)
 	}
-	parsed, err := event.Parse(buf.Bytes())
+	raw, err := event.FitRecord(bytes.TrimRight(buf.Bytes(), "\n"), event.MaxRecordBytes)
+	if err != nil {
+		return nil, fmt.Errorf("build the record of PutAuditEvents %s: %w", dc.req.RequestID, err)
+	}
+	parsed, err := event.Parse(raw)
 	if err != nil {
 		return nil, fmt.Errorf("build the record of PutAuditEvents %s: it does not parse: %w", dc.req.RequestID, err)
 	}

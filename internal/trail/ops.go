@@ -78,8 +78,11 @@ func (s *Service) setTopic(t *Trail, topic string) error {
 		return err
 	}
 	if s.topicExists != nil && !s.topicExists(topic) {
-		return awsproto.Errorf("InsufficientSnsTopicPolicyException",
-			"SNS Topic does not exist or the topic policy is incorrect! (Cairn has no notification topic named %q; declare it under [[topics]] in the configuration.)", topic)
+		// CloudTrail's text, which tools match on; what Cairn means by it
+		// (no [[topics]] entry of that name) goes to the log and the docs.
+		s.log.Warn("trail names a notification topic the configuration does not declare; declare it under [[topics]]",
+			"trail", t.Name, "topic", topic)
+		return awsproto.Errorf("InsufficientSnsTopicPolicyException", "SNS Topic does not exist or the topic policy is incorrect!")
 	}
 	t.SnsTopicName, t.SnsTopicARN = topic, arn
 	return nil
@@ -378,7 +381,7 @@ func (s *Service) List(ctx context.Context, nextToken string) ([]Trail, string, 
 	if nextToken != "" {
 		raw, err := base64.RawURLEncoding.DecodeString(nextToken)
 		if err != nil || !strings.HasPrefix(string(raw), trailPrefix) {
-			return nil, "", awsproto.Errorf("InvalidNextTokenException", "The NextToken %s is not valid. Use the NextToken from the previous ListTrails response.", nextToken)
+			return nil, "", awsproto.Errorf("InvalidNextTokenException", "The NextToken is not valid. Use the NextToken from the previous ListTrails response.")
 		}
 		after = string(raw)
 	}

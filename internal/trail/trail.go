@@ -399,7 +399,7 @@ func (s *Service) bucketMustExist(ctx context.Context, bucket string) error {
 		return fmt.Errorf("trail: check that bucket %s exists: %w", bucket, err)
 	}
 	if !ok {
-		return awsproto.Errorf("S3BucketDoesNotExistException", "S3 bucket %s does not exist.", bucket)
+		return awsproto.Errorf("S3BucketDoesNotExistException", "S3 bucket %s does not exist!", bucket)
 	}
 	return nil
 }

@@ -25,6 +25,9 @@ const (
 	MaxPerResource = 50
 	MaxKeyLen      = 128
 	MaxValueLen    = 256
+	// MaxPerRequest is the model's bound on a TagsList (RemoveTags is
+	// held to it; adding is held to MaxPerResource, which is smaller).
+	MaxPerRequest = 200
 )
 
 // Tag is one tag in its wire shape. Value is optional on the wire; a nil
@@ -44,10 +47,34 @@ func Key(arn string) string { return keyPrefix + arn }
 // digits, white space and _ . : / = + - @ (the IAM/Resource Groups rule).
 var tagRE = regexp.MustCompile(`^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$`)
 
-// Validate checks one request's tag list: key and value syntax, the aws:
-// prefix reserved for AWS, and duplicate keys. It does not check the
-// per-resource total; Merge does, once existing tags are known.
+// Validate checks a list of tags to add (CreateTrail, CreateChannel,
+// AddTags): no more than a resource may have, then key and value syntax,
+// the aws: prefix reserved for AWS, and duplicate keys. The count comes
+// first, so that a request with 100,000 tags costs nothing beyond its
+// decoding. The per-resource total after adding is Merge's check, once
+// the existing tags are known.
 func Validate(list []Tag) error {
+	if len(list) > MaxPerResource {
+		return limitExceeded(len(list))
+	}
+	return validateSyntax(list)
+}
+
+// ValidateRemoval checks RemoveTags' list: the model's bound on a
+// TagsList, then the same syntax rules as Validate.
+func ValidateRemoval(list []Tag) error {
+	if len(list) > MaxPerRequest {
+		return awsproto.Errorf("ValidationException",
+			"1 validation error detected: Value at 'tagsList' failed to satisfy constraint: Member must have length less than or equal to %d", MaxPerRequest)
+	}
+	return validateSyntax(list)
+}
+
+func limitExceeded(n int) error {
+	return awsproto.Errorf("TagsLimitExceededException", "The number of tags on the resource would be %d; the limit is %d tags per resource.", n, MaxPerResource)
+}
+
+func validateSyntax(list []Tag) error {
 	seen := make(map[string]bool, len(list))
 	for _, t := range list {
 		if t.Key == "" || utf8.RuneCountInString(t.Key) > MaxKeyLen {
@@ -77,24 +104,28 @@ func Validate(list []Tag) error {
 
 // Merge adds tags to existing ones, replacing the value of keys already
 // present and keeping first-added order. More than MaxPerResource tags in
-// the result is a TagsLimitExceededException.
+// the result is a TagsLimitExceededException. It is linear in its input
+// (an index by key, not a scan per tag), and it counts the result before
+// building it.
 func Merge(existing, add []Tag) ([]Tag, error) {
-	out := append([]Tag(nil), existing...)
+	index := make(map[string]int, len(existing)+len(add))
+	for i, t := range existing {
+		index[t.Key] = i
+	}
+	n := len(existing)
 	for _, t := range add {
-		replaced := false
-		for i := range out {
-			if out[i].Key == t.Key {
-				out[i].Value = t.Value
-				replaced = true
-				break
-			}
-		}
-		if !replaced {
-			out = append(out, t)
+		if _, ok := index[t.Key]; !ok {
+			index[t.Key] = n
+			n++
 		}
 	}
-	if len(out) > MaxPerResource {
-		return nil, awsproto.Errorf("TagsLimitExceededException", "The number of tags on the resource would be %d; the limit is %d tags per resource.", len(out), MaxPerResource)
+	if n > MaxPerResource {
+		return nil, limitExceeded(n)
+	}
+	out := make([]Tag, n)
+	copy(out, existing)
+	for _, t := range add {
+		out[index[t.Key]] = t
 	}
 	return out, nil
 }
@@ -103,13 +134,14 @@ func Merge(existing, add []Tag) ([]Tag, error) {
 // only removed when the stored value is the same, so a stale RemoveTags
 // does not delete a tag someone has since changed.
 func Remove(existing, rm []Tag) []Tag {
+	byKey := make(map[string]Tag, len(rm))
+	for _, r := range rm {
+		byKey[r.Key] = r
+	}
 	out := make([]Tag, 0, len(existing))
-next:
 	for _, t := range existing {
-		for _, r := range rm {
-			if r.Key == t.Key && (r.Value == nil || t.Value != nil && *r.Value == *t.Value) {
-				continue next
-			}
+		if r, ok := byKey[t.Key]; ok && (r.Value == nil || t.Value != nil && *r.Value == *t.Value) {
+			continue
 		}
 		out = append(out, t)
 	}

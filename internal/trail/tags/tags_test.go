@@ -101,3 +101,38 @@ func TestStore(t *testing.T) {
 		t.Errorf("after saving no tags: %#v, want an empty list", got)
 	}
 }
+
+// The per-resource limit is checked before anything else, so that a
+// request with 100,000 tags is refused without validating (or merging)
+// them one by one.
+func TestValidateRefusesMoreThanALimitFirst(t *testing.T) {
+	many := make([]Tag, 100_000)
+	for i := range many {
+		many[i] = Tag{Key: "same"} // duplicates too: the count decides first
+	}
+	if err := Validate(many); !awsproto.IsCode(err, "TagsLimitExceededException") {
+		t.Errorf("Validate(100,000 tags) = %v, want TagsLimitExceededException", err)
+	}
+	if err := Validate(many[:MaxPerResource+1]); !awsproto.IsCode(err, "TagsLimitExceededException") {
+		t.Errorf("Validate(51 tags) = %v, want TagsLimitExceededException", err)
+	}
+	if err := ValidateRemoval(many[:MaxPerRequest+1]); !awsproto.IsCode(err, "ValidationException") {
+		t.Errorf("ValidateRemoval(201 tags) = %v, want ValidationException", err)
+	}
+}
+
+// BenchmarkMerge is the performance target for Merge: linear in the
+// tags, not quadratic.
+func BenchmarkMerge(b *testing.B) {
+	existing := make([]Tag, MaxPerResource/2)
+	add := make([]Tag, MaxPerResource/2)
+	for i := range existing {
+		existing[i] = Tag{Key: "e" + strings.Repeat("x", i)}
+		add[i] = Tag{Key: "a" + strings.Repeat("x", i)}
+	}
+	for b.Loop() {
+		if _, err := Merge(existing, add); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
