@@ -57,3 +57,36 @@ func (g *regionGuard) refuse(r *http.Request, service string) error {
 	// AWS's wording, trailing space included.
 	return awsproto.Errorf("InvalidSignatureException", "Credential should be scoped to a valid region, not '%s'. ", scope.Region)
 }
+
+// served is the region a console action is filed under: the session's
+// region when Cairn serves it, else the default region. The console can
+// browse regions that only imported records carry; its own sign-out or
+// bucket creation there must still land where trails and the picker look.
+func (g *regionGuard) served(name string) string {
+	if g.set.Known(name) {
+		return name
+	}
+	return region.Default
+}
+
+// refuseConsole refuses a console operation in a region Cairn does not
+// serve, for the reason refuse refuses an API request signed for one.
+func (g *regionGuard) refuseConsole(name string) error {
+	if g.set.Known(name) {
+		return nil
+	}
+	return awsproto.Errorf("UnsupportedOperationException",
+		"Cairn does not serve region %s: its events were imported. Switch to a region Cairn serves to make changes.", name)
+}
+
+// consoleRegions are the regions the console always offers: the default
+// first, then every region Cairn serves.
+func (g *regionGuard) consoleRegions() []string {
+	out := []string{region.Default}
+	for _, r := range g.set.Names() {
+		if r != region.Default {
+			out = append(out, r)
+		}
+	}
+	return out
+}
