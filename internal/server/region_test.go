@@ -130,6 +130,11 @@ func TestUnknownRegionRefusedBeforeTheBody(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
+			// The transport waits for the body it is sending: end it when
+			// the wait is over, so that a server reading it fails the test
+			// instead of hanging it.
+			stop := context.AfterFunc(ctx, func() { pw.CloseWithError(ctx.Err()) })
+			defer stop()
 			resp, err := http.DefaultClient.Do(req.WithContext(ctx))
 			if err != nil {
 				t.Fatalf("no answer without the body: %v", err)
