@@ -283,7 +283,6 @@ func (c *Console) render(w http.ResponseWriter, r *http.Request, status int, pag
 			}
 		}
 	}
-	v.Regions = c.regions(r.Context())
 	v.Version = c.opts.Version
 	if v.Flash == "" && r.URL.Query().Get("signedout") == "1" {
 		v.Flash = "You have signed out."
@@ -291,6 +290,10 @@ func (c *Console) render(w http.ResponseWriter, r *http.Request, status int, pag
 	name := "layout"
 	if r.Header.Get("HX-Request") == "true" && r.Header.Get("HX-Target") != "" && t.Lookup("partial") != nil {
 		name = "partial"
+	} else {
+		// Only the layout has the picker; live mode's partials, every
+		// two seconds, do not list the history's regions.
+		v.Regions = c.regions(r.Context())
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
