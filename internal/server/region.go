@@ -76,7 +76,7 @@ func (g *regionGuard) refuseConsole(name string) error {
 		return nil
 	}
 	return awsproto.Errorf("UnsupportedOperationException",
-		"Cairn does not serve region %s: its events were imported. Switch to a region Cairn serves to make changes.", name)
+		"Cairn does not serve region %s: only imported or captured records carry it. Switch to a region Cairn serves to make changes.", name)
 }
 
 // consoleRegions are the regions the console always offers: the default
