@@ -58,6 +58,15 @@ func applySettings(fs *flag.FlagSet, configPath string, lookupEnv func(string) (
 			return
 		}
 		if v, ok := file[f.Name]; ok {
+			if list, isList := v.([]any); isList {
+				// A TOML array is the flag's comma-separated list
+				// (regions = ["a", "b"] is --regions a,b).
+				parts := make([]string, len(list))
+				for i, e := range list {
+					parts[i] = fmt.Sprint(e)
+				}
+				v = strings.Join(parts, ",")
+			}
 			if err := f.Value.Set(fmt.Sprint(v)); err != nil {
 				firstErr = fmt.Errorf("config file %s: %s = %v: %w", configPath, f.Name, v, err)
 			}

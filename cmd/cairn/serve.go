@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cairn-audit/cairn/internal/delivery/notify"
+	"github.com/cairn-audit/cairn/internal/region"
 	"github.com/cairn-audit/cairn/internal/server"
 )
 
@@ -35,6 +36,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		keyRotate  = fs.Duration("key-rotation", 30*24*time.Hour, "how long a digest-signing key signs before the next takes over")
 		memLimit   = fs.Int64("memory-limit-mb", 320, "soft Go heap limit in MiB (0: none); GOMEMLIMIT, when set, wins")
 		pprofOn    = fs.Bool("pprof", false, "serve Go's profiling endpoints under /debug/pprof/")
+		regionList = fs.String("regions", "", "private region names (xx-name-1, comma-separated) requests may be signed for besides AWS's own regions")
 		logLevel   = fs.String("log-level", "info", "debug, info, warn or error")
 		logFormat  = fs.String("log-format", "text", "text or json")
 	)
@@ -50,6 +52,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	file, err := applySettings(fs, *configPath, os.LookupEnv)
 	if err != nil {
 		return err
+	}
+	regions, err := region.ParseList(*regionList)
+	if err != nil {
+		return fmt.Errorf("--regions: %w", err)
 	}
 	topics, err := notify.ParseTopics(file["topics"], os.LookupEnv)
 	if err != nil {
@@ -87,6 +93,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		DigestInterval:    *digestIvl,
 		KeyRotation:       *keyRotate,
 		Captures:          caps,
+		Regions:           regions,
 		Logger:            logger,
 		Version:           versionString(),
 	})

@@ -237,6 +237,34 @@ func VerifyRequest(ctx context.Context, r *http.Request, body []byte, lookup Sec
 	return VerifyRequestWith(ctx, r, body, lookup, now, VerifyOptions{})
 }
 
+// ClaimedScope returns the credential scope r claims to be signed for,
+// read from its Authorization header or presigned query alone, without
+// checking the signature, so that a server can refuse what the scope alone
+// rules out (an unknown region) before it reads a body. It picks the
+// signature exactly as VerifyRequestWith does; ok is false when r carries
+// no single well-formed one, and VerifyRequestWith then says what is wrong.
+func ClaimedScope(r *http.Request) (a *Authorization, ok bool) {
+	query := parseQuery(r.URL.RawQuery)
+	presign := query.has("X-Amz-Algorithm") || query.has("X-Amz-Credential") || query.has("X-Amz-Signature")
+	authz := r.Header.Values("Authorization")
+	var req *sigRequest
+	var err *Error
+	switch {
+	case len(authz) > 0 && presign, len(authz) > 1:
+		return nil, false
+	case len(authz) == 1 && strings.TrimSpace(authz[0]) != "":
+		req, err = fromHeader(r, authz[0], query)
+	case presign:
+		req, err = fromQuery(query)
+	default:
+		return nil, false
+	}
+	if err != nil {
+		return nil, false
+	}
+	return req.auth, true
+}
+
 // sigRequest is everything the signature check needs, whichever form the
 // signature arrived in.
 type sigRequest struct {

@@ -289,6 +289,13 @@ func (s *Service) PrepareAuditEvents(ctx context.Context, req *PutAuditEventsReq
 	if err != nil {
 		return nil, err
 	}
+	if ref.isARN && ref.region != req.Region {
+		// Each region's cloudtrail-data endpoint ingests into that
+		// region's channels only: a channel of another region is not one
+		// it can find, and its events would be filed under a region the
+		// channel is not in.
+		return nil, awsproto.Errorf(CodeChannelNotFound, "The channel %s was not found.", req.ChannelARN)
+	}
 	var c Channel
 	var found bool
 	err = s.store.View(ctx, func(r state.Reader) error {

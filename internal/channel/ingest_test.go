@@ -97,7 +97,7 @@ func TestPutAuditEventsGoodBatch(t *testing.T) {
 		d := eventData(map[string]any{"UID": fmt.Sprintf("u%d", i)})
 		evs = append(evs, wireEvent{ID: fmt.Sprintf("e-%d", i), EventData: d, EventDataChecksum: checksum(d)})
 	}
-	out, err := svc.PutAuditEvents(ctxT(t), &PutAuditEventsRequest{Region: "eu-central-1", ChannelARN: c.ARN(), Body: body(evs...)}, j)
+	out, err := svc.PutAuditEvents(ctxT(t), &PutAuditEventsRequest{Region: testRegion, ChannelARN: c.ARN(), Body: body(evs...)}, j)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +116,7 @@ func TestPutAuditEventsGoodBatch(t *testing.T) {
 		if rec.EventID != out.Successful[i].EventID || out.Successful[i].ID != evs[i].ID {
 			t.Fatalf("entry %d: eventID %s, result %+v", i, rec.EventID, out.Successful[i])
 		}
-		if rec.EventName != "RefundIssued" || rec.EventSource != "payments.example.com" || rec.AWSRegion != "eu-central-1" ||
+		if rec.EventName != "RefundIssued" || rec.EventSource != "payments.example.com" || rec.AWSRegion != testRegion ||
 			rec.EventCategory != "ActivityAuditLog" || rec.EventType != "ActivityLog" || rec.RecipientAccountID != testAccount ||
 			!rec.EventTime.Equal(time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)) {
 			t.Fatalf("entry %d view: %+v", i, rec)
@@ -262,6 +262,7 @@ func TestPutAuditEventsRequestErrors(t *testing.T) {
 		{"unknown arn", PutAuditEventsRequest{ChannelARN: ARN(testRegion, testAccount, missing), Body: body(ok)}, CodeChannelNotFound},
 		{"other account", PutAuditEventsRequest{ChannelARN: ARN(testRegion, "999999999999", c.ID), Body: body(ok)}, CodeChannelNotFound},
 		{"uuid in another region", PutAuditEventsRequest{Region: "eu-west-1", ChannelARN: c.ID, Body: body(ok)}, CodeChannelNotFound},
+		{"arn of another region", PutAuditEventsRequest{Region: "eu-west-1", ChannelARN: c.ARN(), Body: body(ok)}, CodeChannelNotFound},
 		{"duplicate ids", PutAuditEventsRequest{ChannelARN: c.ARN(), Body: body(ok, wireEvent{ID: "b", EventData: "{}"}, ok)}, CodeDuplicatedAuditEventID},
 	}
 	for _, tc := range cases {

@@ -22,6 +22,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -109,6 +110,10 @@ type Options struct {
 	// Regions are the regions offered in the region picker; the first is
 	// the default.
 	Regions []string
+	// EventRegions, when set, lists the regions whose event history holds
+	// events; the picker offers them too, so that records imported with
+	// regions Cairn does not serve (anonymised exports) can be browsed.
+	EventRegions func(ctx context.Context) ([]string, error)
 	// Version is shown in the footer.
 	Version string
 }
@@ -130,6 +135,30 @@ type Console struct {
 // most installations use, with us-east-1 first because it is where the
 // CLIs send requests by default.
 var defaultRegions = []string{"us-east-1", "us-east-2", "us-west-1", "us-west-2", "eu-west-1", "eu-central-1", "ap-southeast-1", "ap-southeast-2", "ap-northeast-1"}
+
+// regions is the region picker's list: the default region first, then
+// every configured region and every region with events, sorted. A failing
+// EventRegions is logged and leaves the configured regions.
+func (c *Console) regions(ctx context.Context) []string {
+	if c.opts.EventRegions == nil {
+		return c.opts.Regions
+	}
+	withEvents, err := c.opts.EventRegions(ctx)
+	if err != nil {
+		c.log.Warn("console: list the regions with events; offering the configured ones", "err", err)
+		return c.opts.Regions
+	}
+	rest := append(slices.Clone(c.opts.Regions[1:]), withEvents...)
+	slices.Sort(rest)
+	rest = slices.Compact(rest)
+	out := append(make([]string, 0, len(rest)+1), c.opts.Regions[0])
+	for _, r := range rest {
+		if r != c.opts.Regions[0] {
+			out = append(out, r)
+		}
+	}
+	return out
+}
 
 // New builds the console.
 func New(opts Options) (*Console, error) {
@@ -254,7 +283,6 @@ func (c *Console) render(w http.ResponseWriter, r *http.Request, status int, pag
 			}
 		}
 	}
-	v.Regions = c.opts.Regions
 	v.Version = c.opts.Version
 	if v.Flash == "" && r.URL.Query().Get("signedout") == "1" {
 		v.Flash = "You have signed out."
@@ -262,6 +290,10 @@ func (c *Console) render(w http.ResponseWriter, r *http.Request, status int, pag
 	name := "layout"
 	if r.Header.Get("HX-Request") == "true" && r.Header.Get("HX-Target") != "" && t.Lookup("partial") != nil {
 		name = "partial"
+	} else {
+		// Only the layout has the picker; live mode's partials, every
+		// two seconds, do not list the history's regions.
+		v.Regions = c.regions(r.Context())
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")

@@ -434,7 +434,7 @@ func (c *Console) signOut(w http.ResponseWriter, r *http.Request, s *session) {
 
 func (c *Console) setRegion(w http.ResponseWriter, r *http.Request, s *session) {
 	region := r.PostFormValue("region")
-	for _, ok := range c.opts.Regions {
+	for _, ok := range c.regions(r.Context()) {
 		if ok == region {
 			s.mu.Lock()
 			s.region = region

@@ -24,6 +24,9 @@ type authenticated struct {
 // the signature check, and the key is looked up again after verification in
 // case it was deleted in between. Errors are the AWS codes clients expect.
 func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, service string, maxBody int64) (*authenticated, error) {
+	if err := s.regions.refuse(r, service); err != nil {
+		return nil, err
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	if err != nil {
 		var tooBig *http.MaxBytesError

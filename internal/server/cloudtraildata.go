@@ -72,6 +72,10 @@ func (s *Server) servePutAuditEvents(w http.ResponseWriter, r *http.Request, svc
 		awsproto.WriteError(w, requestID, contentTypeRESTJSON, e)
 	}
 
+	if err := s.regions.refuse(r, serviceCloudTrailData); err != nil {
+		fail(err)
+		return
+	}
 	if r.ContentLength > channel.MaxRequestBytes {
 		fail(channel.RequestTooLarge(r.ContentLength))
 		return

@@ -31,6 +31,9 @@ func (s *Server) mountConsole(mux *http.ServeMux) error {
 		Logger:    s.log.With("component", "console"),
 		Now:       s.cfg.Now,
 		Version:   s.cfg.Version,
+		// The regions Cairn serves, and those with events (imported ones).
+		Regions:      s.regions.consoleRegions(),
+		EventRegions: s.history.Regions,
 	})
 	if err != nil {
 		return err
@@ -103,6 +106,9 @@ func (b consoleBackend) newCall(c console.Call) (*call, error) {
 // (marked as made from the console) goes to the journal before the result
 // is returned, and its changes are undone when the record cannot be written.
 func (b consoleBackend) Call(ctx context.Context, cc console.Call) ([]byte, error) {
+	if err := b.s.regions.refuseConsole(cc.Region); err != nil {
+		return nil, err
+	}
 	c, err := b.newCall(cc)
 	if err != nil {
 		return nil, err
@@ -169,6 +175,7 @@ func (s *Server) appendConsoleRecord(ctx context.Context, rec event.APICall) err
 }
 
 func (b consoleBackend) Record(ctx context.Context, rec event.APICall) error {
+	rec.Region = b.s.regions.served(rec.Region)
 	return b.s.appendConsoleRecord(ctx, rec)
 }
 
@@ -207,7 +214,7 @@ func (b consoleBackend) CreateBucket(ctx context.Context, c api.Caller, m consol
 		return awsproto.Errorf("ServiceUnavailableException", "Cairn's audit journal is not accepting writes, so changes are refused until it recovers. Try again later.")
 	}
 	rec := event.APICall{
-		Time: s.cfg.Now().UTC(), Source: "s3.amazonaws.com", Name: "CreateBucket", Region: region,
+		Time: s.cfg.Now().UTC(), Source: "s3.amazonaws.com", Name: "CreateBucket", Region: s.regions.served(region),
 		SourceIP: m.SourceIP, UserAgent: m.UserAgent, Identity: c.Identity(), FromConsole: true,
 	}
 	// json.Marshal, not %q: Go's quoting of a control character or of

@@ -35,6 +35,7 @@ import (
 	"github.com/cairn-audit/cairn/internal/journal"
 	"github.com/cairn-audit/cairn/internal/objstore"
 	"github.com/cairn-audit/cairn/internal/objstore/stores"
+	"github.com/cairn-audit/cairn/internal/region"
 	"github.com/cairn-audit/cairn/internal/state"
 	"github.com/cairn-audit/cairn/internal/trail"
 )
@@ -80,6 +81,10 @@ type Config struct {
 	Version  string
 	// Now is the clock; nil means time.Now. Tests pin it.
 	Now func() time.Time
+
+	// Regions are private region names requests may be signed for, on
+	// top of AWS's own (see internal/region).
+	Regions []string
 }
 
 // Server is a running Cairn.
@@ -97,6 +102,7 @@ type Server struct {
 	signing  *digest.Keys
 	channels *channel.Service
 	registry *api.Registry
+	regions  *regionGuard
 	metrics  *metrics
 	promReg  *prometheus.Registry
 
@@ -139,6 +145,10 @@ func Open(ctx context.Context, cfg Config) (s *Server, err error) {
 	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
 		return nil, errors.New("--tls-cert and --tls-key go together")
 	}
+	regions, err := region.NewSet(cfg.Regions)
+	if err != nil {
+		return nil, fmt.Errorf("--regions: %w", err)
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
@@ -161,6 +171,7 @@ func Open(ctx context.Context, cfg Config) (s *Server, err error) {
 	}()
 	s.promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.metrics = newMetrics(s.promReg)
+	s.regions = newRegionGuard(regions, s.promReg)
 
 	if s.state, err = state.Open(ctx, filepath.Join(cfg.DataDir, "state"), state.Options{Logger: s.log}); err != nil {
 		return nil, err
