@@ -118,7 +118,7 @@ func (s *Server) handleImport(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	entries, out := parseImport(body)
+	entries, out := parseImport(body, audit.Time)
 	audit.RequestParameters = importParams(len(entries)+len(out.Rejected), len(body))
 	audit.ResponseElements = fmt.Appendf(nil, `{"accepted":%d,"rejected":%d}`, out.Accepted, len(out.Rejected))
 	if err := s.appendImport(r.Context(), entries, audit); err != nil {
@@ -162,9 +162,11 @@ func (s *Server) appendImport(ctx context.Context, entries [][]byte, audit event
 	return nil
 }
 
-// parseImport splits a JSON Lines body into records and validates each. It
+// parseImport splits a JSON Lines body into records and validates each
+// (event.Parse, then event.CheckImportable against now: a record the
+// history and trails would silently drop is refused here instead). It
 // returns the compact bytes of the good ones and the answer to send.
-func parseImport(body []byte) ([][]byte, ImportOutput) {
+func parseImport(body []byte, now time.Time) ([][]byte, ImportOutput) {
 	out := ImportOutput{Rejected: []ImportRejection{}}
 	var entries [][]byte
 	index := 0
@@ -180,6 +182,9 @@ func parseImport(body []byte) ([][]byte, ImportOutput) {
 			continue
 		}
 		rec, err := event.Parse(line)
+		if err == nil {
+			err = event.CheckImportable(rec, now)
+		}
 		switch {
 		case err != nil:
 			out.Rejected = append(out.Rejected, ImportRejection{Index: index, Error: err.Error()})
