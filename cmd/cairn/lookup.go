@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/cairn-audit/cairn/internal/awsproto"
 	"github.com/cairn-audit/cairn/internal/bench"
+	"github.com/cairn-audit/cairn/internal/event"
 )
 
 // remoteFlags are the flags of the commands that talk to a running Cairn
@@ -184,6 +186,9 @@ func lookupMain(ctx context.Context, args []string, stdout, stderr io.Writer, no
 	if *maxN < 0 {
 		return fmt.Errorf("--max %d: want 0 (all) or more", *maxN)
 	}
+	if *interval <= 0 {
+		return fmt.Errorf("--interval %s: want a positive duration", *interval)
+	}
 	in := &cloudtrail.LookupEventsInput{LookupAttributes: attrs}
 	t0 := now()
 	if *start != "" {
@@ -304,34 +309,62 @@ func reverse(evs []types.Event) {
 	}
 }
 
+// The times LookupEvents can carry between the SDK and the server: the
+// SDK converts timestamps through int64 nanoseconds (UnixNano), so a time
+// outside these wraps around (year 9999 became 1816). No event can lie
+// outside them (the server refuses event times before 2013 or in the
+// future), so parseWhen clamps to them: `--end 9999-12-31` means "no upper
+// bound", as its writer meant.
+var (
+	lookupMinTime = time.Unix(0, math.MinInt64).UTC().Truncate(time.Second).Add(time.Second)
+	lookupMaxTime = time.Unix(0, math.MaxInt64).UTC().Truncate(time.Second)
+)
+
 // parseWhen reads a time: RFC 3339, a date (midnight UTC), or an age before
-// now written as a Go duration or with d (days) and w (weeks) units.
+// now written as a Go duration or with d (days) and w (weeks) units. The
+// result is clamped to [lookupMinTime, lookupMaxTime].
 func parseWhen(s string, now time.Time) (time.Time, error) {
+	clamp := func(t time.Time) time.Time {
+		if t.Before(lookupMinTime) {
+			return lookupMinTime
+		}
+		if t.After(lookupMaxTime) {
+			return lookupMaxTime
+		}
+		return t
+	}
 	if t, err := time.Parse(time.RFC3339, s); err == nil {
-		return t, nil
+		return clamp(t), nil
 	}
 	if t, err := time.Parse("2006-01-02", s); err == nil {
-		return t, nil
+		return clamp(t), nil
 	}
 	if d, err := parseAge(s); err == nil {
-		return now.Add(-d), nil
+		if now.Sub(lookupMinTime) <= d {
+			return lookupMinTime, nil
+		}
+		return clamp(now.Add(-d)), nil
 	}
 	return time.Time{}, fmt.Errorf("%q is not an RFC 3339 time (2024-05-01T12:00:00Z), a date (2024-05-01) or an age (90s, 30m, 1h, 7d, 2w)", s)
 }
 
 // parseAge is time.ParseDuration plus whole days (d) and weeks (w), which
-// are how people say how far back to look.
+// are how people say how far back to look. An age longer than a Duration
+// holds (292 years) is the longest one: it reaches back past every event.
 func parseAge(s string) (time.Duration, error) {
 	if n := len(s); n > 1 && (s[n-1] == 'd' || s[n-1] == 'w') {
 		v, err := strconv.ParseFloat(s[:n-1], 64)
-		if err != nil || v < 0 {
+		if err != nil || v < 0 || math.IsNaN(v) || math.IsInf(v, 0) {
 			return 0, fmt.Errorf("bad age %q", s)
 		}
 		unit := 24 * time.Hour
 		if s[n-1] == 'w' {
 			unit *= 7
 		}
-		return time.Duration(v * float64(unit)), nil
+		if f := v * float64(unit); f < float64(math.MaxInt64) {
+			return time.Duration(f), nil
+		}
+		return time.Duration(math.MaxInt64), nil
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil || d < 0 {
@@ -403,13 +436,30 @@ func eventRow(e types.Event) []string {
 		resources = "-"
 	}
 	return []string{
-		aws.ToTime(e.EventTime).UTC().Format("2006-01-02 15:04:05"),
+		eventTime(e).Format("2006-01-02 15:04:05"),
 		aws.ToString(e.EventName),
 		user,
 		strings.TrimSuffix(aws.ToString(e.EventSource), ".amazonaws.com"),
 		resources,
 		aws.ToString(e.EventId),
 	}
+}
+
+// eventTime is the event's time as its record states it. The SDK's
+// EventTime went through int64 nanoseconds and wraps for times outside
+// 1678-2262, which records stored before Cairn refused such times may
+// carry; the record's own eventTime does not. The SDK's value is the
+// fallback for a record without a readable one.
+func eventTime(e types.Event) time.Time {
+	var rec struct {
+		EventTime string `json:"eventTime"`
+	}
+	if json.Unmarshal([]byte(aws.ToString(e.CloudTrailEvent)), &rec) == nil {
+		if t, err := event.ParseTime(rec.EventTime); err == nil {
+			return t
+		}
+	}
+	return aws.ToTime(e.EventTime).UTC()
 }
 
 // shrinkOrder is which columns give up width first when the table is wider

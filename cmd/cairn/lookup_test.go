@@ -251,3 +251,54 @@ func TestLookupFollow(t *testing.T) {
 		}
 	}
 }
+
+// TestLookupTimesAreTotal runs the real binary against a `cairn serve`
+// child: times beyond what the SDK carries (int64 nanoseconds, 1678-2262)
+// are clamped instead of wrapping around, so `--end 9999-12-31` and
+// `--start 0001-01-01` mean "unbounded" and find today's events, and an age
+// longer than a Duration reaches back past every event.
+func TestLookupTimesAreTotal(t *testing.T) {
+	work := t.TempDir()
+	dataDir := filepath.Join(work, "cairn-data")
+	srv := startCairn(t, work, "--data-dir", dataDir)
+	if _, err := sdkClient(t, dataDir, srv.URL).DescribeTrails(context.Background(), &cloudtrail.DescribeTrailsInput{}); err != nil {
+		t.Fatal(err)
+	}
+	remote := []string{"lookup", "--endpoint-url", srv.URL, "--data-dir", dataDir, "--attr", "EventName=DescribeTrails", "--output", "json"}
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(runCairn(t, work, remote...), `"eventName":"DescribeTrails"`) {
+		if time.Now().After(deadline) {
+			t.Fatal("the DescribeTrails call never reached the history")
+		}
+	}
+	for _, bounds := range [][]string{
+		{"--end", "9999-12-31"},
+		{"--end", "9999-12-31T23:59:59Z"},
+		{"--start", "0001-01-01", "--end", "9999-12-31"},
+		{"--start", "100000000w"},
+		{"--start", "1e300d"},
+	} {
+		out := runCairn(t, work, append(remote, bounds...)...)
+		if !strings.Contains(out, `"eventName":"DescribeTrails"`) {
+			t.Errorf("lookup %v: the event is missing: %q", bounds, out)
+		}
+	}
+	for _, bad := range [][]string{{"--start", "NaNd"}, {"--start", "Infw"}, {"-f", "--interval", "0s"}} {
+		out := runCairnFails(t, work, append(remote, bad...)...)
+		if !strings.Contains(out, bad[len(bad)-1]) {
+			t.Errorf("lookup %v: the error does not name the value: %q", bad, out)
+		}
+	}
+}
+
+// A record stored with a time the SDK cannot carry is printed with the
+// time the record states, not the SDK's wrapped-around one.
+func TestLookupTablePrintsTheRecordsTime(t *testing.T) {
+	far := time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)
+	wrapped := time.Unix(0, far.UnixNano()).UTC() // what the SDK makes of it
+	e := types.Event{EventId: aws.String("x"), EventName: aws.String("N"), EventTime: aws.Time(wrapped),
+		CloudTrailEvent: aws.String(`{"eventID":"x","eventTime":"9999-12-31T23:59:59Z"}`)}
+	if got := eventRow(e)[0]; got != "9999-12-31 23:59:59" {
+		t.Errorf("time column %q, want the record's 9999-12-31 23:59:59 (the SDK said %s)", got, wrapped)
+	}
+}
