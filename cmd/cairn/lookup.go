@@ -209,21 +209,23 @@ func lookupMain(ctx context.Context, args []string, stdout, stderr io.Writer, no
 	if err != nil {
 		return err
 	}
+	prov := &provenances{}
+	ct = cloudtrail.New(ct.Options(), func(o *cloudtrail.Options) { o.HTTPClient = &provenanceRecorder{next: o.HTTPClient, into: prov} })
 	width := terminalWidth(stdout)
 	events, err := lookupAll(ctx, ct, in, *maxN)
 	if err != nil {
 		return err
 	}
 	if !*follow {
-		return writeEvents(stdout, *output, events, width, true)
+		return writeEvents(stdout, *output, events, width, true, prov)
 	}
 
 	// Follow: show what exists oldest first, then new events as they come.
 	reverse(events)
-	tw := &tableWriter{w: stdout, width: width}
+	tw := &tableWriter{w: stdout, width: width, prov: prov}
 	emit := func(evs []types.Event, header bool) error {
 		if *output == "json" {
-			return writeJSON(stdout, evs)
+			return writeJSON(stdout, evs, prov)
 		}
 		return tw.write(evs, header)
 	}
@@ -387,23 +389,29 @@ func terminalWidth(w io.Writer) int {
 	return 0
 }
 
-func writeEvents(w io.Writer, format string, evs []types.Event, width int, header bool) error {
+func writeEvents(w io.Writer, format string, evs []types.Event, width int, header bool, prov *provenances) error {
 	if format == "json" {
-		return writeJSON(w, evs)
+		return writeJSON(w, evs, prov)
 	}
 	if len(evs) == 0 {
 		_, err := fmt.Fprintln(w, "No events.")
 		return err
 	}
-	return (&tableWriter{w: w, width: width}).write(evs, header)
+	return (&tableWriter{w: w, width: width, prov: prov}).write(evs, header)
 }
 
-// writeJSON writes each event's CloudTrail record, one per line.
-func writeJSON(w io.Writer, evs []types.Event) error {
+// writeJSON writes each event's CloudTrail record, one per line. An
+// imported event's line gets one more member at the end,
+// "cairnProvenance", naming its import; the record's own members are as
+// imported.
+func writeJSON(w io.Writer, evs []types.Event, prov *provenances) error {
 	for _, e := range evs {
 		rec := aws.ToString(e.CloudTrailEvent)
 		if !json.Valid([]byte(rec)) {
 			return fmt.Errorf("event %s: CloudTrailEvent is not JSON", aws.ToString(e.EventId))
+		}
+		if p := prov.of(e); p != nil {
+			rec = withProvenance(rec, p)
 		}
 		if _, err := io.WriteString(w, rec+"\n"); err != nil {
 			return err
@@ -418,11 +426,14 @@ type tableWriter struct {
 	w      io.Writer
 	width  int // 0: no limit
 	widths []int
+	prov   *provenances
 }
 
 var tableHeader = []string{"TIME", "EVENT NAME", "USER", "SOURCE", "RESOURCES", "EVENT ID"}
 
-func eventRow(e types.Event) []string {
+// eventRow is one table row. An imported event's ID is marked
+// "[imported]"; `--output json` says which import.
+func eventRow(e types.Event, prov *provenances) []string {
 	var res []string
 	for _, r := range e.Resources {
 		res = append(res, aws.ToString(r.ResourceName))
@@ -435,13 +446,17 @@ func eventRow(e types.Event) []string {
 	if resources == "" {
 		resources = "-"
 	}
+	id := aws.ToString(e.EventId)
+	if prov.of(e) != nil {
+		id += " [imported]"
+	}
 	return []string{
 		eventTime(e).Format("2006-01-02 15:04:05"),
 		aws.ToString(e.EventName),
 		user,
 		strings.TrimSuffix(aws.ToString(e.EventSource), ".amazonaws.com"),
 		resources,
-		aws.ToString(e.EventId),
+		id,
 	}
 }
 
@@ -473,7 +488,7 @@ func (t *tableWriter) write(evs []types.Event, header bool) error {
 		rows = append(rows, tableHeader)
 	}
 	for _, e := range evs {
-		rows = append(rows, eventRow(e))
+		rows = append(rows, eventRow(e, t.prov))
 	}
 	if t.widths == nil {
 		t.widths = make([]int, len(tableHeader))
