@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -16,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/klauspost/compress/gzip"
 	"golang.org/x/term"
 
 	"github.com/cairn-audit/cairn/internal/bench"
@@ -35,7 +39,13 @@ eventTime. Import needs an admin key.
   cairn import --data-dir /var/lib/cairn AWSLogs/
   cairn import --endpoint-url https://cairn.internal:4747 --profile cairn-admin logs.jsonl
 
-Exits 1 when any record was rejected (the first ten reasons are shown).
+JSON Lines files (.jsonl, .ndjson, or any file whose first line is one
+whole record) are read line by line: every non-blank line is one record,
+and a bad line is reported as FILE:LINE without stopping the file. Other
+shapes report a bad record as FILE: record N. Records = Accepted +
+Rejected; blank lines are not records.
+
+Exits 1 when any record was rejected (every reason is listed, up to 100000).
 Event history keeps only the last 90 days by default: older records are
 stored and delivered, but LookupEvents does not return them.
 `
@@ -128,10 +138,32 @@ func isRecordFile(name string) bool {
 	return false
 }
 
-// origin is where a record came from: file and 0-based record index.
+// origin is where a record came from: the file (by its place in the
+// argument order, for sorting, and its path) and either its 1-based line
+// (JSON Lines files) or its 1-based place among the file's records (every
+// other shape, where records need not start on lines of their own).
 type origin struct {
-	file  string
-	index int
+	fileIdx int
+	file    string
+	line    int // 0: not a JSON Lines file; see record
+	record  int
+}
+
+func (o origin) String() string {
+	if o.line > 0 {
+		return fmt.Sprintf("%s:%d", o.file, o.line)
+	}
+	return fmt.Sprintf("%s: record %d", o.file, o.record)
+}
+
+func (o origin) before(p origin) bool {
+	if o.fileIdx != p.fileIdx {
+		return o.fileIdx < p.fileIdx
+	}
+	if o.line != p.line {
+		return o.line < p.line
+	}
+	return o.record < p.record
 }
 
 type rejection struct {
@@ -157,36 +189,49 @@ type importer struct {
 	accepted  atomic.Int64
 
 	mu         sync.Mutex
-	rejections []rejection // the first maxShown
+	rejections []rejection // the first maxListed
 	rejected   int64
 }
 
-const maxShown = 10
+// maxListed bounds the rejections kept for the summary (and so the memory
+// a file of garbage can make the CLI hold); past it they are counted only.
+// maxReason bounds one listed reason.
+const (
+	maxListed = 100_000
+	maxReason = 300
+)
 
 func (im *importer) reject(r rejection) {
+	if len(r.reason) > maxReason {
+		r.reason = r.reason[:maxReason] + "..."
+	}
 	im.mu.Lock()
 	defer im.mu.Unlock()
 	im.rejected++
-	if len(im.rejections) < maxShown {
+	if len(im.rejections) < maxListed {
 		im.rejections = append(im.rejections, r)
 	}
 }
 
 type importSummary struct {
-	files, accepted, rejected int64
-	rejections                []rejection
-	elapsed                   time.Duration
+	files, read, accepted, rejected int64
+	rejections                      []rejection
+	elapsed                         time.Duration
 }
 
+// print writes the totals and every rejection (up to maxListed) in file
+// order, each as FILE:LINE (JSON Lines) or FILE: record N (other shapes).
+// Records = Accepted + Rejected: every record read is one or the other.
 func (s *importSummary) print(w io.Writer) {
 	rate := float64(s.accepted+s.rejected) / max(s.elapsed.Seconds(), 1e-9)
 	fmt.Fprintf(w, "Imported %d files in %s (%.0f records/s).\n", s.files, s.elapsed.Round(time.Millisecond), rate)
-	fmt.Fprintf(w, "Accepted: %d\nRejected: %d\n", s.accepted, s.rejected)
+	fmt.Fprintf(w, "Records: %d\nAccepted: %d\nRejected: %d\n", s.read, s.accepted, s.rejected)
+	sort.SliceStable(s.rejections, func(i, j int) bool { return s.rejections[i].at.before(s.rejections[j].at) })
 	for _, r := range s.rejections {
-		fmt.Fprintf(w, "  %s:%d: %s\n", r.at.file, r.at.index, r.reason)
+		fmt.Fprintf(w, "  %s: %s\n", r.at, r.reason)
 	}
 	if more := s.rejected - int64(len(s.rejections)); more > 0 {
-		fmt.Fprintf(w, "  ... and %d more\n", more)
+		fmt.Fprintf(w, "  ... and %d more (only the first %d are listed)\n", more, maxListed)
 	}
 }
 
@@ -229,11 +274,11 @@ func (im *importer) run(ctx context.Context, files []string, concurrency int) (*
 		cur = importBatch{}
 	}
 	var readErr error
-	for _, f := range files {
+	for i, f := range files {
 		if ctx.Err() != nil {
 			break
 		}
-		err := im.readFile(ctx, f, func(raw []byte, at origin) {
+		err := im.readFile(ctx, i, f, func(raw []byte, at origin) {
 			if len(cur.origins) > 0 && (len(cur.origins) >= im.batch || len(cur.body)+len(raw)+1 > bench.ImportBatchBytes) {
 				flush()
 			}
@@ -259,45 +304,167 @@ func (im *importer) run(ctx context.Context, files []string, concurrency int) (*
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("import interrupted after %d accepted records: %w", im.accepted.Load(), err)
 	}
-	return &importSummary{files: im.filesDone.Load(), accepted: im.accepted.Load(), rejected: im.rejected,
+	return &importSummary{files: im.filesDone.Load(), read: im.read.Load(), accepted: im.accepted.Load(), rejected: im.rejected,
 		rejections: im.rejections, elapsed: time.Since(start)}, nil
 }
 
 // readFile streams the records of one file to add. Records that cannot be
-// valid are rejected here with the same validation the server applies, so
-// their reasons point at the file. A file that is not a record stream at
-// all (bad gzip, truncated JSON) counts as one rejection; records before
-// the damage are still imported.
-func (im *importer) readFile(ctx context.Context, path string, add func(raw []byte, at origin)) error {
+// valid are rejected here with the same validation the server applies
+// (event.Parse and event.CheckImportable), so their reasons point at the
+// file.
+//
+// A JSON Lines file (named .jsonl or .ndjson, or whose first non-blank line
+// is a whole JSON object other than a delivery file's envelope) is read
+// line by line: every non-blank line is one record, accepted or rejected
+// with its line number, so one bad line never hides the lines after it and
+// the totals add up to the file's non-blank lines. Blank lines are not
+// records and are not counted. Every other shape (delivery files, arrays,
+// pretty-printed records) is a stream of JSON values: damage to the stream
+// itself counts as one rejection and ends that file, and records before it
+// are still imported.
+func (im *importer) readFile(ctx context.Context, fileIdx int, path string, add func(raw []byte, at origin)) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("import %s: %w", path, err)
 	}
 	defer f.Close()
-	index := 0
-	err = event.ReadRecords(f, func(raw []byte) error {
+	br := bufio.NewReaderSize(f, 64<<10)
+	var r io.Reader = br
+	if magic, err := br.Peek(2); err == nil && magic[0] == 0x1f && magic[1] == 0x8b {
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			im.read.Add(1)
+			im.reject(rejection{origin{fileIdx: fileIdx, file: path, record: 1}, "not a readable gzip file: " + err.Error()})
+			return nil
+		}
+		defer zr.Close()
+		r = zr
+	}
+	lr := bufio.NewReaderSize(r, lineProbeBytes)
+	if isLinesName(path) || firstLineIsRecord(lr) {
+		return im.readLines(ctx, fileIdx, path, lr, add)
+	}
+	n := 0
+	err = event.ReadRecords(lr, func(raw []byte) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		at := origin{path, index}
-		index++
-		im.read.Add(1)
-		rec, err := event.Parse(raw)
-		if err != nil {
-			im.reject(rejection{at, err.Error()})
-			return nil
-		}
-		if len(rec.Raw) > journal.MaxEntrySize {
-			im.reject(rejection{at, fmt.Sprintf("record is %d bytes, over Cairn's per-record limit of %d bytes", len(rec.Raw), journal.MaxEntrySize)})
-			return nil
-		}
-		add(rec.Raw, at)
+		n++
+		im.check(raw, origin{fileIdx: fileIdx, file: path, record: n}, add)
 		return nil
 	})
 	if err != nil && ctx.Err() == nil {
-		im.reject(rejection{origin{path, index}, "the rest of the file is unreadable: " + err.Error()})
+		im.read.Add(1)
+		im.reject(rejection{origin{fileIdx: fileIdx, file: path, record: n + 1}, "the rest of the file is unreadable: " + err.Error()})
 	}
 	return nil
+}
+
+// check validates one record and hands it to add or rejects it.
+func (im *importer) check(raw []byte, at origin, add func(raw []byte, at origin)) {
+	im.read.Add(1)
+	rec, err := event.Parse(raw)
+	if err == nil {
+		err = event.CheckImportable(rec, time.Now())
+	}
+	if err != nil {
+		im.reject(rejection{at, err.Error()})
+		return
+	}
+	if len(rec.Raw) > journal.MaxEntrySize {
+		im.reject(rejection{at, fmt.Sprintf("record is %d bytes, over Cairn's per-record limit of %d bytes", len(rec.Raw), journal.MaxEntrySize)})
+		return
+	}
+	add(rec.Raw, at)
+}
+
+// lineProbeBytes is how much of a file firstLineIsRecord may look at: a
+// first line longer than this is not taken for a JSON Lines record.
+const lineProbeBytes = 1 << 20
+
+// isLinesName reports whether the file's name says JSON Lines.
+func isLinesName(path string) bool {
+	name := strings.TrimSuffix(strings.ToLower(filepath.Base(path)), ".gz")
+	return strings.HasSuffix(name, ".jsonl") || strings.HasSuffix(name, ".ndjson")
+}
+
+// firstLineIsRecord reports whether the first non-blank line of br (within
+// lineProbeBytes) is, alone, one whole JSON object that is not a delivery
+// file's {"Records":[...]} envelope: then the file is JSON Lines, whatever
+// its name. It does not consume anything.
+func firstLineIsRecord(br *bufio.Reader) bool {
+	buf, _ := br.Peek(lineProbeBytes)
+	buf = bytes.TrimPrefix(buf, []byte{0xEF, 0xBB, 0xBF})
+	for len(buf) > 0 {
+		i := bytes.IndexByte(buf, '\n')
+		if i < 0 {
+			return false // one line only, or longer than the probe: a stream
+		}
+		line := bytes.TrimSpace(buf[:i])
+		buf = buf[i+1:]
+		if len(line) == 0 {
+			continue
+		}
+		if line[0] != '{' || !json.Valid(line) {
+			return false
+		}
+		var probe struct {
+			Records json.RawMessage `json:"Records"`
+		}
+		if json.Unmarshal(line, &probe) == nil && len(probe.Records) > 0 && probe.Records[0] == '[' {
+			return false
+		}
+		return true
+	}
+	return false
+}
+
+// readLines reads a JSON Lines file: each non-blank line is one record.
+// A line longer than event.MaxRecordSize is rejected without being held in
+// memory.
+func (im *importer) readLines(ctx context.Context, fileIdx int, path string, br *bufio.Reader, add func(raw []byte, at origin)) error {
+	var line []byte
+	for n := 1; ; n++ {
+		if err := ctx.Err(); err != nil {
+			return nil
+		}
+		line = line[:0]
+		tooLong := false
+		var err error
+		for {
+			var chunk []byte
+			chunk, err = br.ReadSlice('\n')
+			if !tooLong {
+				if len(line)+len(chunk) > event.MaxRecordSize {
+					tooLong, line = true, line[:0]
+				} else {
+					line = append(line, chunk...)
+				}
+			}
+			if !errors.Is(err, bufio.ErrBufferFull) {
+				break
+			}
+		}
+		at := origin{fileIdx: fileIdx, file: path, line: n}
+		if n == 1 {
+			line = bytes.TrimPrefix(line, []byte{0xEF, 0xBB, 0xBF})
+		}
+		switch {
+		case tooLong:
+			im.read.Add(1)
+			im.reject(rejection{at, fmt.Sprintf("line is longer than %d bytes", event.MaxRecordSize)})
+		case len(bytes.TrimSpace(line)) > 0:
+			im.check(bytes.TrimSpace(line), at, add)
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			im.read.Add(1)
+			im.reject(rejection{origin{fileIdx: fileIdx, file: path, line: n + 1}, "the rest of the file is unreadable: " + err.Error()})
+			return nil
+		}
+	}
 }
 
 func (im *importer) send(ctx context.Context, b importBatch) error {
@@ -307,7 +474,7 @@ func (im *importer) send(ctx context.Context, b importBatch) error {
 		if err == nil {
 			im.accepted.Add(int64(out.Accepted))
 			for _, r := range out.Rejected {
-				at := origin{"?", r.Index}
+				at := origin{fileIdx: -1, file: "?", record: r.Index + 1}
 				if r.Index >= 0 && r.Index < len(b.origins) {
 					at = b.origins[r.Index]
 				}

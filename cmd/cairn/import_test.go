@@ -89,7 +89,7 @@ func TestImportDatasets(t *testing.T) {
 	t.Logf("%d imported management events found by EventId", len(mgmt))
 }
 
-// TestImportReportsRejections: bad records are listed as file:index, the
+// TestImportReportsRejections: bad records are listed as file:line, the
 // good ones are imported, and the command exits 1.
 func TestImportReportsRejections(t *testing.T) {
 	h := servertest.Start(t)
@@ -110,7 +110,7 @@ func TestImportReportsRejections(t *testing.T) {
 		t.Fatalf("exit %v, want exitCode(1)\n%s", err, out.String())
 	}
 	s := out.String()
-	for _, want := range []string{"Accepted: 3\n", "Rejected: 2\n", path + ":2: invalid CloudTrail record", path + ":4: invalid CloudTrail record"} {
+	for _, want := range []string{"Records: 5\nAccepted: 3\n", "Rejected: 2\n", path + ":3: invalid CloudTrail record", path + ":5: invalid CloudTrail record"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("summary lacks %q:\n%s", want, s)
 		}
@@ -168,5 +168,61 @@ func TestImportFileSelection(t *testing.T) {
 	}
 	if _, err := importFiles([]string{filepath.Join(dir, "missing")}); err == nil {
 		t.Error("a missing path was accepted")
+	}
+}
+
+// TestImportJSONLinesReadsEveryLine runs the real binary against a
+// `cairn serve` child: a JSON Lines file (named .json, recognised by its
+// first line) with bad lines between good ones. Every line is read, every
+// bad one is reported with its file and line number, the totals add up to
+// the file's non-blank lines, and the good records after the bad lines are
+// in the event history.
+func TestImportJSONLinesReadsEveryLine(t *testing.T) {
+	work := t.TempDir()
+	dataDir := filepath.Join(work, "cairn-data")
+	srv := startCairn(t, work, "--data-dir", dataDir)
+	at := time.Now().UTC().Add(-time.Hour).Format(time.RFC3339)
+	good := func(id string) string {
+		return `{"eventVersion":"1.09","eventID":"` + id + `","eventTime":"` + at + `","eventName":"GetCallerIdentity","eventSource":"sts.amazonaws.com","awsRegion":"us-east-1","readOnly":true,"eventType":"AwsApiCall"}`
+	}
+	lines := []string{
+		good("l1"),
+		`this line is not JSON`,
+		good("l3"),
+		``,
+		`{"eventTime":"` + at + `"}`,
+		good("l6"),
+		`{"eventID":"l7","eventTime":"` + at + `","eventName":"GetCallerIdentity"}`,
+		`{"eventID":"l8","eventTime":`,
+		good("l9"),
+	}
+	path := filepath.Join(work, "export.json")
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := runCairnFails(t, work, "import", "--endpoint-url", srv.URL, "--data-dir", dataDir, "--batch", "2", path)
+	for _, want := range []string{
+		"Records: 8\nAccepted: 4\nRejected: 4\n",
+		path + ":2: invalid CloudTrail record: not a JSON object",
+		path + ":5: invalid CloudTrail record: eventName: missing",
+		path + ":7: invalid CloudTrail record: awsRegion: missing",
+		path + ":8: invalid CloudTrail record",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	// The history indexes after the import is acknowledged: wait for each.
+	deadline := time.Now().Add(20 * time.Second)
+	for _, id := range []string{"l1", "l3", "l6", "l9"} {
+		for {
+			got := runCairn(t, work, "lookup", "--endpoint-url", srv.URL, "--data-dir", dataDir, "--attr", "EventId="+id, "--output", "json")
+			if strings.Contains(got, `"eventID":"`+id+`"`) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("record on the line of %s is not in the history: %q", id, got)
+			}
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/cairn-audit/cairn/internal/awsproto"
 	"github.com/cairn-audit/cairn/internal/bench"
+	"github.com/cairn-audit/cairn/internal/event"
 )
 
 // remoteFlags are the flags of the commands that talk to a running Cairn
@@ -184,6 +186,9 @@ func lookupMain(ctx context.Context, args []string, stdout, stderr io.Writer, no
 	if *maxN < 0 {
 		return fmt.Errorf("--max %d: want 0 (all) or more", *maxN)
 	}
+	if *interval <= 0 {
+		return fmt.Errorf("--interval %s: want a positive duration", *interval)
+	}
 	in := &cloudtrail.LookupEventsInput{LookupAttributes: attrs}
 	t0 := now()
 	if *start != "" {
@@ -204,21 +209,23 @@ func lookupMain(ctx context.Context, args []string, stdout, stderr io.Writer, no
 	if err != nil {
 		return err
 	}
+	prov := &provenances{}
+	ct = cloudtrail.New(ct.Options(), func(o *cloudtrail.Options) { o.HTTPClient = &provenanceRecorder{next: o.HTTPClient, into: prov} })
 	width := terminalWidth(stdout)
 	events, err := lookupAll(ctx, ct, in, *maxN)
 	if err != nil {
 		return err
 	}
 	if !*follow {
-		return writeEvents(stdout, *output, events, width, true)
+		return writeEvents(stdout, *output, events, width, true, prov)
 	}
 
 	// Follow: show what exists oldest first, then new events as they come.
 	reverse(events)
-	tw := &tableWriter{w: stdout, width: width}
+	tw := &tableWriter{w: stdout, width: width, prov: prov}
 	emit := func(evs []types.Event, header bool) error {
 		if *output == "json" {
-			return writeJSON(stdout, evs)
+			return writeJSON(stdout, evs, prov)
 		}
 		return tw.write(evs, header)
 	}
@@ -304,34 +311,62 @@ func reverse(evs []types.Event) {
 	}
 }
 
+// The times LookupEvents can carry between the SDK and the server: the
+// SDK converts timestamps through int64 nanoseconds (UnixNano), so a time
+// outside these wraps around (year 9999 became 1816). No event can lie
+// outside them (the server refuses event times before 2013 or in the
+// future), so parseWhen clamps to them: `--end 9999-12-31` means "no upper
+// bound", as its writer meant.
+var (
+	lookupMinTime = time.Unix(0, math.MinInt64).UTC().Truncate(time.Second).Add(time.Second)
+	lookupMaxTime = time.Unix(0, math.MaxInt64).UTC().Truncate(time.Second)
+)
+
 // parseWhen reads a time: RFC 3339, a date (midnight UTC), or an age before
-// now written as a Go duration or with d (days) and w (weeks) units.
+// now written as a Go duration or with d (days) and w (weeks) units. The
+// result is clamped to [lookupMinTime, lookupMaxTime].
 func parseWhen(s string, now time.Time) (time.Time, error) {
+	clamp := func(t time.Time) time.Time {
+		if t.Before(lookupMinTime) {
+			return lookupMinTime
+		}
+		if t.After(lookupMaxTime) {
+			return lookupMaxTime
+		}
+		return t
+	}
 	if t, err := time.Parse(time.RFC3339, s); err == nil {
-		return t, nil
+		return clamp(t), nil
 	}
 	if t, err := time.Parse("2006-01-02", s); err == nil {
-		return t, nil
+		return clamp(t), nil
 	}
 	if d, err := parseAge(s); err == nil {
-		return now.Add(-d), nil
+		if now.Sub(lookupMinTime) <= d {
+			return lookupMinTime, nil
+		}
+		return clamp(now.Add(-d)), nil
 	}
 	return time.Time{}, fmt.Errorf("%q is not an RFC 3339 time (2024-05-01T12:00:00Z), a date (2024-05-01) or an age (90s, 30m, 1h, 7d, 2w)", s)
 }
 
 // parseAge is time.ParseDuration plus whole days (d) and weeks (w), which
-// are how people say how far back to look.
+// are how people say how far back to look. An age longer than a Duration
+// holds (292 years) is the longest one: it reaches back past every event.
 func parseAge(s string) (time.Duration, error) {
 	if n := len(s); n > 1 && (s[n-1] == 'd' || s[n-1] == 'w') {
 		v, err := strconv.ParseFloat(s[:n-1], 64)
-		if err != nil || v < 0 {
+		if err != nil || v < 0 || math.IsNaN(v) || math.IsInf(v, 0) {
 			return 0, fmt.Errorf("bad age %q", s)
 		}
 		unit := 24 * time.Hour
 		if s[n-1] == 'w' {
 			unit *= 7
 		}
-		return time.Duration(v * float64(unit)), nil
+		if f := v * float64(unit); f < float64(math.MaxInt64) {
+			return time.Duration(f), nil
+		}
+		return time.Duration(math.MaxInt64), nil
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil || d < 0 {
@@ -354,23 +389,29 @@ func terminalWidth(w io.Writer) int {
 	return 0
 }
 
-func writeEvents(w io.Writer, format string, evs []types.Event, width int, header bool) error {
+func writeEvents(w io.Writer, format string, evs []types.Event, width int, header bool, prov *provenances) error {
 	if format == "json" {
-		return writeJSON(w, evs)
+		return writeJSON(w, evs, prov)
 	}
 	if len(evs) == 0 {
 		_, err := fmt.Fprintln(w, "No events.")
 		return err
 	}
-	return (&tableWriter{w: w, width: width}).write(evs, header)
+	return (&tableWriter{w: w, width: width, prov: prov}).write(evs, header)
 }
 
-// writeJSON writes each event's CloudTrail record, one per line.
-func writeJSON(w io.Writer, evs []types.Event) error {
+// writeJSON writes each event's CloudTrail record, one per line. An
+// imported event's line gets one more member at the end,
+// "cairnProvenance", naming its import; the record's own members are as
+// imported.
+func writeJSON(w io.Writer, evs []types.Event, prov *provenances) error {
 	for _, e := range evs {
 		rec := aws.ToString(e.CloudTrailEvent)
 		if !json.Valid([]byte(rec)) {
 			return fmt.Errorf("event %s: CloudTrailEvent is not JSON", aws.ToString(e.EventId))
+		}
+		if p := prov.of(e); p != nil {
+			rec = withProvenance(rec, p)
 		}
 		if _, err := io.WriteString(w, rec+"\n"); err != nil {
 			return err
@@ -385,11 +426,14 @@ type tableWriter struct {
 	w      io.Writer
 	width  int // 0: no limit
 	widths []int
+	prov   *provenances
 }
 
 var tableHeader = []string{"TIME", "EVENT NAME", "USER", "SOURCE", "RESOURCES", "EVENT ID"}
 
-func eventRow(e types.Event) []string {
+// eventRow is one table row. An imported event's ID is marked
+// "[imported]"; `--output json` says which import.
+func eventRow(e types.Event, prov *provenances) []string {
 	var res []string
 	for _, r := range e.Resources {
 		res = append(res, aws.ToString(r.ResourceName))
@@ -402,14 +446,35 @@ func eventRow(e types.Event) []string {
 	if resources == "" {
 		resources = "-"
 	}
+	id := aws.ToString(e.EventId)
+	if prov.of(e) != nil {
+		id += " [imported]"
+	}
 	return []string{
-		aws.ToTime(e.EventTime).UTC().Format("2006-01-02 15:04:05"),
+		eventTime(e).Format("2006-01-02 15:04:05"),
 		aws.ToString(e.EventName),
 		user,
 		strings.TrimSuffix(aws.ToString(e.EventSource), ".amazonaws.com"),
 		resources,
-		aws.ToString(e.EventId),
+		id,
 	}
+}
+
+// eventTime is the event's time as its record states it. The SDK's
+// EventTime went through int64 nanoseconds and wraps for times outside
+// 1678-2262, which records stored before Cairn refused such times may
+// carry; the record's own eventTime does not. The SDK's value is the
+// fallback for a record without a readable one.
+func eventTime(e types.Event) time.Time {
+	var rec struct {
+		EventTime string `json:"eventTime"`
+	}
+	if json.Unmarshal([]byte(aws.ToString(e.CloudTrailEvent)), &rec) == nil {
+		if t, err := event.ParseTime(rec.EventTime); err == nil {
+			return t
+		}
+	}
+	return aws.ToTime(e.EventTime).UTC()
 }
 
 // shrinkOrder is which columns give up width first when the table is wider
@@ -423,7 +488,7 @@ func (t *tableWriter) write(evs []types.Event, header bool) error {
 		rows = append(rows, tableHeader)
 	}
 	for _, e := range evs {
-		rows = append(rows, eventRow(e))
+		rows = append(rows, eventRow(e, t.prov))
 	}
 	if t.widths == nil {
 		t.widths = make([]int, len(tableHeader))

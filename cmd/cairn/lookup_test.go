@@ -80,12 +80,12 @@ func TestLookupTableGolden(t *testing.T) {
 	var out bytes.Buffer
 	for _, width := range []int{0, 120, 100} {
 		out.WriteString("--- width " + map[int]string{0: "unlimited", 120: "120", 100: "100"}[width] + "\n")
-		if err := writeEvents(&out, "table", fixtureEvents(), width, true); err != nil {
+		if err := writeEvents(&out, "table", fixtureEvents(), width, true, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
 	out.WriteString("--- json\n")
-	if err := writeEvents(&out, "json", fixtureEvents(), 0, true); err != nil {
+	if err := writeEvents(&out, "json", fixtureEvents(), 0, true, nil); err != nil {
 		t.Fatal(err)
 	}
 	golden.Check(t, filepath.Join("testdata", "lookup_table.golden"), out.Bytes())
@@ -249,5 +249,122 @@ func TestLookupFollow(t *testing.T) {
 		if i > 0 && r["eventTime"].(string) < recs[i-1]["eventTime"].(string) {
 			t.Errorf("follow output is not in time order at %d", i)
 		}
+	}
+}
+
+// TestLookupTimesAreTotal runs the real binary against a `cairn serve`
+// child: times beyond what the SDK carries (int64 nanoseconds, 1678-2262)
+// are clamped instead of wrapping around, so `--end 9999-12-31` and
+// `--start 0001-01-01` mean "unbounded" and find today's events, and an age
+// longer than a Duration reaches back past every event.
+func TestLookupTimesAreTotal(t *testing.T) {
+	work := t.TempDir()
+	dataDir := filepath.Join(work, "cairn-data")
+	srv := startCairn(t, work, "--data-dir", dataDir)
+	if _, err := sdkClient(t, dataDir, srv.URL).DescribeTrails(context.Background(), &cloudtrail.DescribeTrailsInput{}); err != nil {
+		t.Fatal(err)
+	}
+	remote := []string{"lookup", "--endpoint-url", srv.URL, "--data-dir", dataDir, "--attr", "EventName=DescribeTrails", "--output", "json"}
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(runCairn(t, work, remote...), `"eventName":"DescribeTrails"`) {
+		if time.Now().After(deadline) {
+			t.Fatal("the DescribeTrails call never reached the history")
+		}
+	}
+	for _, bounds := range [][]string{
+		{"--end", "9999-12-31"},
+		{"--end", "9999-12-31T23:59:59Z"},
+		{"--start", "0001-01-01", "--end", "9999-12-31"},
+		{"--start", "100000000w"},
+		{"--start", "1e300d"},
+	} {
+		out := runCairn(t, work, append(remote, bounds...)...)
+		if !strings.Contains(out, `"eventName":"DescribeTrails"`) {
+			t.Errorf("lookup %v: the event is missing: %q", bounds, out)
+		}
+	}
+	for _, bad := range [][]string{{"--start", "NaNd"}, {"--start", "Infw"}, {"-f", "--interval", "0s"}} {
+		out := runCairnFails(t, work, append(remote, bad...)...)
+		if !strings.Contains(out, bad[len(bad)-1]) {
+			t.Errorf("lookup %v: the error does not name the value: %q", bad, out)
+		}
+	}
+}
+
+// A record stored with a time the SDK cannot carry is printed with the
+// time the record states, not the SDK's wrapped-around one.
+func TestLookupTablePrintsTheRecordsTime(t *testing.T) {
+	far := time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)
+	wrapped := time.Unix(0, far.UnixNano()).UTC() // what the SDK makes of it
+	e := types.Event{EventId: aws.String("x"), EventName: aws.String("N"), EventTime: aws.Time(wrapped),
+		CloudTrailEvent: aws.String(`{"eventID":"x","eventTime":"9999-12-31T23:59:59Z"}`)}
+	if got := eventRow(e, nil)[0]; got != "9999-12-31 23:59:59" {
+		t.Errorf("time column %q, want the record's 9999-12-31 23:59:59 (the SDK said %s)", got, wrapped)
+	}
+}
+
+// TestLookupShowsImportProvenance runs the real binary against a `cairn
+// serve` child: events brought in by `cairn import` are marked in the
+// table and carry "cairnProvenance" (which import, which key, when) at the
+// end of their JSON line, after the record's members as imported; native
+// events show neither.
+func TestLookupShowsImportProvenance(t *testing.T) {
+	work := t.TempDir()
+	dataDir := filepath.Join(work, "cairn-data")
+	srv := startCairn(t, work, "--data-dir", dataDir)
+	if _, err := sdkClient(t, dataDir, srv.URL).DescribeTrails(context.Background(), &cloudtrail.DescribeTrailsInput{}); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now().UTC().Add(-time.Hour).Format(time.RFC3339)
+	rec := `{"eventVersion":"1.08","eventID":"prov-1","eventTime":"` + at + `","eventName":"DescribeTrails","eventSource":"cloudtrail.amazonaws.com","awsRegion":"us-east-1","eventType":"AwsApiCall","userIdentity":{"type":"IAMUser","accessKeyId":"AKIAIMPORTED"}}`
+	path := filepath.Join(work, "one.jsonl")
+	if err := os.WriteFile(path, []byte(rec+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	runCairn(t, work, "import", "--endpoint-url", srv.URL, "--data-dir", dataDir, path)
+	remote := []string{"lookup", "--endpoint-url", srv.URL, "--data-dir", dataDir, "--attr", "EventName=DescribeTrails"}
+	var lines []string
+	deadline := time.Now().Add(20 * time.Second)
+	for len(lines) < 2 {
+		lines = strings.Split(strings.TrimSpace(runCairn(t, work, append(remote, "--output", "json")...)), "\n")
+		if time.Now().After(deadline) {
+			t.Fatalf("want the native and the imported DescribeTrails: %q", lines)
+		}
+	}
+	var sawImported, sawNative bool
+	for _, l := range lines {
+		if !strings.Contains(l, `"eventID":"prov-1"`) {
+			sawNative = true
+			if strings.Contains(l, "cairnProvenance") {
+				t.Errorf("native event carries provenance: %s", l)
+			}
+			continue
+		}
+		sawImported = true
+		if !strings.HasPrefix(l, strings.TrimSuffix(rec, "}")+`,"cairnProvenance":{"source":"import","importId":"`) {
+			t.Errorf("imported event's line:\n got %s\nwant the imported record, then cairnProvenance", l)
+		}
+		var p struct {
+			CairnProvenance struct {
+				AccessKeyID string `json:"accessKeyId"`
+				ImportTime  string `json:"importTime"`
+				Sha256      string `json:"sha256"`
+			} `json:"cairnProvenance"`
+		}
+		if err := json.Unmarshal([]byte(l), &p); err != nil {
+			t.Fatal(err)
+		}
+		var creds []byte
+		creds, _ = os.ReadFile(filepath.Join(dataDir, "credentials"))
+		if c := p.CairnProvenance; c.AccessKeyID == "" || !strings.Contains(string(creds), c.AccessKeyID) || c.ImportTime == "" || len(c.Sha256) != 64 {
+			t.Errorf("provenance %+v does not name the admin key, the time and the SHA-256", c)
+		}
+	}
+	if !sawImported || !sawNative {
+		t.Fatalf("lines: %q", lines)
+	}
+	table := runCairn(t, work, remote...)
+	if !strings.Contains(table, "prov-1 [imported]") || strings.Count(table, "[imported]") != 1 {
+		t.Errorf("table does not mark exactly the imported event:\n%s", table)
 	}
 }

@@ -35,7 +35,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		digestIvl  = fs.Duration("digest-interval", time.Hour, "the time one digest file covers (1m to 24h; CloudTrail: 1h)")
 		keyRotate  = fs.Duration("key-rotation", 30*24*time.Hour, "how long a digest-signing key signs before the next takes over")
 		memLimit   = fs.Int64("memory-limit-mb", 320, "soft Go heap limit in MiB (0: none); GOMEMLIMIT, when set, wins")
-		pprofOn    = fs.Bool("pprof", false, "serve Go's profiling endpoints under /debug/pprof/")
+		pprofAddr  = fs.String("pprof", "", "serve Go's profiling endpoints under /debug/pprof/ on their own loopback listener, e.g. 127.0.0.1:6060 (off when empty)")
 		regionList = fs.String("regions", "", "private region names (xx-name-1, comma-separated) requests may be signed for besides AWS's own regions")
 		logLevel   = fs.String("log-level", "info", "debug, info, warn or error")
 		logFormat  = fs.String("log-format", "text", "text or json")
@@ -87,7 +87,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		TLSKey:            *tlsKey,
 		HistoryRetention:  *retention,
 		HistoryDataEvents: *dataEvents,
-		Pprof:             *pprofOn,
+		PprofListen:       *pprofAddr,
 		DeliveryInterval:  *interval,
 		Topics:            topics,
 		DigestInterval:    *digestIvl,

@@ -60,6 +60,30 @@ type lookupEvent struct {
 	Username        string                 `json:"Username,omitempty"`
 	Resources       []event.LookupResource `json:"Resources"`
 	CloudTrailEvent string                 `json:"CloudTrailEvent,omitempty"`
+	// CairnProvenance is a Cairn extension, present only on events that
+	// came in through `cairn import` (CloudTrailEvent stays the imported
+	// bytes); native events have exactly AWS's shape. SDKs ignore members
+	// they do not know.
+	CairnProvenance *importProvenance `json:"CairnProvenance,omitempty"`
+}
+
+// importProvenance is event.ImportProvenance on the wire.
+type importProvenance struct {
+	Source       string              `json:"Source"` // always "import"
+	ImportID     string              `json:"ImportId"`
+	ImportTime   *awsproto.Timestamp `json:"ImportTime,omitempty"`
+	AccessKeyID  string              `json:"AccessKeyId,omitempty"`
+	PrincipalARN string              `json:"PrincipalArn,omitempty"`
+	Records      int                 `json:"Records"`
+	SHA256       string              `json:"Sha256"`
+}
+
+func wireProvenance(p *event.ImportProvenance) *importProvenance {
+	if p == nil {
+		return nil
+	}
+	return &importProvenance{Source: "import", ImportID: p.ImportID, ImportTime: awsproto.NewTimestamp(p.ImportTime),
+		AccessKeyID: p.AccessKeyID, PrincipalARN: p.PrincipalARN, Records: p.Records, SHA256: p.SHA256}
 }
 
 func (l lookupHandler) lookupEvents(ctx context.Context, req *Request, in *lookupEventsInput) (*lookupEventsOutput, error) {
@@ -122,6 +146,7 @@ func (l lookupHandler) lookupEvents(ctx context.Context, req *Request, in *looku
 			Username:        ev.Username,
 			Resources:       res,
 			CloudTrailEvent: ev.CloudTrailEvent,
+			CairnProvenance: wireProvenance(ev.Import),
 		})
 	}
 	if page.NextToken != "" {

@@ -168,6 +168,8 @@ type ImportRejection struct {
 type ImportOutput struct {
 	Accepted int               `json:"accepted"`
 	Rejected []ImportRejection `json:"rejected"`
+	ImportID string            `json:"importId"`
+	SHA256   string            `json:"sha256"`
 }
 
 // Import sends records (JSON Lines, one compact record per line) to

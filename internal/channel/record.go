@@ -210,6 +210,15 @@ func (rb *recordBuilder) build(eventData []byte, checksum *string, env *Envelope
 	if string(recipient.val) != env.AccountID {
 		return nil, eventErr(CodeInvalidRecipient, "recipientAccountId %q is not the channel owner's account, %s.", recipient.val, env.AccountID)
 	}
+	if err := event.CheckIntakeTime(eventTime, env.IngestionTime); err != nil {
+		// Outside the times any real event has (and the SDKs and the event
+		// history can carry): refused like any other bad value.
+		reason := err.Error()
+		if ie, ok := err.(*event.InvalidRecordError); ok {
+			reason = ie.Reason
+		}
+		return nil, eventErr(CodeInvalidData, "Field eventTime is out of range: %s.", reason)
+	}
 	if y := eventTime.Year(); y < 0 || y > 9999 {
 		// An offset moved the time out of the four-digit years RFC 3339
 		// has; the record parser words the refusal.

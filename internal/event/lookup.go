@@ -108,6 +108,9 @@ type LookupEvent struct {
 	Username        string           `json:"Username,omitempty"`
 	Resources       []LookupResource `json:"Resources"`
 	CloudTrailEvent string           `json:"CloudTrailEvent,omitempty"`
+	// Import is set for a record that came in through an import (see
+	// ImportHeader); nil for every record Cairn wrote itself.
+	Import *ImportProvenance `json:"-"`
 }
 
 // LookupEvent returns the record as LookupEvents reports it. Resources is

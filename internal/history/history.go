@@ -438,7 +438,11 @@ func (h *History) indexBatch(ctx context.Context) (bool, error) {
 	}
 	defer h.release()
 	after := h.cursor.Load()
-	ix := indexer{h: h, cutoff: h.opts.Now().Add(-h.opts.Retention), expect: after + 1}
+	imp, err := h.currentImport(after)
+	if err != nil {
+		return false, err
+	}
+	ix := indexer{h: h, cutoff: h.opts.Now().Add(-h.opts.Retention), expect: after + 1, imp: imp}
 	last, err := h.j.Read(ctx, after, h.opts.BatchEntries, ix.add)
 	if err != nil {
 		return false, fmt.Errorf("indexing journal entries after %d: %w", after, err)

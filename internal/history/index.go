@@ -27,6 +27,9 @@ type indexer struct {
 	expect  uint64    // next journal seq expected; a larger one means a trimmed gap
 	pending []pendingEvent
 	n       int // events written by write
+
+	imp        importRange   // the latest import seen; see noteImport
+	newImports []importRange // imports that began in this batch
 }
 
 // pendingEvent is an event of the batch that belongs in the history.
@@ -52,6 +55,7 @@ func (ix *indexer) add(seq uint64, entry []byte) error {
 		ix.h.log.Warn("history: journal entry is not a CloudTrail record; not indexed", "seq", seq, "err", err)
 		return nil
 	}
+	ix.noteImport(seq, r)
 	cat := byte(catDefault)
 	switch classify(r) {
 	case classManagement:
@@ -126,6 +130,9 @@ func (ix *indexer) markDuplicates() error {
 
 // write adds the index entries of the pending events to b.
 func (ix *indexer) write(b *pebble.Batch) error {
+	if err := ix.writeImports(b); err != nil {
+		return err
+	}
 	if err := ix.markDuplicates(); err != nil {
 		return err
 	}

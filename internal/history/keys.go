@@ -16,6 +16,7 @@ import (
 //	'a' part attr len(value) value pos -> empty                    (one per attribute value)
 //	'i' part eventID                  -> pos                      (EventId: unique)
 //	'm' name                          -> metadata (cursor, token key, format)
+//	'p' seq (8 bytes BE)              -> import provenance (JSON)
 //
 //	part = uvarint(len(region)) region category
 //	pos  = ^orderedTime(eventTime) (8 bytes BE) ^seq (8 bytes BE)
@@ -41,11 +42,18 @@ import (
 //     partition with one DeleteRange.
 //   - Values are length-prefixed, not terminated, so any byte may appear in
 //     an attribute value and no value's range contains another value's keys.
+//   - An import's provenance is stored once, keyed by the journal sequence
+//     number of its first record, with the number of records: the events
+//     of an import are exactly the journal entries after its header
+//     (event.ImportHeader), and a position ends with its sequence number,
+//     so a result finds its import with one seek. Journal bytes stay the
+//     imported ones; re-indexing the journal rebuilds the same keys.
 const (
 	prefixEvent   = 'e'
 	prefixAttr    = 'a'
 	prefixEventID = 'i'
 	prefixMeta    = 'm'
+	prefixImport  = 'p'
 
 	posLen = 16
 )
@@ -231,4 +239,10 @@ func decodeUint64(b []byte) (uint64, bool) {
 		return 0, false
 	}
 	return binary.BigEndian.Uint64(b), true
+}
+
+// importKey is the provenance key of the import whose first record is at
+// journal sequence number first.
+func importKey(first uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{prefixImport}, first)
 }

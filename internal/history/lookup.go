@@ -238,9 +238,10 @@ type scan struct {
 	last   pos  // position of the last event in events
 	more   bool // another match follows last
 
-	iters  []*pebble.Iterator
-	store  *pebble.Iterator // event store, for loading records by position
-	keyBuf []byte
+	iters   []*pebble.Iterator
+	store   *pebble.Iterator // event store, for loading records by position
+	imports *pebble.Iterator // import provenance; see provenance
+	keyBuf  []byte
 }
 
 func (s *scan) close() {
@@ -249,6 +250,9 @@ func (s *scan) close() {
 	}
 	if s.store != nil {
 		_ = s.store.Close()
+	}
+	if s.imports != nil {
+		_ = s.imports.Close()
 	}
 }
 
@@ -280,7 +284,11 @@ func (s *scan) add(p pos, raw []byte) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("stored record at %x is unreadable: %w", p, err)
 	}
-	s.events = append(s.events, r.LookupEvent())
+	le := r.LookupEvent()
+	if le.Import, err = s.provenance(p); err != nil {
+		return false, fmt.Errorf("provenance of the record at %x: %w", p, err)
+	}
+	s.events = append(s.events, le)
 	s.last = p
 	return len(s.events) >= s.max, nil
 }
@@ -353,7 +361,11 @@ func (s *scan) byEventID(id string, attrs []Attribute, lower pos) error {
 			return nil
 		}
 	}
-	s.events = append(s.events, r.LookupEvent())
+	le := r.LookupEvent()
+	if le.Import, err = s.provenance(p); err != nil {
+		return fmt.Errorf("provenance of the record at %x: %w", p, err)
+	}
+	s.events = append(s.events, le)
 	s.last = p
 	return nil
 }

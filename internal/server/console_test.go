@@ -759,3 +759,39 @@ func TestConsoleLivePollAfterExpiryReturnsToThePage(t *testing.T) {
 		t.Errorf("a live poll without a session: %d, HX-Redirect %q, want 401 and %q", resp.StatusCode, got, want)
 	}
 }
+
+// TestConsoleEventDetailShowsImportProvenance: an imported event's page
+// says it was imported, by which import, key and when; a native event's
+// page says nothing of the kind.
+func TestConsoleEventDetailShowsImportProvenance(t *testing.T) {
+	h := servertest.Start(t)
+	ctx := servertest.Context(t)
+	at := time.Now().UTC().Add(-time.Hour).Format(time.RFC3339)
+	rec := `{"eventVersion":"1.08","eventID":"console-imp","eventTime":"` + at + `","eventName":"RunInstances","eventSource":"ec2.amazonaws.com","awsRegion":"us-east-1","eventType":"AwsApiCall"}`
+	out, err := importClient(h).Import(ctx, []byte(rec+"\n"))
+	if err != nil || out.Accepted != 1 {
+		t.Fatalf("import: %+v, %v", out, err)
+	}
+	if err := h.Server.History().WaitIndexed(ctx, h.Server.Journal().LastSeq()); err != nil {
+		t.Fatal(err)
+	}
+	native := lookupRaw(t, h, `{"LookupAttributes":[{"AttributeKey":"EventName","AttributeValue":"ImportEvents"}]}`)
+	if len(native) != 1 {
+		t.Fatalf("%d ImportEvents events, want 1", len(native))
+	}
+	b := newBrowser(t, h.URL)
+	b.signIn(h.AdminKeyID, h.AdminSecret)
+	resp, page := b.get("/console/events/console-imp")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("imported event page: %d", resp.StatusCode)
+	}
+	for _, want := range []string{"Imported record", out.ImportID, h.AdminKeyID, out.SHA256} {
+		if !strings.Contains(page, want) {
+			t.Errorf("imported event page lacks %q", want)
+		}
+	}
+	resp, page = b.get("/console/events/" + native[0].EventID)
+	if resp.StatusCode != http.StatusOK || strings.Contains(page, "Imported record") || strings.Contains(page, ">Imported<") {
+		t.Errorf("native event page (%d) claims an import", resp.StatusCode)
+	}
+}

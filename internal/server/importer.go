@@ -3,6 +3,8 @@ package server
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -48,10 +50,14 @@ type ImportRejection struct {
 }
 
 // ImportOutput is the import endpoint's answer. Rejected is always present,
-// possibly empty.
+// possibly empty. ImportID names the import in the provenance of its
+// records; SHA256 is the hex SHA-256 of the accepted records as stored,
+// each followed by a newline (also in the import's audit record).
 type ImportOutput struct {
 	Accepted int               `json:"accepted"`
 	Rejected []ImportRejection `json:"rejected"`
+	ImportID string            `json:"importId"`
+	SHA256   string            `json:"sha256"`
 }
 
 // handleImport serves POST /cairn/import.
@@ -65,10 +71,13 @@ type ImportOutput struct {
 // their own eventID and eventTime (import is for history), and a record
 // without eventID (eventVersion before 1.01) does not get one invented.
 //
-// The accepted records and the audit record of the call itself are made
-// durable by ONE journal Append before the answer is written: either all of
-// them are acknowledged or none (ServiceUnavailableException, retry the
-// request). Only admin keys may import; a read-only key gets
+// The audit record of the call itself and the accepted records, in that
+// order, are made durable by ONE journal Append before the answer is
+// written: either all of them are acknowledged or none
+// (ServiceUnavailableException, retry the request). The audit record is the
+// import's header: it names the import (its request ID), the number of
+// records that follow it and their SHA-256, which is how the event history
+// tells imported records from native ones (event.ImportHeader). Only admin keys may import; a read-only key gets
 // AccessDeniedException, and its refused attempt is audited.
 //
 // Re-importing a file appends its records again: the event history skips
@@ -118,9 +127,16 @@ func (s *Server) handleImport(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	entries, out := parseImport(body)
+	entries, out := parseImport(body, audit.Time)
 	audit.RequestParameters = importParams(len(entries)+len(out.Rejected), len(body))
 	audit.ResponseElements = fmt.Appendf(nil, `{"accepted":%d,"rejected":%d}`, out.Accepted, len(out.Rejected))
+	sum := sha256.New()
+	for _, e := range entries {
+		sum.Write(e)
+		sum.Write([]byte{'\n'})
+	}
+	out.ImportID, out.SHA256 = requestID, hex.EncodeToString(sum.Sum(nil))
+	audit.AdditionalEventData = event.ImportHeaderData(out.ImportID, len(entries), out.SHA256)
 	if err := s.appendImport(r.Context(), entries, audit); err != nil {
 		fail(err)
 		return
@@ -148,7 +164,9 @@ func (s *Server) appendImport(ctx context.Context, entries [][]byte, audit event
 		s.metrics.audit.WithLabelValues("error").Inc()
 		return awsproto.Internal(fmt.Errorf("build the audit record of an import: %w", err))
 	}
-	all := append(entries, rec.Raw)
+	// The audit record goes first: it is the header that says the next
+	// len(entries) journal entries are this import's (event.ImportHeader).
+	all := append([][]byte{rec.Raw}, entries...)
 	if _, err := s.journal.Append(ctx, all); err != nil {
 		s.metrics.audit.WithLabelValues("error").Inc()
 		s.log.Error("journal refused an import; failing closed", "request_id", audit.RequestID, "records", len(entries), "err", err)
@@ -162,9 +180,11 @@ func (s *Server) appendImport(ctx context.Context, entries [][]byte, audit event
 	return nil
 }
 
-// parseImport splits a JSON Lines body into records and validates each. It
+// parseImport splits a JSON Lines body into records and validates each
+// (event.Parse, then event.CheckImportable against now: a record the
+// history and trails would silently drop is refused here instead). It
 // returns the compact bytes of the good ones and the answer to send.
-func parseImport(body []byte) ([][]byte, ImportOutput) {
+func parseImport(body []byte, now time.Time) ([][]byte, ImportOutput) {
 	out := ImportOutput{Rejected: []ImportRejection{}}
 	var entries [][]byte
 	index := 0
@@ -180,6 +200,9 @@ func parseImport(body []byte) ([][]byte, ImportOutput) {
 			continue
 		}
 		rec, err := event.Parse(line)
+		if err == nil {
+			err = event.CheckImportable(rec, now)
+		}
 		switch {
 		case err != nil:
 			out.Rejected = append(out.Rejected, ImportRejection{Index: index, Error: err.Error()})

@@ -183,7 +183,7 @@ func TestImportEveryDatasetFile(t *testing.T) {
 	if total != 310+37 {
 		t.Fatalf("imported %d records, want 347 (310 Stratus + 37 flaws2)", total)
 	}
-	// Each request appended its records followed by its own audit record.
+	// Each request appended its own audit record followed by its records.
 	var got [][]byte
 	audits := 0
 	for _, e := range h.journalEntries(t) {
@@ -244,14 +244,14 @@ func TestImportRejectsBadRecordsByIndex(t *testing.T) {
 	}
 	entries := h.journalEntries(t)
 	if len(entries) != 3 {
-		t.Fatalf("journal has %d entries, want 2 records + 1 audit", len(entries))
+		t.Fatalf("journal has %d entries, want 1 audit + 2 records", len(entries))
 	}
 	// The pre-1.01 record keeps having no eventID.
-	if bytes.Contains(entries[0], []byte("eventID")) {
-		t.Errorf("an eventID was invented: %s", entries[0])
+	if bytes.Contains(entries[1], []byte("eventID")) {
+		t.Errorf("an eventID was invented: %s", entries[1])
 	}
 	var audit map[string]any
-	if err := json.Unmarshal(entries[2], &audit); err != nil {
+	if err := json.Unmarshal(entries[0], &audit); err != nil {
 		t.Fatal(err)
 	}
 	if rp, _ := json.Marshal(audit["requestParameters"]); string(rp) != `{"bytes":`+strconv.Itoa(len(strings.Join(lines, "\n")))+`,"records":6}` {

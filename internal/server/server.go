@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"sync"
@@ -71,9 +70,10 @@ type Config struct {
 	// JournalFS is the filesystem under the journal; nil means the real
 	// one. Fault-injection tests put a failing disk here.
 	JournalFS vfs.FS
-	// Pprof serves Go's profiling endpoints under /debug/pprof/ on the
-	// same listener; off by default because profiles reveal internals.
-	Pprof bool
+	// PprofListen, when set, serves Go's profiling endpoints under
+	// /debug/pprof/ on their own listener at this address, which must be a
+	// loopback one (see listenPprof); never on the main listener.
+	PprofListen string
 	// Captures are the audit proxies and webhooks that bring in events
 	// from other systems; the server starts and stops them.
 	Captures []capture.Capture
@@ -108,6 +108,7 @@ type Server struct {
 
 	httpSrv  *http.Server
 	listener net.Listener
+	pprofSrv *pprofServer // nil unless Config.PprofListen
 	// started are the captures running, in the order they started.
 	started []capture.Capture
 
@@ -261,6 +262,11 @@ func Open(ctx context.Context, cfg Config) (s *Server, err error) {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
 	s.listener = ln
+	if cfg.PprofListen != "" {
+		if s.pprofSrv, err = listenPprof(cfg.PprofListen, s.log); err != nil {
+			return nil, err
+		}
+	}
 	mux, err := s.routes()
 	if err != nil {
 		return nil, err
@@ -321,6 +327,10 @@ func (s *Server) Serve(ctx context.Context) error {
 		}
 		errc <- err
 	}()
+	if s.pprofSrv != nil {
+		s.pprofSrv.start()
+		defer func() { _ = s.pprofSrv.close() }()
+	}
 	s.log.Info("cairn is serving", "url", s.URL(), "data_dir", s.cfg.DataDir, "account_id", s.cfg.AccountID, "store", s.cfg.Store)
 	select {
 	case err := <-errc:
@@ -344,6 +354,9 @@ func (s *Server) Close() error {
 		var errs []error
 		if s.listener != nil {
 			_ = s.listener.Close()
+		}
+		if s.pprofSrv != nil {
+			_ = s.pprofSrv.close()
 		}
 		// Captures append to the journal: they stop before it closes.
 		errs = append(errs, s.closeCaptures())
@@ -413,13 +426,6 @@ func (s *Server) routes() (*http.ServeMux, error) {
 	mux.HandleFunc("POST /{$}", s.handleJSON11)
 	mux.HandleFunc("POST /PutAuditEvents", s.putAuditEventsHandler(s.channels))
 	mux.HandleFunc("POST /cairn/import", s.handleImport)
-	if s.cfg.Pprof {
-		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
-		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
-	}
 	if err := s.mountConsole(mux); err != nil {
 		return nil, fmt.Errorf("mount the web console: %w", err)
 	}
