@@ -85,6 +85,7 @@ func (s *Server) handleJSON11(w http.ResponseWriter, r *http.Request) {
 		fail(err)
 		return
 	}
+	defer authd.release()
 
 	if !isCloudTrail {
 		if target == "" {
