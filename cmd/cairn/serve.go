@@ -35,6 +35,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		keyRotate  = fs.Duration("key-rotation", 30*24*time.Hour, "how long a digest-signing key signs before the next takes over")
 		memLimit   = fs.Int64("memory-limit-mb", 320, "soft Go heap limit in MiB (0: none); GOMEMLIMIT, when set, wins")
 		pprofOn    = fs.Bool("pprof", false, "serve Go's profiling endpoints under /debug/pprof/")
+		bodyTime   = fs.Duration("body-timeout", server.DefaultBodyTimeout, "how long a client has to send a request body before its connection is closed")
 		logLevel   = fs.String("log-level", "info", "debug, info, warn or error")
 		logFormat  = fs.String("log-format", "text", "text or json")
 	)
@@ -87,6 +88,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		DigestInterval:    *digestIvl,
 		KeyRotation:       *keyRotate,
 		Captures:          caps,
+		BodyTimeout:       *bodyTime,
 		Logger:            logger,
 		Version:           versionString(),
 	})

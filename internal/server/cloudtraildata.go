@@ -67,7 +67,7 @@ func (s *Server) servePutAuditEvents(w http.ResponseWriter, r *http.Request, svc
 	}()
 	fail := func(err error) {
 		e := awsproto.AsError(err)
-		if e.HTTPStatus() >= 500 {
+		if e.HTTPStatus() >= 500 && e.Code != "ThrottlingException" { // a full body budget is not a fault
 			s.log.Error("PutAuditEvents failed", "request_id", requestID, "code", e.Code, "err", err)
 		}
 		s.metrics.requests.WithLabelValues(serviceCloudTrailData, opPutAuditEvents, e.Code).Inc()
