@@ -254,7 +254,7 @@ func TestPresignedBodyMustBeSigned(t *testing.T) {
 	imp := presign(server.ImportPath, "cairn", nil)
 	record := `{"eventVersion":"1.08","eventID":"%s","eventTime":"2024-01-01T00:00:00Z","eventSource":"s3.amazonaws.com","eventName":"DeleteBucket","awsRegion":"us-east-1"}`
 	for _, c := range []struct{ name, url, body string }{
-		{"CreateChannel", channel, `{"Name":"forged","Source":"Custom"}`},
+		{"CreateChannel", channel, `{"Name":"forged","Source":"Custom","Destinations":[{"Type":"EVENT_DATA_STORE","Location":"arn:aws:cloudtrail:us-east-1:000000000000:eventdatastore/0b9a7c2e-1d4f-4e6a-9b8c-7d6e5f4a3b2c"}]}`},
 		{"import one", imp, fmt.Sprintf(record, "11111111-1111-1111-1111-111111111111")},
 		{"import two", imp, fmt.Sprintf(record, "22222222-2222-2222-2222-222222222222")},
 	} {
