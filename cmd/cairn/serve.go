@@ -37,6 +37,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		memLimit   = fs.Int64("memory-limit-mb", 320, "soft Go heap limit in MiB (0: none); GOMEMLIMIT, when set, wins")
 		pprofAddr  = fs.String("pprof", "", "serve Go's profiling endpoints under /debug/pprof/ on their own loopback listener, e.g. 127.0.0.1:6060 (off when empty)")
 		regionList = fs.String("regions", "", "private region names (xx-name-1, comma-separated) requests may be signed for besides AWS's own regions")
+		bodyTime   = fs.Duration("body-timeout", server.DefaultBodyTimeout, "how long a client has to send a request body before its connection is closed")
 		logLevel   = fs.String("log-level", "info", "debug, info, warn or error")
 		logFormat  = fs.String("log-format", "text", "text or json")
 	)
@@ -94,6 +95,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		KeyRotation:       *keyRotate,
 		Captures:          caps,
 		Regions:           regions,
+		BodyTimeout:       *bodyTime,
 		Logger:            logger,
 		Version:           versionString(),
 	})

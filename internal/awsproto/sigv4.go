@@ -281,8 +281,32 @@ type sigRequest struct {
 // *Error in the vocabulary of the AWS JSON services:
 // MissingAuthenticationTokenException, IncompleteSignatureException,
 // UnrecognizedClientException, InvalidSignatureException; a failing lookup
-// becomes InternalFailure.
+// becomes InternalFailure. It is PreVerify followed by Verify.
 func VerifyRequestWith(ctx context.Context, r *http.Request, body []byte, lookup SecretLookup, now time.Time, opts VerifyOptions) (*Credential, error) {
+	p, err := PreVerify(ctx, r, lookup, now, opts)
+	if err != nil {
+		return nil, err
+	}
+	return p.Verify(body)
+}
+
+// PendingRequest is a request whose signature checked out as far as it can
+// be checked without the body: its form, scope, time and signed headers
+// are acceptable and its access key exists. Verify finishes the check.
+type PendingRequest struct {
+	r        *http.Request
+	req      *sigRequest
+	secret   string
+	declared string // the x-amz-content-sha256 the client sent, or ""
+}
+
+// PreVerify checks everything about r's signature that does not need the
+// body, so that a server can refuse a request before reading (and holding)
+// a body that cannot pass: an unsigned, malformed, stale or replayed-scope
+// request, an unknown access key, a malformed x-amz-content-sha256, or
+// UNSIGNED-PAYLOAD on a request that declares a body. Errors are those of
+// VerifyRequestWith.
+func PreVerify(ctx context.Context, r *http.Request, lookup SecretLookup, now time.Time, opts VerifyOptions) (*PendingRequest, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("verify request signature: %w", err)
 	}
@@ -334,7 +358,7 @@ func VerifyRequestWith(ctx context.Context, r *http.Request, body []byte, lookup
 		return nil, Errorf("UnrecognizedClientException", msgUnrecognized)
 	}
 
-	candidates, perr := payloadHashes(r, req, body)
+	declared, perr := declaredPayloadHash(r, req)
 	if perr != nil {
 		return nil, perr
 	}
@@ -346,12 +370,22 @@ func VerifyRequestWith(ctx context.Context, r *http.Request, body []byte, lookup
 	if !ok {
 		return nil, Errorf("UnrecognizedClientException", msgUnrecognized)
 	}
+	return &PendingRequest{r: r, req: req, secret: secret, declared: declared}, nil
+}
 
+// Verify checks the signature over body, the request's whole body, and
+// returns the credential it proves.
+func (p *PendingRequest) Verify(body []byte) (*Credential, error) {
+	r, req, a := p.r, p.req, p.req.auth
+	candidates, perr := payloadHashes(req, p.declared, body)
+	if perr != nil {
+		return nil, perr
+	}
 	provided, decErr := hex.DecodeString(a.Signature)
 	if decErr != nil || len(provided) != sha256.Size {
 		provided = nil // hmac.Equal is then false, at the same cost
 	}
-	key := signingKey(secret, a.Date, a.Region, a.Service)
+	key := signingKey(p.secret, a.Date, a.Region, a.Service)
 	prefix := canonicalPrefix(r, req)
 	scope := a.Scope()
 	for _, ph := range candidates {
@@ -528,41 +562,64 @@ func checkTime(req *sigRequest, now time.Time) *Error {
 	return nil
 }
 
-// payloadHashes returns the payload hashes to try in the canonical request.
-// The body is always hashed here, so a client's claim is never trusted:
-// x-amz-content-sha256 must match the body, and only a presigned URL may
-// leave the payload unsigned.
-func payloadHashes(r *http.Request, req *sigRequest, body []byte) ([]string, *Error) {
-	sum := sha256.Sum256(body)
-	bodyHash := hex.EncodeToString(sum[:])
+// msgBodyNotSigned refuses UNSIGNED-PAYLOAD on a request with a body.
+const msgBodyNotSigned = "The request has a body, so its signature must cover it: '%s' is accepted only on a request without a body. Sign the payload's SHA-256."
+
+// declaredPayloadHash returns the x-amz-content-sha256 the client declared
+// (header, or query for a presigned URL), "" when none, after checking its
+// form. UNSIGNED-PAYLOAD is refused here already when the request declares
+// a body: a signature that does not cover the body would let whoever holds
+// the URL (presigned URLs live up to a week) send any body with it.
+func declaredPayloadHash(r *http.Request, req *sigRequest) (string, *Error) {
 	declared := r.Header.Values("X-Amz-Content-Sha256")
 	if req.presigned && len(declared) == 0 {
 		declared = req.query.get("X-Amz-Content-Sha256")
 	}
 	switch {
 	case len(declared) == 0:
-		if req.presigned {
+		return "", nil
+	case len(declared) > 1:
+		return "", invalidSignature("Only one 'x-amz-content-sha256' value is allowed.")
+	case declared[0] == UnsignedPayload:
+		if !req.presigned {
+			return "", invalidSignature("'x-amz-content-sha256' may be '%s' only in a presigned URL; sign the payload.", UnsignedPayload)
+		}
+		if r.ContentLength != 0 {
+			return "", invalidSignature(msgBodyNotSigned, UnsignedPayload)
+		}
+		return UnsignedPayload, nil
+	case len(declared[0]) == hex.EncodedLen(sha256.Size) && isHex(declared[0]):
+		return declared[0], nil
+	default:
+		return "", invalidSignature("'x-amz-content-sha256' must be the hex SHA-256 of the payload, got '%s'.", declared[0])
+	}
+}
+
+// payloadHashes returns the payload hashes to try in the canonical request.
+// The body is always hashed here, so a client's claim is never trusted:
+// x-amz-content-sha256 must match the body, and only a presigned URL
+// without a body may leave the payload unsigned.
+func payloadHashes(req *sigRequest, declared string, body []byte) ([]string, *Error) {
+	sum := sha256.Sum256(body)
+	bodyHash := hex.EncodeToString(sum[:])
+	switch {
+	case declared == "":
+		if req.presigned && len(body) == 0 {
 			// S3-style presigned URLs sign UNSIGNED-PAYLOAD without saying
-			// so; trying it second cannot downgrade a URL that signed its
-			// body hash, because the signature covers the hash string.
+			// so. Only without a body: a URL signed that way covers no
+			// body, so it must not carry one.
 			return []string{bodyHash, UnsignedPayload}, nil
 		}
 		return []string{bodyHash}, nil
-	case len(declared) > 1:
-		return nil, invalidSignature("Only one 'x-amz-content-sha256' value is allowed.")
-	case declared[0] == UnsignedPayload:
-		if !req.presigned {
-			return nil, invalidSignature("'x-amz-content-sha256' may be '%s' only in a presigned URL; sign the payload.", UnsignedPayload)
+	case declared == UnsignedPayload:
+		if len(body) > 0 {
+			return nil, invalidSignature(msgBodyNotSigned, UnsignedPayload)
 		}
 		return []string{UnsignedPayload}, nil
-	case len(declared[0]) == hex.EncodedLen(sha256.Size) && isHex(declared[0]):
-		if !strings.EqualFold(declared[0], bodyHash) {
-			return nil, invalidSignature("The provided 'x-amz-content-sha256' header does not match what was computed.")
-		}
-		return []string{declared[0]}, nil
-	default:
-		return nil, invalidSignature("'x-amz-content-sha256' must be the hex SHA-256 of the payload, got '%s'.", declared[0])
+	case !strings.EqualFold(declared, bodyHash):
+		return nil, invalidSignature("The provided 'x-amz-content-sha256' header does not match what was computed.")
 	}
+	return []string{declared}, nil
 }
 
 func isHex(s string) bool {

@@ -193,7 +193,9 @@ func writeSeed(t *testing.T, dir, name string, args ...any) {
 // TestSigV4FuzzSeedsVerify keeps the corpus meaningful: the SDK-signed seeds
 // must verify, so the fuzzer starts from accepted requests.
 func TestSigV4FuzzSeedsVerify(t *testing.T) {
-	for i, wantOK := range []bool{true, true, true, true, true, false} {
+	// Seed 4 is a presigned UNSIGNED-PAYLOAD URL with a body: refused, as
+	// a signature that does not cover the body must be.
+	for i, wantOK := range []bool{true, true, true, true, false, false} {
 		data, err := os.ReadFile(filepath.Join("testdata", "fuzz", "FuzzVerifyRequest", fmt.Sprintf("sdk-%d", i)))
 		if err != nil {
 			t.Fatal(err)

@@ -168,8 +168,9 @@ func TestVerifyPresigned(t *testing.T) {
 			region: "us-east-1", payloadHash: bodyHash(nil), expires: "300"},
 		{name: "post signed body", method: http.MethodPost, url: "http://h/PutAuditEvents?channelArn=arn%3Aaws%3Acloudtrail%3Aus-east-1%3A1%3Achannel%2Fc",
 			service: "cloudtrail-data", region: "sa-east-1", body: []byte(`{"auditEvents":[]}`)},
-		{name: "unsigned payload", method: http.MethodPost, url: "http://h/PutAuditEvents", service: "cloudtrail-data",
-			region: "us-east-2", payloadHash: UnsignedPayload, body: []byte(`anything`), expires: "604800", wantUnsigned: true},
+		// Without a body there is nothing for the signature to leave out.
+		{name: "unsigned payload without body", method: http.MethodGet, url: "http://h/", service: "cloudtrail",
+			region: "us-east-2", payloadHash: UnsignedPayload, expires: "604800", wantUnsigned: true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -313,6 +314,37 @@ func TestVerifyPresignedRefusals(t *testing.T) {
 		req.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential=x")
 		_, err := verifyAt(t, req, signTime, VerifyOptions{})
 		wantCode(t, err, "IncompleteSignatureException", "Only one auth mechanism allowed")
+	})
+	// A presigned URL whose signature does not cover the body must not
+	// carry one: whoever holds the URL could post anything with it for a
+	// week. Neither the declared nor the implicit UNSIGNED-PAYLOAD passes,
+	// and the declared one is refused before the body is read.
+	t.Run("unsigned payload with a body", func(t *testing.T) {
+		body := []byte(`{"Name":"forged"}`)
+		for _, declare := range []bool{true, false} {
+			req := newJSONRequest(t, "http://h/", "CreateTrail", body)
+			if declare {
+				req.Header.Set("X-Amz-Content-Sha256", UnsignedPayload)
+			}
+			u, hdr, err := v4.NewSigner().PresignHTTP(context.Background(), creds(), req, UnsignedPayload, "cloudtrail", "us-east-1", signTime)
+			if err != nil {
+				t.Fatal(err)
+			}
+			preq, _ := http.NewRequest(http.MethodPost, u, bytes.NewReader(body))
+			for k, vs := range hdr {
+				if k != "Host" {
+					preq.Header[k] = vs
+				}
+			}
+			_, err = verifyAt(t, preq, signTime, VerifyOptions{})
+			if declare {
+				wantCode(t, err, "InvalidSignatureException", "its signature must cover it")
+				_, err = PreVerify(context.Background(), preq, testLookup, signTime, VerifyOptions{})
+				wantCode(t, err, "InvalidSignatureException", "its signature must cover it")
+			} else {
+				wantCode(t, err, "InvalidSignatureException", msgSignatureMismatch)
+			}
+		}
 	})
 	t.Run("unsigned payload header requires presign", func(t *testing.T) {
 		req := newJSONRequest(t, "http://h/", "GetTrail", []byte(`{}`))

@@ -1,9 +1,7 @@
 package server
 
 import (
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 
 	"github.com/cairn-audit/cairn/internal/api"
@@ -16,26 +14,44 @@ type authenticated struct {
 	body   []byte
 	cred   *awsproto.Credential
 	caller api.Caller
+	// release gives the body's bytes back to the body budget; the handler
+	// calls it when it is done with body.
+	release func()
 }
 
-// authenticate reads the body (at most maxBody bytes) and verifies the
-// request's signature for service. Every Cairn endpoint goes through here,
-// so that no handler can forget a step: the body is read once, hashed into
-// the signature check, and the key is looked up again after verification in
-// case it was deleted in between. Errors are the AWS codes clients expect.
-func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, service string, maxBody int64) (*authenticated, error) {
+// authenticate verifies the request's signature for service and reads its
+// body (at most maxBody bytes). Every Cairn endpoint goes through here, so
+// that no handler can forget a step: what the headers alone can refuse is
+// refused before the body is read (see intake.go), the body's bytes are
+// reserved from the shared budget and read within the deadline, hashed
+// into the signature check, and the key is looked up again after
+// verification in case it was deleted in between. Errors are the AWS
+// codes clients expect.
+func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, service string, maxBody int64) (_ *authenticated, err error) {
 	if err := s.regions.refuse(r, service); err != nil {
 		return nil, err
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return nil, awsproto.Errorf("RequestEntityTooLargeException", "Request body is larger than %d bytes.", maxBody)
-		}
-		return nil, awsproto.Errorf("SerializationException", "Could not read the request body: %v", err)
+	if r.ContentLength > maxBody {
+		return nil, awsproto.Errorf("RequestEntityTooLargeException", "Request body is larger than %d bytes.", maxBody)
 	}
-	cred, err := awsproto.VerifyRequestWith(r.Context(), r, body, s.secretFor, s.cfg.Now(), awsproto.VerifyOptions{Service: service})
+	pending, err := awsproto.PreVerify(r.Context(), r, s.secretFor, s.cfg.Now(), awsproto.VerifyOptions{Service: service})
+	if err != nil {
+		return nil, err
+	}
+	release, err := s.admitBody(w, r, maxBody)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			release()
+		}
+	}()
+	body, err := readWholeBody(w, r, maxBody)
+	if err != nil {
+		return nil, err
+	}
+	cred, err := pending.Verify(body)
 	if err != nil {
 		return nil, err
 	}
@@ -46,5 +62,5 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, service st
 	if !ok {
 		return nil, awsproto.Errorf("UnrecognizedClientException", "The security token included in the request is invalid.")
 	}
-	return &authenticated{body: body, cred: cred, caller: callerOf(key, s.cfg.AccountID)}, nil
+	return &authenticated{body: body, cred: cred, caller: callerOf(key, s.cfg.AccountID), release: release}, nil
 }

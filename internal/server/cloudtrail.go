@@ -60,15 +60,22 @@ func (s *Server) handleJSON11(w http.ResponseWriter, r *http.Request) {
 	if !isCloudTrail {
 		opName = "unknown"
 	}
+	// The label is the operation only when it is one Cairn serves: the
+	// header is the caller's and comes before authentication, so any
+	// other name would let anyone add series to /metrics.
+	opLabel := "unknown"
+	if _, known := s.registry.Lookup(opName); known {
+		opLabel = opName
+	}
 	defer func() {
-		s.metrics.latency.WithLabelValues(serviceCloudTrail, opName).Observe(time.Since(start).Seconds())
+		s.metrics.latency.WithLabelValues(serviceCloudTrail, opLabel).Observe(time.Since(start).Seconds())
 	}()
 	fail := func(err error) {
 		e := awsproto.AsError(err)
 		if e.Code == "InternalFailure" {
 			s.log.Error("request failed", "request_id", requestID, "operation", opName, "err", err)
 		}
-		s.metrics.requests.WithLabelValues(serviceCloudTrail, opName, e.Code).Inc()
+		s.metrics.requests.WithLabelValues(serviceCloudTrail, opLabel, e.Code).Inc()
 		awsproto.WriteError(w, requestID, awsproto.ContentTypeJSON11, e)
 	}
 
@@ -77,6 +84,7 @@ func (s *Server) handleJSON11(w http.ResponseWriter, r *http.Request) {
 		fail(err)
 		return
 	}
+	defer authd.release()
 
 	if !isCloudTrail {
 		if target == "" {
@@ -133,7 +141,7 @@ func (s *Server) handleJSON11(w http.ResponseWriter, r *http.Request) {
 		fail(c.err)
 		return
 	}
-	s.metrics.requests.WithLabelValues(serviceCloudTrail, opName, "OK").Inc()
+	s.metrics.requests.WithLabelValues(serviceCloudTrail, opLabel, "OK").Inc()
 	awsproto.WriteJSON11(w, requestID, c.output)
 }
 

@@ -38,7 +38,9 @@ const (
 //
 // What one request does, in order:
 //
-//  1. Refuses a body over 1 MB before reading it whole.
+//  1. Refuses a body over 1 MB, and every signature fault the headers
+//     show, before reading the body; reserves the body from the shared
+//     budget and reads it within the deadline (intake.go).
 //  2. Verifies SigV4 for signing name "cloudtrail-data" (a signature made
 //     for the control plane cannot be replayed here) over the exact body;
 //     presigned URLs with UNSIGNED-PAYLOAD are refused, because the events
@@ -65,7 +67,7 @@ func (s *Server) servePutAuditEvents(w http.ResponseWriter, r *http.Request, svc
 	}()
 	fail := func(err error) {
 		e := awsproto.AsError(err)
-		if e.HTTPStatus() >= 500 {
+		if e.HTTPStatus() >= 500 && e.Code != "ThrottlingException" { // a full body budget is not a fault
 			s.log.Error("PutAuditEvents failed", "request_id", requestID, "code", e.Code, "err", err)
 		}
 		s.metrics.requests.WithLabelValues(serviceCloudTrailData, opPutAuditEvents, e.Code).Inc()
@@ -80,6 +82,19 @@ func (s *Server) servePutAuditEvents(w http.ResponseWriter, r *http.Request, svc
 		fail(channel.RequestTooLarge(r.ContentLength))
 		return
 	}
+	// What the headers can refuse is refused before the body is read
+	// (intake.go).
+	pending, err := awsproto.PreVerify(r.Context(), r, s.secretFor, s.cfg.Now(), awsproto.VerifyOptions{Service: serviceCloudTrailData})
+	if err != nil {
+		fail(err)
+		return
+	}
+	release, err := s.admitBody(w, r, channel.MaxRequestBytes)
+	if err != nil {
+		fail(err)
+		return
+	}
+	defer release()
 	body, err := readBody(w, r, svc)
 	defer svc.ReleaseRequestBuffer(body)
 	if err != nil {
@@ -88,11 +103,12 @@ func (s *Server) servePutAuditEvents(w http.ResponseWriter, r *http.Request, svc
 			fail(channel.RequestTooLarge(tooBig.Limit + 1))
 			return
 		}
-		fail(awsproto.Errorf("SerializationException", "Could not read the request body: %v", err))
+		fail(bodyReadError(err, channel.MaxRequestBytes))
 		return
 	}
+	liftBodyDeadline(w)
 
-	cred, err := awsproto.VerifyRequestWith(r.Context(), r, body, s.secretFor, s.cfg.Now(), awsproto.VerifyOptions{Service: serviceCloudTrailData})
+	cred, err := pending.Verify(body)
 	if err != nil {
 		fail(err)
 		return

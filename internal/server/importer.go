@@ -102,6 +102,7 @@ func (s *Server) handleImport(w http.ResponseWriter, r *http.Request) {
 		fail(err)
 		return
 	}
+	defer authd.release()
 	body, cred, caller := authd.body, authd.cred, authd.caller
 	audit := event.APICall{
 		Time:               s.cfg.Now().UTC(),

@@ -85,6 +85,12 @@ type Config struct {
 	// Regions are private region names requests may be signed for, on
 	// top of AWS's own (see internal/region).
 	Regions []string
+	// BodyTimeout is how long a client has to send a request body once
+	// its headers are in; zero means DefaultBodyTimeout. BodyBudget is
+	// the memory all request bodies in flight may hold together; zero
+	// means DefaultBodyBudget. See intake.go.
+	BodyTimeout time.Duration
+	BodyBudget  int64
 }
 
 // Server is a running Cairn.
@@ -105,6 +111,7 @@ type Server struct {
 	regions  *regionGuard
 	metrics  *metrics
 	promReg  *prometheus.Registry
+	bodies   *bodyBudget
 
 	httpSrv  *http.Server
 	listener net.Listener
@@ -150,6 +157,12 @@ func Open(ctx context.Context, cfg Config) (s *Server, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("--regions: %w", err)
 	}
+	if cfg.BodyTimeout, err = bodyTimeoutOrDefault(cfg.BodyTimeout); err != nil {
+		return nil, err
+	}
+	if cfg.BodyBudget <= 0 {
+		cfg.BodyBudget = DefaultBodyBudget
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
@@ -173,6 +186,7 @@ func Open(ctx context.Context, cfg Config) (s *Server, err error) {
 	s.promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.metrics = newMetrics(s.promReg)
 	s.regions = newRegionGuard(regions, s.promReg)
+	s.bodies = newBodyBudget(cfg.BodyBudget, s.promReg)
 
 	if s.state, err = state.Open(ctx, filepath.Join(cfg.DataDir, "state"), state.Options{Logger: s.log}); err != nil {
 		return nil, err
@@ -275,7 +289,7 @@ func Open(ctx context.Context, cfg Config) (s *Server, err error) {
 		return nil, err
 	}
 	s.httpSrv = &http.Server{
-		Handler:           mux,
+		Handler:           s.withBodyDeadline(mux),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
