@@ -171,7 +171,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Journal, error) {
 		done:    make(chan struct{}),
 		metrics: newMetrics(),
 	}
-	if err := j.fs.MkdirAll(dir, 0o755); err != nil {
+	if err := j.fs.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("opening journal: creating directory %s: %w", dir, err)
 	}
 	// The journal holds the directory lock itself, for its whole lifetime,

@@ -14,7 +14,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -27,6 +26,7 @@ import (
 	"github.com/cairn-audit/cairn/internal/api"
 	"github.com/cairn-audit/cairn/internal/auth"
 	"github.com/cairn-audit/cairn/internal/channel"
+	"github.com/cairn-audit/cairn/internal/datadir"
 	"github.com/cairn-audit/cairn/internal/delivery"
 	"github.com/cairn-audit/cairn/internal/delivery/notify"
 	"github.com/cairn-audit/cairn/internal/digest"
@@ -138,11 +138,11 @@ func Open(ctx context.Context, cfg Config) (s *Server, err error) {
 	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
 		return nil, errors.New("--tls-cert and --tls-key go together")
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("create data dir: %w", err)
+	if err := datadir.Ensure(cfg.DataDir, cfg.Logger); err != nil {
+		return nil, err
 	}
 	if cfg.Store == "" {
-		abs, err := filepath.Abs(filepath.Join(cfg.DataDir, "buckets"))
+		abs, err := filepath.Abs(filepath.Join(cfg.DataDir, datadir.Buckets))
 		if err != nil {
 			return nil, fmt.Errorf("resolve bucket dir: %w", err)
 		}
@@ -161,10 +161,10 @@ func Open(ctx context.Context, cfg Config) (s *Server, err error) {
 	s.promReg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.metrics = newMetrics(s.promReg)
 
-	if s.state, err = state.Open(ctx, filepath.Join(cfg.DataDir, "state"), state.Options{Logger: s.log}); err != nil {
+	if s.state, err = state.Open(ctx, filepath.Join(cfg.DataDir, datadir.State), state.Options{Logger: s.log, FS: datadir.FS(nil)}); err != nil {
 		return nil, err
 	}
-	if s.journal, err = journal.Open(ctx, filepath.Join(cfg.DataDir, "journal"), journal.Options{Logger: s.log, Registerer: s.promReg, FS: cfg.JournalFS}); err != nil {
+	if s.journal, err = journal.Open(ctx, filepath.Join(cfg.DataDir, datadir.Journal), journal.Options{Logger: s.log, Registerer: s.promReg, FS: datadir.FS(cfg.JournalFS)}); err != nil {
 		return nil, err
 	}
 	if s.keys, err = auth.Open(cfg.DataDir); err != nil {
@@ -175,7 +175,7 @@ func Open(ctx context.Context, cfg Config) (s *Server, err error) {
 		return nil, err
 	}
 	if created {
-		s.log.Info("created the first admin access key", "credentials_file", filepath.Join(cfg.DataDir, "credentials"), "profile", "cairn")
+		s.log.Info("created the first admin access key", "credentials_file", filepath.Join(cfg.DataDir, datadir.Credentials), "profile", "cairn")
 	}
 	if s.store, err = stores.Open(ctx, cfg.Store, stores.Options{AccessKeyID: cfg.S3AccessKeyID, SecretAccessKey: cfg.S3SecretAccessKey}); err != nil {
 		return nil, err
@@ -211,8 +211,9 @@ func Open(ctx context.Context, cfg Config) (s *Server, err error) {
 	if s.channels, err = channel.New(s.state, cfg.AccountID, channel.Options{Now: cfg.Now, Logger: s.log, Registerer: s.promReg}); err != nil {
 		return nil, err
 	}
-	if s.history, err = history.Open(ctx, filepath.Join(cfg.DataDir, "history"), s.journal, history.Options{
+	if s.history, err = history.Open(ctx, filepath.Join(cfg.DataDir, datadir.History), s.journal, history.Options{
 		Logger:            s.log,
+		FS:                datadir.FS(nil),
 		Registerer:        s.promReg,
 		Retention:         cfg.HistoryRetention,
 		IncludeDataEvents: cfg.HistoryDataEvents,

@@ -76,8 +76,10 @@ const (
 	// DIR, can still own it.
 	staleTmpAge = 24 * time.Hour
 
-	dirPerm  = 0o750
-	filePerm = 0o640
+	// Delivered logs are audit records: owner only, like the rest of
+	// Cairn's data directory (internal/datadir), whatever the umask.
+	dirPerm  = 0o700
+	filePerm = 0o600
 )
 
 // Options configure a Store.
