@@ -34,6 +34,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		digestIvl  = fs.Duration("digest-interval", time.Hour, "the time one digest file covers (1m to 24h; CloudTrail: 1h)")
 		keyRotate  = fs.Duration("key-rotation", 30*24*time.Hour, "how long a digest-signing key signs before the next takes over")
 		memLimit   = fs.Int64("memory-limit-mb", 320, "soft Go heap limit in MiB (0: none); GOMEMLIMIT, when set, wins")
+		reserveMB  = fs.Int64("journal-reserve-mb", 256, "free disk space (MiB) the journal keeps; below it calls get 503 and /healthz fails (0: no reserve)")
 		pprofOn    = fs.Bool("pprof", false, "serve Go's profiling endpoints under /debug/pprof/")
 		logLevel   = fs.String("log-level", "info", "debug, info, warn or error")
 		logFormat  = fs.String("log-format", "text", "text or json")
@@ -69,6 +70,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *memLimit > 0 && os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(*memLimit << 20)
 	}
+	if *reserveMB < 0 {
+		return fmt.Errorf("--journal-reserve-mb %d: want 0 or more", *reserveMB)
+	}
+	reserve := *reserveMB << 20
+	if reserve == 0 {
+		reserve = -1 // the server's "no check"
+	}
 	started := time.Now()
 	srv, err := server.Open(ctx, server.Config{
 		Listen:            *listen,
@@ -82,6 +90,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		HistoryRetention:  *retention,
 		HistoryDataEvents: *dataEvents,
 		Pprof:             *pprofOn,
+		JournalReserve:    reserve,
 		DeliveryInterval:  *interval,
 		Topics:            topics,
 		DigestInterval:    *digestIvl,

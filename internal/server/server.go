@@ -34,6 +34,7 @@ import (
 	"github.com/cairn-audit/cairn/internal/journal"
 	"github.com/cairn-audit/cairn/internal/objstore"
 	"github.com/cairn-audit/cairn/internal/objstore/stores"
+	"github.com/cairn-audit/cairn/internal/ratelog"
 	"github.com/cairn-audit/cairn/internal/state"
 	"github.com/cairn-audit/cairn/internal/trail"
 )
@@ -69,6 +70,14 @@ type Config struct {
 	// JournalFS is the filesystem under the journal; nil means the real
 	// one. Fault-injection tests put a failing disk here.
 	JournalFS vfs.FS
+	// JournalReserve is the free space the journal keeps on its
+	// filesystem: below it, calls are refused (503) and /healthz says so,
+	// before the storage engine can meet a full disk. Zero means 256 MiB;
+	// negative turns the check off.
+	JournalReserve int64
+	// DiskProbeInterval is how often the free space is checked while
+	// nothing is written; zero means two seconds.
+	DiskProbeInterval time.Duration
 	// Pprof serves Go's profiling endpoints under /debug/pprof/ on the
 	// same listener; off by default because profiles reveal internals.
 	Pprof bool
@@ -80,6 +89,9 @@ type Config struct {
 	// Now is the clock; nil means time.Now. Tests pin it.
 	Now func() time.Time
 }
+
+// refusalLogInterval: a failure every call repeats is logged once per this.
+const refusalLogInterval = 10 * time.Second
 
 // Server is a running Cairn.
 type Server struct {
@@ -98,6 +110,9 @@ type Server struct {
 	registry *api.Registry
 	metrics  *metrics
 	promReg  *prometheus.Registry
+	// refusals logs the errors every request repeats while the journal
+	// refuses writes, once per interval with a count, not once per call.
+	refusals *ratelog.Limiter
 
 	httpSrv  *http.Server
 	listener net.Listener
@@ -149,7 +164,7 @@ func Open(ctx context.Context, cfg Config) (s *Server, err error) {
 		cfg.Store = "file://" + abs
 	}
 
-	s = &Server{cfg: cfg, log: cfg.Logger, promReg: prometheus.NewRegistry()}
+	s = &Server{cfg: cfg, log: cfg.Logger, promReg: prometheus.NewRegistry(), refusals: ratelog.New(cfg.Logger, refusalLogInterval, nil)}
 	// Every failure below returns nil, so close what was opened through a
 	// second name.
 	opened := s
@@ -164,7 +179,8 @@ func Open(ctx context.Context, cfg Config) (s *Server, err error) {
 	if s.state, err = state.Open(ctx, filepath.Join(cfg.DataDir, datadir.State), state.Options{Logger: s.log, FS: datadir.FS(nil)}); err != nil {
 		return nil, err
 	}
-	if s.journal, err = journal.Open(ctx, filepath.Join(cfg.DataDir, datadir.Journal), journal.Options{Logger: s.log, Registerer: s.promReg, FS: datadir.FS(cfg.JournalFS)}); err != nil {
+	if s.journal, err = journal.Open(ctx, filepath.Join(cfg.DataDir, datadir.Journal), journal.Options{Logger: s.log, Registerer: s.promReg, FS: datadir.FS(cfg.JournalFS),
+		MinFreeBytes: cfg.JournalReserve, SpaceProbeInterval: cfg.DiskProbeInterval}); err != nil {
 		return nil, err
 	}
 	if s.keys, err = auth.Open(cfg.DataDir); err != nil {
