@@ -35,6 +35,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		keyRotate  = fs.Duration("key-rotation", 30*24*time.Hour, "how long a digest-signing key signs before the next takes over")
 		memLimit   = fs.Int64("memory-limit-mb", 320, "soft Go heap limit in MiB (0: none); GOMEMLIMIT, when set, wins")
 		reserveMB  = fs.Int64("journal-reserve-mb", 256, "free disk space (MiB) the journal keeps; below it calls get 503 and /healthz fails (0: no reserve)")
+		holdLimit  = fs.Int64("journal-hold-limit", 10_000_000, "journal entries a failing trail may hold back from trimming; past it the trail gets a gap (0: no limit)")
 		pprofOn    = fs.Bool("pprof", false, "serve Go's profiling endpoints under /debug/pprof/")
 		logLevel   = fs.String("log-level", "info", "debug, info, warn or error")
 		logFormat  = fs.String("log-format", "text", "text or json")
@@ -77,6 +78,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if reserve == 0 {
 		reserve = -1 // the server's "no check"
 	}
+	if *holdLimit < 0 {
+		return fmt.Errorf("--journal-hold-limit %d: want 0 or more", *holdLimit)
+	}
+	if *holdLimit == 0 {
+		*holdLimit = -1 // the server's "no limit"
+	}
 	started := time.Now()
 	srv, err := server.Open(ctx, server.Config{
 		Listen:            *listen,
@@ -91,6 +98,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		HistoryDataEvents: *dataEvents,
 		Pprof:             *pprofOn,
 		JournalReserve:    reserve,
+		JournalHoldLimit:  *holdLimit,
 		DeliveryInterval:  *interval,
 		Topics:            topics,
 		DigestInterval:    *digestIvl,

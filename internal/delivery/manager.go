@@ -501,6 +501,28 @@ func (m *Manager) recordDelivery(ctx context.Context, arn, code string) {
 	}
 }
 
+// SkippedText is how GetTrailStatus's LatestDeliveryError reports a gap:
+// the journal dropped entries the trail had not delivered because its
+// delivery held more than the journal hold limit.
+const SkippedText = "JournalHoldLimitExceeded"
+
+// Skipped records that the journal trimmed entries the trail had not
+// delivered (entries of them, up to sequence number through), because the
+// trail's delivery was failing for so long that it held more than the
+// journal hold limit. The gap is counted (cairn_delivery_skipped_entries_
+// total), logged and shown in the trail's LatestDeliveryError until the
+// next delivery attempt; delivery itself carries on after the gap, as
+// journal reads skip trimmed entries.
+func (m *Manager) Skipped(ctx context.Context, trailARN string, entries, through uint64) {
+	m.metrics.skipped.WithLabelValues(trailARN).Add(float64(entries))
+	m.log.Warn("journal hold limit reached: trimmed journal entries this trail had not delivered; its log files will have a gap",
+		"trail", trailARN, "entries", entries, "through_seq", through)
+	text := fmt.Sprintf("%s: %d journal entries up to #%d were dropped before this trail delivered them (its delivery held more than the journal hold limit)", SkippedText, entries, through)
+	if err := m.trails.RecordDelivery(ctx, trailARN, m.now(), text); err != nil && !errors.Is(err, trail.ErrNotFound) && ctx.Err() == nil {
+		m.log.Warn("recording the delivery gap in the trail status failed", "trail", trailARN, "err", err)
+	}
+}
+
 // Lag is how far a trail's delivery is behind.
 type Lag struct {
 	// Entries is how many journal entries captured for the trail it has

@@ -75,6 +75,11 @@ type Config struct {
 	// before the storage engine can meet a full disk. Zero means 256 MiB;
 	// negative turns the check off.
 	JournalReserve int64
+	// JournalHoldLimit is how many journal entries one trail's delivery
+	// may hold back from trimming (a trail whose delivery keeps failing);
+	// past it the journal is trimmed anyway and the trail records a gap.
+	// Zero means 10,000,000; negative means no limit.
+	JournalHoldLimit int64
 	// DiskProbeInterval is how often the free space is checked while
 	// nothing is written; zero means two seconds.
 	DiskProbeInterval time.Duration
