@@ -12,6 +12,9 @@ import (
 	"time"
 )
 
+// DefaultInterval is the interval for failures every request repeats.
+const DefaultInterval = 10 * time.Second
+
 // Limiter logs each message at most once per interval. Messages are told
 // apart by their text, which must be a constant of the code, never input
 // (the set of states stays bounded). Safe for concurrent use.
