@@ -54,8 +54,14 @@ func Ensure(dir string, log *slog.Logger) error {
 		log.Warn("the data directory was accessible to other users; restricting it and everything in it to its owner",
 			"path", dir, "mode", fmt.Sprintf("%#o", mode), "new_mode", fmt.Sprintf("%#o", DirPerm))
 	}
+	// A data dir given as a symbolic link is walked where it points (the
+	// walk itself follows no links).
+	root, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return fmt.Errorf("data dir %s: %w", dir, err)
+	}
 	tightened := 0
-	err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
