@@ -38,6 +38,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		pprofAddr  = fs.String("pprof", "", "serve Go's profiling endpoints under /debug/pprof/ on their own loopback listener, e.g. 127.0.0.1:6060 (off when empty)")
 		regionList = fs.String("regions", "", "private region names (xx-name-1, comma-separated) requests may be signed for besides AWS's own regions")
 		bodyTime   = fs.Duration("body-timeout", server.DefaultBodyTimeout, "how long a client has to send a request body before its connection is closed")
+		reserveMB  = fs.Int64("journal-reserve-mb", 256, "free disk space (MiB) the journal keeps; below it calls get 503 and /healthz fails (0: no reserve)")
+		holdLimit  = fs.Int64("journal-hold-limit", 10_000_000, "journal entries a failing trail may hold back from trimming; past it the trail gets a gap (0: no limit)")
 		logLevel   = fs.String("log-level", "info", "debug, info, warn or error")
 		logFormat  = fs.String("log-format", "text", "text or json")
 	)
@@ -76,6 +78,19 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *memLimit > 0 && os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(*memLimit << 20)
 	}
+	if *reserveMB < 0 {
+		return fmt.Errorf("--journal-reserve-mb %d: want 0 or more", *reserveMB)
+	}
+	reserve := *reserveMB << 20
+	if reserve == 0 {
+		reserve = -1 // the server's "no check"
+	}
+	if *holdLimit < 0 {
+		return fmt.Errorf("--journal-hold-limit %d: want 0 or more", *holdLimit)
+	}
+	if *holdLimit == 0 {
+		*holdLimit = -1 // the server's "no limit"
+	}
 	started := time.Now()
 	srv, err := server.Open(ctx, server.Config{
 		Listen:            *listen,
@@ -89,6 +104,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		HistoryRetention:  *retention,
 		HistoryDataEvents: *dataEvents,
 		PprofListen:       *pprofAddr,
+		JournalReserve:    reserve,
+		JournalHoldLimit:  *holdLimit,
 		DeliveryInterval:  *interval,
 		Topics:            topics,
 		DigestInterval:    *digestIvl,

@@ -130,6 +130,19 @@ type Manager struct {
 	deliverers map[string]*deliverer
 
 	notifyWake chan struct{}
+
+	// gaps holds, per trail, the entries trimmed before it delivered them
+	// since its last successful delivery, so that every failed attempt's
+	// status still shows the gap until a delivery works again.
+	gapMu sync.Mutex
+	gaps  map[string]gap
+}
+
+// gap is what Skipped recorded since the trail's last successful delivery.
+type gap struct{ entries, through uint64 }
+
+func (g gap) text() string {
+	return fmt.Sprintf("%s: %d journal entries up to #%d were dropped before this trail delivered them (its delivery held more than the journal hold limit)", SkippedText, g.entries, g.through)
 }
 
 // NewManager makes a Manager; Run starts it.
@@ -477,6 +490,9 @@ func (m *Manager) forget(ctx context.Context, arn string) error {
 	d := m.deliverers[arn]
 	delete(m.deliverers, arn)
 	m.mu.Unlock()
+	m.gapMu.Lock()
+	delete(m.gaps, arn)
+	m.gapMu.Unlock()
 	if d != nil {
 		d.cancel()
 		<-d.done
@@ -496,8 +512,48 @@ func (m *Manager) forget(ctx context.Context, arn string) error {
 // metrics.
 func (m *Manager) recordDelivery(ctx context.Context, arn, code string) {
 	m.metrics.attempt(arn, code)
-	if err := m.trails.RecordDelivery(ctx, arn, m.now(), code); err != nil && !errors.Is(err, trail.ErrNotFound) && ctx.Err() == nil {
+	text := code
+	m.gapMu.Lock()
+	if g, ok := m.gaps[arn]; ok {
+		if code == "" {
+			delete(m.gaps, arn)
+		} else {
+			text = code + "; " + g.text()
+		}
+	}
+	m.gapMu.Unlock()
+	if err := m.trails.RecordDelivery(ctx, arn, m.now(), text); err != nil && !errors.Is(err, trail.ErrNotFound) && ctx.Err() == nil {
 		m.log.Warn("recording the delivery status failed", "trail", arn, "err", err)
+	}
+}
+
+// SkippedText is how GetTrailStatus's LatestDeliveryError reports a gap:
+// the journal dropped entries the trail had not delivered because its
+// delivery held more than the journal hold limit.
+const SkippedText = "JournalHoldLimitExceeded"
+
+// Skipped records that the journal trimmed entries the trail had not
+// delivered (entries of them, up to sequence number through), because the
+// trail's delivery was failing for so long that it held more than the
+// journal hold limit. The gap is counted (cairn_delivery_skipped_entries_
+// total), logged and shown in the trail's LatestDeliveryError (after the
+// error code of each failed attempt) until a delivery succeeds; delivery
+// itself carries on after the gap, as journal reads skip trimmed entries.
+func (m *Manager) Skipped(ctx context.Context, trailARN string, entries, through uint64) {
+	m.metrics.skipped.WithLabelValues(trailARN).Add(float64(entries))
+	m.log.Warn("journal hold limit reached: trimmed journal entries this trail had not delivered; its log files will have a gap",
+		"trail", trailARN, "entries", entries, "through_seq", through)
+	m.gapMu.Lock()
+	if m.gaps == nil {
+		m.gaps = make(map[string]gap)
+	}
+	g := m.gaps[trailARN]
+	g.entries += entries
+	g.through = through
+	m.gaps[trailARN] = g
+	m.gapMu.Unlock()
+	if err := m.trails.RecordDelivery(ctx, trailARN, m.now(), g.text()); err != nil && !errors.Is(err, trail.ErrNotFound) && ctx.Err() == nil {
+		m.log.Warn("recording the delivery gap in the trail status failed", "trail", trailARN, "err", err)
 	}
 }
 

@@ -20,6 +20,7 @@ type metrics struct {
 	bytes         *prometheus.CounterVec
 	attempts      *prometheus.CounterVec
 	notifications *prometheus.CounterVec
+	skipped       *prometheus.CounterVec
 	lagDesc       *prometheus.Desc
 	oldestDesc    *prometheus.Desc
 
@@ -56,6 +57,10 @@ func newMetrics(m *Manager) *metrics {
 			Name: "cairn_delivery_notifications_total",
 			Help: "Notification attempts, per trail and result (success, or the error GetTrailStatus shows).",
 		}, []string{"trail", "result"}),
+		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cairn_delivery_skipped_entries_total",
+			Help: "Journal entries trimmed before the trail delivered them, because its delivery held more than the journal hold limit (--journal-hold-limit); each is a gap in the trail's log files.",
+		}, []string{"trail"}),
 		lagDesc: prometheus.NewDesc("cairn_delivery_lag_entries",
 			"Journal entries captured for the trail that its delivery has not looked at yet (journal last sequence minus the trail's cursor, within its logging windows).",
 			[]string{"trail"}, nil),
@@ -66,7 +71,7 @@ func newMetrics(m *Manager) *metrics {
 }
 
 func (x *metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{x.files, x.batches, x.records, x.bytes, x.attempts, x.notifications, x}
+	return []prometheus.Collector{x.files, x.batches, x.records, x.bytes, x.attempts, x.notifications, x.skipped, x}
 }
 
 func (x *metrics) register(r prometheus.Registerer) error {
@@ -123,7 +128,7 @@ func (x *metrics) notification(arn, code string) {
 // forget drops a deleted trail's series.
 func (x *metrics) forget(arn string) {
 	l := prometheus.Labels{"trail": arn}
-	for _, v := range []*prometheus.CounterVec{x.files, x.batches, x.records, x.bytes, x.attempts, x.notifications} {
+	for _, v := range []*prometheus.CounterVec{x.files, x.batches, x.records, x.bytes, x.attempts, x.notifications, x.skipped} {
 		v.DeletePartialMatch(l)
 	}
 }

@@ -27,6 +27,10 @@ const (
 // CursorName is the journal cursor of a trail's delivery.
 func CursorName(trailARN string) string { return cursorPrefix + trailARN }
 
+// TrailOfCursor is CursorName's inverse: the trail ARN whose delivery
+// owns the journal cursor name, and whether it is a trail's at all.
+func TrailOfCursor(name string) (string, bool) { return strings.CutPrefix(name, cursorPrefix) }
+
 // Window is a stretch of the journal during which a trail was logging,
 // in sequence numbers: From and To inclusive; To is 0 while the trail is
 // still logging. StartLogging opens a window after the journal's last

@@ -48,6 +48,7 @@ import (
 	"github.com/cairn-audit/cairn/internal/capture"
 	"github.com/cairn-audit/cairn/internal/event"
 	metricsreg "github.com/cairn-audit/cairn/internal/metrics"
+	"github.com/cairn-audit/cairn/internal/ratelog"
 )
 
 // appendTimeout bounds the wait for the journal. The append does not
@@ -69,6 +70,7 @@ type Proxy struct {
 	log     *slog.Logger
 	now     func() time.Time
 	metrics *metrics
+	rlog    *ratelog.Limiter // lost events, once per interval with a count
 	srv     *http.Server
 	ln      net.Listener
 	stop    context.CancelFunc
@@ -216,6 +218,7 @@ func (p *Proxy) Start(ctx context.Context, env capture.Env) error {
 	if env.Logger != nil {
 		p.log = env.Logger.With("capture", p.Name())
 	}
+	p.rlog = ratelog.New(p.log, ratelog.DefaultInterval, nil)
 	if env.Now != nil {
 		p.now = env.Now
 	}
@@ -579,7 +582,7 @@ func (p *Proxy) record(c *call, status int, code, msg string) error {
 	}
 	if err != nil {
 		p.metrics.lost.Inc()
-		p.log.Error("http proxy: an event was not recorded", "policy", p.c.cfg.FailurePolicy,
+		p.rlog.Error("http proxy: an event was not recorded", "policy", p.c.cfg.FailurePolicy,
 			"method", c.in.Method, "status", status, "err", err)
 		return fmt.Errorf("record the call: %w", err)
 	}

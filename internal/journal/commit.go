@@ -158,6 +158,8 @@ func (j *Journal) run() {
 		retry  *time.Timer
 		retryC <-chan time.Time
 	)
+	space := time.NewTicker(j.opts.SpaceProbeInterval)
+	defer space.Stop()
 	for {
 		if j.fault.Load() != nil && !j.wedged && retry == nil {
 			retry = time.NewTimer(j.opts.RetryInterval)
@@ -186,6 +188,9 @@ func (j *Journal) run() {
 		case <-retryC:
 			retry, retryC = nil, nil
 			j.reopen()
+		case <-space.C:
+			// Only this goroutine writes the pipeline's cached result.
+			p.spaceErr, p.spaceTime = j.checkSpace(), time.Now()
 		}
 	}
 }

@@ -43,7 +43,10 @@
 // Appends are also refused (cursor commits and Trim are not) while the
 // filesystem has less free space than Options.MinFreeBytes, so that Pebble's
 // background flushes and MANIFEST writes, whose I/O errors Pebble turns into
-// a process exit, never meet a full disk in the first place.
+// a process exit, never meet a full disk in the first place. The free space
+// is checked when the journal opens, before appends (cached for 10 ms) and
+// every Options.SpaceProbeInterval on its own, so Available reports a disk
+// that filled up or was freed even while no write arrives.
 //
 // Known limit: Pebble turns I/O errors outside the commit path into a
 // process crash: in WAL rotation (once per MemTableSize bytes) and in

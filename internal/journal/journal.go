@@ -41,6 +41,10 @@ const (
 
 	defaultMinFreeBytes  = 256 << 20
 	defaultRetryInterval = time.Second
+	// defaultSpaceProbeInterval: free space is also checked on this timer,
+	// not only when something appends, so that health reflects a disk that
+	// filled or was freed while no call arrived.
+	defaultSpaceProbeInterval = 2 * time.Second
 	// The server must stay under 512 MB with everything else it holds.
 	// Pebble keeps a flushing memtable next to the filling one, so a
 	// memtable costs twice its size; 32 MiB instead of 64 saved ~60 MB of
@@ -75,6 +79,10 @@ type Options struct {
 	// some of those errors instead of returning them). Zero means 256 MiB; a
 	// negative value disables the check.
 	MinFreeBytes int64
+	// SpaceProbeInterval is how often the journal checks the free space
+	// on its filesystem on its own, so that Available (and /healthz)
+	// follows the disk while nothing is appended. Zero means two seconds.
+	SpaceProbeInterval time.Duration
 	// RetryInterval is how often a journal that failed closed probes whether
 	// the storage works again. Zero means one second.
 	RetryInterval time.Duration
@@ -153,6 +161,9 @@ func Open(ctx context.Context, dir string, opts Options) (*Journal, error) {
 	if opts.RetryInterval <= 0 {
 		opts.RetryInterval = defaultRetryInterval
 	}
+	if opts.SpaceProbeInterval <= 0 {
+		opts.SpaceProbeInterval = defaultSpaceProbeInterval
+	}
 	if opts.MemTableSize == 0 {
 		opts.MemTableSize = defaultMemTableSize
 	}
@@ -171,7 +182,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Journal, error) {
 		done:    make(chan struct{}),
 		metrics: newMetrics(),
 	}
-	if err := j.fs.MkdirAll(dir, 0o755); err != nil {
+	if err := j.fs.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("opening journal: creating directory %s: %w", dir, err)
 	}
 	// The journal holds the directory lock itself, for its whole lifetime,
@@ -201,6 +212,8 @@ func Open(ctx context.Context, dir string, opts Options) (*Journal, error) {
 		return fail(fmt.Errorf("opening journal: %w", err))
 	}
 	j.db = db
+	// Before the first append: a disk that is already short says so at once.
+	_ = j.checkSpace()
 	j.log.Info("journal opened", "last_seq", j.frontier.Load(), "first_seq", j.FirstSeq(), "cursors", len(j.cursors))
 	go j.run()
 	return j, nil

@@ -21,6 +21,7 @@ import (
 	"github.com/cairn-audit/cairn/internal/capture"
 	"github.com/cairn-audit/cairn/internal/journal"
 	metricsreg "github.com/cairn-audit/cairn/internal/metrics"
+	"github.com/cairn-audit/cairn/internal/ratelog"
 )
 
 // Defaults of Config.
@@ -79,6 +80,7 @@ type Capture struct {
 	seen    *dedupe
 	log     *slog.Logger
 	metrics *metrics
+	rlog    *ratelog.Limiter // refused batches, once per interval with a count
 }
 
 // New checks cfg and fills in its defaults.
@@ -153,6 +155,7 @@ func (c *Capture) Start(ctx context.Context, env capture.Env) (err error) {
 		c.log = slog.Default()
 	}
 	c.log = c.log.With("capture", "kubernetes_audit", "cluster", c.cfg.Cluster)
+	c.rlog = ratelog.New(c.log, ratelog.DefaultInterval, nil)
 	c.mapper = Mapper{Cluster: c.cfg.Cluster, Region: c.cfg.Region, AccountID: env.AccountID, Source: c.cfg.EventSource}
 	start := time.Now()
 	seeded, err := c.seedDedupe(ctx, env.Journal)
@@ -296,7 +299,7 @@ func (c *Capture) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if errors.Is(err, journal.ErrInvalid) {
 				status = http.StatusBadRequest
 			}
-			c.log.Error("kubernetes audit batch not recorded", "events", len(out)-durable, "recorded_before", durable, "error", err)
+			c.rlog.Error("kubernetes audit batch not recorded", "events", len(out)-durable, "recorded_before", durable, "error", err)
 			msg := "batch not recorded: "
 			if durable > 0 {
 				msg = fmt.Sprintf("batch not recorded after its first %d new events (those are, and a retry skips them): ", durable)

@@ -94,6 +94,43 @@ func ValidKey(key string) error {
 	return nil
 }
 
+// SidecarSuffix ends the names of the file backend's metadata sidecars; a
+// key segment ending in it could shadow an object's sidecar there, so no
+// portable key has one.
+const SidecarSuffix = ".cairn-meta.json"
+
+// MaxSegmentLen is the longest '/'-separated segment of a portable key in
+// bytes: NAME_MAX (255) less the sidecar suffix, because the file backend
+// stores each segment as a file name and names the sidecar after it.
+const MaxSegmentLen = 255 - len(SidecarSuffix)
+
+// ValidPortableKey checks a key against the rules of every backend, the
+// strictest of them being the file backend's: ValidKey, and the key must
+// be a clean relative path (no empty, "." or ".." segment, no leading,
+// trailing or double '/', no segment longer than MaxSegmentLen or ending
+// in SidecarSuffix). Callers that choose keys up front (a trail's
+// S3KeyPrefix) check them here, so a key no backend could write is refused
+// when it is configured rather than at every delivery. The error wraps
+// ErrInvalidKey.
+func ValidPortableKey(key string) error {
+	if err := ValidKey(key); err != nil {
+		return err
+	}
+	for seg := range strings.SplitSeq(key, "/") {
+		switch {
+		case seg == "":
+			return fmt.Errorf("%w %q: empty path segment (leading, trailing or double '/')", ErrInvalidKey, key)
+		case seg == "." || seg == "..":
+			return fmt.Errorf("%w %q: %q path segment", ErrInvalidKey, key, seg)
+		case strings.HasSuffix(seg, SidecarSuffix):
+			return fmt.Errorf("%w %q: segments ending in %q are reserved", ErrInvalidKey, key, SidecarSuffix)
+		case len(seg) > MaxSegmentLen:
+			return fmt.Errorf("%w %q: segment longer than %d bytes", ErrInvalidKey, key, MaxSegmentLen)
+		}
+	}
+	return nil
+}
+
 // ValidMetadata checks user metadata so that every backend accepts and
 // refuses the same maps: keys must be HTTP header tokens (they travel as
 // x-amz-meta-<key> headers) and values printable ASCII, which is what S3

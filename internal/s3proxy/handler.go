@@ -486,11 +486,11 @@ func (p *Proxy) record(r *http.Request, c *call) bool {
 	if p.cfg.FailOpen {
 		p.m.lostCalls.Inc()
 		p.m.lost.Inc()
-		p.log.Error("S3 call forwarded without its event (fail open)", "operation", c.op.Name, "bucket", c.op.Bucket, "err", err)
+		p.rlog.Error("S3 call forwarded without its event (fail open)", "operation", c.op.Name, "bucket", c.op.Bucket, "err", err)
 		return true
 	}
 	p.m.aborted.Inc()
-	p.log.Error("S3 call's event could not be made durable; the client gets an error", "operation", c.op.Name, "bucket", c.op.Bucket, "err", err)
+	p.rlog.Error("S3 call's event could not be made durable; the client gets an error", "operation", c.op.Name, "bucket", c.op.Bucket, "err", err)
 	return false
 }
 

@@ -30,6 +30,7 @@ import (
 
 	"github.com/cairn-audit/cairn/internal/capture"
 	metricsreg "github.com/cairn-audit/cairn/internal/metrics"
+	"github.com/cairn-audit/cairn/internal/ratelog"
 )
 
 // Config declares one proxy.
@@ -82,6 +83,7 @@ type Proxy struct {
 	// Set by Start.
 	env     capture.Env
 	log     *slog.Logger
+	rlog    *ratelog.Limiter // lost or refused events, once per interval with a count
 	account string
 	m       *metrics
 	srv     *http.Server
@@ -193,6 +195,7 @@ func (p *Proxy) Start(ctx context.Context, env capture.Env) error {
 		p.log = slog.Default()
 	}
 	p.log = p.log.With("capture", "s3_proxy", "listen", p.cfg.Listen)
+	p.rlog = ratelog.New(p.log, ratelog.DefaultInterval, nil)
 	p.account = p.cfg.AccountID
 	if p.account == "" {
 		p.account = env.AccountID

@@ -197,7 +197,7 @@ func (s *Server) audit(ctx context.Context, c *call) error {
 	}
 	if _, err := s.journal.Append(ctx, [][]byte{built.Raw}); err != nil {
 		s.metrics.audit.WithLabelValues("error").Inc()
-		s.log.Error("audit journal refused a record; failing closed", "request_id", c.req.RequestID, "operation", c.op.Name, "err", err)
+		s.refusals.Error("audit journal refused a record; failing closed", "request_id", c.req.RequestID, "operation", c.op.Name, "err", err)
 		return err
 	}
 	s.metrics.audit.WithLabelValues("ok").Inc()

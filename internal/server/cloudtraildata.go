@@ -68,7 +68,7 @@ func (s *Server) servePutAuditEvents(w http.ResponseWriter, r *http.Request, svc
 	fail := func(err error) {
 		e := awsproto.AsError(err)
 		if e.HTTPStatus() >= 500 && e.Code != "ThrottlingException" { // a full body budget is not a fault
-			s.log.Error("PutAuditEvents failed", "request_id", requestID, "code", e.Code, "err", err)
+			s.refusals.Error("PutAuditEvents failed", "request_id", requestID, "code", e.Code, "err", err)
 		}
 		s.metrics.requests.WithLabelValues(serviceCloudTrailData, opPutAuditEvents, e.Code).Inc()
 		awsproto.WriteError(w, requestID, contentTypeRESTJSON, e)
@@ -169,7 +169,7 @@ func (s *Server) servePutAuditEvents(w http.ResponseWriter, r *http.Request, svc
 		}
 		if berr != nil {
 			s.metrics.audit.WithLabelValues("error").Inc()
-			s.log.Error("could not record a refused PutAuditEvents call; failing closed", "request_id", requestID, "err", berr)
+			s.refusals.Error("could not record a refused PutAuditEvents call; failing closed", "request_id", requestID, "err", berr)
 			fail(awsproto.Errorf("ServiceUnavailableException", "Cairn could not record this call in its audit journal, so it was refused. Try again later."))
 			return
 		}

@@ -167,7 +167,7 @@ func (s *Server) appendConsoleRecord(ctx context.Context, rec event.APICall) err
 	}
 	if _, err := s.journal.Append(ctx, [][]byte{built.Raw}); err != nil {
 		s.metrics.audit.WithLabelValues("error").Inc()
-		s.log.Error("audit journal refused a console record; failing closed", "event_name", rec.Name, "err", err)
+		s.refusals.Error("audit journal refused a console record; failing closed", "event_name", rec.Name, "err", err)
 		return fmt.Errorf("append the %s record: %w", rec.Name, err)
 	}
 	s.metrics.audit.WithLabelValues("ok").Inc()

@@ -170,7 +170,7 @@ func (s *Server) appendImport(ctx context.Context, entries [][]byte, audit event
 	all := append([][]byte{rec.Raw}, entries...)
 	if _, err := s.journal.Append(ctx, all); err != nil {
 		s.metrics.audit.WithLabelValues("error").Inc()
-		s.log.Error("journal refused an import; failing closed", "request_id", audit.RequestID, "records", len(entries), "err", err)
+		s.refusals.Error("journal refused an import; failing closed", "request_id", audit.RequestID, "records", len(entries), "err", err)
 		return &awsproto.Error{
 			Code:    "ServiceUnavailableException",
 			Message: "Cairn could not make the imported records durable in its journal; none of them was accepted. Try the request again later.",

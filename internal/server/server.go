@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -27,6 +26,7 @@ import (
 	"github.com/cairn-audit/cairn/internal/auth"
 	"github.com/cairn-audit/cairn/internal/capture"
 	"github.com/cairn-audit/cairn/internal/channel"
+	"github.com/cairn-audit/cairn/internal/datadir"
 	"github.com/cairn-audit/cairn/internal/delivery"
 	"github.com/cairn-audit/cairn/internal/delivery/notify"
 	"github.com/cairn-audit/cairn/internal/digest"
@@ -35,6 +35,7 @@ import (
 	"github.com/cairn-audit/cairn/internal/objstore"
 	"github.com/cairn-audit/cairn/internal/objstore/stores"
 	"github.com/cairn-audit/cairn/internal/region"
+	"github.com/cairn-audit/cairn/internal/ratelog"
 	"github.com/cairn-audit/cairn/internal/state"
 	"github.com/cairn-audit/cairn/internal/trail"
 )
@@ -74,6 +75,19 @@ type Config struct {
 	// /debug/pprof/ on their own listener at this address, which must be a
 	// loopback one (see listenPprof); never on the main listener.
 	PprofListen string
+	// JournalReserve is the free space the journal keeps on its
+	// filesystem: below it, calls are refused (503) and /healthz says so,
+	// before the storage engine can meet a full disk. Zero means 256 MiB;
+	// negative turns the check off.
+	JournalReserve int64
+	// JournalHoldLimit is how many journal entries one trail's delivery
+	// may hold back from trimming (a trail whose delivery keeps failing);
+	// past it the journal is trimmed anyway and the trail records a gap.
+	// Zero means 10,000,000; negative means no limit.
+	JournalHoldLimit int64
+	// DiskProbeInterval is how often the free space is checked while
+	// nothing is written; zero means two seconds.
+	DiskProbeInterval time.Duration
 	// Captures are the audit proxies and webhooks that bring in events
 	// from other systems; the server starts and stops them.
 	Captures []capture.Capture
@@ -92,6 +106,9 @@ type Config struct {
 	BodyTimeout time.Duration
 	BodyBudget  int64
 }
+
+// refusalLogInterval: a failure every call repeats is logged once per this.
+const refusalLogInterval = 10 * time.Second
 
 // Server is a running Cairn.
 type Server struct {
@@ -112,6 +129,9 @@ type Server struct {
 	metrics  *metrics
 	promReg  *prometheus.Registry
 	bodies   *bodyBudget
+	// refusals logs the errors every request repeats while the journal
+	// refuses writes, once per interval with a count, not once per call.
+	refusals *ratelog.Limiter
 
 	httpSrv  *http.Server
 	listener net.Listener
@@ -163,18 +183,18 @@ func Open(ctx context.Context, cfg Config) (s *Server, err error) {
 	if cfg.BodyBudget <= 0 {
 		cfg.BodyBudget = DefaultBodyBudget
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("create data dir: %w", err)
+	if err := datadir.Ensure(cfg.DataDir, cfg.Logger); err != nil {
+		return nil, err
 	}
 	if cfg.Store == "" {
-		abs, err := filepath.Abs(filepath.Join(cfg.DataDir, "buckets"))
+		abs, err := filepath.Abs(filepath.Join(cfg.DataDir, datadir.Buckets))
 		if err != nil {
 			return nil, fmt.Errorf("resolve bucket dir: %w", err)
 		}
 		cfg.Store = "file://" + abs
 	}
 
-	s = &Server{cfg: cfg, log: cfg.Logger, promReg: prometheus.NewRegistry()}
+	s = &Server{cfg: cfg, log: cfg.Logger, promReg: prometheus.NewRegistry(), refusals: ratelog.New(cfg.Logger, refusalLogInterval, nil)}
 	// Every failure below returns nil, so close what was opened through a
 	// second name.
 	opened := s
@@ -188,10 +208,11 @@ func Open(ctx context.Context, cfg Config) (s *Server, err error) {
 	s.regions = newRegionGuard(regions, s.promReg)
 	s.bodies = newBodyBudget(cfg.BodyBudget, s.promReg)
 
-	if s.state, err = state.Open(ctx, filepath.Join(cfg.DataDir, "state"), state.Options{Logger: s.log}); err != nil {
+	if s.state, err = state.Open(ctx, filepath.Join(cfg.DataDir, datadir.State), state.Options{Logger: s.log, FS: datadir.FS(nil)}); err != nil {
 		return nil, err
 	}
-	if s.journal, err = journal.Open(ctx, filepath.Join(cfg.DataDir, "journal"), journal.Options{Logger: s.log, Registerer: s.promReg, FS: cfg.JournalFS}); err != nil {
+	if s.journal, err = journal.Open(ctx, filepath.Join(cfg.DataDir, datadir.Journal), journal.Options{Logger: s.log, Registerer: s.promReg, FS: datadir.FS(cfg.JournalFS),
+		MinFreeBytes: cfg.JournalReserve, SpaceProbeInterval: cfg.DiskProbeInterval}); err != nil {
 		return nil, err
 	}
 	if s.keys, err = auth.Open(cfg.DataDir); err != nil {
@@ -202,7 +223,7 @@ func Open(ctx context.Context, cfg Config) (s *Server, err error) {
 		return nil, err
 	}
 	if created {
-		s.log.Info("created the first admin access key", "credentials_file", filepath.Join(cfg.DataDir, "credentials"), "profile", "cairn")
+		s.log.Info("created the first admin access key", "credentials_file", filepath.Join(cfg.DataDir, datadir.Credentials), "profile", "cairn")
 	}
 	if s.store, err = stores.Open(ctx, cfg.Store, stores.Options{AccessKeyID: cfg.S3AccessKeyID, SecretAccessKey: cfg.S3SecretAccessKey}); err != nil {
 		return nil, err
@@ -238,8 +259,9 @@ func Open(ctx context.Context, cfg Config) (s *Server, err error) {
 	if s.channels, err = channel.New(s.state, cfg.AccountID, channel.Options{Now: cfg.Now, Logger: s.log, Registerer: s.promReg}); err != nil {
 		return nil, err
 	}
-	if s.history, err = history.Open(ctx, filepath.Join(cfg.DataDir, "history"), s.journal, history.Options{
+	if s.history, err = history.Open(ctx, filepath.Join(cfg.DataDir, datadir.History), s.journal, history.Options{
 		Logger:            s.log,
+		FS:                datadir.FS(nil),
 		Registerer:        s.promReg,
 		Retention:         cfg.HistoryRetention,
 		IncludeDataEvents: cfg.HistoryDataEvents,

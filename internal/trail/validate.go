@@ -30,9 +30,20 @@ func validateBucketName(b string) error {
 	return nil
 }
 
-// validateS3KeyPrefix enforces the 200-character limit and refuses the
-// characters S3 documents as unsafe in keys, which would otherwise make
-// delivered log files awkward or impossible to address.
+// maxKeySuffixBytes bounds what Cairn writes below a trail's prefix: the
+// longest key is a digest's, "AWSLogs/<account>/CloudTrail-Digest/<region>/
+// YYYY/MM/DD/<account>_CloudTrail-Digest_<region>_<trail>_<home region>_
+// <time>.json.gz", about 430 bytes with a 128-character trail name and
+// 64-byte region names. A prefix must leave that much of the object
+// store's MaxKeyLen free.
+const maxKeySuffixBytes = 512
+
+// validateS3KeyPrefix enforces CloudTrail's 200-character limit, refuses
+// the characters S3 documents as unsafe in keys, and refuses any prefix
+// under which the keys delivery and digests write ("<prefix>/AWSLogs/...")
+// would be refused by an object store backend ("logs/", "a//b", "./x",
+// "../x", a key too long): such a trail would be created, report that it
+// is logging, and then fail every delivery.
 func validateS3KeyPrefix(p string) error {
 	if utf8.RuneCountInString(p) > maxS3KeyPrefixLen {
 		return awsproto.Errorf("InvalidS3PrefixException", "The S3 key prefix is %d characters long; the maximum length is %d characters.", utf8.RuneCountInString(p), maxS3KeyPrefixLen)
@@ -44,6 +55,15 @@ func validateS3KeyPrefix(p string) error {
 		if r < 0x20 || r == 0x7f || strings.ContainsRune("\\{}^%`[]\"<>~#|", r) {
 			return awsproto.Errorf("InvalidS3PrefixException", "The S3 key prefix %q contains the character %q, which is not allowed in a prefix.", p, r)
 		}
+	}
+	if p == "" {
+		return nil
+	}
+	if len(p)+1+maxKeySuffixBytes > objstore.MaxKeyLen {
+		return awsproto.Errorf("InvalidS3PrefixException", "The S3 key prefix %q is %d bytes long; log file keys under it would exceed the %d-byte S3 key limit (at most %d bytes).", p, len(p), objstore.MaxKeyLen, objstore.MaxKeyLen-1-maxKeySuffixBytes)
+	}
+	if err := objstore.ValidPortableKey(p + "/AWSLogs"); err != nil {
+		return awsproto.Errorf("InvalidS3PrefixException", "The S3 key prefix %q is not valid: it must be a relative path without empty, \".\" or \"..\" segments (no leading, trailing or double '/'), each segment at most %d bytes and not ending in %q.", p, objstore.MaxSegmentLen, objstore.SidecarSuffix)
 	}
 	return nil
 }

@@ -114,7 +114,12 @@ func TestDestinationSettings(t *testing.T) {
 
 	wantCode(t, validateS3KeyPrefix(""), "")
 	wantCode(t, validateS3KeyPrefix("AWSLogs/o-123/ü"), "")
-	wantCode(t, validateS3KeyPrefix(strings.Repeat("ü", 200)), "")
+	wantCode(t, validateS3KeyPrefix(strings.Repeat("ü", 100)+"/"+strings.Repeat("ü", 99)), "")
+	// 400 bytes in one segment: no file name can be that long.
+	wantCode(t, validateS3KeyPrefix(strings.Repeat("ü", 200)), "InvalidS3PrefixException")
+	for _, p := range []string{"logs/", "/logs", "a//b", "./x", "../../x", "a/./b", "x.cairn-meta.json"} {
+		wantCode(t, validateS3KeyPrefix(p), "InvalidS3PrefixException")
+	}
 	wantCode(t, validateS3KeyPrefix(strings.Repeat("p", 201)), "InvalidS3PrefixException")
 	wantCode(t, validateS3KeyPrefix("a\nb"), "InvalidS3PrefixException")
 	wantCode(t, validateS3KeyPrefix("a^b"), "InvalidS3PrefixException")

@@ -68,18 +68,18 @@ const (
 	tmpDir = ".cairn-tmp"
 	// metaSuffix marks sidecar files; keys may not have a segment ending
 	// in it, so a sidecar can never shadow an object.
-	metaSuffix = ".cairn-meta.json"
+	metaSuffix = objstore.SidecarSuffix
 	// bucketMeta is the bucket's own sidecar (the sidecar of the empty key).
 	bucketMeta = metaSuffix
-	// maxNameLen is NAME_MAX on the filesystems Cairn runs on.
-	maxNameLen = 255
 	// staleTmpAge is how old a temporary file must be before New removes
 	// it: old enough that no live Put, in this or another process sharing
 	// DIR, can still own it.
 	staleTmpAge = 24 * time.Hour
 
-	dirPerm  = 0o750
-	filePerm = 0o640
+	// Delivered logs are audit records: owner only, like the rest of
+	// Cairn's data directory (internal/datadir), whatever the umask.
+	dirPerm  = 0o700
+	filePerm = 0o600
 )
 
 // Options configure a Store.
@@ -246,25 +246,8 @@ func (s *Store) ListBuckets(ctx context.Context) ([]objstore.BucketInfo, error) 
 }
 
 // checkKey refuses keys that are not clean relative paths (see the
-// package comment).
-func checkKey(key string) error {
-	if err := objstore.ValidKey(key); err != nil {
-		return err
-	}
-	for seg := range strings.SplitSeq(key, "/") {
-		switch {
-		case seg == "":
-			return fmt.Errorf("%w %q: empty path segment (leading, trailing or double '/')", objstore.ErrInvalidKey, key)
-		case seg == "." || seg == "..":
-			return fmt.Errorf("%w %q: %q path segment", objstore.ErrInvalidKey, key, seg)
-		case strings.HasSuffix(seg, metaSuffix):
-			return fmt.Errorf("%w %q: segments ending in %q are reserved", objstore.ErrInvalidKey, key, metaSuffix)
-		case len(seg)+len(metaSuffix) > maxNameLen:
-			return fmt.Errorf("%w %q: segment longer than %d bytes", objstore.ErrInvalidKey, key, maxNameLen-len(metaSuffix))
-		}
-	}
-	return nil
-}
+// package comment): objstore's portable-key rule, which is this backend's.
+func checkKey(key string) error { return objstore.ValidPortableKey(key) }
 
 func (s *Store) check(bucket, key string) error {
 	if err := objstore.ValidBucketName(bucket); err != nil {
