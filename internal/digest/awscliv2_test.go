@@ -695,7 +695,11 @@ func TestTamperingReportsMatchAWSCLI(t *testing.T) {
 				if code == 0 {
 					t.Errorf("%s found nothing (exit 0):\n%s", name, cliOut)
 				}
-				want, got := comparable(cliOut), comparable(out)
+				// aws v2.9.19 starts "Results found for" at the oldest
+				// digest's end, v1.45 (and Cairn) at its start: a
+				// difference between CLI versions, tampered with or not.
+				v29 := name == "aws v2"
+				want, got := comparable(cliOut, v29), comparable(out, v29)
 				if !slices.Equal(want, got) {
 					t.Errorf("%s and cairn validate-logs disagree:\n%s\n--- cairn:\n%s", name, cliOut, out)
 				}
@@ -708,12 +712,14 @@ func TestTamperingReportsMatchAWSCLI(t *testing.T) {
 // Cairn's own extra finding of log files no valid digest lists, and the
 // log-file count line (those findings add to it). The requested end time
 // is cut from the two lines that show it: it is "now" for the CLI, the
-// chain's simulated clock for Cairn here.
-func comparable(report string) []string {
+// chain's simulated clock for Cairn here. noFound drops the "Results
+// found for" line too.
+func comparable(report string, noFound bool) []string {
 	var out []string
 	for l := range strings.SplitSeq(report, "\n") {
 		l = strings.TrimRight(l, "\r")
-		if strings.TrimSpace(l) == "" || strings.Contains(l, "INVALID: not listed in any digest file") || strings.Contains(l, " log files valid") {
+		if strings.TrimSpace(l) == "" || strings.Contains(l, "INVALID: not listed in any digest file") || strings.Contains(l, " log files valid") ||
+			noFound && strings.HasPrefix(l, "Results found for ") {
 			continue
 		}
 		if strings.HasPrefix(l, "Validating log files for trail ") {
