@@ -11,6 +11,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
+
+	"github.com/cairn-audit/cairn/internal/testenv"
 )
 
 // awsCLI returns a function that runs the real AWS CLI against a child
@@ -19,10 +21,7 @@ func awsCLI(t *testing.T, dataDir, url string) func(args ...string) []byte {
 	t.Helper()
 	path, err := exec.LookPath("aws")
 	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("the AWS CLI is required under CI: %v", err)
-		}
-		t.Skip("no aws CLI on PATH")
+		testenv.RequireOrSkip(t, "no aws CLI on PATH: %v", err)
 	}
 	home := t.TempDir()
 	return func(args ...string) []byte {

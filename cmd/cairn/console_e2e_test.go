@@ -23,6 +23,8 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 	"github.com/google/uuid"
+
+	"github.com/cairn-audit/cairn/internal/testenv"
 )
 
 // findBrowser returns Debian's chromium (or another Chromium on PATH). A
@@ -36,10 +38,7 @@ func findBrowser(t *testing.T) string {
 			return p
 		}
 	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("no Chromium on PATH: the console's end-to-end tests need Debian's chromium package (apt-get install chromium)")
-	}
-	t.Skip("no Chromium on PATH (apt-get install chromium); the console's end-to-end tests need it")
+	testenv.RequireOrSkip(t, "no Chromium on PATH: the console's end-to-end tests need Debian's chromium package (apt-get install chromium)")
 	return ""
 }
 

@@ -76,7 +76,19 @@ func TestIngestSurvivesKill9(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(1500 * time.Millisecond)
+	// Kill while the writers are busy, once they have had batches
+	// acknowledged (polled, not slept for: a loaded machine may be slow).
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		mu.Lock()
+		n := sent
+		mu.Unlock()
+		if n >= 20 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d batches acknowledged in 60s", n)
+		}
+	}
 	srv.kill9(t)
 	close(stop)
 	wg.Wait()

@@ -53,6 +53,7 @@ import (
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
 	"github.com/cairn-audit/cairn/internal/bench"
+	"github.com/cairn-audit/cairn/internal/datasets"
 	"github.com/cairn-audit/cairn/internal/delivery"
 	"github.com/cairn-audit/cairn/internal/delivery/notify"
 	"github.com/cairn-audit/cairn/internal/event"
@@ -310,24 +311,7 @@ func compact(t *testing.T, raw []byte) *event.Record {
 // e2eDatasets finds shared/datasets above the working directory.
 func e2eDatasets(t *testing.T) string {
 	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		cand := filepath.Join(dir, "shared", "datasets")
-		if st, err := os.Stat(cand); err == nil && st.IsDir() {
-			return cand
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			if os.Getenv("CI") != "" {
-				t.Fatal("shared/datasets not found above the working directory")
-			}
-			t.Skip("shared/datasets not found above the working directory")
-		}
-		dir = parent
-	}
+	return datasets.Dir(t)
 }
 
 // ---------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/cairn-audit/cairn/internal/objstore/s3/s3test"
+	"github.com/cairn-audit/cairn/internal/testenv"
 )
 
 // TestS3ProxyEndToEnd runs the real cairn binary with an [[s3_proxy]] in
@@ -23,10 +24,7 @@ import (
 func TestS3ProxyEndToEnd(t *testing.T) {
 	bin, err := exec.LookPath("aws")
 	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("the AWS CLI is required under CI: %v", err)
-		}
-		t.Skip("no aws CLI on PATH")
+		testenv.RequireOrSkip(t, "no aws CLI on PATH: %v", err)
 	}
 	up := s3test.Start(t)
 	work := t.TempDir()

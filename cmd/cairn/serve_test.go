@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
+
+	"github.com/cairn-audit/cairn/internal/testenv"
 )
 
 // sdkClient builds a CloudTrail client from the credentials file cairn
@@ -96,13 +99,44 @@ func TestStateSurvivesKill9(t *testing.T) {
 	srv.stop(t)
 }
 
-// TestServeStartsQuickly measures the README's start command's start-up
-// (after build) and checks the process shuts down cleanly on SIGTERM.
+// startupBound is the README's promise: a fresh `cairn serve` answers
+// /healthz ok within 2 seconds of being started.
+const startupBound = 2 * time.Second
+
+// TestServeStartsQuickly holds `cairn serve` to the README's start-up
+// promise, measured from exec to the first /healthz that answers 200 on a
+// fresh data dir, and checks the process shuts down cleanly on SIGTERM.
+// So that a loaded 2-core CI machine does not fail it by chance, it fails
+// only at three times the bound (times 4 more under the race detector):
+// well past the promise, as a start-up that regressed would be.
 func TestServeStartsQuickly(t *testing.T) {
+	limit := 3 * startupBound
+	if raceEnabled {
+		limit *= 4
+	}
 	work := t.TempDir()
 	start := time.Now()
 	srv := startCairn(t, work)
-	t.Logf("cairn serve was serving %v after exec (fresh data dir)", time.Since(start))
+	client := &http.Client{Timeout: time.Second}
+	var up time.Duration
+	for {
+		resp, err := client.Get(srv.URL + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				up = time.Since(start)
+				break
+			}
+		}
+		if time.Since(start) > limit {
+			t.Fatalf("/healthz not ok %v after exec (last: %v); the README promises %v\n%s", time.Since(start), err, startupBound, srv.stderr.String())
+		}
+		time.Sleep(5 * time.Millisecond) // polling interval, not synchronisation
+	}
+	t.Logf("cairn serve answered /healthz ok %v after exec (fresh data dir; promise %v, fails past %v)", up.Round(time.Millisecond), startupBound, limit)
+	if up > limit {
+		t.Errorf("cairn serve took %v to answer /healthz ok, well past the README's %v (limit %v)", up, startupBound, limit)
+	}
 	if _, err := os.Stat(filepath.Join(work, "cairn-data", "credentials")); err != nil {
 		t.Fatalf("no credentials file in the default data dir: %v", err)
 	}
@@ -115,10 +149,7 @@ func TestServeStartsQuickly(t *testing.T) {
 func TestReadmeTour(t *testing.T) {
 	awsPath, err := exec.LookPath("aws")
 	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("the AWS CLI is required under CI: %v", err)
-		}
-		t.Skip("no aws CLI on PATH")
+		testenv.RequireOrSkip(t, "no aws CLI on PATH: %v", err)
 	}
 	readme, err := os.ReadFile("../../README.md")
 	if err != nil {

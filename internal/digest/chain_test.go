@@ -32,6 +32,7 @@ import (
 	"github.com/cairn-audit/cairn/internal/objstore"
 	"github.com/cairn-audit/cairn/internal/objstore/s3/s3test"
 	"github.com/cairn-audit/cairn/internal/state"
+	"github.com/cairn-audit/cairn/internal/testenv"
 	"github.com/cairn-audit/cairn/internal/trail"
 )
 
@@ -293,10 +294,7 @@ func awsCLI(t *testing.T) string {
 	t.Helper()
 	p, err := exec.LookPath("aws")
 	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("the AWS CLI is required under CI: %v", err)
-		}
-		t.Skipf("no aws CLI on PATH: %v", err)
+		testenv.RequireOrSkip(t, "no aws CLI on PATH: %v", err)
 	}
 	return p
 }

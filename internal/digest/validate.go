@@ -220,7 +220,17 @@ func (v *validator) listKeys(ctx context.Context, bucket, prefix, startAfter str
 	return v.o.Store.List(ctx, bucket, prefix, startAfter, func(oi objstore.ObjectInfo) error { return fn(oi.Key) })
 }
 
+// get reads an object as it is stored. A store that checks an object's
+// metadata against its body on read (the file store) is asked for the
+// body even when they disagree: a tampered file is what validation must
+// judge by the digest's hash and report, not an I/O error that stops it.
+// The metadata as stored comes along (a digest's signature in it then
+// fails to verify, as it does for the AWS CLI on S3).
 func (v *validator) get(ctx context.Context, bucket, key string) (io.ReadCloser, objstore.ObjectInfo, error) {
+	if g, ok := v.o.Store.(objstore.AsStoredGetter); ok {
+		rc, info, _, err := g.GetAsStored(ctx, bucket, key)
+		return rc, info, err
+	}
 	if g, ok := v.o.Store.(leanGetter); ok {
 		return g.GetLean(ctx, bucket, key)
 	}
@@ -275,8 +285,13 @@ func (v *validator) fetch(ctx context.Context, bucket, key string) (*fetched, er
 	}
 	defer rc.Close()
 	var raw bytes.Buffer
-	trailer, err := gunzipOne(rc, &raw)
+	src := &srcReader{r: rc}
+	trailer, err := gunzipOne(src, &raw)
+	if src.err != nil {
+		return nil, fmt.Errorf("read digest s3://%s/%s: %w", bucket, key, src.err)
+	}
 	if err != nil {
+		// As the CLI's zlib.decompress: a truncated or corrupt stream.
 		f.err = "invalid format"
 		return f, nil
 	}
@@ -874,17 +889,45 @@ func (v *validator) hashLog(ctx context.Context, lf LogFile) (string, error) {
 	}
 	defer rc.Close()
 	h := sha256.New()
-	trailer, err := gunzipOne(rc, h)
-	if err != nil {
+	src := &srcReader{r: rc}
+	trailer, err := gunzipOne(src, h)
+	if src.err != nil {
+		return "", fmt.Errorf("read log file s3://%s/%s: %w", lf.S3Bucket, lf.S3Object, src.err)
+	}
+	// The CLI inflates with zlib.decompressobj, which does not complain
+	// about a stream that ends early: it hashes what it could inflate. So
+	// a truncated file is a hash mismatch, and only a corrupt stream (bad
+	// header, bad data, bad CRC) is "invalid format".
+	truncated := errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)
+	if err != nil && !truncated {
 		return "invalid format", nil
 	}
 	if hex.EncodeToString(h.Sum(nil)) != lf.HashValue {
 		return "hash value doesn't match", nil
 	}
+	if truncated {
+		return "gzip stream truncated after its content (its CRC and length are missing)", nil
+	}
 	if trailer {
 		return "data after the end of the gzip stream (not covered by the digest's hash)", nil
 	}
 	return "", nil
+}
+
+// srcReader remembers the first error other than io.EOF that reading the
+// object itself returned, so that a failed read (a dropped connection) is
+// reported as what it is, not judged as a bad file.
+type srcReader struct {
+	r   io.Reader
+	err error
+}
+
+func (s *srcReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err != nil && err != io.EOF && s.err == nil {
+		s.err = err
+	}
+	return n, err
 }
 
 type logListing struct {

@@ -11,28 +11,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairn-audit/cairn/internal/datasets"
 	"github.com/cairn-audit/cairn/internal/event"
 )
 
-// datasetsDir finds shared/datasets above the working directory; the data
-// sets live next to the repository, never inside it.
+// datasetsDir is the shared data sets' folder; under CI its absence
+// fails the test (datasets.Dir).
 func datasetsDir(t testing.TB) string {
 	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		cand := filepath.Join(dir, "shared", "datasets")
-		if st, err := os.Stat(cand); err == nil && st.IsDir() {
-			return cand
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("shared/datasets not found above the working directory")
-		}
-		dir = parent
-	}
+	return datasets.Dir(t)
 }
 
 // datasetRecords reads every record of the Stratus arrays and the flaws2

@@ -84,6 +84,24 @@ func (f *faultFS) GetDiskUsage(path string) (vfs.DiskUsage, error) {
 	return du, err
 }
 
+// waitInjected waits until n more faults have been injected (failed
+// probes, refused writes).
+func waitInjected(t *testing.T, f *faultFS, n int64) {
+	t.Helper()
+	n0 := f.injected.Load()
+	waitFor(t, fmt.Sprintf("%d more injected faults", n), func() bool { return f.injected.Load() >= n0+n })
+}
+
+// waitFor polls cond until it holds, failing the test after 20 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited 20s for %s", what)
+		}
+	}
+}
+
 func (f *faultFS) failWAL(err error) { f.walErr.Store(&err) }
 func (f *faultFS) failAll(err error) { f.allErr.Store(&err) }
 func (f *faultFS) heal()             { f.walErr.Store(nil); f.allErr.Store(nil) }
@@ -186,7 +204,7 @@ func TestWALWriteFaultFailsClosedAndRecoversInPlace(t *testing.T) {
 		}
 	}
 	// Let the journal probe a few times against the still-broken disk.
-	time.Sleep(200 * time.Millisecond)
+	waitInjected(t, fs, 3)
 	if _, err := j.Append(ctx, [][]byte{[]byte("refused")}); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("Append while fault persists: %v", err)
 	}
@@ -283,7 +301,7 @@ func TestWholeDiskFaultThenRecovery(t *testing.T) {
 	if _, err := j.Append(ctx, [][]byte{[]byte("b")}); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("Append: %v", err)
 	}
-	time.Sleep(150 * time.Millisecond) // several failed probes
+	waitInjected(t, fs, 3) // several failed probes
 	if e, err := j.Get(ctx, 1); err != nil || string(e) != "a" {
 		t.Fatalf("Get during whole-disk fault = %q, %v", e, err)
 	}
@@ -401,6 +419,7 @@ func TestFaultStormKeepsExactlyTheAcknowledgedEntries(t *testing.T) {
 		for budget.Load() > phaseEntries/2 {
 			time.Sleep(100 * time.Microsecond)
 		}
+		r0 := refused.Load()
 		fs.syncOnly.Store(round%2 == 1)
 		fs.failWAL(errs[round%2])
 		// Make sure the fault hits a commit in every phase, so that every
@@ -408,7 +427,8 @@ func TestFaultStormKeepsExactlyTheAcknowledgedEntries(t *testing.T) {
 		if _, err := j.Append(context.Background(), [][]byte{[]byte("during fault")}); !errors.Is(err, ErrUnavailable) {
 			t.Fatalf("round %d: Append during fault: %v", round, err)
 		}
-		time.Sleep(10 * time.Millisecond)
+		// Let the concurrent writers run into the fault too.
+		waitFor(t, "a concurrent append refused", func() bool { return refused.Load() > r0 || budget.Load() <= 0 })
 		budget.Store(0)
 		fs.heal()
 		deadline := time.Now().Add(10 * time.Second)
@@ -419,8 +439,9 @@ func TestFaultStormKeepsExactlyTheAcknowledgedEntries(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 	}
+	// A last phase without faults: the writers append after recovery.
 	budget.Store(phaseEntries)
-	time.Sleep(20 * time.Millisecond)
+	waitFor(t, "appends after the last recovery", func() bool { return budget.Load() <= phaseEntries/2 })
 	stop.Store(true)
 	wg.Wait()
 	if refused.Load() == 0 {

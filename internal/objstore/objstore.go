@@ -37,6 +37,14 @@ var (
 	// posix) it would need a path that is already an object where a
 	// directory is needed or the other way round ("a/b" and "a/b/c").
 	ErrInvalidKey = errors.New("invalid object key")
+	// ErrDamaged: the object's body is not the one its stored metadata
+	// describes (a backend that keeps the two apart, such as file, found
+	// them disagree on read): the body was changed, truncated or replaced
+	// behind the store's back, or an overwrite was interrupted. Get and
+	// Head refuse such an object rather than serve the body with another
+	// body's ETag and signature; a verifier reads it with
+	// AsStoredGetter.GetAsStored and judges the bytes itself.
+	ErrDamaged = errors.New("object body does not match its stored metadata")
 	// ErrStop may be returned by a List callback to end the listing early;
 	// List then returns nil.
 	ErrStop = errors.New("stop listing")
@@ -81,6 +89,22 @@ type Store interface {
 	// Close releases what the store holds open. The store must not be used
 	// afterwards.
 	Close() error
+}
+
+// AsStoredGetter is implemented by stores that keep an object's metadata
+// apart from its body and check on read that they belong together (the
+// file store's sidecars). A validator must judge the bytes as they are by
+// a hash it trusts, not stop at the store's own check: tampering on disk
+// is exactly what it is there to report, and "put it again" is the wrong
+// advice for a file whose hash does not match.
+type AsStoredGetter interface {
+	// GetAsStored opens the object's body as it is now. When the stored
+	// metadata does not describe that body, the body is still returned,
+	// with damaged (wrapping ErrDamaged) saying why; info then has the
+	// body's own Size, LastModified and ETag (its MD5) and the metadata
+	// as stored (it belongs to another body: a signature in it will not
+	// verify). err is for what Get would also fail on (not found, I/O).
+	GetAsStored(ctx context.Context, bucket, key string) (body io.ReadCloser, info ObjectInfo, damaged, err error)
 }
 
 // PutOptions are the headers stored with an object.

@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/cairn-audit/cairn/internal/datasets"
+	"github.com/cairn-audit/cairn/internal/testenv"
 )
 
 // The proxy's records are eventVersion 1.11; the S3 records of the
@@ -265,10 +266,7 @@ func awsCLI(t *testing.T, endpoint, keyID, secret string) func(ok bool, args ...
 	t.Helper()
 	bin, err := exec.LookPath("aws")
 	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("the AWS CLI is required under CI: %v", err)
-		}
-		t.Skip("no aws CLI on PATH")
+		testenv.RequireOrSkip(t, "no aws CLI on PATH: %v", err)
 	}
 	home := t.TempDir()
 	cfg := filepath.Join(home, "config")

@@ -15,6 +15,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	cttypes "github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 	"github.com/aws/smithy-go"
+
+	"github.com/cairn-audit/cairn/internal/testenv"
 )
 
 // TestChannelsThroughSDK drives the channel control plane with the real
@@ -169,10 +171,7 @@ func TestChannelsThroughSDK(t *testing.T) {
 func TestAWSCLIPutAuditEvents(t *testing.T) {
 	awsBin, err := exec.LookPath("aws")
 	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("the AWS CLI is required in CI: %v", err)
-		}
-		t.Skipf("aws CLI not installed: %v", err)
+		testenv.RequireOrSkip(t, "no aws CLI on PATH: %v", err)
 	}
 	e := startDataEnv(t)
 	creds := filepath.Join(e.DataDir, "credentials")

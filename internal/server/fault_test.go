@@ -128,16 +128,26 @@ func TestACallerHangingUpDoesNotSplitChangeAndRecord(t *testing.T) {
 		t.Fatal("the call returned before its record could be synced; the test needs a slower disk")
 	}
 	slow.Store(false)
-	time.Sleep(time.Second) // the server finishes the abandoned call
 
-	recorded := false
-	for _, r := range records(t, h) {
-		if r.EventName == "CreateTrail" && r.ErrorCode == "" {
-			recorded = true
+	// The server finishes the abandoned call: wait until it has (record
+	// and trail both there). If it dropped the call instead, neither ever
+	// appears, which only the deadline can tell.
+	var recorded, exists bool
+	var getErr error
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		recorded = false
+		for _, r := range records(t, h) {
+			if r.EventName == "CreateTrail" && r.ErrorCode == "" {
+				recorded = true
+			}
 		}
+		_, getErr = h.CloudTrail.GetTrail(context.Background(), &cloudtrail.GetTrailInput{Name: aws.String("hung-up")})
+		exists = getErr == nil
+		if recorded && exists || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond) // polling interval
 	}
-	_, getErr := h.CloudTrail.GetTrail(context.Background(), &cloudtrail.GetTrailInput{Name: aws.String("hung-up")})
-	exists := getErr == nil
 	if recorded != exists {
 		t.Fatalf("record in the journal: %v, trail exists: %v (GetTrail: %v)", recorded, exists, getErr)
 	}

@@ -31,8 +31,12 @@
 // that races an overwrite, or finds the remains of a crash between the two
 // renames, notices the mismatch: it retries, and if the mismatch persists
 // it accepts the sidecar only when the body's MD5 equals the sidecar's
-// ETag (a replayed Put of identical bytes), and otherwise reports the
-// object as damaged rather than serve it with someone else's signature.
+// ETag (a replayed Put of identical bytes). Otherwise the object is
+// damaged (objstore.ErrDamaged): a body edited, truncated or replaced on
+// disk looks the same. Get and Head refuse it rather than serve it with
+// someone else's signature; List lists it as what is on disk; and
+// GetAsStored hands its bytes to a verifier such as validate-logs, which
+// judges them by the digest's hash and reports them as the AWS CLI does.
 // Delete removes the body first and the sidecar second, for the same
 // reason. Puts of one key are serialised within a process so two writers
 // cannot interleave their renames.
@@ -100,7 +104,10 @@ type Store struct {
 	locks [64]sync.Mutex // striped per-key locks for Put and Delete
 }
 
-var _ objstore.Store = (*Store)(nil)
+var (
+	_ objstore.Store          = (*Store)(nil)
+	_ objstore.AsStoredGetter = (*Store)(nil)
+)
 
 // New opens the store in dir, creating dir if needed, and removes
 // temporary files that crashed Puts left behind long ago.
@@ -491,30 +498,37 @@ func (s *Store) syncDir(dir string) error {
 	return nil
 }
 
-// Get opens the object's body and reads its sidecar.
+// Get opens the object's body and reads its sidecar. A body its sidecar
+// does not describe is refused with objstore.ErrDamaged: serving it would
+// pair it with another body's ETag and signature.
 func (s *Store) Get(ctx context.Context, bucket, key string) (io.ReadCloser, objstore.ObjectInfo, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, objstore.ObjectInfo{}, err
-	}
-	if err := s.check(bucket, key); err != nil {
-		return nil, objstore.ObjectInfo{}, err
-	}
-	f, info, err := s.open(ctx, "get", bucket, key)
+	f, info, err := s.getChecked(ctx, "get", bucket, key)
 	if err != nil {
 		return nil, objstore.ObjectInfo{}, err
 	}
 	return f, info, nil
 }
 
-// Head is Get without the body.
-func (s *Store) Head(ctx context.Context, bucket, key string) (objstore.ObjectInfo, error) {
+// GetAsStored is Get for a verifier (objstore.AsStoredGetter): a body its
+// sidecar does not describe is returned as it is, with damaged saying so,
+// and nothing is logged (the caller judges the bytes and reports them).
+func (s *Store) GetAsStored(ctx context.Context, bucket, key string) (io.ReadCloser, objstore.ObjectInfo, error, error) {
 	if err := ctx.Err(); err != nil {
-		return objstore.ObjectInfo{}, err
+		return nil, objstore.ObjectInfo{}, nil, err
 	}
 	if err := s.check(bucket, key); err != nil {
-		return objstore.ObjectInfo{}, err
+		return nil, objstore.ObjectInfo{}, nil, err
 	}
-	f, info, err := s.open(ctx, "head", bucket, key)
+	f, info, damaged, err := s.open(ctx, "get", bucket, key)
+	if err != nil {
+		return nil, objstore.ObjectInfo{}, nil, err
+	}
+	return f, info, damaged, nil
+}
+
+// Head is Get without the body.
+func (s *Store) Head(ctx context.Context, bucket, key string) (objstore.ObjectInfo, error) {
+	f, info, err := s.getChecked(ctx, "head", bucket, key)
 	if err != nil {
 		return objstore.ObjectInfo{}, err
 	}
@@ -522,41 +536,73 @@ func (s *Store) Head(ctx context.Context, bucket, key string) (objstore.ObjectIn
 	return info, nil
 }
 
+func (s *Store) getChecked(ctx context.Context, op, bucket, key string) (*os.File, objstore.ObjectInfo, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, objstore.ObjectInfo{}, err
+	}
+	if err := s.check(bucket, key); err != nil {
+		return nil, objstore.ObjectInfo{}, err
+	}
+	f, info, damaged, err := s.open(ctx, op, bucket, key)
+	if err != nil {
+		return nil, objstore.ObjectInfo{}, err
+	}
+	if damaged != nil {
+		f.Close()
+		s.log.Warn("object body and sidecar disagree: changed on disk after it was stored, or an overwrite was interrupted", "bucket", bucket, "key", key, "err", damaged)
+		return nil, objstore.ObjectInfo{}, damaged
+	}
+	return f, info, nil
+}
+
 // open opens the body and pairs it with a sidecar that describes it
-// (see the package comment for the races this handles).
-func (s *Store) open(ctx context.Context, op, bucket, key string) (*os.File, objstore.ObjectInfo, error) {
+// (see the package comment for the races this handles). A body the
+// sidecar does not describe (or whose sidecar is not valid JSON) comes
+// back with damaged set, wrapping objstore.ErrDamaged: info then has the
+// body's own size, time and MD5 ETag, and the sidecar's headers and
+// metadata as stored. err is for everything that leaves no body to read.
+func (s *Store) open(ctx context.Context, op, bucket, key string) (f *os.File, info objstore.ObjectInfo, damaged, err error) {
 	objPath := path.Join(bucket, key)
+	fail := func(err error) (*os.File, objstore.ObjectInfo, error, error) {
+		if f != nil {
+			f.Close()
+		}
+		return nil, objstore.ObjectInfo{}, nil, err
+	}
 	for attempt := 0; ; attempt++ {
-		f, err := s.root.Open(objPath)
+		f, err = s.root.Open(objPath)
 		if err != nil {
+			f = nil
 			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
-				return nil, objstore.ObjectInfo{}, s.notFound(op, bucket, key)
+				return fail(s.notFound(op, bucket, key))
 			}
-			return nil, objstore.ObjectInfo{}, fmt.Errorf("objstore/file: %s %s/%s: %w", op, bucket, key, err)
+			return fail(fmt.Errorf("objstore/file: %s %s/%s: %w", op, bucket, key, err))
 		}
 		st, err := f.Stat()
 		if err != nil {
-			f.Close()
-			return nil, objstore.ObjectInfo{}, fmt.Errorf("objstore/file: %s %s/%s: %w", op, bucket, key, err)
+			return fail(fmt.Errorf("objstore/file: %s %s/%s: %w", op, bucket, key, err))
 		}
 		if !st.Mode().IsRegular() { // a "directory" of other keys, or something odd
-			f.Close()
-			return nil, objstore.ObjectInfo{}, s.notFound(op, bucket, key)
+			return fail(s.notFound(op, bucket, key))
 		}
-		info := objstore.ObjectInfo{Key: key, Size: st.Size(), LastModified: st.ModTime().UTC(), ContentType: objstore.DefaultContentType}
+		info = objstore.ObjectInfo{Key: key, Size: st.Size(), LastModified: st.ModTime().UTC(), ContentType: objstore.DefaultContentType}
 		raw, err := s.root.ReadFile(objPath + metaSuffix)
 		if errors.Is(err, fs.ErrNotExist) {
 			// Put never leaves a body without its sidecar, so this file
 			// was placed by hand: serve it as plain bytes.
-			return f, info, nil
-		}
-		var sc sidecar
-		if err == nil {
-			err = json.Unmarshal(raw, &sc)
+			return f, info, nil, nil
 		}
 		if err != nil {
-			f.Close()
-			return nil, objstore.ObjectInfo{}, fmt.Errorf("objstore/file: %s %s/%s: read sidecar: %w", op, bucket, key, err)
+			return fail(fmt.Errorf("objstore/file: %s %s/%s: read sidecar: %w", op, bucket, key, err))
+		}
+		var sc sidecar
+		if jerr := json.Unmarshal(raw, &sc); jerr != nil {
+			sum, err := md5File(f)
+			if err != nil {
+				return fail(fmt.Errorf("objstore/file: %s %s/%s: read body: %w", op, bucket, key, err))
+			}
+			info.ETag = `"` + sum + `"`
+			return f, info, fmt.Errorf("objstore/file: %s %s/%s: %w: its sidecar %s is not valid: %v", op, bucket, key, objstore.ErrDamaged, path.Base(key)+metaSuffix, jerr), nil
 		}
 		match := sc.Size == st.Size() && sc.DataIno == inode(st) && sc.DataMtimeNs == st.ModTime().UnixNano()
 		if !match && attempt < 20 {
@@ -567,28 +613,32 @@ func (s *Store) open(ctx context.Context, op, bucket, key string) (*os.File, obj
 			f.Close()
 			select {
 			case <-ctx.Done():
-				return nil, objstore.ObjectInfo{}, ctx.Err()
+				return nil, objstore.ObjectInfo{}, nil, ctx.Err()
 			case <-time.After(min(time.Duration(attempt+1)*2*time.Millisecond, 20*time.Millisecond)):
 			}
 			continue
-		}
-		if !match {
-			if sum, err := md5File(f); err != nil || sc.Size != st.Size() || `"`+sum+`"` != sc.ETag {
-				f.Close()
-				s.log.Warn("object body and sidecar disagree; an overwrite was interrupted", "bucket", bucket, "key", key)
-				return nil, objstore.ObjectInfo{}, fmt.Errorf("objstore/file: %s %s/%s: object is damaged: its metadata belongs to a different body (interrupted overwrite); put it again", op, bucket, key)
-			}
-			// Same bytes as the sidecar describes (a replayed Put): fine.
-			if _, err := f.Seek(0, io.SeekStart); err != nil {
-				f.Close()
-				return nil, objstore.ObjectInfo{}, fmt.Errorf("objstore/file: %s %s/%s: %w", op, bucket, key, err)
-			}
 		}
 		info.ETag = sc.ETag
 		info.ContentType = sc.ContentType
 		info.ContentEncoding = sc.ContentEncoding
 		info.Metadata = sc.Metadata
-		return f, info, nil
+		if !match {
+			sum, err := md5File(f)
+			if err != nil {
+				return fail(fmt.Errorf("objstore/file: %s %s/%s: read body: %w", op, bucket, key, err))
+			}
+			if sc.Size != st.Size() || `"`+sum+`"` != sc.ETag {
+				info.ETag = `"` + sum + `"`
+				damaged = fmt.Errorf("objstore/file: %s %s/%s: %w: the body on disk (%d bytes, MD5 %s) is not the one its sidecar describes (%d bytes, ETag %s): it was changed after it was stored, or an overwrite was interrupted",
+					op, bucket, key, objstore.ErrDamaged, st.Size(), sum, sc.Size, sc.ETag)
+			}
+			// Otherwise the same bytes as the sidecar describes (a
+			// replayed Put): fine. md5File read to the end either way.
+			if _, err := f.Seek(0, io.SeekStart); err != nil {
+				return fail(fmt.Errorf("objstore/file: %s %s/%s: %w", op, bucket, key, err))
+			}
+		}
+		return f, info, damaged, nil
 	}
 }
 
@@ -741,7 +791,10 @@ func (w *walker) walk(keyPrefix string) error {
 		if checkKey(full) != nil {
 			continue // a stray file no Put could have made
 		}
-		f, info, err := w.s.open(w.ctx, "list", w.bucket, full)
+		// A damaged object is listed as what is on disk (its body's size,
+		// time and MD5): it exists, and a listing that stopped at it would
+		// hide every key after it.
+		f, info, _, err := w.s.open(w.ctx, "list", w.bucket, full)
 		if errors.Is(err, objstore.ErrNotFound) {
 			continue // deleted while we listed
 		}

@@ -1,6 +1,7 @@
 package file_test
 
 import (
+	"crypto/md5"
 	"errors"
 	"fmt"
 	"io"
@@ -8,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -261,11 +263,44 @@ func TestSidecarMismatch(t *testing.T) {
 
 	// Different bytes: serving them with the old signature would be a lie.
 	replaceBody(t, path, "other content!")
-	if _, _, err := read(t, s, "bkt", "digest"); err == nil || !strings.Contains(err.Error(), "damaged") {
-		t.Fatalf("Get of a body that does not match its sidecar = %v, want a 'damaged' error", err)
+	_, _, err = read(t, s, "bkt", "digest")
+	if !errors.Is(err, objstore.ErrDamaged) {
+		t.Fatalf("Get of a body that does not match its sidecar = %v, want ErrDamaged", err)
 	}
-	if _, err := s.Head(t.Context(), "bkt", "digest"); err == nil {
-		t.Fatalf("Head of a damaged object succeeded")
+	if strings.Contains(err.Error(), "again") {
+		t.Errorf("the error advises putting a body that may have been tampered with again: %v", err)
+	}
+	if _, err := s.Head(t.Context(), "bkt", "digest"); !errors.Is(err, objstore.ErrDamaged) {
+		t.Fatalf("Head of a damaged object = %v, want ErrDamaged", err)
+	}
+	// A verifier gets the bytes as they are, told they are not the ones
+	// the sidecar describes, with the body's own MD5 as ETag.
+	rc, info, damaged, err := s.GetAsStored(t.Context(), "bkt", "digest")
+	if err != nil || !errors.Is(damaged, objstore.ErrDamaged) {
+		t.Fatalf("GetAsStored of a damaged object: damaged=%v err=%v", damaged, err)
+	}
+	b, _ := io.ReadAll(rc)
+	rc.Close()
+	if string(b) != "other content!" || info.Size != 14 || info.ETag != `"`+fmt.Sprintf("%x", md5.Sum(b))+`"` || info.Metadata["signature"] != "ab" {
+		t.Fatalf("GetAsStored of a damaged object = %q %+v", b, info)
+	}
+	// A listing does not stop at it.
+	put(t, s, "bkt", "later", "x", nil)
+	var keys []string
+	if err := s.List(t.Context(), "bkt", "", "", func(oi objstore.ObjectInfo) error { keys = append(keys, oi.Key); return nil }); err != nil || !slices.Equal(keys, []string{"digest", "later"}) {
+		t.Fatalf("List with a damaged object = %v %v", keys, err)
+	}
+	// A sidecar that is not JSON is damage too, not an I/O error.
+	if err := os.WriteFile(path+".cairn-meta.json", []byte("{not json"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := read(t, s, "bkt", "digest"); !errors.Is(err, objstore.ErrDamaged) {
+		t.Fatalf("Get with a garbled sidecar = %v, want ErrDamaged", err)
+	}
+	if rc, _, damaged, err := s.GetAsStored(t.Context(), "bkt", "digest"); err != nil || !errors.Is(damaged, objstore.ErrDamaged) {
+		t.Fatalf("GetAsStored with a garbled sidecar: damaged=%v err=%v", damaged, err)
+	} else {
+		rc.Close()
 	}
 	// Putting it again repairs it.
 	put(t, s, "bkt", "digest", "new", nil)

@@ -3,9 +3,11 @@ package s3test_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/cairn-audit/cairn/internal/objstore"
 	"github.com/cairn-audit/cairn/internal/objstore/s3/s3test"
+	"github.com/cairn-audit/cairn/internal/testenv"
 )
 
 func TestServersAreIndependent(t *testing.T) {
@@ -152,29 +155,69 @@ func TestWhatValidateLogsNeeds(t *testing.T) {
 	})
 }
 
-// testWithAWSCLI repeats the listing and reads with the real AWS CLI, the
-// client validate-logs runs in, when one is installed.
-func testWithAWSCLI(t *testing.T, srv *s3test.Server, bucket string, md map[string]string) {
-	awsBin, err := exec.LookPath("aws")
-	if err != nil {
-		t.Skip("no aws CLI on PATH")
+// awsCLIs are the AWS CLIs that run here: the `aws` on PATH (the image's
+// v1) and Debian's v2 at /usr/bin/aws, which scripts/test installs. Under
+// CI, finding none that runs is a failure.
+func awsCLIs(t *testing.T) map[string]string {
+	t.Helper()
+	clis := map[string]string{}
+	seen := map[string]bool{}
+	var why []string
+	for _, name := range []string{"aws", "/usr/bin/aws"} {
+		p, err := exec.LookPath(name)
+		if err != nil {
+			why = append(why, err.Error())
+			continue
+		}
+		real, err := filepath.EvalSymlinks(p)
+		if err != nil {
+			real = p
+		}
+		if seen[real] {
+			continue
+		}
+		seen[real] = true
+		out, err := exec.CommandContext(t.Context(), p, "--version").CombinedOutput()
+		if err != nil {
+			why = append(why, fmt.Sprintf("%s --version: %v: %s", p, err, out))
+			continue
+		}
+		version, _, _ := strings.Cut(strings.TrimSpace(string(out)), " ")
+		clis[strings.ReplaceAll(version, "/", "-")] = p
 	}
+	if len(clis) == 0 {
+		testenv.RequireOrSkip(t, "no AWS CLI runs here (%s)", strings.Join(why, "; "))
+	}
+	return clis
+}
+
+// testWithAWSCLI repeats the listing and reads with each real AWS CLI
+// installed, the clients validate-logs runs in. The endpoint is given with
+// --endpoint-url, which every version honours (v2 before 2.13 ignores
+// AWS_ENDPOINT_URL_S3).
+func testWithAWSCLI(t *testing.T, srv *s3test.Server, bucket string, md map[string]string) {
+	for version, awsBin := range awsCLIs(t) {
+		t.Run(version, func(t *testing.T) {
+			t.Parallel()
+			testOneAWSCLI(t, awsBin, srv, bucket, md)
+		})
+	}
+}
+
+func testOneAWSCLI(t *testing.T, awsBin string, srv *s3test.Server, bucket string, md map[string]string) {
 	run := func(args ...string) (string, string, error) {
-		cmd := exec.CommandContext(t.Context(), awsBin, args...)
+		cmd := exec.CommandContext(t.Context(), awsBin, append(args, "--endpoint-url", srv.Endpoint)...)
 		for _, kv := range os.Environ() {
 			if !strings.HasPrefix(kv, "AWS_") {
 				cmd.Env = append(cmd.Env, kv)
 			}
 		}
 		cmd.Env = append(cmd.Env, srv.Env()...)
-		cmd.Env = append(cmd.Env, "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null")
+		cmd.Env = append(cmd.Env, "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null", "AWS_PAGER=")
 		var stderr strings.Builder
 		cmd.Stderr = &stderr
 		out, err := cmd.Output()
 		return string(out), stderr.String(), err
-	}
-	if out, _, _ := run("--version"); strings.HasPrefix(out, "aws-cli/2.") {
-		t.Skip("AWS CLI v2 ignores AWS_ENDPOINT_URL_S3 before 2.13")
 	}
 
 	// Three CLI runs of a few seconds each, side by side.
