@@ -61,22 +61,58 @@ type Operation struct {
 	// ReadOnly operations are allowed for read-only keys and recorded with
 	// readOnly=true and a null responseElements, as CloudTrail does.
 	ReadOnly bool
-	// Handle decodes body, performs the action and returns the output to
-	// encode. Errors should be *awsproto.Error; anything else becomes
-	// InternalFailure.
-	Handle func(ctx context.Context, req *Request, body []byte) (any, error)
+	// Decode reads a request body into the operation's input. Errors are
+	// *awsproto.Error (SerializationException).
+	Decode func(body []byte) (*Input, error)
+	// Perform performs the action on an input Decode returned and returns
+	// the output to encode. Errors should be *awsproto.Error; anything else
+	// becomes InternalFailure.
+	Perform func(ctx context.Context, req *Request, in *Input) (any, error)
+}
+
+// Input is an operation's decoded input together with the document it was
+// decoded from.
+type Input struct {
+	// Params is the canonical JSON document the operation acts on
+	// (awsproto.CanonicalJSON11): the members of the input named exactly as
+	// the model spells them, each once. The audit record's
+	// requestParameters are built from it and never from the raw body, so
+	// the record names exactly what the operation was given.
+	Params json.RawMessage
+	// Value points to the operation's input type, decoded from Params.
+	Value any
+}
+
+// Handle decodes body and performs the action, for callers that do not
+// record the call (console page reads, tests).
+func (o Operation) Handle(ctx context.Context, req *Request, body []byte) (any, error) {
+	in, err := o.Decode(body)
+	if err != nil {
+		return nil, err
+	}
+	return o.Perform(ctx, req, in)
 }
 
 // Op adapts a typed function to an Operation, decoding the input with the
-// JSON 1.1 rules (SerializationException on malformed or mistyped input).
+// strict JSON 1.1 rules (SerializationException on malformed or mistyped
+// input and on duplicate members; members not named exactly as the input's
+// json tags are ignored).
 func Op[In, Out any](name string, readOnly bool, fn func(ctx context.Context, req *Request, in *In) (*Out, error)) Operation {
 	return Operation{
 		Name:     name,
 		ReadOnly: readOnly,
-		Handle: func(ctx context.Context, req *Request, body []byte) (any, error) {
+		Decode: func(body []byte) (*Input, error) {
 			in := new(In)
-			if err := awsproto.DecodeJSON11(body, in); err != nil {
+			doc, err := awsproto.DecodeJSON11(body, in)
+			if err != nil {
 				return nil, err
+			}
+			return &Input{Params: doc, Value: in}, nil
+		},
+		Perform: func(ctx context.Context, req *Request, input *Input) (any, error) {
+			in, ok := input.Value.(*In)
+			if !ok {
+				return nil, awsproto.Internal(fmt.Errorf("api: %s was given a %T input", name, input.Value))
 			}
 			out, err := fn(ctx, req, in)
 			if err != nil {

@@ -5,9 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -74,28 +74,29 @@ func (t *Timestamp) setEpoch(f float64) error {
 	return nil
 }
 
-// DecodeJSON11 decodes a JSON 1.1 request body into v. An empty body is the
+// DecodeJSON11 decodes a JSON 1.1 request body into v (a pointer) and
+// returns the canonical document it decoded (see CanonicalJSON11): only
+// members v's type names exactly, none given twice. An empty body is the
 // empty object (botocore sends "{}" but some clients send nothing). Unknown
-// members are ignored as AWS does; syntax or type errors become
-// SerializationException, the code the SDKs expect for bodies the service
-// cannot read.
-func DecodeJSON11(body []byte, v any) error {
-	body = bytes.TrimSpace(body)
-	if len(body) == 0 {
-		body = []byte("{}")
+// members are ignored as AWS does; syntax or type errors and duplicate
+// members become SerializationException, the code the SDKs expect for
+// bodies the service cannot read. The canonical document is nil when the
+// body could not be decoded: nothing was read from it.
+func DecodeJSON11(body []byte, v any) ([]byte, error) {
+	rv := reflect.ValueOf(v)
+	if rv.Kind() != reflect.Pointer || rv.IsNil() {
+		return nil, Internal(fmt.Errorf("DecodeJSON11: target is %T, not a non-nil pointer", v))
 	}
-	if body[0] != '{' {
-		return Errorf("SerializationException", "Start of structure or map found where not expected.")
+	doc, err := CanonicalJSON11(body, rv.Type().Elem())
+	if err != nil {
+		return nil, err
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
+	dec := json.NewDecoder(bytes.NewReader(doc))
 	dec.UseNumber()
 	if err := dec.Decode(v); err != nil {
-		return &Error{Code: "SerializationException", Message: serializationMessage(err)}
+		return nil, &Error{Code: "SerializationException", Message: serializationMessage(err)}
 	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return Errorf("SerializationException", "Unexpected data after the request body's JSON object.")
-	}
-	return nil
+	return doc, nil
 }
 
 func serializationMessage(err error) string {

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -129,6 +130,18 @@ func decodeAuditEventsJSON(trimmed []byte) ([]AuditEvent, error) {
 	}
 	if dec.More() {
 		return nil, awsproto.Errorf("SerializationException", "Unexpected data after the request body's JSON object.")
+	}
+	// encoding/json matches member names without regard to case and lets
+	// the last duplicate win; the service matches them exactly and refuses
+	// duplicates, so the events ingested (and their ids in the answer and
+	// the channel's status) are the ones the body names once, exactly.
+	doc, err := awsproto.CanonicalJSON11(trimmed, reflect.TypeFor[wireAuditEvents]())
+	if err != nil {
+		return nil, err
+	}
+	w = wireAuditEvents{}
+	if err := json.Unmarshal(doc, &w); err != nil {
+		return nil, awsproto.Errorf("SerializationException", "The request body is not valid: %v", strings.TrimPrefix(err.Error(), "json: "))
 	}
 	if w.AuditEvents == nil {
 		return nil, validationError("Value null at 'auditEvents' failed to satisfy constraint: Member must not be null")

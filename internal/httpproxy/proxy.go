@@ -329,6 +329,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.refuse(w, c, http.StatusBadRequest, "BadRequest", "the request path is refused: "+err.Error())
 		return
 	}
+	// A query Go cannot parse whole (a bad escape, a ';' separator) would
+	// be recorded without the pairs it skips while the upstream, which
+	// may split it otherwise, acts on them: refuse it.
+	if _, err := url.ParseQuery(r.URL.RawQuery); err != nil {
+		p.refuse(w, c, http.StatusBadRequest, "BadRequest", "the request query is refused: "+err.Error())
+		return
+	}
 	c.route, c.params = p.match(r.Method, segs)
 	who, err := p.auth.authenticate(r, c.trusted)
 	switch {

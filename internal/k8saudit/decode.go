@@ -13,8 +13,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"time"
+
+	"github.com/cairn-audit/cairn/internal/awsproto"
 )
 
 // The audit API versions the API server's webhook backend sends.
@@ -141,6 +144,15 @@ func Decode(body []byte) ([]Item, error) {
 		}
 		return nil, &DecodeError{Index: -1, Reason: "body is not valid JSON: " + jsonReason(err)}
 	}
+	// As for each event (see decodeEvent): exact member names, none twice.
+	doc, err := awsproto.CanonicalJSON11(body, reflect.TypeOf(head))
+	if err != nil {
+		return nil, &DecodeError{Index: -1, Reason: awsproto.AsError(err).Message}
+	}
+	head.Kind, head.APIVersion, head.AuditID, head.Items = nil, nil, nil, nil
+	if err := json.Unmarshal(doc, &head); err != nil {
+		return nil, &DecodeError{Index: -1, Reason: "body is not valid JSON: " + jsonReason(err)}
+	}
 	kind, err := optString(head.Kind, "kind")
 	if err != nil {
 		return nil, &DecodeError{Index: -1, Reason: err.Error()}
@@ -194,6 +206,19 @@ func decodeEvent(raw json.RawMessage, listVersion string) (Event, error) {
 		_ = json.Unmarshal(t, &id)
 		ev = Event{AuditID: id.AuditID}
 		return ev, errors.New(jsonReason(err))
+	}
+	// encoding/json matches member names without regard to case and lets
+	// the last duplicate win, so {"verb":"get","Verb":"delete"} would be
+	// recorded as a delete that a case-sensitive reader of the event (the
+	// API server's own decoder is one) sees as a get. Members match
+	// exactly, and one given twice refuses the event.
+	doc, err := awsproto.CanonicalJSON11(t, reflect.TypeFor[Event]())
+	if err != nil {
+		return Event{AuditID: ev.AuditID}, errors.New(awsproto.AsError(err).Message)
+	}
+	ev = Event{}
+	if err := json.Unmarshal(doc, &ev); err != nil {
+		return Event{}, errors.New(jsonReason(err))
 	}
 	if ev.Kind != "" && ev.Kind != "Event" {
 		return ev, fmt.Errorf(`kind %q: want "Event"`, ev.Kind)

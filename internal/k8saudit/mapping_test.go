@@ -193,6 +193,10 @@ func TestDecodeErrors(t *testing.T) {
 		{`{"kind":"EventList","items":[` + strings.Replace(ok, `"verb"`, `"objectRef":{"resource":"Pods!"},"verb"`, 1) + `]}`, `objectRef.resource "Pods!"`},
 		{`{"kind":"EventList","items":[` + strings.Replace(ok, `"verb"`, `"requestObject":"x","verb"`, 1) + `]}`, `requestObject: want a JSON object (or a JSON Patch array)`},
 		{`{"kind":"EventList","items":[` + strings.Replace(ok, `"verb"`, `"impersonatedUser":{},"verb"`, 1) + `]}`, `impersonatedUser without username`},
+		// A member given twice names two values: refused, not last-wins.
+		{`{"kind":"EventList","items":[` + strings.Replace(ok, `"verb":"get"`, `"verb":"get","verb":"delete"`, 1) + `]}`, `Member items[0].verb appears more than once`},
+		{`{"kind":"EventList","items":[` + strings.Replace(ok, `"user":{"username":"u"}`, `"user":{"username":"u","username":"admin"}`, 1) + `]}`, `Member items[0].user.username appears more than once`},
+		{`{"kind":"EventList","items":[],"items":[` + ok + `]}`, `Member items appears more than once`},
 	} {
 		_, err := k8saudit.Decode([]byte(c.body))
 		if err == nil || !strings.Contains(err.Error(), c.want) {
@@ -202,5 +206,13 @@ func TestDecodeErrors(t *testing.T) {
 	items, err := k8saudit.Decode([]byte(ok))
 	if err != nil || len(items) != 1 {
 		t.Fatalf("a single Event: %v", err)
+	}
+	// Member names match exactly, as the API server's own decoder does:
+	// a wrong-case member is not the member and cannot change the record.
+	wrongCase := `{"kind":"EventList","Items":[7],"items":[` +
+		strings.Replace(ok, `"verb":"get"`, `"verb":"get","Verb":"delete","User":{"username":"admin"}`, 1) + `]}`
+	items, err = k8saudit.Decode([]byte(wrongCase))
+	if err != nil || len(items) != 1 || items[0].Event.Verb != "get" || items[0].Event.User.Username != "u" {
+		t.Fatalf("wrong-case members: %+v, %v; want verb get by u", items, err)
 	}
 }

@@ -246,6 +246,14 @@ func (d Decoder) Decode(r *http.Request) (Operation, error) {
 	if err != nil {
 		return op, fmt.Errorf("%w: query: %v", ErrNotS3, err)
 	}
+	// A parameter given twice names two values; the record writes one
+	// (url.Values.Get's first) while the upstream may act on the other
+	// ("?versionId=a&versionId=b" deleting b, recorded as a). Refuse it.
+	for k, vs := range q {
+		if len(vs) > 1 {
+			return op, fmt.Errorf("%w: query parameter %q is given %d times: the request names no single value for it", ErrNotS3, k, len(vs))
+		}
+	}
 	op.Query = q
 	rest := path[1:]
 	if b, ok := d.hostBucket(r.Host); ok {

@@ -150,6 +150,9 @@ func TestDecodeRefusesWhatIsNotS3(t *testing.T) {
 		{"DELETE", "/b/k?tagging&uploadId=u", "subresource ?uploadId does not go with DeleteObjectTagging"},
 		{"GET", "/b?delete", "subresource ?delete does not go with ListObjects"},
 		{"GET", "/b/k?acl#x", "fragment"},
+		{"DELETE", "/b/k?versionId=a&versionId=b", `query parameter "versionId" is given 2 times`},
+		{"GET", "/b?prefix=public/&prefix=secret/", `query parameter "prefix" is given 2 times`},
+		{"PUT", "/b/k?tagging&tagging", `query parameter "tagging" is given 2 times`},
 		{"POST", "/", "no S3 operation is POST on a service"},
 		{"DELETE", "/", "no S3 operation is DELETE on a service"},
 	} {

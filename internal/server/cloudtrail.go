@@ -46,6 +46,10 @@ type call struct {
 	output      any
 	err         error
 	startTime   time.Time
+
+	// params is the canonical document the operation decoded from body and
+	// acted on; nil when the body could not be decoded.
+	params []byte
 }
 
 func (s *Server) handleJSON11(w http.ResponseWriter, r *http.Request) {
@@ -148,6 +152,12 @@ func (s *Server) handleJSON11(w http.ResponseWriter, r *http.Request) {
 // perform runs the operation unless the caller may not, or unless the
 // journal is known to be failing and the operation would change something.
 func (s *Server) perform(ctx context.Context, c *call) {
+	// Decoded first so that a refused call's record still names what it
+	// asked for; a body that cannot be decoded names nothing.
+	in, decodeErr := c.op.Decode(c.body)
+	if decodeErr == nil {
+		c.params = in.Params
+	}
 	if c.req.Caller.ReadOnlyKey && !c.op.ReadOnly {
 		c.err = awsproto.Errorf("AccessDeniedException",
 			"User: %s is not authorized to perform: cloudtrail:%s because the access key is read-only", c.req.Caller.ARN, c.op.Name)
@@ -160,7 +170,11 @@ func (s *Server) perform(ctx context.Context, c *call) {
 		c.err = awsproto.Errorf("ServiceUnavailableException", "Cairn's audit journal is not accepting writes, so changes are refused until it recovers. Try again later.")
 		return
 	}
-	c.output, c.err = c.op.Handle(ctx, c.req, c.body)
+	if decodeErr != nil {
+		c.err = decodeErr
+		return
+	}
+	c.output, c.err = c.op.Perform(ctx, c.req, in)
 }
 
 // audit appends the CloudTrail record of the call to the journal.
@@ -177,7 +191,7 @@ func (s *Server) audit(ctx context.Context, c *call) error {
 		RecipientAccountID: s.cfg.AccountID,
 		ReadOnly:           c.readOnly,
 		Identity:           c.req.Caller.Identity(),
-		RequestParameters:  cloudTrailParams(c.body),
+		RequestParameters:  cloudTrailParams(c.params),
 		FromConsole:        c.fromConsole,
 	}
 	if c.err != nil {
