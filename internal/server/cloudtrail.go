@@ -122,31 +122,41 @@ func (s *Server) handleJSON11(w http.ResponseWriter, r *http.Request) {
 		readOnly:  op.ReadOnly,
 		startTime: start,
 	}
-	// The operation's changes to the configuration are logged so they can
-	// be taken back if the call's record cannot be written.
-	ctx, undo := state.WithUndo(r.Context())
-	s.perform(ctx, c)
-
-	// The record goes to the journal before the caller hears anything: an
-	// answer the audit trail does not contain must never be given, and a
-	// change it does not contain must not stay. Recording and undoing do
-	// not stop when the caller hangs up: an append abandoned half way may
-	// still be committed, and undoing a change whose record is in the
-	// journal would leave the trail describing a change that is gone.
-	after := context.WithoutCancel(r.Context())
-	if err := s.audit(after, c); err != nil {
-		if !undo.Empty() {
-			s.rollback(after, c, undo)
-		}
-		fail(awsproto.Errorf("ServiceUnavailableException", "Cairn could not record this call in its audit journal, so it was refused and its changes were undone. Try again later."))
-		return
-	}
-	if c.err != nil {
-		fail(c.err)
+	if err := s.invoke(r.Context(), c); err != nil {
+		fail(err)
 		return
 	}
 	s.metrics.requests.WithLabelValues(serviceCloudTrail, opLabel, "OK").Inc()
 	awsproto.WriteJSON11(w, requestID, c.output)
+}
+
+// errNotRecorded is the answer to a call whose record the journal refused.
+func errNotRecorded() error {
+	return awsproto.Errorf("ServiceUnavailableException", "Cairn could not record this call in its audit journal, so it was refused and its changes were undone. Try again later.")
+}
+
+// invoke is the audited call, the one path every front end (the JSON 1.1
+// handler, the console) takes: the operation runs with its configuration
+// changes logged, its record goes to the journal before the caller hears
+// anything, and if the record cannot be written the changes are undone and
+// the call is refused. An answer the audit trail does not contain is never
+// given and a change it does not contain does not stay. Recording and
+// undoing do not stop when the caller hangs up: an append abandoned half
+// way may still be committed, and undoing a change whose record is in the
+// journal would leave the trail describing a change that is gone. The
+// error is the call's own (c.err) or errNotRecorded's; c.output is the
+// answer otherwise.
+func (s *Server) invoke(ctx context.Context, c *call) error {
+	opCtx, undo := state.WithUndo(ctx)
+	s.perform(opCtx, c)
+	after := context.WithoutCancel(ctx)
+	if err := s.audit(after, c); err != nil {
+		if !undo.Empty() {
+			s.rollback(after, c, undo)
+		}
+		return errNotRecorded()
+	}
+	return c.err
 }
 
 // perform runs the operation unless the caller may not, or unless the

@@ -17,7 +17,6 @@ import (
 	"github.com/cairn-audit/cairn/internal/event"
 	"github.com/cairn-audit/cairn/internal/history"
 	"github.com/cairn-audit/cairn/internal/objstore"
-	"github.com/cairn-audit/cairn/internal/state"
 	"github.com/cairn-audit/cairn/internal/trail"
 )
 
@@ -102,9 +101,9 @@ func (b consoleBackend) newCall(c console.Call) (*call, error) {
 	}, nil
 }
 
-// Call is handleJSON11 without the HTTP: the operation runs, its record
-// (marked as made from the console) goes to the journal before the result
-// is returned, and its changes are undone when the record cannot be written.
+// Call runs a console change through the server's audited call (invoke),
+// exactly as the JSON 1.1 handler does; its record is marked as made from
+// the console.
 func (b consoleBackend) Call(ctx context.Context, cc console.Call) ([]byte, error) {
 	if err := b.s.regions.refuseConsole(cc.Region); err != nil {
 		return nil, err
@@ -113,20 +112,8 @@ func (b consoleBackend) Call(ctx context.Context, cc console.Call) ([]byte, erro
 	if err != nil {
 		return nil, err
 	}
-	s := b.s
-	opCtx, undo := state.WithUndo(ctx)
-	s.perform(opCtx, c)
-	// As in handleJSON11: a browser that goes away does not stop the
-	// record or the undo half way.
-	after := context.WithoutCancel(ctx)
-	if err := s.audit(after, c); err != nil {
-		if !undo.Empty() {
-			s.rollback(after, c, undo)
-		}
-		return nil, awsproto.Errorf("ServiceUnavailableException", "Cairn could not record this change in its audit journal, so it was refused and undone. Try again later.")
-	}
-	if c.err != nil {
-		return nil, c.err
+	if err := b.s.invoke(ctx, c); err != nil {
+		return nil, err
 	}
 	out, err := api.Encode(c.output)
 	if err != nil {

@@ -34,8 +34,8 @@ import (
 	"github.com/cairn-audit/cairn/internal/journal"
 	"github.com/cairn-audit/cairn/internal/objstore"
 	"github.com/cairn-audit/cairn/internal/objstore/stores"
-	"github.com/cairn-audit/cairn/internal/region"
 	"github.com/cairn-audit/cairn/internal/ratelog"
+	"github.com/cairn-audit/cairn/internal/region"
 	"github.com/cairn-audit/cairn/internal/state"
 	"github.com/cairn-audit/cairn/internal/trail"
 )
