@@ -18,12 +18,13 @@ const module = "github.com/cairn-audit/cairn/"
 //   - the record (event), the wire plumbing (awsproto), metrics, state, the
 //     object-store interface and the key store import nothing of Cairn's;
 //   - captures (s3proxy, httpproxy, k8saudit) see only the capture
-//     contract, the journal, the record and metrics: never the server, the
-//     API, the console, delivery or digests;
+//     contract, the journal, the record, the wire plumbing, metrics and
+//     rate-limited logs: never the server, the API, the console, delivery
+//     or digests;
 //   - only cmd/cairn and servertest import the server, the composition root.
 var allowed = map[string][]string{
 	"audit":                          {},
-	"cmd/cairn":                      {"internal/api", "internal/auth", "internal/awsproto", "internal/bench", "internal/capture", "internal/delivery", "internal/delivery/notify", "internal/digest", "internal/event", "internal/httpproxy", "internal/journal", "internal/k8saudit", "internal/objstore", "internal/objstore/file", "internal/objstore/stores", "internal/s3proxy", "internal/selector", "internal/server", "internal/state", "internal/trail"},
+	"cmd/cairn":                      {"internal/api", "internal/auth", "internal/awsproto", "internal/bench", "internal/capture", "internal/delivery", "internal/delivery/notify", "internal/digest", "internal/event", "internal/httpproxy", "internal/journal", "internal/k8saudit", "internal/objstore", "internal/objstore/file", "internal/objstore/stores", "internal/region", "internal/s3proxy", "internal/selector", "internal/server", "internal/state", "internal/trail"},
 	"examples/notes-service":         {"audit"},
 	"internal/api":                   {"internal/awsproto", "internal/channel", "internal/digest", "internal/event", "internal/history", "internal/selector", "internal/state", "internal/trail", "internal/trail/tags"},
 	"internal/auth":                  {},
@@ -32,17 +33,18 @@ var allowed = map[string][]string{
 	"internal/capture":               {"internal/auth", "internal/journal"},
 	"internal/channel":               {"internal/awsproto", "internal/event", "internal/metrics", "internal/selector", "internal/state", "internal/trail/tags"},
 	"internal/console":               {"internal/api", "internal/awsproto", "internal/event", "internal/history", "internal/selector", "internal/trail"},
-	"internal/datasets":              {},
+	"internal/datadir":               {},
+	"internal/datasets":              {"internal/testenv"},
 	"internal/delivery":              {"internal/delivery/notify", "internal/event", "internal/journal", "internal/metrics", "internal/objstore", "internal/selector", "internal/state", "internal/trail"},
 	"internal/delivery/notify":       {},
 	"internal/digest":                {"internal/delivery", "internal/objstore", "internal/state", "internal/trail"},
 	"internal/event":                 {},
 	"internal/golden":                {},
 	"internal/history":               {"internal/awsproto", "internal/event", "internal/journal", "internal/metrics"},
-	"internal/httpproxy":             {"internal/capture", "internal/event", "internal/metrics"},
+	"internal/httpproxy":             {"internal/capture", "internal/event", "internal/metrics", "internal/ratelog"},
 	"internal/journal":               {"internal/metrics"},
 	"internal/journal/journaltest":   {},
-	"internal/k8saudit":              {"internal/capture", "internal/event", "internal/journal", "internal/metrics"},
+	"internal/k8saudit":              {"internal/awsproto", "internal/capture", "internal/event", "internal/journal", "internal/metrics", "internal/ratelog"},
 	"internal/layering":              {},
 	"internal/metrics":               {},
 	"internal/objstore":              {},
@@ -51,11 +53,14 @@ var allowed = map[string][]string{
 	"internal/objstore/s3":           {"internal/objstore"},
 	"internal/objstore/s3/s3test":    {"internal/objstore/s3"},
 	"internal/objstore/stores":       {"internal/objstore", "internal/objstore/file", "internal/objstore/s3"},
-	"internal/s3proxy":               {"internal/capture", "internal/event", "internal/metrics"},
+	"internal/ratelog":               {},
+	"internal/region":                {},
+	"internal/s3proxy":               {"internal/capture", "internal/event", "internal/metrics", "internal/ratelog"},
 	"internal/selector":              {"internal/awsproto"},
-	"internal/server":                {"internal/api", "internal/auth", "internal/awsproto", "internal/capture", "internal/channel", "internal/console", "internal/delivery", "internal/delivery/notify", "internal/digest", "internal/event", "internal/history", "internal/journal", "internal/objstore", "internal/objstore/stores", "internal/state", "internal/trail"},
+	"internal/server":                {"internal/api", "internal/auth", "internal/awsproto", "internal/capture", "internal/channel", "internal/console", "internal/datadir", "internal/delivery", "internal/delivery/notify", "internal/digest", "internal/event", "internal/history", "internal/journal", "internal/objstore", "internal/objstore/stores", "internal/ratelog", "internal/region", "internal/state", "internal/trail"},
 	"internal/server/servertest":     {"internal/auth", "internal/awsproto", "internal/server"},
 	"internal/state":                 {},
+	"internal/testenv":               {},
 	"internal/tlstest":               {},
 	"internal/trail":                 {"internal/awsproto", "internal/objstore", "internal/selector", "internal/state", "internal/trail/tags"},
 	"internal/trail/tags":            {"internal/awsproto", "internal/state"},
