@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cairn-audit/cairn/internal/bench"
+	"github.com/cairn-audit/cairn/internal/datadir"
 	"github.com/cairn-audit/cairn/internal/delivery"
 	"github.com/cairn-audit/cairn/internal/journal"
 	"github.com/cairn-audit/cairn/internal/objstore"
@@ -106,11 +107,8 @@ func runBenchDelivery(ctx context.Context, args []string, stdout, stderr io.Writ
 		s3Secret = fs.String("s3-secret-access-key", "", "secret key for an s3:// --store; prefer the env CAIRN_S3_SECRET_ACCESS_KEY")
 	)
 	usageWithFlags(fs, benchDeliveryUsage, stderr)
-	if err := fs.Parse(args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
 	if *events < 1 {
 		return errors.New("--events must be at least 1")
@@ -204,7 +202,7 @@ func (b benchStore) describe() string {
 // open returns the run's store and the bucket to deliver to, created.
 func (b benchStore) open(ctx context.Context, dir string, run int, log *slog.Logger) (objstore.Store, string, error) {
 	if b.url == "" {
-		store, err := file.New(filepath.Join(dir, "buckets"), file.Options{Logger: log})
+		store, err := file.New(datadir.Path(dir, datadir.Buckets), file.Options{Logger: log})
 		if err != nil {
 			return nil, "", err
 		}
@@ -234,12 +232,12 @@ func (b benchStore) open(ctx context.Context, dir string, run int, log *slog.Log
 func benchDeliveryRun(ctx context.Context, dir string, target benchStore, run, n, events int, interval time.Duration, seed uint64) (benchDeliveryResult, error) {
 	res := benchDeliveryResult{Trails: n, Events: events}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	j, err := journal.Open(ctx, filepath.Join(dir, "journal"), journal.Options{Logger: log})
+	j, err := journal.Open(ctx, datadir.Path(dir, datadir.Journal), journal.Options{Logger: log})
 	if err != nil {
 		return res, err
 	}
 	defer j.Close()
-	st, err := state.Open(ctx, filepath.Join(dir, "state"), state.Options{Logger: log})
+	st, err := state.Open(ctx, datadir.Path(dir, datadir.State), state.Options{Logger: log})
 	if err != nil {
 		return res, err
 	}

@@ -7,11 +7,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/cairn-audit/cairn/internal/datadir"
 	"github.com/cairn-audit/cairn/internal/objstore"
 	"github.com/cairn-audit/cairn/internal/objstore/stores"
 )
@@ -52,7 +52,7 @@ func parseBucketsFlags(name string, args []string, stderr io.Writer) (*bucketsFl
 	f := &bucketsFlags{
 		fs:       fs,
 		store:    fs.String("store", "", "object store URL: file://DIR or s3://HOST[:PORT]?region=..&tls=false (env CAIRN_STORE; default file://<data-dir>/buckets)"),
-		dataDir:  fs.String("data-dir", "./cairn-data", "directory that holds Cairn's state (env CAIRN_DATA_DIR)"),
+		dataDir:  fs.String("data-dir", datadir.Default, "directory that holds Cairn's state (env CAIRN_DATA_DIR)"),
 		s3KeyID:  fs.String("s3-access-key-id", "", "access key for an s3:// store (env CAIRN_S3_ACCESS_KEY_ID; default: the AWS SDK's credential chain)"),
 		s3Secret: fs.String("s3-secret-access-key", "", "secret key for an s3:// store; prefer the env CAIRN_S3_SECRET_ACCESS_KEY"),
 	}
@@ -67,11 +67,11 @@ func parseBucketsFlags(name string, args []string, stderr io.Writer) (*bucketsFl
 	}
 	f.storeURL = *f.store
 	if f.storeURL == "" {
-		dir, err := filepath.Abs(filepath.Join(*f.dataDir, "buckets"))
+		u, err := datadir.StoreURL(*f.dataDir)
 		if err != nil {
-			return nil, fmt.Errorf("data directory %s: %w", *f.dataDir, err)
+			return nil, err
 		}
-		f.storeURL = "file://" + dir
+		f.storeURL = u
 	}
 	return f, nil
 }

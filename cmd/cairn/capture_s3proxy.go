@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/cairn-audit/cairn/internal/awsproto"
 	"github.com/cairn-audit/cairn/internal/capture"
 	"github.com/cairn-audit/cairn/internal/s3proxy"
 )
@@ -74,7 +75,7 @@ func s3ProxyConfig(t map[string]any) (s3proxy.Config, error) {
 	if cfg.Upstream == "" {
 		return cfg, errors.New("upstream is required (the S3 server's URL, e.g. \"http://127.0.0.1:7070\")")
 	}
-	if cfg.AccountID != "" && !s3IsAccountID(cfg.AccountID) {
+	if cfg.AccountID != "" && !awsproto.ValidAccountID(cfg.AccountID) {
 		return cfg, fmt.Errorf("account_id %q: want 12 digits", cfg.AccountID)
 	}
 	for _, s := range proxies {
@@ -112,7 +113,7 @@ func s3Identity(t map[string]any) (s3proxy.Identity, error) {
 	if id.AccessKeyID == "" {
 		return id, errors.New("access_key_id is required")
 	}
-	if id.AccountID != "" && !s3IsAccountID(id.AccountID) {
+	if id.AccountID != "" && !awsproto.ValidAccountID(id.AccountID) {
 		return id, fmt.Errorf("account_id %q: want 12 digits", id.AccountID)
 	}
 	if id.ARN != "" && !strings.HasPrefix(id.ARN, "arn:") {
@@ -131,16 +132,4 @@ func s3ParsePrefix(s string) (netip.Prefix, error) {
 		return netip.Prefix{}, err
 	}
 	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
-}
-
-func s3IsAccountID(s string) bool {
-	if len(s) != 12 {
-		return false
-	}
-	for _, c := range s {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cairn-audit/cairn/internal/auth"
+	"github.com/cairn-audit/cairn/internal/datadir"
 )
 
 const keysUsage = `usage:
@@ -35,11 +36,7 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 func keysFlags(name string, stderr io.Writer) (*flag.FlagSet, *string) {
 	fs := flag.NewFlagSet("cairn keys "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	def := "./cairn-data"
-	if v, ok := os.LookupEnv("CAIRN_DATA_DIR"); ok && v != "" {
-		def = v
-	}
-	dir := fs.String("data-dir", def, "directory that holds Cairn's state (env CAIRN_DATA_DIR)")
+	dir := fs.String("data-dir", datadir.FromEnv(os.LookupEnv), "directory that holds Cairn's state (env CAIRN_DATA_DIR)")
 	usageWithFlags(fs, keysUsage, stderr)
 	return fs, dir
 }

@@ -36,7 +36,7 @@ func keysExportPublic(ctx context.Context, args []string, stdout, stderr io.Writ
 	startS := fs.String("start", "", "oldest validity to include (RFC 3339, date or age)")
 	endS := fs.String("end", "", "newest validity to include (default now)")
 	usageWithFlags(fs, keysExportUsage, stderr)
-	if err := fs.Parse(args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
 	if *out == "" {

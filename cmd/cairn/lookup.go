@@ -9,7 +9,6 @@ import (
 	"math"
 	"net/http"
 	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -26,6 +25,7 @@ import (
 
 	"github.com/cairn-audit/cairn/internal/awsproto"
 	"github.com/cairn-audit/cairn/internal/bench"
+	"github.com/cairn-audit/cairn/internal/datadir"
 	"github.com/cairn-audit/cairn/internal/event"
 )
 
@@ -50,7 +50,7 @@ func addRemoteFlags(fs *flag.FlagSet) *remoteFlags {
 	f := &remoteFlags{fs: fs}
 	fs.StringVar(&f.endpoint, "endpoint-url", firstEnv("http://127.0.0.1:4747", "CAIRN_ENDPOINT_URL", "AWS_ENDPOINT_URL"),
 		"Cairn's URL (env CAIRN_ENDPOINT_URL, AWS_ENDPOINT_URL)")
-	fs.StringVar(&f.dataDir, "data-dir", firstEnv("./cairn-data", "CAIRN_DATA_DIR"),
+	fs.StringVar(&f.dataDir, "data-dir", firstEnv(datadir.Default, datadir.EnvVar),
 		"the server's data directory, whose credentials file holds the first admin key (env CAIRN_DATA_DIR)")
 	fs.StringVar(&f.credFile, "credentials-file", "", "an AWS shared-credentials file to read --profile from (default: <data-dir>/credentials, else the AWS SDK's usual files and AWS_* variables)")
 	fs.StringVar(&f.profile, "profile", firstEnv("cairn", "AWS_PROFILE"), "credentials profile (env AWS_PROFILE)")
@@ -75,7 +75,7 @@ func (f *remoteFlags) credentials(ctx context.Context) (aws.Credentials, error) 
 	dataDirGiven := f.isSet("data-dir") || os.Getenv("CAIRN_DATA_DIR") != ""
 	envKeys := os.Getenv("AWS_ACCESS_KEY_ID") != "" && os.Getenv("AWS_SECRET_ACCESS_KEY") != ""
 	if file == "" && (dataDirGiven || !envKeys) {
-		cand := filepath.Join(f.dataDir, "credentials")
+		cand := datadir.Path(f.dataDir, datadir.Credentials)
 		if _, err := os.Stat(cand); err == nil {
 			file = cand
 		} else if dataDirGiven {

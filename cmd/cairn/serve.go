@@ -8,10 +8,12 @@ import (
 	"log/slog"
 	"os"
 	"runtime/debug"
-	"strings"
 	"time"
 
+	"github.com/cairn-audit/cairn/internal/datadir"
+	"github.com/cairn-audit/cairn/internal/delivery"
 	"github.com/cairn-audit/cairn/internal/delivery/notify"
+	"github.com/cairn-audit/cairn/internal/digest"
 	"github.com/cairn-audit/cairn/internal/region"
 	"github.com/cairn-audit/cairn/internal/server"
 )
@@ -22,7 +24,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var (
 		configPath = fs.String("config", "", "TOML config file whose keys are these flags' names (env CAIRN_CONFIG)")
 		listen     = fs.String("listen", "127.0.0.1:4747", "address to listen on")
-		dataDir    = fs.String("data-dir", "./cairn-data", "directory that holds all of Cairn's state")
+		dataDir    = fs.String("data-dir", datadir.Default, "directory that holds all of Cairn's state")
 		accountID  = fs.String("account-id", "000000000000", "the AWS account ID Cairn presents (12 digits)")
 		store      = fs.String("store", "", "object store for trail delivery: file://DIR (default <data-dir>/buckets) or s3://HOST:PORT?region=..&tls=false")
 		s3Key      = fs.String("s3-access-key-id", "", "access key for an s3:// store (default: the AWS SDK's credential chain)")
@@ -31,8 +33,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		tlsKey     = fs.String("tls-key", "", "PEM private key for --tls-cert")
 		retention  = fs.Duration("history-retention", 90*24*time.Hour, "how long events stay in the event history (CloudTrail: 90 days)")
 		dataEvents = fs.Bool("history-data-events", false, "keep data events in the event history too (a Cairn extension)")
-		interval   = fs.Duration("delivery-interval", time.Minute, "how long trails batch events before writing a log file (1s to 15m)")
-		digestIvl  = fs.Duration("digest-interval", time.Hour, "the time one digest file covers (1m to 24h; CloudTrail: 1h)")
+		interval   = fs.Duration("delivery-interval", time.Minute, fmt.Sprintf("how long trails batch events before writing a log file (%s to %s)", delivery.MinInterval, delivery.MaxInterval))
+		digestIvl  = fs.Duration("digest-interval", time.Hour, fmt.Sprintf("the time one digest file covers (%s to %s; CloudTrail: 1h)", digest.MinInterval, digest.MaxInterval))
 		keyRotate  = fs.Duration("key-rotation", 30*24*time.Hour, "how long a digest-signing key signs before the next takes over")
 		memLimit   = fs.Int64("memory-limit-mb", 320, "soft Go heap limit in MiB (0: none); GOMEMLIMIT, when set, wins")
 		pprofAddr  = fs.String("pprof", "", "serve Go's profiling endpoints under /debug/pprof/ on their own loopback listener, e.g. 127.0.0.1:6060 (off when empty)")
@@ -43,11 +45,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		logLevel   = fs.String("log-level", "info", "debug, info, warn or error")
 		logFormat  = fs.String("log-format", "text", "text or json")
 	)
-	if err := fs.Parse(args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
 	if *configPath == "" {
 		*configPath = os.Getenv("CAIRN_CONFIG")

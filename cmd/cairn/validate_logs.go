@@ -8,16 +8,15 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"runtime/debug"
 	"runtime/pprof"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 
 	"github.com/cairn-audit/cairn/internal/api"
+	"github.com/cairn-audit/cairn/internal/datadir"
 	"github.com/cairn-audit/cairn/internal/digest"
 	"github.com/cairn-audit/cairn/internal/objstore/stores"
 )
@@ -66,11 +65,8 @@ func validateLogsMain(ctx context.Context, args []string, stdout, stderr io.Writ
 		parallel  = fs.Int("parallel", 32, "objects read at once")
 	)
 	usageWithFlags(fs, validateLogsUsage, stderr)
-	if err := fs.Parse(args); err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
 	if *trailARN == "" || *startS == "" {
 		fs.Usage()
@@ -133,11 +129,11 @@ func validateLogsMain(ctx context.Context, args []string, stdout, stderr io.Writ
 		}
 	}
 	if *storeURL == "" {
-		abs, err := filepath.Abs(filepath.Join(rf.dataDir, "buckets"))
+		u, err := datadir.StoreURL(rf.dataDir)
 		if err != nil {
-			return fmt.Errorf("resolve the default store: %w", err)
+			return err
 		}
-		*storeURL = "file://" + abs
+		*storeURL = u
 	}
 	store, err := stores.Open(ctx, *storeURL, stores.Options{AccessKeyID: *s3Key, SecretAccessKey: *s3Secret})
 	if err != nil {

@@ -18,14 +18,16 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/cairn-audit/cairn/internal/datadir"
 )
 
 // File names inside the data directory.
 const (
-	KeysFile        = "keys.json"
-	LockFile        = "keys.lock"
-	MasterKeyFile   = "master.key"
-	CredentialsName = "credentials"
+	KeysFile        = datadir.Keys
+	LockFile        = datadir.KeysLock
+	MasterKeyFile   = datadir.MasterKey
+	CredentialsName = datadir.Credentials
 	// AdminProfile is the profile EnsureAdmin writes to the credentials file.
 	AdminProfile = "cairn"
 	// AdminName is the user name of the first admin key.

@@ -22,11 +22,15 @@ const (
 
 // The names of the data directory's entries.
 const (
-	Journal     = "journal"     // the event journal (Pebble)
-	State       = "state"       // trails, channels, tags (Pebble)
-	History     = "history"     // the event history index (Pebble)
-	Buckets     = "buckets"     // the default file object store
-	Credentials = "credentials" // the access keys, in AWS's credentials format
+	Journal     = "journal"            // the event journal (Pebble)
+	State       = "state"              // trails, channels, tags (Pebble)
+	History     = "history"            // the event history index (Pebble)
+	Buckets     = "buckets"            // the default file object store
+	Credentials = "credentials"        // the first admin key, in AWS's credentials format
+	Keys        = "keys.json"          // the access keys, secrets sealed with MasterKey
+	KeysLock    = "keys.lock"          // serialises the key file's writers (serve, cairn keys)
+	MasterKey   = "master.key"         // seals the access keys' secrets
+	DigestKey   = "digest-signing.key" // seals the digest-signing keys kept in State
 )
 
 // Ensure creates dir (0700) if needed and brings everything under it to

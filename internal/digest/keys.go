@@ -21,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cairn-audit/cairn/internal/datadir"
 	"github.com/cairn-audit/cairn/internal/state"
 )
 
@@ -39,7 +40,7 @@ const (
 	stateKeyPrefix = "digest/key/"
 	// KeyFile is the file (in the data directory) holding the key that
 	// seals the signing keys at rest.
-	KeyFile = "digest-signing.key"
+	KeyFile = datadir.DigestKey
 	// DefaultKeyRotation is CloudTrail's observed validity window.
 	DefaultKeyRotation = 30 * 24 * time.Hour
 	// MinKeyRotation keeps the key set small even when misconfigured.

@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -24,6 +23,7 @@ import (
 
 	"github.com/cairn-audit/cairn/internal/api"
 	"github.com/cairn-audit/cairn/internal/auth"
+	"github.com/cairn-audit/cairn/internal/awsproto"
 	"github.com/cairn-audit/cairn/internal/capture"
 	"github.com/cairn-audit/cairn/internal/channel"
 	"github.com/cairn-audit/cairn/internal/datadir"
@@ -156,12 +156,12 @@ func Open(ctx context.Context, cfg Config) (s *Server, err error) {
 		cfg.Listen = "127.0.0.1:4747"
 	}
 	if cfg.DataDir == "" {
-		cfg.DataDir = "cairn-data"
+		cfg.DataDir = datadir.Default
 	}
 	if cfg.AccountID == "" {
 		cfg.AccountID = "000000000000"
 	}
-	if !validAccountID(cfg.AccountID) {
+	if !awsproto.ValidAccountID(cfg.AccountID) {
 		return nil, fmt.Errorf("account id %q must be 12 digits", cfg.AccountID)
 	}
 	if cfg.Logger == nil {
@@ -187,11 +187,11 @@ func Open(ctx context.Context, cfg Config) (s *Server, err error) {
 		return nil, err
 	}
 	if cfg.Store == "" {
-		abs, err := filepath.Abs(filepath.Join(cfg.DataDir, datadir.Buckets))
+		u, err := datadir.StoreURL(cfg.DataDir)
 		if err != nil {
-			return nil, fmt.Errorf("resolve bucket dir: %w", err)
+			return nil, err
 		}
-		cfg.Store = "file://" + abs
+		cfg.Store = u
 	}
 
 	s = &Server{cfg: cfg, log: cfg.Logger, promReg: prometheus.NewRegistry(), refusals: ratelog.New(cfg.Logger, refusalLogInterval, nil)}
@@ -208,10 +208,10 @@ func Open(ctx context.Context, cfg Config) (s *Server, err error) {
 	s.regions = newRegionGuard(regions, s.promReg)
 	s.bodies = newBodyBudget(cfg.BodyBudget, s.promReg)
 
-	if s.state, err = state.Open(ctx, filepath.Join(cfg.DataDir, datadir.State), state.Options{Logger: s.log, FS: datadir.FS(nil)}); err != nil {
+	if s.state, err = state.Open(ctx, datadir.Path(cfg.DataDir, datadir.State), state.Options{Logger: s.log, FS: datadir.FS(nil)}); err != nil {
 		return nil, err
 	}
-	if s.journal, err = journal.Open(ctx, filepath.Join(cfg.DataDir, datadir.Journal), journal.Options{Logger: s.log, Registerer: s.promReg, FS: datadir.FS(cfg.JournalFS),
+	if s.journal, err = journal.Open(ctx, datadir.Path(cfg.DataDir, datadir.Journal), journal.Options{Logger: s.log, Registerer: s.promReg, FS: datadir.FS(cfg.JournalFS),
 		MinFreeBytes: cfg.JournalReserve, SpaceProbeInterval: cfg.DiskProbeInterval}); err != nil {
 		return nil, err
 	}
@@ -223,7 +223,7 @@ func Open(ctx context.Context, cfg Config) (s *Server, err error) {
 		return nil, err
 	}
 	if created {
-		s.log.Info("created the first admin access key", "credentials_file", filepath.Join(cfg.DataDir, datadir.Credentials), "profile", "cairn")
+		s.log.Info("created the first admin access key", "credentials_file", datadir.Path(cfg.DataDir, datadir.Credentials), "profile", "cairn")
 	}
 	if s.store, err = stores.Open(ctx, cfg.Store, stores.Options{AccessKeyID: cfg.S3AccessKeyID, SecretAccessKey: cfg.S3SecretAccessKey}); err != nil {
 		return nil, err
@@ -259,7 +259,7 @@ func Open(ctx context.Context, cfg Config) (s *Server, err error) {
 	if s.channels, err = channel.New(s.state, cfg.AccountID, channel.Options{Now: cfg.Now, Logger: s.log, Registerer: s.promReg}); err != nil {
 		return nil, err
 	}
-	if s.history, err = history.Open(ctx, filepath.Join(cfg.DataDir, datadir.History), s.journal, history.Options{
+	if s.history, err = history.Open(ctx, datadir.Path(cfg.DataDir, datadir.History), s.journal, history.Options{
 		Logger:            s.log,
 		FS:                datadir.FS(nil),
 		Registerer:        s.promReg,
@@ -479,16 +479,4 @@ func (s *Server) handleHealth(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	_, _ = w.Write([]byte("ok\n"))
-}
-
-func validAccountID(id string) bool {
-	if len(id) != 12 {
-		return false
-	}
-	for _, c := range id {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
 }

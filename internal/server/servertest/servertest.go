@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/cairn-audit/cairn/internal/auth"
 	"github.com/cairn-audit/cairn/internal/awsproto"
+	"github.com/cairn-audit/cairn/internal/datadir"
 	"github.com/cairn-audit/cairn/internal/server"
 )
 
@@ -150,7 +150,7 @@ func (h *Harness) CreateBucket(t testing.TB, name string) {
 // and returns its path, for driving the AWS CLI.
 func (h *Harness) CredentialsFile(t testing.TB) string {
 	t.Helper()
-	return filepath.Join(h.DataDir, "credentials")
+	return datadir.Path(h.DataDir, datadir.Credentials)
 }
 
 // Context is a context bounded for one test step.
