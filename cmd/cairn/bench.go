@@ -22,6 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"golang.org/x/term"
 
+	"github.com/cairn-audit/cairn/internal/apiclient"
 	"github.com/cairn-audit/cairn/internal/bench"
 	"github.com/cairn-audit/cairn/internal/event"
 )
@@ -74,13 +75,13 @@ func benchFlags(name, usage string, stderr io.Writer, clients int) (*flag.FlagSe
 }
 
 // setup builds the clients, the channel and the generator options.
-func (c *benchCommon) setup(ctx context.Context, needChannel bool) (*bench.Client, *cloudtrail.Client, string, bench.Options, error) {
-	hc := &http.Client{Transport: bench.NewTransport(*c.clients)}
+func (c *benchCommon) setup(ctx context.Context, needChannel bool) (*apiclient.Client, *cloudtrail.Client, string, bench.Options, error) {
+	hc := &http.Client{Transport: apiclient.NewTransport(*c.clients)}
 	ct, creds, err := c.rf.cloudTrail(ctx, hc)
 	if err != nil {
 		return nil, nil, "", bench.Options{}, err
 	}
-	client := bench.NewClient(c.rf.endpoint, c.rf.region, creds, hc)
+	client := apiclient.NewClient(c.rf.endpoint, c.rf.region, creds, hc)
 	gen := bench.Options{Seed: *c.seed, Region: c.rf.region, AccountID: *c.account}
 	if !needChannel {
 		return client, ct, "", gen, nil

@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/cairn-audit/cairn/internal/apiclient"
 	"github.com/cairn-audit/cairn/internal/awsproto"
 	"github.com/cairn-audit/cairn/internal/bench"
 )
@@ -80,7 +81,7 @@ func runBenchS3Proxy(ctx context.Context, args []string, stdout, stderr io.Write
 			UsePathStyle: *pathStyle,
 			Credentials:  creds,
 			Retryer:      aws.NopRetryer{}, // a retry would hide a failure in the figures
-			HTTPClient:   awsproto.SDKHTTPClient{Client: &http.Client{Transport: bench.NewTransport(*clients)}},
+			HTTPClient:   awsproto.SDKHTTPClient{Client: &http.Client{Transport: apiclient.NewTransport(*clients)}},
 		})
 	}
 	cfg := bench.S3ProxyConfig{Direct: client(*direct), Proxy: client(*proxy), Bucket: *bucket, Sizes: byteSizes,

@@ -52,6 +52,7 @@ import (
 	"github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
+	"github.com/cairn-audit/cairn/internal/apiclient"
 	"github.com/cairn-audit/cairn/internal/bench"
 	"github.com/cairn-audit/cairn/internal/datasets"
 	"github.com/cairn-audit/cairn/internal/delivery"
@@ -702,7 +703,7 @@ func startTraffic(t *testing.T, url func() string, creds aws.Credentials, tag st
 	tr := &traffic{stop: make(chan struct{}), done: make(chan struct{})}
 	regions := []string{"us-east-1", "eu-west-1", "ap-southeast-2"}
 	kinds := []synthKind{kindS3Object, kindS3Object, kindS3Object, kindEC2, kindS3Object, kindLambda, kindS3Private, kindIAM}
-	clients := map[string]*bench.Client{}
+	clients := map[string]*apiclient.Client{}
 	go func() {
 		defer close(tr.done)
 		tick := time.NewTicker(every)
@@ -722,7 +723,7 @@ func startTraffic(t *testing.T, url func() string, creds aws.Credentials, tag st
 			u := url()
 			c := clients[u]
 			if c == nil {
-				c = bench.NewClient(u, e2eHome, creds, &http.Client{Timeout: 10 * time.Second})
+				c = apiclient.NewClient(u, e2eHome, creds, &http.Client{Timeout: 10 * time.Second})
 				clients[u] = c
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -1788,7 +1789,7 @@ func TestDeliveryLatency(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	client := bench.NewClient(srv.URL, e2eHome, creds, &http.Client{Timeout: 10 * time.Second})
+	client := apiclient.NewClient(srv.URL, e2eHome, creds, &http.Client{Timeout: 10 * time.Second})
 
 	var (
 		mu   sync.Mutex

@@ -22,6 +22,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"golang.org/x/term"
 
+	"github.com/cairn-audit/cairn/internal/apiclient"
 	"github.com/cairn-audit/cairn/internal/bench"
 	"github.com/cairn-audit/cairn/internal/event"
 	"github.com/cairn-audit/cairn/internal/journal"
@@ -77,7 +78,7 @@ func runImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	client := bench.NewClient(rf.endpoint, rf.region, creds, &http.Client{Transport: bench.NewTransport(*concurrency)})
+	client := apiclient.NewClient(rf.endpoint, rf.region, creds, &http.Client{Transport: apiclient.NewTransport(*concurrency)})
 	im := &importer{client: client, batch: *batch, files: len(files)}
 	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		im.progress = stderr
@@ -179,7 +180,7 @@ type importBatch struct {
 }
 
 type importer struct {
-	client   *bench.Client
+	client   *apiclient.Client
 	batch    int
 	files    int
 	progress io.Writer // nil: no progress bar
@@ -482,7 +483,7 @@ func (im *importer) send(ctx context.Context, b importBatch) error {
 			}
 			return nil
 		}
-		if attempt == 5 || !bench.IsRetryable(err) {
+		if attempt == 5 || !apiclient.IsRetryable(err) {
 			return err
 		}
 		select {

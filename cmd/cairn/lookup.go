@@ -23,8 +23,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 	"golang.org/x/term"
 
+	"github.com/cairn-audit/cairn/internal/apiclient"
 	"github.com/cairn-audit/cairn/internal/awsproto"
-	"github.com/cairn-audit/cairn/internal/bench"
 	"github.com/cairn-audit/cairn/internal/datadir"
 	"github.com/cairn-audit/cairn/internal/event"
 )
@@ -120,7 +120,7 @@ func (f *remoteFlags) cloudTrail(ctx context.Context, hc *http.Client) (*cloudtr
 		return nil, creds, err
 	}
 	if hc == nil {
-		hc = &http.Client{Transport: bench.NewTransport(4)}
+		hc = &http.Client{Transport: apiclient.NewTransport(4)}
 	}
 	return cloudtrail.New(cloudtrail.Options{
 		Region:       f.region,

@@ -14,8 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 
+	"github.com/cairn-audit/cairn/internal/apiclient"
 	"github.com/cairn-audit/cairn/internal/awsproto"
-	"github.com/cairn-audit/cairn/internal/bench"
 	"github.com/cairn-audit/cairn/internal/server/servertest"
 )
 
@@ -39,7 +39,7 @@ func TestSDKHTTPClientSurvivesEarlyBodyClose(t *testing.T) {
 	}
 
 	g := &gate{closed: make(chan struct{})}
-	tr := bench.NewTransport(1)
+	tr := apiclient.NewTransport(1)
 	dialer := &net.Dialer{}
 	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		c, err := dialer.DialContext(ctx, network, addr)

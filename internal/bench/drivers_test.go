@@ -8,13 +8,14 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 
+	"github.com/cairn-audit/cairn/internal/apiclient"
 	"github.com/cairn-audit/cairn/internal/bench"
 	"github.com/cairn-audit/cairn/internal/event"
 	"github.com/cairn-audit/cairn/internal/server/servertest"
 )
 
-func adminClient(h *servertest.Harness) *bench.Client {
-	return bench.NewClient(h.URL, servertest.DefaultRegion, aws.Credentials{AccessKeyID: h.AdminKeyID, SecretAccessKey: h.AdminSecret}, nil)
+func adminClient(h *servertest.Harness) *apiclient.Client {
+	return apiclient.NewClient(h.URL, servertest.DefaultRegion, aws.Credentials{AccessKeyID: h.AdminKeyID, SecretAccessKey: h.AdminSecret}, nil)
 }
 
 // TestIngestSmoke runs the PutAuditEvents driver briefly against a real
@@ -95,7 +96,7 @@ func TestFillAndLookupSmoke(t *testing.T) {
 func requireImportRoute(t *testing.T, h *servertest.Harness) {
 	t.Helper()
 	_, err := adminClient(h).Import(context.Background(), []byte("\n"))
-	var ae *bench.APIError
+	var ae *apiclient.APIError
 	if errors.As(err, &ae) && ae.Status == 404 {
 		t.Fatalf("the server does not route POST /cairn/import: %v", err)
 	}

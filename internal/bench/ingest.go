@@ -16,6 +16,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 	"github.com/aws/smithy-go"
 	"github.com/google/uuid"
+
+	"github.com/cairn-audit/cairn/internal/apiclient"
 )
 
 // edsAccount pulls the account out of Cairn's EventDataStoreARNInvalid
@@ -82,7 +84,7 @@ func findChannel(ctx context.Context, ct *cloudtrail.Client, name string) (strin
 
 // IngestConfig is one PutAuditEvents load run.
 type IngestConfig struct {
-	Client     *Client
+	Client     *apiclient.Client
 	ChannelARN string
 	// Clients is the number of concurrent senders (default 16).
 	Clients int
@@ -154,7 +156,7 @@ func buildIngestBodies(gen *Generator, n, batch int) []ingestBody {
 			b = append(b, '}')
 		}
 		b = append(b, `]}`...)
-		out[i] = ingestBody{body: b, hash: PayloadHash(b)}
+		out[i] = ingestBody{body: b, hash: apiclient.PayloadHash(b)}
 	}
 	return out
 }
@@ -301,7 +303,7 @@ func RunIngest(ctx context.Context, cfg IngestConfig) (*IngestResult, error) {
 // errorKey names an error for counting: the API error code, or the Go
 // error text for transport failures.
 func errorKey(err error) string {
-	var ae *APIError
+	var ae *apiclient.APIError
 	if errors.As(err, &ae) {
 		if ae.Code != "" {
 			return ae.Code

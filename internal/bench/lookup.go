@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 
+	"github.com/cairn-audit/cairn/internal/apiclient"
 	"github.com/cairn-audit/cairn/internal/channel"
 	"github.com/cairn-audit/cairn/internal/event"
 )
@@ -26,7 +27,7 @@ const (
 
 // FillConfig fills a server's event history with generated events.
 type FillConfig struct {
-	Client *Client
+	Client *apiclient.Client
 	// CloudTrail is used to wait until the history has indexed the fill; its
 	// region must be Gen.Region.
 	CloudTrail *cloudtrail.Client
@@ -228,12 +229,12 @@ func Fill(ctx context.Context, cfg FillConfig) (*FillResult, error) {
 
 // putWithRetry sends one PutAuditEvents request, retrying what the server
 // says may succeed later, with backoff.
-func putWithRetry(ctx context.Context, c *Client, channelARN string, body []byte) (*PutAuditEventsOutput, error) {
+func putWithRetry(ctx context.Context, c *apiclient.Client, channelARN string, body []byte) (*apiclient.PutAuditEventsOutput, error) {
 	backoff := 100 * time.Millisecond
-	hash := PayloadHash(body)
+	hash := apiclient.PayloadHash(body)
 	for attempt := 1; ; attempt++ {
 		out, err := c.PutAuditEvents(ctx, channelARN, body, hash)
-		if err == nil || attempt == 6 || !IsRetryable(err) {
+		if err == nil || attempt == 6 || !apiclient.IsRetryable(err) {
 			return out, err
 		}
 		select {
@@ -247,11 +248,11 @@ func putWithRetry(ctx context.Context, c *Client, channelARN string, body []byte
 
 // importWithRetry sends one import request, retrying what the server says
 // may succeed later (journal unavailable, throttled) with backoff.
-func importWithRetry(ctx context.Context, c *Client, body []byte) (*ImportOutput, error) {
+func importWithRetry(ctx context.Context, c *apiclient.Client, body []byte) (*apiclient.ImportOutput, error) {
 	backoff := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		out, err := c.Import(ctx, body)
-		if err == nil || attempt == 6 || !IsRetryable(err) {
+		if err == nil || attempt == 6 || !apiclient.IsRetryable(err) {
 			return out, err
 		}
 		select {

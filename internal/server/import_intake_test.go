@@ -11,13 +11,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 
-	"github.com/cairn-audit/cairn/internal/bench"
+	"github.com/cairn-audit/cairn/internal/apiclient"
 	"github.com/cairn-audit/cairn/internal/server/servertest"
 )
 
 // importClient is a client of the import endpoint signed with the admin key.
-func importClient(h *servertest.Harness) *bench.Client {
-	return bench.NewClient(h.URL, servertest.DefaultRegion,
+func importClient(h *servertest.Harness) *apiclient.Client {
+	return apiclient.NewClient(h.URL, servertest.DefaultRegion,
 		aws.Credentials{AccessKeyID: h.AdminKeyID, SecretAccessKey: h.AdminSecret}, &http.Client{})
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/cairn-audit/cairn/internal/apiclient"
 	"github.com/cairn-audit/cairn/internal/awsproto"
 	"github.com/cairn-audit/cairn/internal/event"
 	"github.com/cairn-audit/cairn/internal/journal"
@@ -28,11 +29,11 @@ import (
 // with the same SigV4 authentication as everything else.
 const (
 	// ImportPath is the route of the import endpoint (POST).
-	ImportPath = "/cairn/import"
+	ImportPath = apiclient.ImportPath
 	// ImportService is the SigV4 signing name of the import endpoint. It is
 	// its own name so that a signature made for the CloudTrail API cannot be
 	// replayed here and the other way round.
-	ImportService = "cairn"
+	ImportService = apiclient.ServiceCairn
 	// MaxImportBody bounds one import request. The CLI sends at most 4 MB.
 	MaxImportBody = 5 << 20
 	// importOperation is the operation name in metrics and the eventName of
@@ -41,24 +42,6 @@ const (
 	// contentTypeJSON is what the REST-JSON endpoints answer with.
 	contentTypeJSON = "application/json"
 )
-
-// ImportRejection is one record the import endpoint refused: its 0-based
-// index among the request's records (non-blank lines) and why.
-type ImportRejection struct {
-	Index int    `json:"index"`
-	Error string `json:"error"`
-}
-
-// ImportOutput is the import endpoint's answer. Rejected is always present,
-// possibly empty. ImportID names the import in the provenance of its
-// records; SHA256 is the hex SHA-256 of the accepted records as stored,
-// each followed by a newline (also in the import's audit record).
-type ImportOutput struct {
-	Accepted int               `json:"accepted"`
-	Rejected []ImportRejection `json:"rejected"`
-	ImportID string            `json:"importId"`
-	SHA256   string            `json:"sha256"`
-}
 
 // handleImport serves POST /cairn/import.
 //
@@ -185,8 +168,8 @@ func (s *Server) appendImport(ctx context.Context, entries [][]byte, audit event
 // (event.Parse, then event.CheckImportable against now: a record the
 // history and trails would silently drop is refused here instead). It
 // returns the compact bytes of the good ones and the answer to send.
-func parseImport(body []byte, now time.Time) ([][]byte, ImportOutput) {
-	out := ImportOutput{Rejected: []ImportRejection{}}
+func parseImport(body []byte, now time.Time) ([][]byte, apiclient.ImportOutput) {
+	out := apiclient.ImportOutput{Rejected: []apiclient.ImportRejection{}}
 	var entries [][]byte
 	index := 0
 	for len(body) > 0 {
@@ -206,9 +189,9 @@ func parseImport(body []byte, now time.Time) ([][]byte, ImportOutput) {
 		}
 		switch {
 		case err != nil:
-			out.Rejected = append(out.Rejected, ImportRejection{Index: index, Error: err.Error()})
+			out.Rejected = append(out.Rejected, apiclient.ImportRejection{Index: index, Error: err.Error()})
 		case len(rec.Raw) > journal.MaxEntrySize:
-			out.Rejected = append(out.Rejected, ImportRejection{Index: index,
+			out.Rejected = append(out.Rejected, apiclient.ImportRejection{Index: index,
 				Error: fmt.Sprintf("record is %d bytes, over Cairn's per-record limit of %d bytes", len(rec.Raw), journal.MaxEntrySize)})
 		default:
 			entries = append(entries, rec.Raw)

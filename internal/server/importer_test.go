@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"github.com/cairn-audit/cairn/internal/apiclient"
 	"github.com/cairn-audit/cairn/internal/datasets"
 	"io"
 	"log/slog"
@@ -171,7 +172,7 @@ func TestImportEveryDatasetFile(t *testing.T) {
 		if status != http.StatusOK {
 			t.Fatalf("%s: status %d: %s", f, status, resp)
 		}
-		var out ImportOutput
+		var out apiclient.ImportOutput
 		if err := json.Unmarshal(resp, &out); err != nil {
 			t.Fatalf("%s: decode %s: %v", f, resp, err)
 		}
@@ -225,7 +226,7 @@ func TestImportRejectsBadRecordsByIndex(t *testing.T) {
 	if status != http.StatusOK {
 		t.Fatalf("status %d: %s", status, resp)
 	}
-	var out ImportOutput
+	var out apiclient.ImportOutput
 	if err := json.Unmarshal(resp, &out); err != nil {
 		t.Fatal(err)
 	}
@@ -309,7 +310,7 @@ func TestImportOversizedRecord(t *testing.T) {
 	if status != http.StatusOK {
 		t.Fatalf("status %d: %s", status, resp)
 	}
-	var out ImportOutput
+	var out apiclient.ImportOutput
 	if err := json.Unmarshal(resp, &out); err != nil {
 		t.Fatal(err)
 	}

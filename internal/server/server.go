@@ -461,7 +461,7 @@ func (s *Server) routes() (*http.ServeMux, error) {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.promReg, promhttp.HandlerOpts{Registry: s.promReg}))
 	mux.HandleFunc("POST /{$}", s.handleJSON11)
 	mux.HandleFunc("POST /PutAuditEvents", s.putAuditEventsHandler(s.channels))
-	mux.HandleFunc("POST /cairn/import", s.handleImport)
+	mux.HandleFunc("POST "+ImportPath, s.handleImport)
 	if err := s.mountConsole(mux); err != nil {
 		return nil, fmt.Errorf("mount the web console: %w", err)
 	}

@@ -1,4 +1,4 @@
-package bench
+package apiclient
 
 import (
 	"encoding/json"

@@ -1,4 +1,9 @@
-package bench
+// Package apiclient is the client side of Cairn's own HTTP API where no AWS
+// SDK client serves: PutAuditEvents (whose aws-sdk-go-v2 module the project
+// does not pull in) and /cairn/import, with the import endpoint's wire
+// types. The command-line tools (cairn import, lookup, validate-logs) and
+// the load generators of package bench share it.
+package apiclient
 
 import (
 	"bytes"
@@ -158,13 +163,18 @@ func (c *Client) post(ctx context.Context, service, path string, query url.Value
 	return nil, e
 }
 
-// ImportRejection is a record the import endpoint refused.
+// ImportRejection is one record the import endpoint refused: its 0-based
+// index among the request's records (non-blank lines) and why.
 type ImportRejection struct {
 	Index int    `json:"index"`
 	Error string `json:"error"`
 }
 
-// ImportOutput is the import endpoint's answer.
+// ImportOutput is the import endpoint's answer, as the server writes it.
+// Rejected is always present, possibly empty. ImportID names the import in
+// the provenance of its records; SHA256 is the hex SHA-256 of the accepted
+// records as stored, each followed by a newline (also in the import's
+// audit record).
 type ImportOutput struct {
 	Accepted int               `json:"accepted"`
 	Rejected []ImportRejection `json:"rejected"`
