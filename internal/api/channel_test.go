@@ -20,6 +20,7 @@ import (
 	"github.com/cairn-audit/cairn/internal/channel"
 	"github.com/cairn-audit/cairn/internal/journal"
 	"github.com/cairn-audit/cairn/internal/state"
+	"github.com/cairn-audit/cairn/internal/tags"
 )
 
 // Several test files of this package may register -update; whoever runs
@@ -69,9 +70,7 @@ func newChannelEnv(t *testing.T) *channelEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.reg, err = api.NewRegistry(api.ChannelOperations(e.svc), api.TagOperations(api.TagResources{
-		Store: st, AccountID: channelAccount, Resolvers: map[string]api.TaggableResolver{api.TagTypeChannel: e.svc},
-	}))
+	e.reg, err = api.NewRegistry(api.ChannelOperations(e.svc), api.TagOperations(tags.NewService(st, channelAccount, map[string]tags.Resolver{tags.TypeChannel: e.svc})))
 	if err != nil {
 		t.Fatalf("build registry: %v", err)
 	}

@@ -6,7 +6,7 @@ import (
 	"github.com/cairn-audit/cairn/internal/awsproto"
 	"github.com/cairn-audit/cairn/internal/channel"
 	"github.com/cairn-audit/cairn/internal/selector"
-	"github.com/cairn-audit/cairn/internal/trail/tags"
+	"github.com/cairn-audit/cairn/internal/tags"
 )
 
 // ChannelOperations returns the CloudTrail Lake channel operations and the
@@ -19,7 +19,7 @@ import (
 // ARN's resource type before calling the channel service.
 //
 // svc is also the tag resolver for channel ARNs: pass it as
-// TagResources.Resolvers[TagTypeChannel].
+// the tagging service's resolver for tags.TypeChannel.
 func ChannelOperations(svc *channel.Service) []Operation {
 	h := channelHandlers{svc: svc}
 	return []Operation{

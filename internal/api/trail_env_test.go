@@ -17,6 +17,7 @@ import (
 	"github.com/cairn-audit/cairn/internal/awsproto"
 	"github.com/cairn-audit/cairn/internal/objstore/file"
 	"github.com/cairn-audit/cairn/internal/state"
+	"github.com/cairn-audit/cairn/internal/tags"
 	"github.com/cairn-audit/cairn/internal/trail"
 )
 
@@ -58,7 +59,7 @@ type trailEnv struct {
 	reg     *api.Registry
 	opts    []trail.Option
 	// extra resolvers for tag tests (channels...), keyed by resource type.
-	resolvers map[string]api.TaggableResolver
+	resolvers map[string]tags.Resolver
 }
 
 func newTrailEnv(t *testing.T, opts ...trail.Option) *trailEnv {
@@ -93,11 +94,11 @@ func (e *trailEnv) open() {
 	}
 	e.store = st
 	e.svc = trail.New(st, e.objects, testAccount, func() time.Time { return e.now }, append([]trail.Option{trail.WithLogger(quietLog)}, e.opts...)...)
-	resolvers := map[string]api.TaggableResolver{api.TagTypeTrail: e.svc}
+	resolvers := map[string]tags.Resolver{tags.TypeTrail: e.svc}
 	for k, v := range e.resolvers {
 		resolvers[k] = v
 	}
-	reg, err := api.NewRegistry(api.TrailOperations(e.svc), api.TagOperations(api.TagResources{Store: st, AccountID: testAccount, Resolvers: resolvers}))
+	reg, err := api.NewRegistry(api.TrailOperations(e.svc), api.TagOperations(tags.NewService(st, testAccount, resolvers)))
 	if err != nil {
 		e.t.Fatalf("build registry: %v", err)
 	}

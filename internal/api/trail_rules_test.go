@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cairn-audit/cairn/internal/api"
 	"github.com/cairn-audit/cairn/internal/state"
+	"github.com/cairn-audit/cairn/internal/tags"
 	"github.com/cairn-audit/cairn/internal/trail"
 )
 
@@ -204,9 +204,9 @@ func TestTagRules(t *testing.T) {
 	const chanARN = "arn:aws:cloudtrail:us-east-1:123456789012:channel/01234567-89ab-cdef-0123-456789abcdef"
 	const edsARN = "arn:aws:cloudtrail:us-east-1:123456789012:eventdatastore/eds-1"
 	eds := map[string]bool{edsARN: true}
-	e.resolvers = map[string]api.TaggableResolver{
-		api.TagTypeChannel: fakeChannels{prefix: "test-channel/"},
-		api.TagTypeEventDataStore: api.StandaloneResolver(func(ctx context.Context, arn string) (bool, error) {
+	e.resolvers = map[string]tags.Resolver{
+		tags.TypeChannel: fakeChannels{prefix: "test-channel/"},
+		tags.TypeEventDataStore: tags.StandaloneResolver(func(ctx context.Context, arn string) (bool, error) {
 			// Reads its own view, like channel.Service.Exists: this must
 			// not run inside the tag transaction.
 			return eds[arn], e.store.View(ctx, func(state.Reader) error { return nil })

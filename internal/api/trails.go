@@ -5,8 +5,8 @@ import (
 
 	"github.com/cairn-audit/cairn/internal/awsproto"
 	"github.com/cairn-audit/cairn/internal/selector"
+	"github.com/cairn-audit/cairn/internal/tags"
 	"github.com/cairn-audit/cairn/internal/trail"
-	"github.com/cairn-audit/cairn/internal/trail/tags"
 )
 
 // TrailOperations returns the trail, event selector and Insights selector

@@ -36,7 +36,7 @@ import (
 	"github.com/cairn-audit/cairn/internal/awsproto"
 	"github.com/cairn-audit/cairn/internal/selector"
 	"github.com/cairn-audit/cairn/internal/state"
-	"github.com/cairn-audit/cairn/internal/trail/tags"
+	"github.com/cairn-audit/cairn/internal/tags"
 )
 
 // Limits from the CloudTrail model and quota table (reference §1.3, §7).
@@ -564,7 +564,7 @@ func (s *Service) Delete(ctx context.Context, region, channel string) error {
 
 // ResourceExists reports whether arn names an existing channel of this
 // account, reading r, the transaction or snapshot of the caller. It makes
-// Service the api.TaggableResolver for channel ARNs, so that AddTags checks
+// Service the tags.Resolver for channel ARNs, so that AddTags checks
 // the channel and writes its tags atomically. A malformed channel ARN is
 // ChannelARNInvalidException.
 func (s *Service) ResourceExists(_ context.Context, r state.Reader, arn string) (bool, error) {

@@ -13,7 +13,7 @@ import (
 
 	"github.com/cairn-audit/cairn/internal/awsproto"
 	"github.com/cairn-audit/cairn/internal/state"
-	"github.com/cairn-audit/cairn/internal/trail/tags"
+	"github.com/cairn-audit/cairn/internal/tags"
 )
 
 const (

@@ -37,6 +37,7 @@ import (
 	"github.com/cairn-audit/cairn/internal/ratelog"
 	"github.com/cairn-audit/cairn/internal/region"
 	"github.com/cairn-audit/cairn/internal/state"
+	"github.com/cairn-audit/cairn/internal/tags"
 	"github.com/cairn-audit/cairn/internal/trail"
 )
 
@@ -272,17 +273,13 @@ func Open(ctx context.Context, cfg Config) (s *Server, err error) {
 	}); err != nil {
 		return nil, err
 	}
-	tagResources := api.TagResources{
-		Store:     s.state,
-		AccountID: cfg.AccountID,
-		Resolvers: map[string]api.TaggableResolver{
-			api.TagTypeTrail:   s.trails,
-			api.TagTypeChannel: s.channels,
-		},
-	}
+	tagging := tags.NewService(s.state, cfg.AccountID, map[string]tags.Resolver{
+		tags.TypeTrail:   s.trails,
+		tags.TypeChannel: s.channels,
+	})
 	if s.registry, err = api.NewRegistry(
 		api.TrailOperations(s.trails),
-		api.TagOperations(tagResources),
+		api.TagOperations(tagging),
 		api.LookupOperations(s.history),
 		api.ChannelOperations(s.channels),
 		api.PublicKeyOperations(s.signing),

@@ -9,7 +9,7 @@ import (
 	"github.com/cairn-audit/cairn/internal/awsproto"
 	"github.com/cairn-audit/cairn/internal/selector"
 	"github.com/cairn-audit/cairn/internal/state"
-	"github.com/cairn-audit/cairn/internal/trail/tags"
+	"github.com/cairn-audit/cairn/internal/tags"
 )
 
 // CreateInput is CreateTrail's input. Empty strings mean "not set"; nil
