@@ -1,10 +1,10 @@
 package channel
 
 import (
-	"encoding/binary"
-	"math/bits"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/cairn-audit/cairn/internal/event"
 )
 
 // PutAuditEvents bodies are decoded by a single pass written for their one
@@ -224,7 +224,7 @@ func (d *fastDecoder) str() bool {
 	i := d.i + 1
 	for {
 		// Copy the run of plain ASCII bytes in one go.
-		j := i + plainASCII(src[i:])
+		j := i + event.PlainRun(src[i:], true)
 		d.data = append(d.data, src[i:j]...)
 		i = j
 		if i >= len(src) {
@@ -288,38 +288,6 @@ func (d *fastDecoder) str() bool {
 			i += 2
 		}
 	}
-}
-
-// plainASCII returns the length of the run at the start of b that holds
-// no '"', no '\\', no control character and no byte of a multi-byte UTF-8
-// sequence: what str copies without a look. eventData is a JSON document
-// inside a JSON string, so its quotes are escaped and runs are short; they
-// are still found eight bytes at a time (SWAR). A byte is flagged when it
-// equals '"' or '\\', is below 0x20 or has its high bit set; borrows can
-// only flag bytes after a flagged one, so the lowest flag is exact.
-func plainASCII(b []byte) int {
-	const (
-		ones  = 0x0101010101010101
-		highs = 0x8080808080808080
-	)
-	n := 0
-	for len(b)-n >= 8 {
-		w := binary.LittleEndian.Uint64(b[n:])
-		q := w ^ (ones * '"')
-		bs := w ^ (ones * '\\')
-		mask := ((q - ones) &^ q) | ((bs - ones) &^ bs) | ((w - ones*0x20) &^ w) | w
-		if mask &= highs; mask != 0 {
-			return n + bits.TrailingZeros64(mask)/8
-		}
-		n += 8
-	}
-	for n < len(b) {
-		if c := b[n]; c == '"' || c == '\\' || c < 0x20 || c >= utf8.RuneSelf {
-			break
-		}
-		n++
-	}
-	return n
 }
 
 // hex4 decodes the four hex digits at the start of b.

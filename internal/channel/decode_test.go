@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/cairn-audit/cairn/internal/event"
 )
 
 // TestPlainASCII compares the eight-bytes-at-a-time scan with the byte
@@ -25,7 +27,7 @@ func TestPlainASCII(t *testing.T) {
 				if pos < n {
 					b[pos] = byte(c)
 				}
-				if got, want := plainASCII(b), slow(b); got != want {
+				if got, want := event.PlainRun(b, true), slow(b); got != want {
 					t.Fatalf("%q: got %d, want %d", b, got, want)
 				}
 			}

@@ -342,7 +342,7 @@ func (c *compactor) str() error {
 	i := c.i + 1
 	for {
 		// Fast scan over the common bytes, eight at a time.
-		i += plainStringBytes(src[i:])
+		i += PlainRun(src[i:], false)
 		if i >= len(src) {
 			c.i = i
 			return c.errf("unterminated string")
@@ -376,30 +376,36 @@ func (c *compactor) str() error {
 	}
 }
 
-// plainStringBytes returns the length of the run at the start of b that
-// holds no '"', no '\\' and no control character: the bytes a string's
-// content is copied over without a look. Strings are most of a record's
-// bytes, so the run is found eight bytes at a time (SWAR): a byte is
-// flagged when it equals '"' or '\\' or is below 0x20; borrows can only
-// flag bytes after a flagged one, so the lowest flag is exact.
-func plainStringBytes(b []byte) int {
+// PlainRun returns the length of the run at the start of b that holds no
+// '"', no '\\' and no control character (and, when ascii is set, no byte of
+// a multi-byte UTF-8 sequence): the bytes a string's content is copied over
+// without a look. Strings are most of a record's bytes, so the run is found
+// eight bytes at a time (SWAR): a byte is flagged when it equals '"' or
+// '\\', is below 0x20 or (ascii) has its high bit set; borrows can only
+// flag bytes after a flagged one, so the lowest flag is exact. The record's
+// scanner and PutAuditEvents' decoder share it.
+func PlainRun(b []byte, ascii bool) int {
 	const (
 		ones  = 0x0101010101010101
 		highs = 0x8080808080808080
 	)
+	var high uint64 // every bit when high bytes end the run
+	if ascii {
+		high = ^uint64(0)
+	}
 	n := 0
 	for len(b)-n >= 8 {
 		w := binary.LittleEndian.Uint64(b[n:])
 		q := w ^ (ones * '"')
 		bs := w ^ (ones * '\\')
-		mask := ((q - ones) &^ q) | ((bs - ones) &^ bs) | ((w - ones*0x20) &^ w)
+		mask := ((q - ones) &^ q) | ((bs - ones) &^ bs) | ((w - ones*0x20) &^ w) | (w & high)
 		if mask &= highs; mask != 0 {
 			return n + bits.TrailingZeros64(mask)/8
 		}
 		n += 8
 	}
 	for n < len(b) {
-		if c := b[n]; c == '"' || c == '\\' || c < 0x20 {
+		if c := b[n]; c == '"' || c == '\\' || c < 0x20 || ascii && c >= 0x80 {
 			break
 		}
 		n++

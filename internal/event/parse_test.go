@@ -302,7 +302,7 @@ func TestPlainStringBytes(t *testing.T) {
 				if pos < n {
 					b[pos] = byte(c)
 				}
-				if got, want := plainStringBytes(b), slow(b); got != want {
+				if got, want := PlainRun(b, false), slow(b); got != want {
 					t.Fatalf("%q: got %d, want %d", b, got, want)
 				}
 			}
