@@ -128,24 +128,7 @@ func FitRecord(rec []byte, limit int) ([]byte, error) {
 			out = append(out, val...)
 			return true
 		}
-		out = append(out, '{')
-		firstInner := true
-		eachMember(val, func(k, v []byte) bool {
-			if !firstInner {
-				out = append(out, ',')
-			}
-			firstInner = false
-			out = append(out, '"')
-			out = append(out, k...)
-			out = append(out, '"', ':')
-			if m, ok := replaced[&v[0]]; ok {
-				out = append(out, m...)
-			} else {
-				out = append(out, v...)
-			}
-			return true
-		})
-		out = append(out, '}')
+		out = appendReplacing(out, val, replaced)
 		return true
 	})
 	out = append(out, '}')
@@ -212,10 +195,16 @@ func replaceSections(rec []byte, limit int) []byte {
 		replaced[&sec.val[0]] = marker
 		size += len(marker) - len(sec.val)
 	}
-	out := make([]byte, 0, size)
+	return appendReplacing(make([]byte, 0, size), rec, replaced)
+}
+
+// appendReplacing appends the compact JSON object obj to out with every
+// member value whose first byte is a key of replaced written as its
+// replacement instead.
+func appendReplacing(out, obj []byte, replaced map[*byte][]byte) []byte {
 	out = append(out, '{')
 	first := true
-	eachMember(rec, func(key, val []byte) bool {
+	eachMember(obj, func(key, val []byte) bool {
 		if !first {
 			out = append(out, ',')
 		}
