@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cairn-audit/cairn/internal/testenv"
 )
 
 // mountTmpfs mounts a tmpfs of size bytes on a fresh directory and
@@ -21,10 +23,7 @@ func mountTmpfs(t *testing.T, size string) string {
 	dir := t.TempDir()
 	out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size+",mode=0700", "tmpfs", dir).CombinedOutput()
 	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("this test needs a tmpfs mount under CI (run as root): mount: %v: %s", err, out)
-		}
-		t.Skipf("cannot mount a tmpfs here: %v: %s", err, out)
+		testenv.RequireOrSkip(t, "cannot mount a tmpfs here (root is needed): mount: %v: %s", err, out)
 	}
 	t.Cleanup(func() {
 		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {

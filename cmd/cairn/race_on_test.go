@@ -2,6 +2,6 @@
 
 package main
 
-// raceEnabled: the race detector slows a process down several times
-// over; timing bounds scale by raceFactor.
+// raceEnabled says the test binary (and so every `cairn serve` child it
+// starts, which is the same binary) runs under the race detector.
 const raceEnabled = true
