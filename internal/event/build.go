@@ -75,7 +75,7 @@ func (s SessionContext) MarshalJSON() ([]byte, error) {
 	if s.MFAAuthenticated {
 		out.Attributes.MFAAuthenticated = "true"
 	}
-	return marshalNoEscape(out)
+	return MarshalNoEscape(out)
 }
 
 // TLSDetails is the record's tlsDetails.
@@ -245,7 +245,7 @@ func (c APICall) Record() (*Record, error) {
 	for _, r := range c.Resources {
 		w.Resources = append(w.Resources, wireResource{AccountID: r.AccountID, Type: r.Type, ARN: r.ARN})
 	}
-	b, err := marshalNoEscape(w)
+	b, err := MarshalNoEscape(w)
 	if err != nil {
 		return nil, fmt.Errorf("building the audit record of %s %s: %w", c.Source, c.Name, err)
 	}
@@ -282,9 +282,9 @@ func objectOrNull(v json.RawMessage) error {
 	return nil
 }
 
-// marshalNoEscape is json.Marshal without HTML escaping: CloudTrail writes
-// '<', '>' and '&' literally, and so does Cairn.
-func marshalNoEscape(v any) ([]byte, error) {
+// MarshalNoEscape is json.Marshal without HTML escaping: records keep "<",
+// ">" and "&" as they were sent, as CloudTrail's records do.
+func MarshalNoEscape(v any) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)

@@ -260,10 +260,10 @@ func shortened(s string) string {
 	return fmt.Sprintf("%s [truncated by Cairn: %d bytes, sha256 %s]", keep, len(s), hex.EncodeToString(sum[:]))
 }
 
-// appendJSONString appends s as a JSON string the way marshalNoEscape
+// appendJSONString appends s as a JSON string the way MarshalNoEscape
 // writes it (no HTML escaping).
 func appendJSONString(b []byte, s string) []byte {
-	enc, err := marshalNoEscape(s)
+	enc, err := MarshalNoEscape(s)
 	if err != nil {
 		// A Go string always marshals; invalid UTF-8 becomes U+FFFD.
 		return append(b, `""`...)

@@ -1,9 +1,7 @@
 package server
 
 import (
-	"bytes"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -238,40 +236,6 @@ type dataCall struct {
 	host       string
 }
 
-// dataEventRecord is the member order of the record of a PutAuditEvents
-// call: AWS's record order (reference §3.1). event.APICall writes management
-// events only; this is a data event.
-type dataEventRecord struct {
-	EventVersion        string              `json:"eventVersion"`
-	UserIdentity        event.UserIdentity  `json:"userIdentity"`
-	EventTime           string              `json:"eventTime"`
-	EventSource         string              `json:"eventSource"`
-	EventName           string              `json:"eventName"`
-	AWSRegion           string              `json:"awsRegion"`
-	SourceIPAddress     string              `json:"sourceIPAddress"`
-	UserAgent           string              `json:"userAgent,omitempty"`
-	ErrorCode           string              `json:"errorCode,omitempty"`
-	ErrorMessage        string              `json:"errorMessage,omitempty"`
-	RequestParameters   map[string]string   `json:"requestParameters"`
-	ResponseElements    json.RawMessage     `json:"responseElements"`
-	AdditionalEventData map[string]int      `json:"additionalEventData,omitempty"`
-	RequestID           string              `json:"requestID"`
-	EventID             string              `json:"eventID"`
-	ReadOnly            bool                `json:"readOnly"`
-	Resources           []dataEventResource `json:"resources,omitempty"`
-	EventType           string              `json:"eventType"`
-	ManagementEvent     bool                `json:"managementEvent"`
-	RecipientAccountID  string              `json:"recipientAccountId"`
-	EventCategory       string              `json:"eventCategory"`
-	TLSDetails          *event.TLSDetails   `json:"tlsDetails,omitempty"`
-}
-
-type dataEventResource struct {
-	AccountID string `json:"accountId"`
-	Type      string `json:"type"`
-	ARN       string `json:"ARN"`
-}
-
 // dataEventRecord builds the record of a PutAuditEvents call, as CloudTrail
 // records it: a data event (eventCategory Data, managementEvent false,
 // eventSource cloudtrail-data.amazonaws.com) on the channel resource. The
@@ -279,49 +243,37 @@ type dataEventResource struct {
 // their own, and the externalId is a shared secret of sorts. Outcome
 // counts go to additionalEventData.
 func (s *Server) dataEventRecord(dc *dataCall) ([]byte, error) {
-	rec := dataEventRecord{
-		EventVersion:       event.CurrentEventVersion,
-		UserIdentity:       dc.req.Caller.Identity(),
-		EventTime:          event.FormatTime(dc.req.Time),
-		EventSource:        serviceCloudTrailData + ".amazonaws.com",
-		EventName:          opPutAuditEvents,
-		AWSRegion:          dc.req.Region,
-		SourceIPAddress:    dc.req.SourceIP,
+	params, err := event.MarshalNoEscape(map[string]string{"channelArn": dc.channelRef})
+	if err != nil {
+		return nil, fmt.Errorf("build the record of PutAuditEvents %s: %w", dc.req.RequestID, err)
+	}
+	rec := event.APICall{
+		Time:               dc.req.Time,
+		Source:             serviceCloudTrailData + ".amazonaws.com",
+		Name:               opPutAuditEvents,
+		Region:             dc.req.Region,
+		SourceIP:           dc.req.SourceIP,
 		UserAgent:          dc.req.UserAgent,
-		RequestParameters:  map[string]string{"channelArn": dc.channelRef},
-		ResponseElements:   json.RawMessage("null"),
 		RequestID:          dc.req.RequestID,
 		EventID:            dc.eventID,
-		EventType:          "AwsApiCall",
 		RecipientAccountID: s.cfg.AccountID,
-		EventCategory:      "Data",
-	}
-	if rec.EventID == "" {
-		rec.EventID = uuid.NewString()
+		Identity:           dc.req.Caller.Identity(),
+		RequestParameters:  params,
+		TLS:                event.NewTLSDetails(dc.tls, dc.host),
+		DataEvent:          true,
 	}
 	if dc.err != nil {
 		e := awsproto.AsError(dc.err)
 		rec.ErrorCode, rec.ErrorMessage = recordedErrorCode(e.Code), e.Message
 	} else {
-		rec.AdditionalEventData = map[string]int{"auditEventsAccepted": dc.accepted, "auditEventsFailed": dc.rejected}
+		rec.AdditionalEventData = fmt.Appendf(nil, `{"auditEventsAccepted":%d,"auditEventsFailed":%d}`, dc.accepted, dc.rejected)
 	}
 	if dc.channelARN != "" {
-		rec.Resources = []dataEventResource{{AccountID: s.cfg.AccountID, Type: channelResourceType, ARN: dc.channelARN}}
+		rec.Resources = []event.Resource{{AccountID: s.cfg.AccountID, Type: channelResourceType, ARN: dc.channelARN}}
 	}
-	rec.TLSDetails = event.NewTLSDetails(dc.tls, dc.host)
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(rec); err != nil {
-		return nil, fmt.Errorf("build the record of PutAuditEvents %s: %w", dc.req.RequestID, err)
-	}
-	raw, err := event.FitRecord(bytes.TrimRight(buf.Bytes(), "\n"), event.MaxRecordBytes)
+	built, err := rec.Record()
 	if err != nil {
 		return nil, fmt.Errorf("build the record of PutAuditEvents %s: %w", dc.req.RequestID, err)
 	}
-	parsed, err := event.Parse(raw)
-	if err != nil {
-		return nil, fmt.Errorf("build the record of PutAuditEvents %s: it does not parse: %w", dc.req.RequestID, err)
-	}
-	return parsed.Raw, nil
+	return built.Raw, nil
 }
