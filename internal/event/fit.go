@@ -49,12 +49,12 @@ const fitKeepBytes = 1024
 // event data, then response elements, then request parameters) and then
 // by position, so the same record always shrinks the same way. A member
 // smaller than its marker is never replaced; if that leaves the record too
-// large (a section of many small members), whole sections are replaced the
-// same way, largest first, the marker's member being the section's name.
-// If that is not enough either, userAgent, errorMessage and errorCode are cut to their first
-// 1024 bytes followed by " [truncated by Cairn: N bytes, sha256 <hex>]",
-// N and the hash being those of the whole decoded string. Only a record
-// whose other parts alone exceed limit is an error.
+// large, userAgent, errorMessage and errorCode are cut to their first 1024
+// bytes followed by " [truncated by Cairn: N bytes, sha256 <hex>]", N and
+// the hash being those of the whole decoded string. If that is not enough
+// either (a section of many small members), whole sections are replaced
+// like members, largest first, the marker's member being the section's
+// name. Only a record whose other parts alone exceed limit is an error.
 //
 // rec must be compact JSON, as Record.Raw and Cairn's builders produce.
 func FitRecord(rec []byte, limit int) ([]byte, error) {
@@ -132,11 +132,14 @@ func FitRecord(rec []byte, limit int) ([]byte, error) {
 		return true
 	})
 	out = append(out, '}')
-	if len(out) > limit {
-		out = replaceSections(out, limit)
-	}
+	// Long caller-chosen strings go before whole sections: a section says
+	// what was done (an import's provenance lives in additionalEventData),
+	// a User-Agent does not.
 	if len(out) > limit {
 		out = shortenStrings(out)
+	}
+	if len(out) > limit {
+		out = replaceSections(out, limit)
 	}
 	if len(out) > limit {
 		return nil, fmt.Errorf("event: the record is %d bytes even with its request parameters, response elements and long strings left out; the limit is %d", len(out), limit)

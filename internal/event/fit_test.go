@@ -202,3 +202,28 @@ func FuzzFitRecord(f *testing.F) {
 		}
 	})
 }
+
+// TestImportHeaderSurvivesAHugeUserAgent: a caller-chosen User-Agent big
+// enough to push an import's audit record over the limit is cut before any
+// section is given up, so the record keeps the provenance that marks the
+// import's records as imported (found by review: the header's
+// additionalEventData was replaced first, and the records passed for
+// native ones).
+func TestImportHeaderSurvivesAHugeUserAgent(t *testing.T) {
+	for _, ua := range []string{strings.Repeat("a", MaxRecordBytes+10), strings.Repeat("\xff", 200_000)} {
+		rec, err := APICall{
+			Time: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Source: ImportEventSource, Name: ImportEventName,
+			Region: "us-east-1", SourceIP: "127.0.0.1", UserAgent: ua, RequestID: "6f1c4a8e-5b0d-4c1e-9a7f-2d3b4c5d6e7f", RecipientAccountID: "000000000000",
+			Identity:            UserIdentity{Type: "IAMUser", AccessKeyID: "AKIAEXAMPLE"},
+			RequestParameters:   json.RawMessage(`{"records":3,"bytes":300}`),
+			AdditionalEventData: ImportHeaderData("6f1c4a8e-5b0d-4c1e-9a7f-2d3b4c5d6e7f", 3, strings.Repeat("0", 64)),
+		}.Record()
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, ok := ImportHeader(rec)
+		if !ok || p.Records != 3 || p.ImportID != "6f1c4a8e-5b0d-4c1e-9a7f-2d3b4c5d6e7f" {
+			t.Fatalf("a %d-byte User-Agent cost the import its provenance: %v %+v (%.300s)", len(ua), ok, p, rec.Raw)
+		}
+	}
+}

@@ -150,6 +150,15 @@ func (s *Server) appendImport(ctx context.Context, entries [][]byte, audit event
 	}
 	// The audit record goes first: it is the header that says the next
 	// len(entries) journal entries are this import's (event.ImportHeader).
+	// A header that lost its provenance on the way (a record shrunk to fit
+	// the journal gives up members) would let the records pass for native
+	// ones: then nothing is imported.
+	if len(entries) > 0 {
+		if p, ok := event.ImportHeader(rec); !ok || p.Records != len(entries) {
+			s.metrics.audit.WithLabelValues("error").Inc()
+			return awsproto.Internal(fmt.Errorf("the audit record of import %s does not carry its provenance for %d records; nothing was imported", audit.RequestID, len(entries)))
+		}
+	}
 	all := append([][]byte{rec.Raw}, entries...)
 	if _, err := s.journal.Append(ctx, all); err != nil {
 		s.metrics.audit.WithLabelValues("error").Inc()
