@@ -300,6 +300,10 @@ type PendingRequest struct {
 	declared string // the x-amz-content-sha256 the client sent, or ""
 }
 
+// AccessKeyID is the access key the request claims to be signed with: it
+// exists, but until Verify nothing says the caller holds its secret.
+func (p *PendingRequest) AccessKeyID() string { return p.req.auth.AccessKeyID }
+
 // PreVerify checks everything about r's signature that does not need the
 // body, so that a server can refuse a request before reading (and holding)
 // a body that cannot pass: an unsigned, malformed, stale or replayed-scope

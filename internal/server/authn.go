@@ -28,17 +28,13 @@ type authenticated struct {
 // verification in case it was deleted in between. Errors are the AWS
 // codes clients expect.
 func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, service string, maxBody int64) (_ *authenticated, err error) {
-	if err := s.regions.refuse(r, service); err != nil {
-		return nil, err
-	}
-	if r.ContentLength > maxBody {
-		return nil, awsproto.Errorf("RequestEntityTooLargeException", "Request body is larger than %d bytes.", maxBody)
-	}
-	pending, err := awsproto.PreVerify(r.Context(), r, s.secretFor, s.cfg.Now(), awsproto.VerifyOptions{Service: service})
+	pending, err := s.preVerify(w, r, service, maxBody, func(n int64) error {
+		return awsproto.Errorf("RequestEntityTooLargeException", "Request body is larger than %d bytes.", maxBody)
+	})
 	if err != nil {
 		return nil, err
 	}
-	release, err := s.admitBody(w, r, maxBody)
+	release, err := s.admitBody(w, r, maxBody, pending.AccessKeyID())
 	if err != nil {
 		return nil, err
 	}
@@ -63,4 +59,25 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, service st
 		return nil, awsproto.Errorf("UnrecognizedClientException", "The security token included in the request is invalid.")
 	}
 	return &authenticated{body: body, cred: cred, caller: callerOf(key, s.cfg.AccountID), release: release}, nil
+}
+
+// preVerify is everything that is refused from the headers alone, before a
+// byte of the body is read: a region Cairn does not serve, a declared
+// length over maxBody (tooLarge says how the endpoint words it), and every
+// signature fault awsproto.PreVerify finds. A refusal closes the
+// connection after the answer (refusedUnread).
+func (s *Server) preVerify(w http.ResponseWriter, r *http.Request, service string, maxBody int64, tooLarge func(int64) error) (*awsproto.PendingRequest, error) {
+	err := s.regions.refuse(r, service)
+	if err == nil && r.ContentLength > maxBody {
+		err = tooLarge(r.ContentLength)
+	}
+	var pending *awsproto.PendingRequest
+	if err == nil {
+		pending, err = awsproto.PreVerify(r.Context(), r, s.secretFor, s.cfg.Now(), awsproto.VerifyOptions{Service: service})
+	}
+	if err != nil {
+		refusedUnread(w)
+		return nil, err
+	}
+	return pending, nil
 }

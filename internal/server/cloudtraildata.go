@@ -72,22 +72,14 @@ func (s *Server) servePutAuditEvents(w http.ResponseWriter, r *http.Request, svc
 		awsproto.WriteError(w, requestID, contentTypeRESTJSON, e)
 	}
 
-	if err := s.regions.refuse(r, serviceCloudTrailData); err != nil {
-		fail(err)
-		return
-	}
-	if r.ContentLength > channel.MaxRequestBytes {
-		fail(channel.RequestTooLarge(r.ContentLength))
-		return
-	}
 	// What the headers can refuse is refused before the body is read
 	// (intake.go).
-	pending, err := awsproto.PreVerify(r.Context(), r, s.secretFor, s.cfg.Now(), awsproto.VerifyOptions{Service: serviceCloudTrailData})
+	pending, err := s.preVerify(w, r, serviceCloudTrailData, channel.MaxRequestBytes, channel.RequestTooLarge)
 	if err != nil {
 		fail(err)
 		return
 	}
-	release, err := s.admitBody(w, r, channel.MaxRequestBytes)
+	release, err := s.admitBody(w, r, channel.MaxRequestBytes, pending.AccessKeyID())
 	if err != nil {
 		fail(err)
 		return

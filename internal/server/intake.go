@@ -24,11 +24,15 @@ import (
 //     limit, and every signature fault awsproto.PreVerify finds (no or
 //     malformed Authorization, a stale or future date, a wrong scope, an
 //     unknown access key, UNSIGNED-PAYLOAD with a body). An anonymous
-//     client therefore never gets a body buffered at all.
+//     client therefore never gets a body buffered at all, and one that
+//     knows an access key ID (not a secret: it is in the records) only
+//     within that key's and its address's shares (see 2).
 //  2. The bytes a body will take are reserved from one budget shared by
 //     every connection (its Content-Length, or the endpoint's limit when
 //     the length is not declared) before it is read, and given back when
-//     the request is done. Over the budget the request is refused at once
+//     the request is done. Bodies over 64 KiB may not take the last
+//     eighth, and one access key or one peer address may hold at most a
+//     quarter of the budget in them. Over the budget the request is refused at once
 //     with 503 ThrottlingException and Retry-After, so memory held by
 //     bodies in flight never exceeds the budget however many connections
 //     there are.
@@ -46,41 +50,73 @@ const (
 	// of the server; a dozen of the largest imports fit at once.
 	DefaultBodyBudget = 64 << 20
 	// largeBody is the size above which a body may not take the last
-	// eighth of the budget: small calls (every control-plane call an SDK
-	// makes) still get through while large bodies fill it.
-	largeBody = 1 << 20
+	// eighth of the budget, and counts against its access key's and its
+	// peer address's shares: small calls (every control-plane call an SDK
+	// makes) still get through while large bodies fill it, and whoever
+	// knows an access key ID (it is in every record of that key's calls)
+	// cannot hold more than a share of the budget with bodies it will
+	// never sign.
+	largeBody = 64 << 10
+	// shareDivisor sets the share of the budget one access key, and one
+	// peer address, may hold in large bodies: a quarter.
+	shareDivisor = 4
 	// retryAfterSeconds is the Retry-After of a refusal over the budget:
 	// by then the deadline has freed or is about to free what was held.
 	retryAfterSeconds = 1
 )
 
-// bodyBudget counts the bytes reserved by request bodies in flight.
+// bodyBudget counts the bytes reserved by request bodies in flight, in
+// all and, for large bodies, per access key and per peer address.
 type bodyBudget struct {
 	mu    sync.Mutex
 	limit int64
 	used  int64
+	byKey map[string]int64
+	byIP  map[string]int64
 }
 
-// reserve takes n bytes from the budget; false when they do not fit. A
-// body over largeBody may use only seven eighths of the budget.
-func (b *bodyBudget) reserve(n int64) bool {
+// reserve takes n bytes from the budget for a body claimed to be signed
+// with key and sent from ip; false when they do not fit. A body over
+// largeBody may use only seven eighths of the budget, and a key or an
+// address only a share of it.
+func (b *bodyBudget) reserve(n int64, key, ip string) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	limit := b.limit
-	if n > largeBody {
+	large := n > largeBody
+	if large {
 		limit -= b.limit / 8
+		share := b.limit / shareDivisor
+		if b.byKey[key]+n > share || b.byIP[ip]+n > share {
+			return false
+		}
 	}
 	if n > limit-b.used {
 		return false
 	}
 	b.used += n
+	if large {
+		b.byKey[key] += n
+		b.byIP[ip] += n
+	}
 	return true
 }
 
-func (b *bodyBudget) release(n int64) {
+func (b *bodyBudget) release(n int64, key, ip string) {
 	b.mu.Lock()
+	defer b.mu.Unlock()
 	b.used -= n
-	b.mu.Unlock()
+	if n > largeBody {
+		take(b.byKey, key, n)
+		take(b.byIP, ip, n)
+	}
+}
+
+// take gives n back from m[k], forgetting k at zero.
+func take(m map[string]int64, k string, n int64) {
+	if m[k] -= n; m[k] <= 0 {
+		delete(m, k)
+	}
 }
 
 func (b *bodyBudget) inFlight() float64 {
@@ -91,7 +127,7 @@ func (b *bodyBudget) inFlight() float64 {
 
 // newBodyBudget makes the budget and its gauge on /metrics.
 func newBodyBudget(limit int64, reg prometheus.Registerer) *bodyBudget {
-	b := &bodyBudget{limit: limit}
+	b := &bodyBudget{limit: limit, byKey: map[string]int64{}, byIP: map[string]int64{}}
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "cairn_request_body_bytes_reserved",
 		Help: "Bytes reserved by request bodies being read or handled, against the body budget.",
@@ -118,15 +154,24 @@ func (s *Server) withBodyDeadline(next http.Handler) http.Handler {
 	})
 }
 
+// refusedUnread marks the answer to a request refused before its body was
+// read: the connection closes after it. Otherwise net/http, once the
+// handler returns, first drains a body under 256 KiB, and a client that
+// declared one and stalls would get its answer only at the deadline.
+func refusedUnread(w http.ResponseWriter) {
+	w.Header().Set("Connection", "close")
+}
+
 // liftBodyDeadline takes the body deadline off once the body has been read.
 func liftBodyDeadline(w http.ResponseWriter) {
 	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
 }
 
 // admitBody reserves what r's body will take from the budget, after
-// refusing a declared length over max. The caller reads the body within
+// refusing a declared length over max; key is the access key the request
+// claims (awsproto.PendingRequest.AccessKeyID). The caller reads the body within
 // max and calls release when the request is done with it.
-func (s *Server) admitBody(w http.ResponseWriter, r *http.Request, max int64) (release func(), err error) {
+func (s *Server) admitBody(w http.ResponseWriter, r *http.Request, max int64, key string) (release func(), err error) {
 	n := r.ContentLength
 	if n > max {
 		return nil, awsproto.Errorf("RequestEntityTooLargeException", "Request body is larger than %d bytes.", max)
@@ -134,12 +179,14 @@ func (s *Server) admitBody(w http.ResponseWriter, r *http.Request, max int64) (r
 	if n < 0 {
 		n = max // not declared (chunked): it may be as large as allowed
 	}
-	if !s.bodies.reserve(n) {
+	ip := sourceIP(r)
+	if !s.bodies.reserve(n, key, ip) {
+		refusedUnread(w)
 		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds))
 		return nil, &awsproto.Error{Code: "ThrottlingException", Status: http.StatusServiceUnavailable,
 			Message: "Rate exceeded: too many request bodies are being received at once. Retry after a moment."}
 	}
-	return sync.OnceFunc(func() { s.bodies.release(n) }), nil
+	return sync.OnceFunc(func() { s.bodies.release(n, key, ip) }), nil
 }
 
 // readWholeBody reads r's whole body, at most max bytes, into one buffer of the

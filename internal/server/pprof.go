@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strings"
 	"sync"
 	"time"
 )
@@ -58,12 +59,32 @@ func listenPprof(addr string, log *slog.Logger) (*pprofServer, error) {
 		ln:  ln,
 		log: log,
 		srv: &http.Server{
-			Handler:           mux,
+			Handler:           loopbackHostOnly(mux),
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       2 * time.Minute,
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		},
 	}, nil
+}
+
+// loopbackHostOnly refuses a request whose Host is not a loopback address
+// or localhost. A loopback listener alone does not keep a web page out: a
+// page the operator opens can rebind its own name to 127.0.0.1 and read
+// heap and goroutine dumps (request data) or start CPU profiles; such a
+// request carries the page's host name, which this refuses.
+func loopbackHostOnly(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		host = strings.Trim(host, "[]")
+		if ip := net.ParseIP(host); !(strings.EqualFold(host, "localhost") || ip != nil && ip.IsLoopback()) {
+			http.Error(w, "profiling endpoints answer only requests addressed to a loopback host", http.StatusForbidden)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // start serves until close.

@@ -38,6 +38,18 @@ func TestPprofOnlyOnItsLoopbackListener(t *testing.T) {
 	if code, body := get("http://" + addr + "/debug/pprof/"); code != http.StatusOK || !strings.Contains(body, "goroutine") {
 		t.Errorf("profiling listener: %d %.80q", code, body)
 	}
+	// A web page that rebinds its name to 127.0.0.1 reaches the listener
+	// with its own host name: refused (found by review).
+	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/debug/pprof/cmdline", nil)
+	req.Host = "attacker.example:" + strings.Split(addr, ":")[1]
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("a rebound host name got %d from the profiling listener, want 403", resp.StatusCode)
+	}
 }
 
 // A profiling address that is not loopback is refused at start.
