@@ -228,6 +228,9 @@ func (c *Console) authed(h func(http.ResponseWriter, *http.Request, *session)) h
 				http.Error(w, "The form is too large or malformed.", http.StatusRequestEntityTooLarge)
 				return
 			}
+			// The form is in: the listener's body deadline must not cut
+			// short the change and its record that follow.
+			_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
 		}
 		if r.Method == http.MethodPost && !c.csrfOK(r, s.csrf) {
 			http.Error(w, "The form was stale or came from another site (CSRF check failed). Reload the page and try again.", http.StatusForbidden)

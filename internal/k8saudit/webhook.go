@@ -356,6 +356,10 @@ func (c *Capture) readBody(w http.ResponseWriter, r *http.Request) ([]byte, int,
 	case err != nil:
 		return nil, http.StatusBadRequest, fmt.Errorf("reading body: %w", err)
 	}
+	// The body is in: whatever read deadline the listener put on it must
+	// not cut short the appends that follow (a deadline that expires while
+	// the server watches the idle connection cancels the request).
+	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
 	return body, 0, nil
 }
 
