@@ -107,31 +107,7 @@ func FitRecord(rec []byte, limit int) ([]byte, error) {
 		replaced[&c.val[0]] = marker
 		size += len(marker) - len(c.val)
 	}
-	out := make([]byte, 0, min(size, len(rec))+64)
-	out = append(out, '{')
-	first := true
-	eachMember(rec, func(key, val []byte) bool {
-		if !first {
-			out = append(out, ',')
-		}
-		first = false
-		out = append(out, '"')
-		out = append(out, key...)
-		out = append(out, '"', ':')
-		isSection := false
-		for _, s := range sectionVals {
-			if s != nil && len(val) > 0 && &s[0] == &val[0] {
-				isSection = true
-			}
-		}
-		if !isSection || len(replaced) == 0 {
-			out = append(out, val...)
-			return true
-		}
-		out = appendReplacing(out, val, replaced)
-		return true
-	})
-	out = append(out, '}')
+	out := appendReplacing(make([]byte, 0, min(size, len(rec))+64), rec, replaced, sectionVals)
 	// Long caller-chosen strings go before whole sections: a section says
 	// what was done (an import's provenance lives in additionalEventData),
 	// a User-Agent does not.
@@ -198,13 +174,14 @@ func replaceSections(rec []byte, limit int) []byte {
 		replaced[&sec.val[0]] = marker
 		size += len(marker) - len(sec.val)
 	}
-	return appendReplacing(make([]byte, 0, size), rec, replaced)
+	return appendReplacing(make([]byte, 0, size), rec, replaced, nil)
 }
 
 // appendReplacing appends the compact JSON object obj to out with every
 // member value whose first byte is a key of replaced written as its
-// replacement instead.
-func appendReplacing(out, obj []byte, replaced map[*byte][]byte) []byte {
+// replacement instead, and the members that are one of sections (values
+// inside obj) written the same way one level down.
+func appendReplacing(out, obj []byte, replaced map[*byte][]byte, sections [][]byte) []byte {
 	out = append(out, '{')
 	first := true
 	eachMember(obj, func(key, val []byte) bool {
@@ -217,6 +194,8 @@ func appendReplacing(out, obj []byte, replaced map[*byte][]byte) []byte {
 		out = append(out, '"', ':')
 		if m, ok := replaced[&val[0]]; ok {
 			out = append(out, m...)
+		} else if slices.ContainsFunc(sections, func(s []byte) bool { return len(s) > 0 && &s[0] == &val[0] }) {
+			out = appendReplacing(out, val, replaced, nil)
 		} else {
 			out = append(out, val...)
 		}
