@@ -78,6 +78,12 @@ type chainRec struct {
 	// stored before the object is: a restart rewrites the same key rather
 	// than leaving an orphan digest.
 	PendingEnd time.Time `json:",omitzero"`
+	// PendingFiles are the state keys of the log files the pending digest
+	// lists, fixed with PendingEnd: a log file recorded later (delivery
+	// records a file some time after the moment it stamps it with, longer
+	// under load or across a restart) waits for the next digest instead of
+	// changing the bytes of a digest whose PUT may already have landed.
+	PendingFiles []string `json:"PendingFiles"`
 	// LastWritten is the newest digest's end (for truncation checks).
 	LastWritten time.Time `json:",omitzero"`
 }
@@ -427,11 +433,21 @@ func (w *Writer) finishDeleted(ctx context.Context, present map[string]bool, now
 // write writes the chain's next digest, ending at end (or at the end an
 // interrupted attempt chose), then records it as the chain's newest.
 func (w *Writer) write(ctx context.Context, arn, region string, ch chainRec, end time.Time, closeChain bool) error {
+	// Files delivered up to the end; later ones wait for the next digest.
+	// The set is chosen once, with the end, and stored before the object is
+	// written, so every attempt at this digest writes the same bytes.
 	if ch.PendingEnd.IsZero() {
 		if !end.After(ch.Start) {
 			end = ch.Start.Add(time.Second)
 		}
-		ch.PendingEnd = end
+		files, err := w.deliveredBy(ctx, arn, region, end)
+		if err != nil {
+			return err
+		}
+		ch.PendingEnd, ch.PendingFiles = end, make([]string, len(files))
+		for i, f := range files {
+			ch.PendingFiles[i] = f.stateKey
+		}
 		if err := w.saveChain(ctx, arn, region, ch); err != nil {
 			return err
 		}
@@ -440,28 +456,17 @@ func (w *Writer) write(ctx context.Context, arn, region string, ch chainRec, end
 	if err := w.hook("planned"); err != nil {
 		return err
 	}
-	// Files delivered up to the end; later ones wait for the next digest.
-	type keyed struct {
-		stateKey string
-		f        pendingFile
+	var files []keyedFile
+	var err error
+	if ch.PendingFiles == nil {
+		// Planned by a Cairn that did not store the set.
+		files, err = w.deliveredBy(ctx, arn, region, end)
+	} else {
+		files, err = w.loadPending(ctx, ch.PendingFiles)
 	}
-	var files []keyed
-	err := w.st.View(ctx, func(r state.Reader) error {
-		return r.Scan(pendingPrefix(arn, region), func(k string, v []byte) error {
-			var pf pendingFile
-			if err := jsonUnmarshal(v, &pf); err != nil {
-				return fmt.Errorf("decode %s: %w", k, err)
-			}
-			if !pf.DeliveredAt.Truncate(time.Second).After(end) {
-				files = append(files, keyed{k, pf})
-			}
-			return nil
-		})
-	})
 	if err != nil {
 		return fmt.Errorf("digest: load pending log files of %s in %s: %w", arn, region, err)
 	}
-	sort.SliceStable(files, func(i, j int) bool { return files[i].stateKey < files[j].stateKey })
 
 	loc := Location{Prefix: ch.Prefix, Account: ch.Account, SourceRegion: region, TrailName: ch.TrailName, HomeRegion: ch.HomeRegion}
 	key := loc.Key(end)
@@ -528,7 +533,7 @@ func (w *Writer) write(ctx context.Context, arn, region string, ch chainRec, end
 			}
 		}
 		ch.LastBucket, ch.LastKey, ch.LastHash, ch.LastSig = ch.Bucket, key, hashHex, sigHex
-		ch.Start, ch.PendingEnd, ch.LastWritten = end, time.Time{}, end
+		ch.Start, ch.PendingEnd, ch.PendingFiles, ch.LastWritten = end, time.Time{}, nil, end
 		ch.Closed = closeChain
 		return tx.Put(chainKey(arn, region), ch)
 	})
@@ -540,6 +545,59 @@ func (w *Writer) write(ctx context.Context, arn, region string, ch chainRec, end
 	}
 	w.log.Debug("digest written", "trail", arn, "region", region, "key", key, "log_files", len(files), "final", closeChain)
 	return nil
+}
+
+// keyedFile is a pending log file and its state key.
+type keyedFile struct {
+	stateKey string
+	f        pendingFile
+}
+
+// deliveredBy lists the trail's pending log files in region delivered up
+// to end, in state-key order.
+func (w *Writer) deliveredBy(ctx context.Context, arn, region string, end time.Time) ([]keyedFile, error) {
+	var files []keyedFile
+	err := w.st.View(ctx, func(r state.Reader) error {
+		return r.Scan(pendingPrefix(arn, region), func(k string, v []byte) error {
+			var pf pendingFile
+			if err := jsonUnmarshal(v, &pf); err != nil {
+				return fmt.Errorf("decode %s: %w", k, err)
+			}
+			if !pf.DeliveredAt.Truncate(time.Second).After(end) {
+				files = append(files, keyedFile{k, pf})
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("digest: load pending log files of %s in %s: %w", arn, region, err)
+	}
+	sort.SliceStable(files, func(i, j int) bool { return files[i].stateKey < files[j].stateKey })
+	return files, nil
+}
+
+// loadPending reads the pending log files stored under keys, in order.
+// They are deleted together with the chain's PendingFiles, so each should
+// be there; one that is not (its trail's files were dropped meanwhile) is
+// left out rather than holding the chain for ever.
+func (w *Writer) loadPending(ctx context.Context, keys []string) ([]keyedFile, error) {
+	files := make([]keyedFile, 0, len(keys))
+	err := w.st.View(ctx, func(r state.Reader) error {
+		for _, k := range keys {
+			var pf pendingFile
+			ok, err := r.Get(k, &pf)
+			if err != nil {
+				return fmt.Errorf("read %s: %w", k, err)
+			}
+			if !ok {
+				w.log.Warn("a log file planned for a digest is no longer pending; the digest leaves it out", "state_key", k)
+				continue
+			}
+			files = append(files, keyedFile{k, pf})
+		}
+		return nil
+	})
+	return files, err
 }
 
 // Seal serializes d, signs it with sk (filling nothing in d: the
