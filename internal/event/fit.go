@@ -182,6 +182,20 @@ func replaceSections(rec []byte, limit int) []byte {
 // replacement instead, and the members that are one of sections (values
 // inside obj) written the same way one level down.
 func appendReplacing(out, obj []byte, replaced map[*byte][]byte, sections [][]byte) []byte {
+	return appendObject(out, obj, func(out, _, val []byte) []byte {
+		if m, ok := replaced[&val[0]]; ok {
+			return append(out, m...)
+		}
+		if slices.ContainsFunc(sections, func(s []byte) bool { return len(s) > 0 && &s[0] == &val[0] }) {
+			return appendReplacing(out, val, replaced, nil)
+		}
+		return append(out, val...)
+	})
+}
+
+// appendObject appends the compact JSON object obj to out, each member's
+// value written by value (which appends it, changed or not, to out).
+func appendObject(out, obj []byte, value func(out, key, val []byte) []byte) []byte {
 	out = append(out, '{')
 	first := true
 	eachMember(obj, func(key, val []byte) bool {
@@ -192,13 +206,7 @@ func appendReplacing(out, obj []byte, replaced map[*byte][]byte, sections [][]by
 		out = append(out, '"')
 		out = append(out, key...)
 		out = append(out, '"', ':')
-		if m, ok := replaced[&val[0]]; ok {
-			out = append(out, m...)
-		} else if slices.ContainsFunc(sections, func(s []byte) bool { return len(s) > 0 && &s[0] == &val[0] }) {
-			out = appendReplacing(out, val, replaced, nil)
-		} else {
-			out = append(out, val...)
-		}
+		out = value(out, key, val)
 		return true
 	})
 	return append(out, '}')
@@ -207,27 +215,14 @@ func appendReplacing(out, obj []byte, replaced map[*byte][]byte, sections [][]by
 // shortenStrings cuts the fitStrings members of rec that are longer than
 // fitKeepBytes.
 func shortenStrings(rec []byte) []byte {
-	out := make([]byte, 0, len(rec))
-	out = append(out, '{')
-	first := true
-	eachMember(rec, func(key, val []byte) bool {
-		if !first {
-			out = append(out, ',')
-		}
-		first = false
-		out = append(out, '"')
-		out = append(out, key...)
-		out = append(out, '"', ':')
+	return appendObject(make([]byte, 0, len(rec)), rec, func(out, key, val []byte) []byte {
 		if slices.ContainsFunc(fitStrings, func(n string) bool { return keyIs(key, n) }) && len(val) > fitKeepBytes+2 {
 			if s, ok := stringValue(val); ok && len(s) > fitKeepBytes {
-				out = appendJSONString(out, shortened(s))
-				return true
+				return appendJSONString(out, shortened(s))
 			}
 		}
-		out = append(out, val...)
-		return true
+		return append(out, val...)
 	})
-	return append(out, '}')
 }
 
 // shortened keeps the first fitKeepBytes of s (whole characters) and says
