@@ -23,79 +23,100 @@ import (
 
 var errCrash = errors.New("simulated crash")
 
+// crashRig is a trail with log file validation over a file store, a clock
+// the test moves (now) and writers that fail at the hook stage crashAt, as
+// a process killed there would.
+type crashRig struct {
+	st      *state.Store
+	store   *file.Store
+	trails  *trail.Service
+	tr      trail.Trail
+	keys    *Keys
+	now     time.Time
+	crashAt string
+}
+
+func newCrashRig(t *testing.T, start time.Time) *crashRig {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	r := &crashRig{now: start}
+	var err error
+	if r.st, err = state.Open(ctx, filepath.Join(dir, "state"), state.Options{Logger: log}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.st.Close() })
+	if r.store, err = file.New(filepath.Join(dir, "buckets"), file.Options{Logger: log}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.store.Close() })
+	if err := r.store.CreateBucket(ctx, "bkt"); err != nil {
+		t.Fatal(err)
+	}
+	r.trails = trail.New(r.st, r.store, "123456789012", r.clock, trail.WithLogger(log))
+	if r.tr, err = r.trails.Create(ctx, "us-east-1", trail.CreateInput{Name: "trl", S3BucketName: "bkt", EnableLogFileValidation: ptrTo(true)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.trails.StartLogging(ctx, "us-east-1", "trl"); err != nil {
+		t.Fatal(err)
+	}
+	if r.keys, err = OpenKeys(dir, r.st, KeyOptions{Clock: r.clock, Logger: log}); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func (r *crashRig) clock() time.Time { return r.now }
+
+// writer is a Writer as a freshly started process would have it.
+func (r *crashRig) writer(t *testing.T) *Writer {
+	t.Helper()
+	w, err := NewWriter(r.st, r.trails, r.store, r.keys, Options{Interval: time.Minute, Clock: r.clock,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		testHook: func(stage string) error {
+			if stage == r.crashAt {
+				return errCrash
+			}
+			return nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
 // TestCrashAndReplay: a writer that dies after writing a digest object but
 // before recording it, and a delivery that reports the same batch twice
 // (a replay after a crash before its cursor moved), still give one valid
 // chain, without orphan digests and without a log file listed twice.
 func TestCrashAndReplay(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	st, err := state.Open(ctx, filepath.Join(dir, "state"), state.Options{Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	store, err := file.New(filepath.Join(dir, "buckets"), file.Options{Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	if err := store.CreateBucket(ctx, "bkt"); err != nil {
-		t.Fatal(err)
-	}
-	now := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
-	clk := func() time.Time { return now }
-	trails := trail.New(st, store, "123456789012", clk, trail.WithLogger(log))
-	tr, err := trails.Create(ctx, "us-east-1", trail.CreateInput{Name: "trl", S3BucketName: "bkt", EnableLogFileValidation: ptrTo(true)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := trails.StartLogging(ctx, "us-east-1", "trl"); err != nil {
-		t.Fatal(err)
-	}
-	keys, err := OpenKeys(dir, st, KeyOptions{Clock: clk, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	crashAt := ""
-	newWriter := func() *Writer {
-		w, err := NewWriter(st, trails, store, keys, Options{Interval: time.Minute, Clock: clk, Logger: log,
-			testHook: func(stage string) error {
-				if stage == crashAt {
-					return errCrash
-				}
-				return nil
-			}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return w
-	}
-	w := newWriter()
-	file1 := delivery.LogFileDelivered{TrailARN: tr.ARN(), Region: "us-east-1", Bucket: "bkt", Key: "AWSLogs/123456789012/CloudTrail/us-east-1/2026/03/01/f1.json.gz",
-		DeliveredAt: now.Add(10 * time.Second), NewestEventTime: now, OldestEventTime: now, First: 1, Last: 5}
-	putLog(t, store, file1.Key)
+	r := newCrashRig(t, time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC))
+	w := r.writer(t)
+	file1 := delivery.LogFileDelivered{TrailARN: r.tr.ARN(), Region: "us-east-1", Bucket: "bkt", Key: "AWSLogs/123456789012/CloudTrail/us-east-1/2026/03/01/f1.json.gz",
+		DeliveredAt: r.now.Add(10 * time.Second), NewestEventTime: r.now, OldestEventTime: r.now, First: 1, Last: 5}
+	putLog(t, r.store, file1.Key)
 	file1.SHA256 = sumOfLog()
 	for range 2 { // the second call is a replay
 		if err := w.Record(ctx, []delivery.LogFileDelivered{file1}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	now = now.Add(time.Minute)
+	r.now = r.now.Add(time.Minute)
 	if err := w.Tick(ctx); err != nil { // chain start only (nothing due yet)
 		t.Fatal(err)
 	}
 	for i := range 5 {
-		now = now.Add(time.Minute)
+		r.now = r.now.Add(time.Minute)
 		if i == 2 {
-			crashAt = "put"
+			r.crashAt = "put"
 			if err := w.Tick(ctx); !errors.Is(err, errCrash) {
 				t.Fatalf("want the simulated crash, got %v", err)
 			}
-			crashAt = ""
-			now = now.Add(20 * time.Second) // the restart takes a while
-			w = newWriter()
+			r.crashAt = ""
+			r.now = r.now.Add(20 * time.Second) // the restart takes a while
+			w = r.writer(t)
 			// The same file replayed after the restart is not listed again.
 			if err := w.Record(ctx, []delivery.LogFileDelivered{file1}); err != nil {
 				t.Fatal(err)
@@ -107,13 +128,13 @@ func TestCrashAndReplay(t *testing.T) {
 	}
 	var digests []string
 	listed := 0
-	_ = store.List(ctx, "bkt", "AWSLogs/123456789012/CloudTrail-Digest/", "", func(oi objstore.ObjectInfo) error {
+	_ = r.store.List(ctx, "bkt", "AWSLogs/123456789012/CloudTrail-Digest/", "", func(oi objstore.ObjectInfo) error {
 		digests = append(digests, oi.Key)
 		return nil
 	})
-	res, err := Validate(ctx, ValidateOptions{TrailARN: tr.ARN(), Start: now.Add(-time.Hour), Now: now, Bucket: "bkt", Store: store,
+	res, err := Validate(ctx, ValidateOptions{TrailARN: r.tr.ARN(), Start: r.now.Add(-time.Hour), Now: r.now, Bucket: "bkt", Store: r.store,
 		PublicKeys: func(ctx context.Context, s, e time.Time) ([]PublicKey, error) {
-			return keys.PublicKeys(ctx, "us-east-1", s, e)
+			return r.keys.PublicKeys(ctx, "us-east-1", s, e)
 		}})
 	if err != nil {
 		t.Fatal(err)
@@ -152,61 +173,19 @@ func newGzip(w io.Writer) *gzip.Writer { return gzip.NewWriter(w) }
 // seen in cmd/cairn's TestDigestChainSurvivesKill9.
 func TestRewriteAfterCrashListsTheSameFiles(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	st, err := state.Open(ctx, filepath.Join(dir, "state"), state.Options{Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	store, err := file.New(filepath.Join(dir, "buckets"), file.Options{Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	if err := store.CreateBucket(ctx, "bkt"); err != nil {
-		t.Fatal(err)
-	}
 	start := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
-	now := start
-	clk := func() time.Time { return now }
-	trails := trail.New(st, store, "123456789012", clk, trail.WithLogger(log))
-	tr, err := trails.Create(ctx, "us-east-1", trail.CreateInput{Name: "trl", S3BucketName: "bkt", EnableLogFileValidation: ptrTo(true)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := trails.StartLogging(ctx, "us-east-1", "trl"); err != nil {
-		t.Fatal(err)
-	}
-	keys, err := OpenKeys(dir, st, KeyOptions{Clock: clk, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	crashAt := ""
-	newWriter := func() *Writer {
-		w, err := NewWriter(st, trails, store, keys, Options{Interval: time.Minute, Clock: clk, Logger: log,
-			testHook: func(stage string) error {
-				if stage == crashAt {
-					return errCrash
-				}
-				return nil
-			}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return w
-	}
+	r := newCrashRig(t, start)
 	logFile := func(name string, at time.Time, first, last uint64) delivery.LogFileDelivered {
-		f := delivery.LogFileDelivered{TrailARN: tr.ARN(), Region: "us-east-1", Bucket: "bkt", Key: "AWSLogs/123456789012/CloudTrail/us-east-1/2026/03/01/" + name,
+		f := delivery.LogFileDelivered{TrailARN: r.tr.ARN(), Region: "us-east-1", Bucket: "bkt", Key: "AWSLogs/123456789012/CloudTrail/us-east-1/2026/03/01/" + name,
 			DeliveredAt: at, NewestEventTime: at, OldestEventTime: at, First: first, Last: last}
-		putLog(t, store, f.Key)
+		putLog(t, r.store, f.Key)
 		f.SHA256 = sumOfLog()
 		return f
 	}
 	digests := func() map[string][]byte {
 		out := map[string][]byte{}
-		_ = store.List(ctx, "bkt", "AWSLogs/123456789012/CloudTrail-Digest/", "", func(oi objstore.ObjectInfo) error {
-			rc, _, err := store.Get(ctx, "bkt", oi.Key)
+		_ = r.store.List(ctx, "bkt", "AWSLogs/123456789012/CloudTrail-Digest/", "", func(oi objstore.ObjectInfo) error {
+			rc, _, err := r.store.Get(ctx, "bkt", oi.Key)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -218,25 +197,25 @@ func TestRewriteAfterCrashListsTheSameFiles(t *testing.T) {
 		return out
 	}
 
-	w := newWriter()
+	w := r.writer(t)
 	if err := w.Record(ctx, []delivery.LogFileDelivered{logFile("early.json.gz", start.Add(10*time.Second), 1, 5)}); err != nil {
 		t.Fatal(err)
 	}
 	if err := w.Tick(ctx); err != nil { // the chain starts
 		t.Fatal(err)
 	}
-	now = start.Add(90 * time.Second)
-	crashAt = "put"
+	r.now = start.Add(90 * time.Second)
+	r.crashAt = "put"
 	if err := w.Tick(ctx); !errors.Is(err, errCrash) {
 		t.Fatalf("want the simulated crash after the PUT, got %v", err)
 	}
-	crashAt = ""
+	r.crashAt = ""
 	before := digests()
 	if len(before) != 1 {
 		t.Fatalf("%d digests after the crash, want the one whose PUT landed", len(before))
 	}
-	// A file stamped before that digest's end is recorded only now.
-	w = newWriter()
+	// A file stamped before that digest's end is recorded only r.now.
+	w = r.writer(t)
 	if err := w.Record(ctx, []delivery.LogFileDelivered{logFile("late.json.gz", start.Add(50*time.Second), 6, 9)}); err != nil {
 		t.Fatal(err)
 	}
@@ -250,13 +229,13 @@ func TestRewriteAfterCrashListsTheSameFiles(t *testing.T) {
 		}
 	}
 	// The late file is in the next digest, and the chain validates.
-	now = start.Add(150 * time.Second)
+	r.now = start.Add(150 * time.Second)
 	if err := w.Tick(ctx); err != nil {
 		t.Fatal(err)
 	}
-	res, err := Validate(ctx, ValidateOptions{TrailARN: tr.ARN(), Start: start.Add(-time.Hour), Now: now, Bucket: "bkt", Store: store,
+	res, err := Validate(ctx, ValidateOptions{TrailARN: r.tr.ARN(), Start: start.Add(-time.Hour), Now: r.now, Bucket: "bkt", Store: r.store,
 		PublicKeys: func(ctx context.Context, s, e time.Time) ([]PublicKey, error) {
-			return keys.PublicKeys(ctx, "us-east-1", s, e)
+			return r.keys.PublicKeys(ctx, "us-east-1", s, e)
 		}})
 	if err != nil {
 		t.Fatal(err)
