@@ -5,11 +5,14 @@
 //
 // History is one consumer of the journal. Its goroutine tails the journal
 // from its own position (Read, then Wait when caught up; no polling), parses
-// each entry with event.Parse, decides whether it belongs in the event
-// history (see classify) and writes the record and its index entries into
-// its own Pebble database (conventionally <data-dir>/history). The record is
-// copied, so the history never reads the journal for a lookup and does not
-// care when the journal trims what it has indexed.
+// each entry with event.Parse (the next batch is read and parsed while the
+// current one is written), decides whether it belongs in the event history
+// (see classify) and writes the record and its index entries into its own
+// Pebble database (conventionally <data-dir>/history): the records in
+// compressed blocks keyed by journal sequence number (records.go), the
+// index as short keys (keys.go). The record is copied, so the history
+// never reads the journal for a lookup and does not care when the journal
+// trims what it has indexed.
 //
 // # Exactly once
 //

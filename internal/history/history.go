@@ -90,6 +90,7 @@ type History struct {
 	jcur  *journal.Cursor
 	db    *pebble.DB
 	cache *pebble.Cache
+	codec *codec // compresses the record store's blocks
 
 	tokenKey []byte
 	// intersectionBudget is defaultIntersectionBudget; tests lower it.
@@ -270,7 +271,32 @@ func (h *History) loadMeta() error {
 	if len(h.tokenKey) != tokenKeyLen {
 		return fmt.Errorf("history database NextToken key is %d bytes, want %d", len(h.tokenKey), tokenKeyLen)
 	}
+	dicts, err := loadDicts(h.db)
+	if err != nil {
+		return err
+	}
+	if h.codec, err = newCodec(dicts); err != nil {
+		return err
+	}
 	h.cursor.Store(cursor)
+	return nil
+}
+
+// newDict gives the record store a new compression dictionary taken from
+// samples when it is due (see codec.maybeNewDict). The dictionary is
+// committed in a batch of its own before any block that uses it: the
+// write-ahead log is sequential, so whatever survives a crash that holds
+// such a block holds the dictionary too.
+func (h *History) newDict(samples [][]byte) error {
+	id, d, err := h.codec.maybeNewDict(samples)
+	if err != nil || id == 0 {
+		return err
+	}
+	if err := h.db.Set(dictKey(id), d, pebble.NoSync); err != nil {
+		h.codec.dropDict(id)
+		return fmt.Errorf("storing record dictionary %d: %w", id, err)
+	}
+	h.log.Info("history: new record compression dictionary", "id", id, "bytes", len(d))
 	return nil
 }
 
@@ -347,6 +373,9 @@ func (h *History) Close() error {
 		h.dbMu.Lock()
 		h.dbClosed = true
 		h.closeErr = h.db.Close()
+		if h.codec != nil {
+			h.codec.close()
+		}
 		h.dbMu.Unlock()
 		h.metrics.unregister()
 		if h.closeErr != nil {
@@ -391,8 +420,11 @@ func (h *History) WaitIndexed(ctx context.Context, seq uint64) error {
 }
 
 // consume is the consumer goroutine: index what the journal has, wait for
-// more, repeat. Storage errors are retried with backoff: the history lags
-// instead of giving up, and the lag shows in cairn_history_index_lag.
+// more, repeat. While one batch is written, the next is read from the
+// journal and parsed on another goroutine (readBatch), so the two halves
+// of the work use both cores under load. Storage errors are retried with
+// backoff: the history lags instead of giving up, and the lag shows in
+// cairn_history_index_lag.
 func (h *History) consume(ctx context.Context) {
 	defer h.wg.Done()
 	defer func() {
@@ -401,9 +433,39 @@ func (h *History) consume(ctx context.Context) {
 		h.notifyMu.Unlock()
 		h.wake()
 	}()
+	var ahead chan readAheadResult // the next batch, being read; nil if none
+	defer func() {
+		if ahead != nil {
+			<-ahead
+		}
+	}()
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
-		progressed, err := h.indexBatch(ctx)
+		after := h.cursor.Load()
+		var rb readResult
+		var err error
+		if ahead != nil {
+			res := <-ahead
+			ahead = nil
+			rb, err = res.rb, res.err
+			if err == nil && rb.after != after {
+				rb, err = h.readBatch(ctx, after, h.opts.BatchEntries)
+			}
+		} else {
+			rb, err = h.readBatch(ctx, after, h.opts.BatchEntries)
+		}
+		if err == nil && rb.last > after && len(rb.entries) >= h.opts.BatchEntries {
+			// A full batch: there is likely more behind it.
+			ahead = make(chan readAheadResult, 1)
+			go func(from uint64) {
+				rb, err := h.readBatch(ctx, from, h.opts.BatchEntries)
+				ahead <- readAheadResult{rb, err}
+			}(rb.last)
+		}
+		var progressed bool
+		if err == nil {
+			progressed, err = h.indexBatch(rb)
+		}
 		if err == nil && !progressed {
 			err = h.j.Wait(ctx, h.cursor.Load())
 		}
@@ -429,24 +491,33 @@ func (h *History) consume(ctx context.Context) {
 	}
 }
 
-// indexBatch indexes up to BatchEntries journal entries after the cursor in
+// readAheadResult carries a batch read ahead by consume.
+type readAheadResult struct {
+	rb  readResult
+	err error
+}
+
+// indexBatch indexes the parsed entries of rb (those after the cursor) in
 // one atomic batch together with the new cursor. It reports whether the
 // cursor moved.
-func (h *History) indexBatch(ctx context.Context) (bool, error) {
+func (h *History) indexBatch(rb readResult) (bool, error) {
 	if err := h.acquire(); err != nil {
 		return false, err
 	}
 	defer h.release()
 	after := h.cursor.Load()
+	if rb.after != after {
+		return false, fmt.Errorf("indexing: batch read after %d but the cursor is at %d", rb.after, after)
+	}
 	imp, err := h.currentImport(after)
 	if err != nil {
 		return false, err
 	}
 	ix := indexer{h: h, cutoff: h.opts.Now().Add(-h.opts.Retention), expect: after + 1, imp: imp}
-	last, err := h.j.Read(ctx, after, h.opts.BatchEntries, ix.add)
-	if err != nil {
-		return false, fmt.Errorf("indexing journal entries after %d: %w", after, err)
+	for _, e := range rb.entries {
+		ix.add(e)
 	}
+	last := rb.last
 	if last == after {
 		// Nothing was read. If the journal trimmed entries the history never
 		// indexed, Read skips them and finds nothing, while Wait returns at
@@ -535,6 +606,56 @@ func (h *History) sweepLoop(ctx context.Context) {
 		}
 	}
 }
+
+// Compact compacts the whole history database, so that the space of
+// swept events is returned to the file system now. Pebble compacts on its
+// own; this is for measurements (bytes per event) and operators.
+func (h *History) Compact(ctx context.Context) error {
+	if err := h.acquire(); err != nil {
+		return err
+	}
+	defer h.release()
+	if err := h.db.Compact(ctx, []byte{0}, []byte{0xff}, true); err != nil {
+		return fmt.Errorf("compacting the history database: %w", err)
+	}
+	return nil
+}
+
+// DiskUsage estimates the bytes on disk of each part of the database: the
+// record store's blocks ("records"), the index entries of the events
+// ("events", "attributes", "event_ids") and the rest ("other": metadata,
+// import provenance, retention entries). For measurements and operators.
+func (h *History) DiskUsage() (map[string]uint64, error) {
+	if err := h.acquire(); err != nil {
+		return nil, err
+	}
+	defer h.release()
+	parts := []struct {
+		name   string
+		prefix byte
+	}{{"records", prefixRecords}, {"events", prefixEvent}, {"attributes", prefixAttr}, {"event_ids", prefixEventID}}
+	out := map[string]uint64{}
+	var named uint64
+	for _, p := range parts {
+		n, err := h.db.EstimateDiskUsage([]byte{p.prefix}, []byte{p.prefix + 1})
+		if err != nil {
+			return nil, fmt.Errorf("estimating the disk usage of the history's %s: %w", p.name, err)
+		}
+		out[p.name] = n
+		named += n
+	}
+	all, err := h.db.EstimateDiskUsage([]byte{0}, []byte{0xff})
+	if err != nil {
+		return nil, fmt.Errorf("estimating the disk usage of the history: %w", err)
+	}
+	out["other"] = all - min(all, named)
+	return out, nil
+}
+
+// Sync makes everything indexed so far durable and mirrors the position to
+// the journal cursor (which lets the journal trim up to it), as the
+// background mirror does every MirrorInterval.
+func (h *History) Sync(ctx context.Context) error { return h.mirror(ctx) }
 
 // acquire makes sure the database stays open until release.
 func (h *History) acquire() error {

@@ -2,8 +2,13 @@ package history
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
+	"runtime"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -41,19 +46,50 @@ type pendingEvent struct {
 	dup   bool
 }
 
-// add takes one journal entry. Entries that are not history material are
-// counted and skipped, so that one bad record never blocks the index.
-func (ix *indexer) add(seq uint64, entry []byte) error {
+// parsedEntry is a journal entry parsed ahead of indexing (see readAhead).
+type parsedEntry struct {
+	seq uint64
+	r   *event.Record
+	err error
+}
+
+// readBatch reads and parses up to max journal entries after after. It is
+// the part of indexing that needs nothing but the journal, so it runs for
+// the next batch while the current one is written (see consume).
+func (h *History) readBatch(ctx context.Context, after uint64, max int) (readResult, error) {
+	res := readResult{after: after, entries: make([]parsedEntry, 0, min(max, 1024))}
+	last, err := h.j.Read(ctx, after, max, func(seq uint64, entry []byte) error {
+		r, err := event.Parse(entry)
+		res.entries = append(res.entries, parsedEntry{seq: seq, r: r, err: err})
+		return nil
+	})
+	if err != nil {
+		return readResult{}, fmt.Errorf("reading journal entries after %d: %w", after, err)
+	}
+	res.last = last
+	return res, nil
+}
+
+// readResult is one batch of parsed journal entries: those in (after, last].
+type readResult struct {
+	after, last uint64
+	entries     []parsedEntry
+}
+
+// add takes one parsed journal entry. Entries that are not history
+// material are counted and skipped, so that one bad record never blocks
+// the index.
+func (ix *indexer) add(e parsedEntry) {
+	seq, r := e.seq, e.r
 	if seq > ix.expect {
 		ix.missed(seq)
 	}
 	ix.expect = seq + 1
 	m := ix.h.metrics
-	r, err := event.Parse(entry)
-	if err != nil {
+	if e.err != nil {
 		m.skipped.WithLabelValues("invalid").Inc()
-		ix.h.log.Warn("history: journal entry is not a CloudTrail record; not indexed", "seq", seq, "err", err)
-		return nil
+		ix.h.log.Warn("history: journal entry is not a CloudTrail record; not indexed", "seq", seq, "err", e.err)
+		return
 	}
 	ix.noteImport(seq, r)
 	cat := byte(catDefault)
@@ -64,26 +100,25 @@ func (ix *indexer) add(seq uint64, entry []byte) error {
 	case classData:
 		if !ix.h.opts.IncludeDataEvents {
 			m.skipped.WithLabelValues("data_event").Inc()
-			return nil
+			return
 		}
 	default:
 		m.skipped.WithLabelValues("excluded").Inc()
-		return nil
+		return
 	}
 	if r.AWSRegion == "" {
 		m.skipped.WithLabelValues("no_region").Inc()
-		return nil
+		return
 	}
 	if r.EventTime.Before(ix.cutoff) {
 		m.skipped.WithLabelValues("expired").Inc()
-		return nil
+		return
 	}
 	pe := pendingEvent{r: r, cat: cat, pos: makePos(r.EventTime, seq)}
 	if r.EventID != "" {
 		pe.idKey = appendEventIDKey(nil, r.AWSRegion, cat, r.EventID)
 	}
 	ix.pending = append(ix.pending, pe)
-	return nil
 }
 
 // markDuplicates flags the pending events whose EventId is already indexed
@@ -136,6 +171,9 @@ func (ix *indexer) write(b *pebble.Batch) error {
 	if err := ix.markDuplicates(); err != nil {
 		return err
 	}
+	if err := ix.writeRecords(b); err != nil {
+		return err
+	}
 	var key []byte
 	for i := range ix.pending {
 		pe := &ix.pending[i]
@@ -150,7 +188,7 @@ func (ix *indexer) write(b *pebble.Batch) error {
 			}
 		}
 		key = appendEventKey(key[:0], r.AWSRegion, pe.cat, pe.pos)
-		if err := b.Set(key, r.Raw, nil); err != nil {
+		if err := b.Set(key, nil, nil); err != nil {
 			return err
 		}
 		err := forEachAttrKey(key[:0], r, pe.cat, pe.pos, func(k []byte) error {
@@ -162,6 +200,62 @@ func (ix *indexer) write(b *pebble.Batch) error {
 		}
 		ix.n++
 	}
+	return nil
+}
+
+// writeRecords stores the records of the batch's events (duplicates
+// excluded) in blocks of the record store (see records.go), compressed in
+// parallel: compression is most of what storing a record costs.
+func (ix *indexer) writeRecords(b *pebble.Batch) error {
+	var samples [][]byte
+	for i := range ix.pending {
+		if !ix.pending[i].dup {
+			samples = append(samples, ix.pending[i].r.Raw)
+		}
+	}
+	if len(samples) == 0 {
+		return nil
+	}
+	if err := ix.h.newDict(samples); err != nil {
+		return err
+	}
+	var blocks []*blockBuilder
+	var bb *blockBuilder
+	for i := range ix.pending {
+		pe := &ix.pending[i]
+		if pe.dup {
+			continue
+		}
+		if bb == nil || len(bb.raw) >= blockTarget {
+			bb = &blockBuilder{raw: make([]byte, 0, blockTarget+4<<10)}
+			blocks = append(blocks, bb)
+		}
+		bb.add(pe.pos.seq(), pe.r.EventTime, pe.r.Raw)
+	}
+	sealed := make([]sealedBlock, len(blocks))
+	errs := make([]error, len(blocks))
+	var wg sync.WaitGroup
+	next := atomic.Int64{}
+	for range min(runtime.GOMAXPROCS(0), len(blocks)) {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < len(blocks); i = int(next.Add(1) - 1) {
+				sealed[i], errs[i] = ix.h.codec.seal(blocks[i])
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("compressing records: %w", err)
+	}
+	for _, s := range sealed {
+		if err := b.Set(recordKey(s.first), s.value, nil); err != nil {
+			return err
+		}
+		if err := b.Set(expiryKey(s.newest, s.first), nil, nil); err != nil {
+			return err
+		}
+	}
+	ix.h.codec.counted(len(samples))
 	return nil
 }
 

@@ -12,7 +12,7 @@ import (
 // in the partition of its region and category, and every partition is
 // ordered newest first by a 16-byte position (see pos):
 //
-//	'e' part pos                      -> canonical record JSON    (the event store)
+//	'e' part pos                      -> empty                    (the event list; the record is in the record store)
 //	'a' part attr len(value) value pos -> empty                    (one per attribute value)
 //	'i' part eventID                  -> pos                      (EventId: unique)
 //	'm' name                          -> metadata (cursor, token key, format)
@@ -32,9 +32,11 @@ import (
 //   - The position is the same in every index of a partition, so several
 //     attributes are AND-ed by intersecting sorted lists (see intersect), and
 //     a NextToken is just a position: valid for whichever index drives.
-//   - The event store holds the record itself (compressed by Pebble's block
-//     compression), so the history never reads the journal after indexing
-//     and survives the journal trimming entries it has indexed.
+//   - The records themselves are in the record store (records.go), in
+//     compressed blocks keyed by journal sequence number, which a position
+//     ends with: the history never reads the journal after indexing and
+//     survives the journal trimming entries it has indexed, while the
+//     index LSM holds only short keys.
 //   - EventId is unique, so its index maps the ID to the position directly:
 //     a lookup is one Get, and the same key deduplicates re-delivered events.
 //   - Region and category come first so that LookupEvents never sees events
@@ -75,7 +77,7 @@ var (
 
 // formatVersion is the key layout version written in metaFormat. Opening a
 // database with another version is refused rather than misread.
-const formatVersion = 1
+const formatVersion = 2
 
 // attrCode is the one-byte code of each indexed attribute key. EventId has
 // its own index ('i') and no code.

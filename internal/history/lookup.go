@@ -148,13 +148,14 @@ func (h *History) Lookup(ctx context.Context, q Query) (Page, error) {
 	snap := h.db.NewSnapshot()
 	defer snap.Close()
 	s := &scan{
-		ctx:    ctx,
-		snap:   snap,
-		region: q.Region,
-		cat:    cat,
-		upper:  upper,
-		max:    q.MaxResults,
-		budget: h.intersectionBudget,
+		ctx:     ctx,
+		snap:    snap,
+		region:  q.Region,
+		cat:     cat,
+		upper:   upper,
+		max:     q.MaxResults,
+		budget:  h.intersectionBudget,
+		records: recordReader{c: h.codec, r: snap},
 	}
 	var err error
 	switch plan {
@@ -239,18 +240,15 @@ type scan struct {
 	more   bool // another match follows last
 
 	iters   []*pebble.Iterator
-	store   *pebble.Iterator // event store, for loading records by position
+	records recordReader     // the record store, for loading records by position
 	imports *pebble.Iterator // import provenance; see provenance
-	keyBuf  []byte
 }
 
 func (s *scan) close() {
 	for _, it := range s.iters {
 		_ = it.Close()
 	}
-	if s.store != nil {
-		_ = s.store.Close()
-	}
+	_ = s.records.close()
 	if s.imports != nil {
 		_ = s.imports.Close()
 	}
@@ -293,7 +291,8 @@ func (s *scan) add(p pos, raw []byte) (bool, error) {
 	return len(s.events) >= s.max, nil
 }
 
-// byTime is the plan without attributes: one scan of the event store.
+// byTime is the plan without attributes: one scan of the event store's
+// keys, each record loaded from the record store by its sequence number.
 func (s *scan) byTime(lower pos) error {
 	prefix := appendPart(nil, prefixEvent, s.region, s.cat)
 	it, err := s.newIter(prefix, lower)
@@ -309,9 +308,12 @@ func (s *scan) byTime(lower pos) error {
 			s.more = true
 			return nil
 		}
-		raw, err := it.ValueAndErr()
+		raw, found, err := s.load(p)
 		if err != nil {
 			return err
+		}
+		if !found {
+			continue
 		}
 		if _, err := s.add(p, raw); err != nil {
 			return err
@@ -370,24 +372,10 @@ func (s *scan) byEventID(id string, attrs []Attribute, lower pos) error {
 	return nil
 }
 
-// load reads the record at p from the event store.
+// load reads the record at p from the record store. found is false when
+// the record was swept after its index entry was read.
 func (s *scan) load(p pos) ([]byte, bool, error) {
-	if s.store == nil {
-		prefix := appendPart(nil, prefixEvent, s.region, s.cat)
-		it, err := s.snap.NewIterWithContext(s.ctx, &pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
-		if err != nil {
-			return nil, false, err
-		}
-		s.store = it
-	}
-	s.keyBuf = appendEventKey(s.keyBuf[:0], s.region, s.cat, p)
-	if !s.store.SeekGE(s.keyBuf) || !bytes.Equal(s.store.Key(), s.keyBuf) {
-		// The record was swept after its index entry was read; or the
-		// iterator failed.
-		return nil, false, s.store.Error()
-	}
-	v, err := s.store.ValueAndErr()
-	return v, err == nil, err
+	return s.records.get(p.seq())
 }
 
 // byAttributes is the plan for one or more attribute indexes. With several,

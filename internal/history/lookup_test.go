@@ -471,11 +471,47 @@ func TestRetention(t *testing.T) {
 	if keys := countKeys(t, e.h); keys != 6*(1+1+attrKeysPerMgmt) {
 		t.Errorf("after the sweep the database holds %d index keys, want %d", keys, 6*(1+1+attrKeysPerMgmt))
 	}
+	// The block holding them also holds live events: it stays.
+	if blocks := countBlocks(t, e.h); blocks != 1 {
+		t.Errorf("after the first sweep %d record blocks, want 1", blocks)
+	}
 	now.Store(testNow.UnixNano())
 	wantIDs(t, e.lookupAll(Query{Region: "us-east-1"}), want[:6]...)
 	if n, err := e.h.Sweep(context.Background()); err != nil || n != 0 {
 		t.Errorf("second sweep: %d, %v", n, err)
 	}
+	// Once its newest event expires, the block goes with it.
+	now.Store(testNow.Add(11 * 24 * time.Hour).UnixNano())
+	if n, err := e.h.Sweep(context.Background()); err != nil || n != 6 {
+		t.Errorf("last sweep: %d, %v; want 6 events", n, err)
+	}
+	if keys, blocks := countKeys(t, e.h), countBlocks(t, e.h); keys != 0 || blocks != 0 {
+		t.Errorf("after everything expired: %d index keys and %d record blocks are left", keys, blocks)
+	}
+}
+
+// countBlocks counts the record store's blocks and checks that each has
+// its retention entry.
+func countBlocks(t testing.TB, h *History) int {
+	t.Helper()
+	it, err := h.db.NewIter(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	blocks, expiries := 0, 0
+	for it.First(); it.Valid(); it.Next() {
+		switch it.Key()[0] {
+		case prefixRecords:
+			blocks++
+		case prefixExpiry:
+			expiries++
+		}
+	}
+	if blocks != expiries {
+		t.Errorf("%d record blocks but %d retention entries", blocks, expiries)
+	}
+	return blocks
 }
 
 // attrKeysPerMgmt is the number of attribute entries of mgmt(): EventName,
@@ -492,7 +528,9 @@ func countKeys(t testing.TB, h *History) int {
 	defer it.Close()
 	n := 0
 	for it.First(); it.Valid(); it.Next() {
-		if it.Key()[0] != prefixMeta {
+		switch it.Key()[0] {
+		case prefixMeta, prefixRecords, prefixExpiry: // see countBlocks
+		default:
 			n++
 		}
 	}
