@@ -266,7 +266,7 @@ func (h *History) loadMeta() error {
 		format = formatVersion
 	}
 	if format != formatVersion {
-		return fmt.Errorf("history database has key layout version %d, this cairn reads version %d", format, formatVersion)
+		return fmt.Errorf("history database has key layout version %d, this cairn reads version %d: move %s away and the event history is rebuilt from the journal (events the journal has already trimmed are then only in the trails' log files)", format, formatVersion, h.dir)
 	}
 	if len(h.tokenKey) != tokenKeyLen {
 		return fmt.Errorf("history database NextToken key is %d bytes, want %d", len(h.tokenKey), tokenKeyLen)
