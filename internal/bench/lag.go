@@ -308,6 +308,13 @@ func slope(s []lagSample) (perSec, span float64) {
 	return (n*stl - st*sl) / den, s[len(s)-1].at.Sub(t0).Seconds()
 }
 
+// HistoryLag reads the event history's index lag (journal entries not yet
+// indexed) and cursor position once from a Cairn server's /metrics.
+func HistoryLag(ctx context.Context, hc *http.Client, metricsURL string) (lag, cursor int64, err error) {
+	s, err := (&LagWatch{url: metricsURL, hc: hc}).scrape(ctx)
+	return int64(s.lag), int64(s.cursor), err
+}
+
 // scrape reads the two gauges from one /metrics answer.
 func (w *LagWatch) scrape(ctx context.Context) (lagSample, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
