@@ -256,6 +256,9 @@ func benchIngest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	if err != nil {
 		rss.finish()
+		if lag != nil {
+			_ = lag.EndSending(ctx) // stops its polling
+		}
 		return err
 	}
 	cpu.mark(res.Elapsed, res.Accepted)
