@@ -28,7 +28,7 @@ import (
 )
 
 const benchUsage = `usage:
-  cairn bench ingest [flags]   PutAuditEvents load: events/s acknowledged, latency, server RSS
+  cairn bench ingest [flags]   PutAuditEvents load: events/s acknowledged, latency, server RSS and CPU, history lag
   cairn bench lookup [flags]   LookupEvents latency per attribute key (optionally after --fill N)
   cairn bench delivery [flags] journal-to-log-file throughput for 1 and 5 trails, in-process
   cairn bench s3proxy [flags]  S3 throughput direct vs through a running S3 audit proxy
@@ -188,11 +188,15 @@ func (s *rssSampler) finish() *ServerMemory {
 const benchIngestUsage = `usage: cairn bench ingest [flags]
 
 Sends PutAuditEvents with --clients concurrent clients and --batch events
-per request for --duration (or until --events were sent) to a channel
-(created when missing), and reports events/s acknowledged (durable),
-request latency and the server's peak RSS.
+per request for --duration (or until --events were sent), at up to --rate
+events/s, to a channel (created when missing), and reports events/s
+acknowledged (durable), request latency, the server's peak RSS and CPU,
+this load generator's CPU, and the event history's lag from the server's
+/metrics: at the end of the sending, its maximum, its trend over the last
+minute, and how long after the sending the history caught up.
 
   cairn bench ingest --data-dir ./cairn-data --clients 16 --batch 100 --duration 30s
+  cairn bench ingest --rate 50000 --duration 10m --clients 16
 `
 
 func benchIngest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -200,6 +204,8 @@ func benchIngest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	batch := fs.Int("batch", 100, "events per PutAuditEvents request (1-100)")
 	duration := fs.Duration("duration", 30*time.Second, "how long to send (ignored when --events is set)")
 	events := fs.Int64("events", 0, "send this many events, then stop")
+	rate := fs.Float64("rate", 0, "target events/s across all clients (0: as fast as the server answers)")
+	catchUp := fs.Duration("catch-up-timeout", 10*time.Minute, "after sending, wait up to this long for the event history to catch up (0: do not wait)")
 	pool := fs.Int("pool", 64, "distinct request bodies generated before the clock starts, then sent round-robin")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this client (not of the server) to `file`, to check how much of the machine the load generator itself takes")
 	pos, err := parseInterspersed(fs, args)
@@ -221,33 +227,78 @@ func benchIngest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	cfg := bench.IngestConfig{Client: client, ChannelARN: arn, Clients: *c.clients, Batch: *batch, Events: *events, Pool: *pool, Gen: gen}
+	if *rate < 0 || *catchUp < 0 {
+		return errors.New("--rate and --catch-up-timeout must not be negative")
+	}
+	cfg := bench.IngestConfig{Client: client, ChannelARN: arn, Clients: *c.clients, Batch: *batch, Events: *events, Rate: *rate, Pool: *pool, Gen: gen}
 	if *events == 0 {
 		cfg.Duration = *duration
+	}
+	// The history's lag comes from /metrics, which needs no credentials.
+	lag, err := bench.WatchLag(ctx, &http.Client{Transport: apiclient.NewTransport(1)}, strings.TrimRight(c.rf.endpoint, "/")+"/metrics", 250*time.Millisecond)
+	if err != nil {
+		fmt.Fprintf(stderr, "cairn bench ingest: no history lag report: %v\n", err)
 	}
 	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		cfg.Progress = func(p bench.IngestProgress) {
 			fmt.Fprintf(stderr, "\r\033[K%5.0fs  %d events  %.0f events/s  %d errors", p.Elapsed.Seconds(), p.Accepted, float64(p.Accepted)/p.Elapsed.Seconds(), p.Errors)
+			if lag != nil {
+				fmt.Fprintf(stderr, "  history lag %d", lag.Lag())
+			}
 		}
 	}
-	rss := sampleRSS(c.serverPID())
+	pid := c.serverPID()
+	rss := sampleRSS(pid)
+	cpu := startServerCPU(pid)
 	res, err := bench.RunIngest(ctx, cfg)
-	mem := rss.finish()
 	if cfg.Progress != nil {
 		fmt.Fprint(stderr, "\r\033[K")
 	}
 	if err != nil {
+		rss.finish()
+		if lag != nil {
+			_ = lag.EndSending(ctx) // stops its polling
+		}
 		return err
 	}
+	cpu.mark(res.Elapsed, res.Accepted)
+	var lagRep *bench.LagReport
+	if lag != nil {
+		if err := lag.EndSending(ctx); err != nil {
+			fmt.Fprintf(stderr, "cairn bench ingest: %v\n", err)
+		}
+		if *catchUp > 0 && cfg.Progress != nil {
+			fmt.Fprintf(stderr, "waiting up to %v for the event history to catch up (lag %d)", *catchUp, lag.Lag())
+		}
+		err := lag.WaitCaughtUp(ctx, *catchUp)
+		if *catchUp > 0 && cfg.Progress != nil {
+			fmt.Fprint(stderr, "\r\033[K")
+		}
+		if err != nil {
+			rss.finish()
+			return err
+		}
+		lagRep = lag.Report(res.EventsPerSec, *catchUp)
+		if lagRep.CatchUpSec != nil {
+			cpu.mark(res.Elapsed+time.Duration(*lagRep.CatchUpSec*float64(time.Second)), res.Accepted)
+		}
+	}
+	mem := rss.finish()
 	if *c.asJSON {
 		return json.NewEncoder(stdout).Encode(struct {
 			Channel string `json:"channel"`
 			*bench.IngestResult
-			Server *ServerMemory `json:"server,omitempty"`
-		}{arn, res, mem})
+			HistoryLag *bench.LagReport `json:"history_lag,omitempty"`
+			Server     *ServerMemory    `json:"server,omitempty"`
+			ServerCPU  *ServerCPU       `json:"server_cpu,omitempty"`
+		}{arn, res, lagRep, mem, cpu.result()})
 	}
 	fmt.Fprintf(stdout, "PutAuditEvents to %s\n", arn)
-	fmt.Fprintf(stdout, "clients %d, batch %d, %.1fs\n\n", res.Clients, res.Batch, res.ElapsedSec)
+	target := "as fast as possible"
+	if res.TargetRate > 0 {
+		target = fmt.Sprintf("target %.0f events/s", res.TargetRate)
+	}
+	fmt.Fprintf(stdout, "clients %d, batch %d, %s, %.1fs\n\n", res.Clients, res.Batch, target, res.ElapsedSec)
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "events acknowledged\t%d\t(%.0f events/s)\n", res.Accepted, res.EventsPerSec)
 	fmt.Fprintf(tw, "requests\t%d\t(%.1f MB/s of request bodies)\n", res.Requests, res.MBPerSec)
@@ -258,11 +309,97 @@ func benchIngest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if mem != nil {
 		fmt.Fprintf(tw, "server pid %d\tpeak RSS during run %.0f MB, VmHWM %.0f MB\t\n", mem.PID, mem.PeakRSSRunMB, mem.VmHWMMB)
 	}
+	// The lines below end without a tab so that their long text does not
+	// widen the column of the numbers above.
+	if sc := cpu.result(); sc != nil {
+		fmt.Fprintf(tw, "server CPU\t%s while sending\n", shareText(sc.Sending))
+		if sc.UntilCaughtUp != nil {
+			fmt.Fprintf(tw, "\t%s until the history caught up\n", shareText(sc.UntilCaughtUp))
+		}
+	}
+	if g := res.LoadGenerator; g != nil {
+		fmt.Fprintf(tw, "load generator CPU\t%s\n", shareText(g))
+	}
+	if r := lagRep; r != nil {
+		fmt.Fprintf(tw, "history lag at end\t%d entries (%.1f s of intake)\n", r.AtEnd, r.AtEndSec)
+		fmt.Fprintf(tw, "history lag max\t%d entries (%.1f s of intake), %.0fs into the run\n", r.Max, r.MaxSec, r.MaxAtSec)
+		trend := "too short to tell"
+		if r.Growing != nil {
+			trend = map[bool]string{true: "growing", false: "not growing"}[*r.Growing]
+		}
+		fmt.Fprintf(tw, "history lag trend\t%+.0f entries/s over the last %.0fs of sending: %s\n", r.SlopePerSec, r.SlopeWindowSec, trend)
+		switch {
+		case r.CatchUpSec != nil:
+			fmt.Fprintf(tw, "history caught up\t%.1fs after sending; indexed %.0f entries/s while sending, %.0f/s until caught up\n", *r.CatchUpSec, r.IndexedPerSec, r.IndexedPerSecToCatchUp)
+		case r.CatchUpTimeoutSec > 0:
+			fmt.Fprintf(tw, "history caught up\tNOT within %v: %d entries left; indexed %.0f entries/s while sending\n", time.Duration(r.CatchUpTimeoutSec*float64(time.Second)), r.LagAfterWait, r.IndexedPerSec)
+		default:
+			fmt.Fprintf(tw, "history indexed\t%.0f entries/s while sending\n", r.IndexedPerSec)
+		}
+		if r.ScrapeErrors > 0 {
+			fmt.Fprintf(tw, "/metrics errors\t%d, first: %s\n", r.ScrapeErrors, r.FirstError)
+		}
+	}
 	_ = tw.Flush()
 	for _, k := range bench.SortedCounts(res.ErrorCounts) {
 		fmt.Fprintf(stdout, "  %6d  %s\n", res.ErrorCounts[k], k)
 	}
 	return nil
+}
+
+func shareText(p *bench.ProcessShare) string {
+	return fmt.Sprintf("%.1fs = %.0f%% of %d cores, %.1f µs/event", p.CPUSec, p.MachinePct, p.Cores, p.MicrosPerEvent)
+}
+
+// ServerCPU is the server's CPU time (from /proc) while the benchmark sent,
+// and until its event history had indexed everything sent (the whole cost
+// of an event: ingest and indexing).
+type ServerCPU struct {
+	PID           int                 `json:"pid"`
+	Sending       *bench.ProcessShare `json:"sending"`
+	UntilCaughtUp *bench.ProcessShare `json:"until_caught_up,omitempty"`
+}
+
+// serverCPU reads the server's CPU time at the start and at each mark.
+type serverCPU struct {
+	pid   int
+	start time.Duration
+	marks []*bench.ProcessShare
+}
+
+func startServerCPU(pid int) *serverCPU {
+	s := &serverCPU{pid: pid}
+	if pid == 0 {
+		return s
+	}
+	v, err := bench.ProcessCPU(pid)
+	if err != nil {
+		s.pid = 0
+		return s
+	}
+	s.start = v
+	return s
+}
+
+// mark records the CPU used since the start over wall (since the start).
+func (s *serverCPU) mark(wall time.Duration, events int64) {
+	if s.pid == 0 {
+		return
+	}
+	if v, err := bench.ProcessCPU(s.pid); err == nil {
+		s.marks = append(s.marks, bench.NewProcessShare(v-s.start, wall, events))
+	}
+}
+
+func (s *serverCPU) result() *ServerCPU {
+	if s.pid == 0 || len(s.marks) == 0 {
+		return nil
+	}
+	r := &ServerCPU{PID: s.pid, Sending: s.marks[0]}
+	if len(s.marks) > 1 {
+		r.UntilCaughtUp = s.marks[1]
+	}
+	return r
 }
 
 const benchLookupUsage = `usage: cairn bench lookup [flags]

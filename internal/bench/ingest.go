@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"regexp"
+	"runtime"
 	"sort"
 	"strconv"
 	"sync"
@@ -94,6 +96,12 @@ type IngestConfig struct {
 	// events were sent. At least one of them must be set.
 	Duration time.Duration
 	Events   int64
+	// Rate, when > 0, paces the senders together to about this many
+	// events/s (requests are scheduled at batch/Rate intervals; a sender
+	// that falls behind the schedule sends at once, so the achieved rate
+	// is lower only when the server cannot take more). 0 sends as fast as
+	// the server answers.
+	Rate float64
 	// Pool is how many distinct request bodies are generated before the
 	// clock starts and then sent round-robin (default 64). Generating
 	// while measuring would take CPU from the server on a small machine;
@@ -130,11 +138,40 @@ type IngestResult struct {
 	BytesSent    int64            `json:"bytes_sent"`
 	MBPerSec     float64          `json:"request_mb_per_s"`
 	Latency      Summary          `json:"latency"`
+	// TargetRate is IngestConfig.Rate (0: as fast as possible).
+	TargetRate float64 `json:"target_events_per_s,omitempty"`
+	// LoadGenerator is this process's CPU while sending, so that a run on
+	// a machine it shares with the server says how much it took.
+	LoadGenerator *ProcessShare `json:"load_generator,omitempty"`
+}
+
+// ProcessShare is a process's CPU time over a stretch of wall time.
+type ProcessShare struct {
+	CPUSec float64 `json:"cpu_s"`
+	// MachinePct is CPU time / wall time as a percentage of all the
+	// machine's cores (100 = every core busy).
+	MachinePct float64 `json:"cpu_pct_of_machine"`
+	Cores      int     `json:"cores"`
+	// MicrosPerEvent is the CPU time per acknowledged event.
+	MicrosPerEvent float64 `json:"cpu_us_per_event"`
+}
+
+// NewProcessShare computes the share of cpu over wall for events events.
+func NewProcessShare(cpu, wall time.Duration, events int64) *ProcessShare {
+	p := &ProcessShare{CPUSec: cpu.Seconds(), Cores: runtime.NumCPU()}
+	if wall > 0 {
+		p.MachinePct = 100 * cpu.Seconds() / wall.Seconds() / float64(p.Cores)
+	}
+	if events > 0 {
+		p.MicrosPerEvent = float64(cpu.Microseconds()) / float64(events)
+	}
+	return p
 }
 
 type ingestBody struct {
 	body []byte
 	hash string
+	n    int // events in body
 }
 
 // buildIngestBodies renders n PutAuditEvents bodies of batch events.
@@ -156,7 +193,7 @@ func buildIngestBodies(gen *Generator, n, batch int) []ingestBody {
 			b = append(b, '}')
 		}
 		b = append(b, `]}`...)
-		out[i] = ingestBody{body: b, hash: apiclient.PayloadHash(b)}
+		out[i] = ingestBody{body: b, hash: apiclient.PayloadHash(b), n: batch}
 	}
 	return out
 }
@@ -214,7 +251,28 @@ func RunIngest(ctx context.Context, cfg IngestConfig) (*IngestResult, error) {
 		lat      Latencies
 		wg       sync.WaitGroup
 	)
+	cpu0, cpuErr := ProcessCPU(os.Getpid())
 	start := time.Now()
+	// pace waits until the request that carries events n.. is due.
+	var scheduled atomic.Int64
+	pace := func(n int64) bool {
+		if cfg.Rate <= 0 {
+			return true
+		}
+		due := start.Add(time.Duration(float64(scheduled.Add(n)-n) / cfg.Rate * float64(time.Second)))
+		wait := time.Until(due)
+		if wait <= 0 {
+			return true
+		}
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			return true
+		case <-runCtx.Done():
+			return false
+		}
+	}
 	stopProgress := make(chan struct{})
 	if cfg.Progress != nil {
 		go func() {
@@ -252,6 +310,9 @@ func RunIngest(ctx context.Context, cfg IngestConfig) (*IngestResult, error) {
 						b = partial // the one short batch that completes the count
 					}
 				}
+				if !pace(int64(b.n)) {
+					return
+				}
 				t0 := time.Now()
 				out, err := cfg.Client.PutAuditEvents(runCtx, cfg.ChannelARN, b.body, b.hash)
 				d := time.Since(t0)
@@ -285,6 +346,7 @@ func RunIngest(ctx context.Context, cfg IngestConfig) (*IngestResult, error) {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	cpu1, cpuErr1 := ProcessCPU(os.Getpid())
 	close(stopProgress)
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("ingest benchmark interrupted: %w", err)
@@ -293,7 +355,10 @@ func RunIngest(ctx context.Context, cfg IngestConfig) (*IngestResult, error) {
 		Clients: cfg.Clients, Batch: cfg.Batch,
 		Requests: requests.Load(), Accepted: accepted.Load(), Failed: failed.Load(), Errors: errs.Load(),
 		ErrorCounts: errCount, Elapsed: elapsed, ElapsedSec: elapsed.Seconds(), BytesSent: sent.Load(),
-		Latency: lat.Summary(),
+		Latency: lat.Summary(), TargetRate: cfg.Rate,
+	}
+	if cpuErr == nil && cpuErr1 == nil {
+		res.LoadGenerator = NewProcessShare(cpu1-cpu0, elapsed, res.Accepted)
 	}
 	res.EventsPerSec = float64(res.Accepted) / elapsed.Seconds()
 	res.MBPerSec = float64(res.BytesSent) / elapsed.Seconds() / 1e6
