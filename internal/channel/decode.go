@@ -6,6 +6,8 @@ import (
 	"slices"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/cairn-audit/cairn/internal/event"
 )
 
 // PutAuditEvents bodies are decoded by a single pass written for their one
@@ -32,6 +34,10 @@ type fastDecoder struct {
 	// data holds the unescaped eventData strings of every event back to
 	// back; AuditEvent.EventData slices it.
 	data []byte
+	// compact makes the decoder compact each eventData as it reads it
+	// (compactData), when it can; spans holds the members it found.
+	compact bool
+	spans   []event.Member
 }
 
 // decodeAuditEventsFast decodes body (already trimmed of surrounding white
@@ -52,6 +58,10 @@ func (d *fastDecoder) decode() (events []AuditEvent, ok bool) {
 	type span struct{ start, end int }
 	type raw struct {
 		id, data, checksum span // checksum.end < 0: absent
+		// spans are the members of data when compactData compacted
+		// it (spans.end >= 0); src is where the string is in the body.
+		spans span
+		src   int
 	}
 	var (
 		list [MaxEventsPerRequest]raw
@@ -72,7 +82,7 @@ func (d *fastDecoder) decode() (events []AuditEvent, ok bool) {
 			return nil, false
 		}
 		var (
-			e    = raw{checksum: span{0, -1}}
+			e    = raw{checksum: span{0, -1}, spans: span{0, -1}}
 			seen uint8
 		)
 		for {
@@ -98,8 +108,13 @@ func (d *fastDecoder) decode() (events []AuditEvent, ok bool) {
 					return nil, false
 				}
 				seen |= 2
-				start := len(d.data)
-				if !d.str() {
+				d.ws()
+				start, sp := len(d.data), len(d.spans)
+				e.src = d.i
+				// An event with a checksum needs its eventData as sent.
+				if d.compact && seen&4 == 0 && d.compactData() {
+					e.spans = span{sp, len(d.spans)}
+				} else if !d.str() {
 					return nil, false
 				}
 				e.data = span{start, len(d.data)}
@@ -129,6 +144,19 @@ func (d *fastDecoder) decode() (events []AuditEvent, ok bool) {
 		if seen&3 != 3 {
 			return nil, false // a missing id or eventData: the slow path words the error
 		}
+		if e.spans.end >= 0 && e.checksum.end >= 0 {
+			// The checksum came after eventData, which compactData had
+			// already compacted: read it again as sent. It is the last
+			// thing in d.data (ids and checksums move to text).
+			d.data, d.spans = d.data[:e.data.start], d.spans[:e.spans.start]
+			at := d.i
+			d.i = e.src
+			if !d.str() {
+				return nil, false
+			}
+			e.data, e.spans = span{e.data.start, len(d.data)}, span{0, -1}
+			d.i = at
+		}
 		list[n] = e
 		n++
 		if d.byte(',') {
@@ -151,6 +179,10 @@ func (d *fastDecoder) decode() (events []AuditEvent, ok bool) {
 	checksums := make([]string, n)
 	for i, e := range list[:n] {
 		events[i] = AuditEvent{ID: all[e.id.start:e.id.end], EventData: d.data[e.data.start:e.data.end:e.data.end]}
+		if e.spans.end >= 0 {
+			events[i].compacted = true
+			events[i].spans = d.spans[e.spans.start:e.spans.end:e.spans.end]
+		}
 		if e.checksum.end >= 0 {
 			checksums[i] = all[e.checksum.start:e.checksum.end]
 			events[i].EventDataChecksum = &checksums[i]

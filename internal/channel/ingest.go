@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/cairn-audit/cairn/internal/awsproto"
+	"github.com/cairn-audit/cairn/internal/event"
 	"github.com/cairn-audit/cairn/internal/state"
 )
 
@@ -50,6 +51,11 @@ type AuditEvent struct {
 	EventData []byte
 	// EventDataChecksum is base64(sha256(EventData)); nil when not sent.
 	EventDataChecksum *string
+	// compacted says that the server's decoder already compacted and
+	// validated EventData (compactData): it is then the compact document,
+	// with the top-level members spans, and no longer the string as sent.
+	compacted bool
+	spans     []event.Member
 }
 
 // wireAuditEvents is the request body. Pointers tell "absent" from empty.
@@ -92,31 +98,36 @@ func DecodeAuditEvents(body []byte) ([]AuditEvent, error) {
 	return decodeAuditEventsJSON(trimmed)
 }
 
-// decodeAuditEvents is DecodeAuditEvents with the eventData buffer taken
-// from the service's pool; data is that buffer (nil when the fast path was
-// not taken), to be given back once the events are no longer used.
-func (s *Service) decodeAuditEvents(body []byte) (events []AuditEvent, data []byte, err error) {
+// decodeAuditEvents is DecodeAuditEvents for the server: the eventData
+// buffer comes from the service's pool, and the decoder compacts each
+// eventData as it reads it where it can (compactData), so that building
+// its record does not take a second pass over it. data and spans are the
+// buffers the events refer to (nil when the fast path was not taken), to
+// be given back once the events are no longer used.
+func (s *Service) decodeAuditEvents(body []byte) (events []AuditEvent, data []byte, spans []event.Member, err error) {
 	if len(body) > MaxRequestBytes {
-		return nil, nil, RequestTooLarge(int64(len(body)))
+		return nil, nil, nil, RequestTooLarge(int64(len(body)))
 	}
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) == 0 || trimmed[0] != '{' {
-		return nil, nil, awsproto.Errorf("SerializationException", "The request body must be a JSON object with an auditEvents list.")
+		return nil, nil, nil, awsproto.Errorf("SerializationException", "The request body must be a JSON object with an auditEvents list.")
 	}
-	data = s.buffers.get(len(trimmed))
-	events, data, ok := decodeAuditEventsFast(trimmed, data)
+	d := fastDecoder{src: trimmed, data: s.buffers.get(len(trimmed)), compact: true, spans: s.spans.get()}
+	events, ok := d.decode()
 	if !ok {
-		s.buffers.put(data)
+		s.buffers.put(d.data)
+		s.spans.put(d.spans)
 		events, err := decodeAuditEventsJSON(trimmed)
-		return events, nil, err
+		return events, nil, nil, err
 	}
 	for i := range events {
 		if err := validAuditEventIDAt(events[i].ID, i); err != nil {
-			s.buffers.put(data)
-			return nil, nil, err
+			s.buffers.put(d.data)
+			s.spans.put(d.spans)
+			return nil, nil, nil, err
 		}
 	}
-	return events, data, nil
+	return events, d.data, d.spans, nil
 }
 
 // decodeAuditEventsJSON decodes a trimmed body with encoding/json: the
@@ -313,12 +324,13 @@ func (s *Service) PrepareAuditEvents(ctx context.Context, req *PutAuditEventsReq
 			return nil, err
 		}
 	}
-	events, data, err := s.decodeAuditEvents(req.Body)
+	events, data, spans, err := s.decodeAuditEvents(req.Body)
 	if err != nil {
 		return nil, err
 	}
 	// The records copy everything they keep out of the events.
 	defer s.buffers.put(data)
+	defer s.spans.put(spans)
 	ref, err := parseRef(req.ChannelARN, func(s string) error {
 		return awsproto.Errorf(CodeInvalidChannelARN, "The channel ARN %s is not valid.", s)
 	})
@@ -378,7 +390,7 @@ func (s *Service) PrepareAuditEvents(ctx context.Context, req *PutAuditEventsReq
 	rb := &recordBuilder{arena: s.buffers.get(size)}
 	for i, e := range events {
 		env.EventID = ids[i]
-		entry, rej := rb.build(e.EventData, e.EventDataChecksum, &env)
+		entry, rej := rb.buildEvent(&e, &env)
 		if rej != nil {
 			b.out.Failed = append(b.out.Failed, ResultErrorEntry{ID: e.ID, ErrorCode: rej.Code, ErrorMessage: rej.Message})
 			continue

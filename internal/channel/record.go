@@ -154,6 +154,20 @@ type recordBuilder struct {
 // full slice expression of the arena, so appending to it never overwrites
 // the next record.
 func (rb *recordBuilder) build(eventData []byte, checksum *string, env *Envelope) ([]byte, *EventError) {
+	return rb.buildFrom(eventData, nil, false, checksum, env)
+}
+
+// buildEvent is build for a decoded event, which the decoder may have
+// compacted already.
+func (rb *recordBuilder) buildEvent(e *AuditEvent, env *Envelope) ([]byte, *EventError) {
+	return rb.buildFrom(e.EventData, e.spans, e.compacted, e.EventDataChecksum, env)
+}
+
+// buildFrom is build; when compacted, eventData is already compact and
+// valid (compactData) with the top-level members spans, and is not
+// compacted again. (A compacted eventData never has a checksum: that is
+// over the string as sent.)
+func (rb *recordBuilder) buildFrom(eventData []byte, spans []event.Member, compacted bool, checksum *string, env *Envelope) ([]byte, *EventError) {
 	if checksum != nil {
 		if err := verifyChecksum(eventData, *checksum); err != nil {
 			return nil, err
@@ -172,10 +186,16 @@ func (rb *recordBuilder) build(eventData []byte, checksum *string, env *Envelope
 		m       members
 		ok      bool
 	)
-	if !rb.reference {
+	switch {
+	case rb.reference:
+	case compacted:
+		compact = eventData
+		m, ok = membersAt(rb.members[:0], compact, spans)
+	default:
 		compact, rb.spans, ok = event.AppendCompactObject(rb.scratch[:0], eventData, event.MaxEmbedDepth, rb.spans[:0])
 		if ok {
 			m, ok = membersAt(rb.members[:0], compact, rb.spans)
+			rb.scratch = compact
 		}
 	}
 	if !ok {
@@ -183,12 +203,12 @@ func (rb *recordBuilder) build(eventData []byte, checksum *string, env *Envelope
 		if !ok {
 			return nil, eventErr(CodeInvalidData, "eventData is not a JSON object.")
 		}
+		rb.scratch = compact
 		mustParse = true
 		if m, ok = splitObject(rb.members[:0], compact); !ok {
 			return nil, eventErr(CodeInvalidData, "eventData is not a JSON object.")
 		}
 	}
-	rb.scratch = compact
 	f := fields{m: m}
 	f.str("version", true, maxVersionLen)
 	identity := f.identity()
