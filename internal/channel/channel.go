@@ -141,6 +141,7 @@ type Service struct {
 	metrics       *metrics
 	status        *statusTable
 	buffers       bufferPool
+	spans         spanPool
 }
 
 // New creates the channel service. It fails only when the metrics cannot

@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/cairn-audit/cairn/internal/awsproto"
+	"github.com/cairn-audit/cairn/internal/event"
 	"github.com/cairn-audit/cairn/internal/state"
 )
 
@@ -50,6 +51,11 @@ type AuditEvent struct {
 	EventData []byte
 	// EventDataChecksum is base64(sha256(EventData)); nil when not sent.
 	EventDataChecksum *string
+	// compacted says that the server's decoder already compacted and
+	// validated EventData (compactData): it is then the compact document,
+	// with the top-level members spans, and no longer the string as sent.
+	compacted bool
+	spans     []event.Member
 }
 
 // wireAuditEvents is the request body. Pointers tell "absent" from empty.
@@ -83,7 +89,7 @@ func DecodeAuditEvents(body []byte) ([]AuditEvent, error) {
 	}
 	if events, _, ok := decodeAuditEventsFast(trimmed, make([]byte, 0, len(trimmed))); ok {
 		for i := range events {
-			if err := validAuditEventID(events[i].ID, auditEventAt(i)+".id"); err != nil {
+			if err := validAuditEventIDAt(events[i].ID, i); err != nil {
 				return nil, err
 			}
 		}
@@ -92,31 +98,36 @@ func DecodeAuditEvents(body []byte) ([]AuditEvent, error) {
 	return decodeAuditEventsJSON(trimmed)
 }
 
-// decodeAuditEvents is DecodeAuditEvents with the eventData buffer taken
-// from the service's pool; data is that buffer (nil when the fast path was
-// not taken), to be given back once the events are no longer used.
-func (s *Service) decodeAuditEvents(body []byte) (events []AuditEvent, data []byte, err error) {
+// decodeAuditEvents is DecodeAuditEvents for the server: the eventData
+// buffer comes from the service's pool, and the decoder compacts each
+// eventData as it reads it where it can (compactData), so that building
+// its record does not take a second pass over it. data and spans are the
+// buffers the events refer to (nil when the fast path was not taken), to
+// be given back once the events are no longer used.
+func (s *Service) decodeAuditEvents(body []byte) (events []AuditEvent, data []byte, spans []event.Member, err error) {
 	if len(body) > MaxRequestBytes {
-		return nil, nil, RequestTooLarge(int64(len(body)))
+		return nil, nil, nil, RequestTooLarge(int64(len(body)))
 	}
 	trimmed := bytes.TrimSpace(body)
 	if len(trimmed) == 0 || trimmed[0] != '{' {
-		return nil, nil, awsproto.Errorf("SerializationException", "The request body must be a JSON object with an auditEvents list.")
+		return nil, nil, nil, awsproto.Errorf("SerializationException", "The request body must be a JSON object with an auditEvents list.")
 	}
-	data = s.buffers.get(len(trimmed))
-	events, data, ok := decodeAuditEventsFast(trimmed, data)
+	d := fastDecoder{src: trimmed, data: s.buffers.get(len(trimmed)), compact: true, spans: s.spans.get()}
+	events, ok := d.decode()
 	if !ok {
-		s.buffers.put(data)
+		s.buffers.put(d.data)
+		s.spans.put(d.spans)
 		events, err := decodeAuditEventsJSON(trimmed)
-		return events, nil, err
+		return events, nil, nil, err
 	}
 	for i := range events {
-		if err := validAuditEventID(events[i].ID, auditEventAt(i)+".id"); err != nil {
-			s.buffers.put(data)
-			return nil, nil, err
+		if err := validAuditEventIDAt(events[i].ID, i); err != nil {
+			s.buffers.put(d.data)
+			s.spans.put(d.spans)
+			return nil, nil, nil, err
 		}
 	}
-	return events, data, nil
+	return events, d.data, d.spans, nil
 }
 
 // decodeAuditEventsJSON decodes a trimmed body with encoding/json: the
@@ -180,6 +191,29 @@ func auditEventAt(i int) string { return "auditEvents." + strconv.Itoa(i+1) + ".
 // The server returns it before reading such a body whole.
 func RequestTooLarge(n int64) error {
 	return validationError("The request is at least %d bytes long; PutAuditEvents accepts at most %d bytes (1 MB).", n, MaxRequestBytes)
+}
+
+// validAuditEventIDAt is validAuditEventID for the i-th event (from 0),
+// whose model path goes into the message only when there is one: built for
+// every event, it was a hundred string allocations per request.
+func validAuditEventIDAt(id string, i int) error {
+	if isAuditEventID(id) {
+		return nil
+	}
+	return validAuditEventID(id, auditEventAt(i)+".id")
+}
+
+// isAuditEventID reports whether id has the model's Uuid shape.
+func isAuditEventID(id string) bool {
+	if len(id) < 1 || len(id) > maxAuditEventIDLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // validAuditEventID is the model's Uuid shape: 1-128 of ^[-_A-Za-z0-9]+$.
@@ -290,12 +324,13 @@ func (s *Service) PrepareAuditEvents(ctx context.Context, req *PutAuditEventsReq
 			return nil, err
 		}
 	}
-	events, data, err := s.decodeAuditEvents(req.Body)
+	events, data, spans, err := s.decodeAuditEvents(req.Body)
 	if err != nil {
 		return nil, err
 	}
 	// The records copy everything they keep out of the events.
 	defer s.buffers.put(data)
+	defer s.spans.put(spans)
 	ref, err := parseRef(req.ChannelARN, func(s string) error {
 		return awsproto.Errorf(CodeInvalidChannelARN, "The channel ARN %s is not valid.", s)
 	})
@@ -355,7 +390,7 @@ func (s *Service) PrepareAuditEvents(ctx context.Context, req *PutAuditEventsReq
 	rb := &recordBuilder{arena: s.buffers.get(size)}
 	for i, e := range events {
 		env.EventID = ids[i]
-		entry, rej := rb.build(e.EventData, e.EventDataChecksum, &env)
+		entry, rej := rb.buildEvent(&e, &env)
 		if rej != nil {
 			b.out.Failed = append(b.out.Failed, ResultErrorEntry{ID: e.ID, ErrorCode: rej.Code, ErrorMessage: rej.Message})
 			continue

@@ -140,10 +140,12 @@ type recordBuilder struct {
 	arena   []byte // the records built so far, back to back
 	spans   []event.Member
 	members [32]member
-	// ingestAt and ingestText cache the formatted ingestion time, which
-	// is the same for every event of a request.
-	ingestAt   time.Time
-	ingestText []byte
+	// tail caches envelopeTail for the envelope fields it was made of,
+	// which are the same for every event of a request.
+	tail        []byte
+	tailAt      time.Time
+	tailAccount string
+	tailChannel string
 	// reference makes build validate as it did before the fast path
 	// existed, with encoding/json's Compact and the record parser; the
 	// tests compare the two.
@@ -154,6 +156,20 @@ type recordBuilder struct {
 // full slice expression of the arena, so appending to it never overwrites
 // the next record.
 func (rb *recordBuilder) build(eventData []byte, checksum *string, env *Envelope) ([]byte, *EventError) {
+	return rb.buildFrom(eventData, nil, false, checksum, env)
+}
+
+// buildEvent is build for a decoded event, which the decoder may have
+// compacted already.
+func (rb *recordBuilder) buildEvent(e *AuditEvent, env *Envelope) ([]byte, *EventError) {
+	return rb.buildFrom(e.EventData, e.spans, e.compacted, e.EventDataChecksum, env)
+}
+
+// buildFrom is build; when compacted, eventData is already compact and
+// valid (compactData) with the top-level members spans, and is not
+// compacted again. (A compacted eventData never has a checksum: that is
+// over the string as sent.)
+func (rb *recordBuilder) buildFrom(eventData []byte, spans []event.Member, compacted bool, checksum *string, env *Envelope) ([]byte, *EventError) {
 	if checksum != nil {
 		if err := verifyChecksum(eventData, *checksum); err != nil {
 			return nil, err
@@ -172,10 +188,16 @@ func (rb *recordBuilder) build(eventData []byte, checksum *string, env *Envelope
 		m       members
 		ok      bool
 	)
-	if !rb.reference {
+	switch {
+	case rb.reference:
+	case compacted:
+		compact = eventData
+		m, ok = membersAt(rb.members[:0], compact, spans)
+	default:
 		compact, rb.spans, ok = event.AppendCompactObject(rb.scratch[:0], eventData, event.MaxEmbedDepth, rb.spans[:0])
 		if ok {
 			m, ok = membersAt(rb.members[:0], compact, rb.spans)
+			rb.scratch = compact
 		}
 	}
 	if !ok {
@@ -183,12 +205,12 @@ func (rb *recordBuilder) build(eventData []byte, checksum *string, env *Envelope
 		if !ok {
 			return nil, eventErr(CodeInvalidData, "eventData is not a JSON object.")
 		}
+		rb.scratch = compact
 		mustParse = true
 		if m, ok = splitObject(rb.members[:0], compact); !ok {
 			return nil, eventErr(CodeInvalidData, "eventData is not a JSON object.")
 		}
 	}
-	rb.scratch = compact
 	f := fields{m: m}
 	f.str("version", true, maxVersionLen)
 	identity := f.identity()
@@ -258,13 +280,7 @@ func (rb *recordBuilder) build(eventData []byte, checksum *string, env *Envelope
 	b = appendMember(b, "additionalEventData", additional)
 	b = append(b, `,"eventID":`...)
 	b = appendString(b, env.EventID)
-	b = append(b, `,"eventType":"`+EventTypeActivityLog+`","recipientAccountId":`...)
-	b = appendString(b, env.AccountID)
-	b = append(b, `,"eventCategory":"`+EventCategoryActivityAuditLog+`","metadata":{"ingestionTime":"`...)
-	b = append(b, rb.ingestionTime(env.IngestionTime)...)
-	b = append(b, `","channelARN":`...)
-	b = appendString(b, env.ChannelARN)
-	b = append(b, `},"eventData":`...)
+	b = append(b, rb.envelopeTail(env)...)
 	b = append(b, compact...)
 	b = append(b, '}')
 	rec := b[start:len(b):len(b)]
@@ -289,14 +305,22 @@ func (rb *recordBuilder) build(eventData []byte, checksum *string, env *Envelope
 	return rec, nil
 }
 
-// ingestionTime returns t in recordTimeLayout, formatting it only when it
-// differs from the previous call's.
-func (rb *recordBuilder) ingestionTime(t time.Time) []byte {
-	if rb.ingestText == nil || !t.Equal(rb.ingestAt) {
-		rb.ingestAt = t
-		rb.ingestText = t.UTC().AppendFormat(rb.ingestText[:0], recordTimeLayout)
+// envelopeTail returns the part of the record between the eventID and
+// eventData, which is the same for every event of a request: eventType,
+// recipientAccountId, eventCategory and metadata, up to "eventData":. It
+// is written again only when env differs from the previous call's.
+func (rb *recordBuilder) envelopeTail(env *Envelope) []byte {
+	if rb.tail == nil || !env.IngestionTime.Equal(rb.tailAt) || env.AccountID != rb.tailAccount || env.ChannelARN != rb.tailChannel {
+		rb.tailAt, rb.tailAccount, rb.tailChannel = env.IngestionTime, env.AccountID, env.ChannelARN
+		b := append(rb.tail[:0], `,"eventType":"`+EventTypeActivityLog+`","recipientAccountId":`...)
+		b = appendString(b, env.AccountID)
+		b = append(b, `,"eventCategory":"`+EventCategoryActivityAuditLog+`","metadata":{"ingestionTime":"`...)
+		b = env.IngestionTime.UTC().AppendFormat(b, recordTimeLayout)
+		b = append(b, `","channelARN":`...)
+		b = appendString(b, env.ChannelARN)
+		rb.tail = append(b, `},"eventData":`...)
 	}
-	return rb.ingestText
+	return rb.tail
 }
 
 // recordOverhead bounds the bytes a record adds to its eventData besides
@@ -377,9 +401,12 @@ func (f *fields) strIn(m members, name, path string, required bool, max int) str
 		f.fail(CodeFieldNotFound, "Required field %s is empty.", path)
 		return strValue{}
 	}
-	if n := utf8.RuneCount(s); max > 0 && n > max {
-		f.fail(CodeFieldTooLong, "Field %s is %d characters long; the limit is %d.", path, n, max)
-		return strValue{}
+	// A string is never longer in characters than in bytes.
+	if max > 0 && len(s) > max {
+		if n := utf8.RuneCount(s); n > max {
+			f.fail(CodeFieldTooLong, "Field %s is %d characters long; the limit is %d.", path, n, max)
+			return strValue{}
+		}
 	}
 	return strValue{raw: raw, val: s}
 }

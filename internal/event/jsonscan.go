@@ -68,11 +68,20 @@ type compactor struct {
 
 func isWS(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
-// ws skips white space, flushing what precedes it.
+// ws skips white space, flushing what precedes it. It is called between
+// every two tokens and there is rarely any white space, so the check is
+// kept small enough to be inlined (every white space byte is at most ' ')
+// and the work is a call apart.
 func (c *compactor) ws() {
-	if c.i >= len(c.src) || !isWS(c.src[c.i]) {
-		return
+	if c.i < len(c.src) && c.src[c.i] <= ' ' {
+		c.skipWS()
 	}
+}
+
+// skipWS is ws once a byte that may be white space was found at c.i.
+//
+//go:noinline
+func (c *compactor) skipWS() {
 	c.dst = append(c.dst, c.src[c.flushed:c.i]...)
 	for c.i < len(c.src) && isWS(c.src[c.i]) {
 		c.i++
