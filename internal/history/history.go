@@ -207,6 +207,7 @@ func Open(ctx context.Context, dir string, j *journal.Journal, opts Options) (*H
 func (h *History) pebbleOptions() *pebble.Options {
 	o := &pebble.Options{
 		FS:                          h.opts.FS,
+		Comparer:                    comparer,
 		Cache:                       h.cache,
 		Logger:                      pebbleLogger{log: h.log},
 		MemTableSize:                h.opts.MemTableSize,

@@ -141,7 +141,12 @@ func (ix *indexer) markDuplicates() error {
 		}
 		return a - b // the first in the journal wins
 	})
-	it, err := ix.h.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixEventID}, UpperBound: []byte{prefixEventID + 1}})
+	// UseL6Filters: nearly every probe is for a new ID, in no table, and
+	// the last level is where nearly all tables are; without its bloom
+	// filters (Pebble skips them by default) every probe read and
+	// decompressed a data block there, most of the indexing cost of a
+	// large history.
+	it, err := ix.h.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixEventID}, UpperBound: []byte{prefixEventID + 1}, UseL6Filters: true})
 	if err != nil {
 		return fmt.Errorf("checking for duplicate events: %w", err)
 	}

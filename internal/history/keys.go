@@ -5,6 +5,8 @@ import (
 	"math"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
+
 	"github.com/cairn-audit/cairn/internal/event"
 )
 
@@ -191,6 +193,54 @@ func appendAttrPrefix(dst []byte, region string, cat byte, code byte, value stri
 func appendEventIDKey(dst []byte, region string, cat byte, id string) []byte {
 	dst = appendPart(dst, prefixEventID, region, cat)
 	return append(dst, id...)
+}
+
+// comparer orders keys bytewise, as Pebble's default does, but tells
+// Pebble where each key's prefix ends (splitKey): the position of an event
+// and attribute entry is its suffix. Pebble's bloom filters hold one entry
+// per distinct prefix, so they cover the EventIds (the only keys probed by
+// point: the duplicate check and EventId lookups) plus one entry per
+// attribute value and partition, instead of every index key: with ten
+// keys an event, filters ten times the size evicted each other from the
+// block cache and the duplicate check read them from disk again and again.
+var comparer = func() *pebble.Comparer {
+	c := *pebble.DefaultComparer
+	c.Split = splitKey
+	c.Name = "cairn.history.v2"
+	return &c
+}()
+
+// splitKey returns the length of the prefix of key: an event key's
+// partition, an attribute entry's partition, attribute and value, and for
+// every other key (EventIds, records, metadata) the whole key. Pebble's
+// rules for a Split hold because every prefix is self-delimiting (lengths
+// are encoded before the bytes they count), so no prefix of a key with a
+// suffix is a proper prefix of another, and bytewise order sorts by prefix
+// first; a key that does not parse is all prefix.
+func splitKey(key []byte) int {
+	if len(key) == 0 || (key[0] != prefixEvent && key[0] != prefixAttr) {
+		return len(key)
+	}
+	n, w := binary.Uvarint(key[1:])
+	if w <= 0 || n > uint64(len(key)) {
+		return len(key)
+	}
+	end := 1 + w + int(n) + 1 // region and category
+	if key[0] == prefixAttr {
+		if end >= len(key) {
+			return len(key)
+		}
+		end++ // attribute code
+		n, w := binary.Uvarint(key[end:])
+		if w <= 0 || n > uint64(len(key)) {
+			return len(key)
+		}
+		end += w + int(n)
+	}
+	if end > len(key) {
+		return len(key)
+	}
+	return end
 }
 
 // parsePart splits a key of the given prefix into region, category and the

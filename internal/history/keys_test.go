@@ -101,3 +101,58 @@ func TestPartitionKeys(t *testing.T) {
 		t.Error("prefixEnd of 0xff")
 	}
 }
+
+// FuzzSplitKey: the prefix Pebble's filters and columnar blocks use is the
+// attribute value's or the partition's for the keys that have a position,
+// the whole key for the others, and within the key whatever its bytes; and
+// the order of two keys is the order of their prefixes first (Pebble's
+// rule for a Split).
+func FuzzSplitKey(f *testing.F) {
+	f.Add("us-east-1", "ConsoleLogin", []byte("\x00\x01"), byte(0))
+	f.Add("", "", []byte{}, byte(1))
+	f.Add("eu-west-3", "a\xffb", []byte{0xff, 0xff}, byte(2))
+	f.Fuzz(func(t *testing.T, region, value string, raw []byte, kind byte) {
+		p := makePos(testNow, uint64(len(raw)))
+		var key []byte
+		var want int
+		switch kind % 4 {
+		case 0:
+			key = appendAttrPrefix(nil, region, catDefault, attrCode["EventName"], value)
+			want = len(key)
+			key = append(key, p[:]...)
+		case 1:
+			key = appendPart(nil, prefixEvent, region, catInsight)
+			want = len(key)
+			key = append(key, p[:]...)
+		case 2:
+			key = appendEventIDKey(nil, region, catDefault, value)
+			want = len(key)
+		default:
+			key = raw
+			want = -1
+		}
+		n := splitKey(key)
+		if n < 0 || n > len(key) {
+			t.Fatalf("splitKey(%x) = %d", key, n)
+		}
+		if want >= 0 && n != want {
+			t.Fatalf("splitKey(%x) = %d, want %d", key, n, want)
+		}
+		if splitKey(key[:n]) != n {
+			t.Fatalf("the prefix %x of %x splits at %d", key[:n], key, splitKey(key[:n]))
+		}
+		// Against a second key: bytewise order agrees with prefix-first order.
+		other := appendAttrPrefix(nil, value, catDefault, attrCode["Username"], region)
+		other = append(other, raw...)
+		for _, pair := range [][2][]byte{{key, other}, {other, key}} {
+			a, b := pair[0], pair[1]
+			pa, pb := a[:splitKey(a)], b[:splitKey(b)]
+			if c := bytes.Compare(pa, pb); c < 0 && bytes.Compare(a, b) >= 0 {
+				t.Fatalf("prefix %x < %x but key %x >= %x", pa, pb, a, b)
+			}
+			if bytes.Compare(a, b) <= 0 && bytes.Compare(pa, pb) > 0 {
+				t.Fatalf("key %x <= %x but prefix %x > %x", a, b, pa, pb)
+			}
+		}
+	})
+}
