@@ -33,8 +33,12 @@ func TestSDKHTTPClientSurvivesEarlyBodyClose(t *testing.T) {
 	ctx := servertest.Context(t)
 
 	// The first call stores an event (its own audit record), so that the
-	// checked call's answer has a body to read.
+	// checked call's answer has a body to read once the history has
+	// indexed it (the history follows the journal on its own goroutine).
 	if _, err := h.CloudTrail.LookupEvents(ctx, &cloudtrail.LookupEventsInput{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Server.History().WaitIndexed(ctx, h.Server.Journal().LastSeq()); err != nil {
 		t.Fatal(err)
 	}
 

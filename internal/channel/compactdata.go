@@ -1,8 +1,6 @@
 package channel
 
 import (
-	"encoding/binary"
-	"math/bits"
 	"slices"
 	"unicode/utf8"
 
@@ -283,23 +281,7 @@ func (c *compactScan) str() bool {
 	dst[o] = '"'
 	o++
 	for {
-		for len(src)-i >= 8 {
-			w := binary.LittleEndian.Uint64(src[i:])
-			binary.LittleEndian.PutUint64(dst[o:], w)
-			if m := plainMask(w); m != 0 {
-				n := bits.TrailingZeros64(m) / 8
-				i, o = i+n, o+n
-				break
-			}
-			i, o = i+8, o+8
-		}
-		for i < len(src) {
-			if b := src[i]; b == '"' || b == '\\' || b < 0x20 || b >= utf8.RuneSelf {
-				break
-			}
-			dst[o] = src[i]
-			i, o = i+1, o+1
-		}
+		i, o = copyPlain(dst, src, i, o)
 		if i+1 >= len(src) {
 			return false
 		}

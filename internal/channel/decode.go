@@ -271,23 +271,7 @@ func (d *fastDecoder) str() bool {
 	o := len(dst)
 	dst = dst[:cap(dst)]
 	for {
-		for len(src)-i >= 8 {
-			w := binary.LittleEndian.Uint64(src[i:])
-			binary.LittleEndian.PutUint64(dst[o:], w)
-			if m := plainMask(w); m != 0 {
-				n := bits.TrailingZeros64(m) / 8
-				i, o = i+n, o+n
-				break
-			}
-			i, o = i+8, o+8
-		}
-		for i < len(src) {
-			if c := src[i]; c == '"' || c == '\\' || c < 0x20 || c >= utf8.RuneSelf {
-				break
-			}
-			dst[o] = src[i]
-			i, o = i+1, o+1
-		}
+		i, o = copyPlain(dst, src, i, o)
 		if i >= len(src) {
 			return false
 		}
@@ -350,6 +334,32 @@ func (d *fastDecoder) str() bool {
 			i, o = i+2, o+1
 		}
 	}
+}
+
+// copyPlain copies the plain bytes of src from i to dst from o (a string's
+// bytes up to its first '"', '\\', control character or non-ASCII byte) and
+// returns where each stopped. Eight bytes are loaded and stored at a time
+// and the output advances by as many of them as are plain, so dst needs
+// eight bytes of room past the longest output (the bytes stored past the
+// stop are overwritten next). Both of the server's decoders use it.
+func copyPlain(dst, src []byte, i, o int) (int, int) {
+	for len(src)-i >= 8 {
+		w := binary.LittleEndian.Uint64(src[i:])
+		binary.LittleEndian.PutUint64(dst[o:], w)
+		if m := plainMask(w); m != 0 {
+			n := bits.TrailingZeros64(m) / 8
+			return i + n, o + n
+		}
+		i, o = i+8, o+8
+	}
+	for i < len(src) {
+		if c := src[i]; c == '"' || c == '\\' || c < 0x20 || c >= utf8.RuneSelf {
+			break
+		}
+		dst[o] = src[i]
+		i, o = i+1, o+1
+	}
+	return i, o
 }
 
 // plainMask flags, in the high bit of each byte of w (eight bytes of a
