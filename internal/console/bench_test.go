@@ -29,7 +29,7 @@ import (
 //	CAIRN_BENCH_EVENTS=10000000 go test ./internal/console -run '^$' -bench EventHistory -timeout 2h
 //
 // It builds a real history of 1,000,000 events (once, cached in
-// $TMPDIR/cairn-console-bench-<events>; delete it to rebuild) and measures
+// $TMPDIR/cairn-console-bench-<events>-v<history format>; delete it to rebuild) and measures
 // the server time of the event-history page: lookup plus rendering, through
 // the console's real handler and session check.
 
@@ -65,7 +65,7 @@ func benchRecord(i, n int) []byte {
 func openBenchHistory(b *testing.B, n int) *history.History {
 	b.Helper()
 	ctx := context.Background()
-	cache := filepath.Join(os.TempDir(), fmt.Sprintf("cairn-console-bench-%d", n))
+	cache := filepath.Join(os.TempDir(), fmt.Sprintf("cairn-console-bench-%d-v%d", n, history.FormatVersion))
 	done := filepath.Join(cache, "complete")
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	opts := history.Options{Logger: quiet, Now: func() time.Time { return benchNow }, CacheSize: 64 << 20}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -174,6 +175,11 @@ func Open(ctx context.Context, dir string, j *journal.Journal, opts Options) (*H
 	h.cache = pebble.NewCache(opts.CacheSize)
 	db, err := pebble.Open(dir, h.pebbleOptions())
 	h.cache.Unref() // the database holds its own reference
+	if err != nil && strings.Contains(err.Error(), "comparer name") {
+		// Version 1 databases were written with Pebble's default comparer;
+		// Pebble refuses them before metaFormat can be read.
+		return nil, fmt.Errorf("opening history database in %s: it has an older key layout than version %d (%w): move %s away and the event history is rebuilt from the journal (events the journal has already trimmed are then only in the trails' log files)", dir, formatVersion, err, dir)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("opening history database in %s: %w", dir, err)
 	}

@@ -79,7 +79,11 @@ var (
 
 // formatVersion is the key layout version written in metaFormat. Opening a
 // database with another version is refused rather than misread.
-const formatVersion = 2
+const formatVersion = FormatVersion
+
+// FormatVersion is the history database's layout version: caches of built
+// databases (benchmarks) name it so that a new layout builds anew.
+const FormatVersion = 2
 
 // attrCode is the one-byte code of each indexed attribute key. EventId has
 // its own index ('i') and no code.

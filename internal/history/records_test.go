@@ -5,8 +5,11 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/cairn-audit/cairn/internal/event"
 )
@@ -147,4 +150,28 @@ func FuzzOpenBlock(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestOpenRefusesTheOlderLayout: a database written with the layout before
+// the record store (Pebble's default comparer) is refused with what to do,
+// not misread.
+func TestOpenRefusesTheOlderLayout(t *testing.T) {
+	dir := t.TempDir()
+	db, err := pebble.Open(dir+"/history", &pebble.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	j := openJournal(t, dir+"/journal")
+	defer j.Close()
+	h, err := Open(context.Background(), dir+"/history", j, Options{Logger: testLogger()})
+	if err == nil {
+		_ = h.Close()
+		t.Fatal("a database of the older layout was opened")
+	}
+	if !strings.Contains(err.Error(), "older key layout") || !strings.Contains(err.Error(), "move") {
+		t.Fatalf("error %q does not say what to do", err)
+	}
 }
