@@ -30,17 +30,7 @@ func TestIngestSurvivesKill9(t *testing.T) {
 	srv := startCairn(t, work, "--data-dir", dataDir)
 	ct := sdkClient(t, dataDir, srv.URL)
 	ctx := context.Background()
-	ch, err := ct.CreateChannel(ctx, &cloudtrail.CreateChannelInput{
-		Name:   aws.String("crash-test"),
-		Source: aws.String("Custom"),
-		Destinations: []types.Destination{{
-			Type:     types.DestinationTypeEventDataStore,
-			Location: aws.String("arn:aws:cloudtrail:us-east-1:000000000000:eventdatastore/11111111-2222-3333-4444-555555555555"),
-		}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	chARN := createCustomChannel(t, ctx, ct, "crash-test")
 	creds, err := ct.Options().Credentials.Retrieve(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -63,7 +53,7 @@ func TestIngestSurvivesKill9(t *testing.T) {
 					return
 				default:
 				}
-				ids, err := putAuditEvents(srv.URL, aws.ToString(ch.ChannelArn), creds, client, batch, 50)
+				ids, err := putAuditEvents(srv.URL, chARN, creds, client, batch, 50)
 				if err != nil {
 					return // the server is gone
 				}
@@ -196,4 +186,23 @@ func putAuditEvents(base, channelARN string, creds aws.Credentials, client, batc
 		ids[i] = s.EventID
 	}
 	return ids, nil
+}
+
+// createCustomChannel creates a channel of source Custom with one event
+// data store destination and returns its ARN: the channel the crash and
+// delivery tests send PutAuditEvents to.
+func createCustomChannel(t *testing.T, ctx context.Context, ct *cloudtrail.Client, name string) string {
+	t.Helper()
+	ch, err := ct.CreateChannel(ctx, &cloudtrail.CreateChannelInput{
+		Name:   aws.String(name),
+		Source: aws.String("Custom"),
+		Destinations: []types.Destination{{
+			Type:     types.DestinationTypeEventDataStore,
+			Location: aws.String("arn:aws:cloudtrail:us-east-1:000000000000:eventdatastore/11111111-2222-3333-4444-555555555555"),
+		}},
+	})
+	if err != nil {
+		t.Fatalf("creating channel %s: %v", name, err)
+	}
+	return aws.ToString(ch.ChannelArn)
 }

@@ -61,18 +61,7 @@ func TestKillDuringIngestWhileHistoryLags(t *testing.T) {
 	ct := sdkClient(t, dataDir, srv.URL)
 	ctx := context.Background()
 	base := time.Now().Add(-10 * time.Minute).Truncate(time.Second)
-	ch, err := ct.CreateChannel(ctx, &cloudtrail.CreateChannelInput{
-		Name:   aws.String("lag-crash"),
-		Source: aws.String("Custom"),
-		Destinations: []types.Destination{{
-			Type:     types.DestinationTypeEventDataStore,
-			Location: aws.String("arn:aws:cloudtrail:us-east-1:000000000000:eventdatastore/11111111-2222-3333-4444-555555555555"),
-		}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	arn := aws.ToString(ch.ChannelArn)
+	arn := createCustomChannel(t, ctx, ct, "lag-crash")
 	creds, err := ct.Options().Credentials.Retrieve(ctx)
 	if err != nil {
 		t.Fatal(err)
