@@ -28,6 +28,9 @@ const (
 	defaultSweepInterval  = time.Hour
 	defaultCacheSize      = 64 << 20
 	defaultMemTableSize   = 16 << 20
+	// decodedBlockCache is the bytes of decoded record blocks kept for
+	// lookups (see blockCache).
+	decodedBlockCache = 16 << 20
 )
 
 var (
@@ -84,14 +87,15 @@ type Options struct {
 // maintains the LookupEvents index, and the lookups on it. All methods are
 // safe for concurrent use.
 type History struct {
-	dir   string
-	opts  Options
-	log   *slog.Logger
-	j     *journal.Journal
-	jcur  *journal.Cursor
-	db    *pebble.DB
-	cache *pebble.Cache
-	codec *codec // compresses the record store's blocks
+	dir    string
+	opts   Options
+	log    *slog.Logger
+	j      *journal.Journal
+	jcur   *journal.Cursor
+	db     *pebble.DB
+	cache  *pebble.Cache
+	codec  *codec      // compresses the record store's blocks
+	blocks *blockCache // decoded blocks shared by lookups
 
 	tokenKey []byte
 	// intersectionBudget is defaultIntersectionBudget; tests lower it.
@@ -169,6 +173,7 @@ func Open(ctx context.Context, dir string, j *journal.Journal, opts Options) (*H
 		jcur:    j.Cursor(opts.CursorName),
 		notify:  make(chan struct{}),
 		metrics: newMetrics(),
+		blocks:  newBlockCache(decodedBlockCache),
 
 		intersectionBudget: defaultIntersectionBudget,
 	}

@@ -155,7 +155,7 @@ func (h *History) Lookup(ctx context.Context, q Query) (Page, error) {
 		upper:   upper,
 		max:     q.MaxResults,
 		budget:  h.intersectionBudget,
-		records: recordReader{c: h.codec, r: snap},
+		records: recordReader{c: h.codec, r: snap, cache: h.blocks},
 	}
 	var err error
 	switch plan {

@@ -1,6 +1,7 @@
 package history
 
 import (
+	"container/list"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -333,22 +334,23 @@ func (d *decodedBlock) record(seq uint64) ([]byte, bool) {
 }
 
 // recordReader reads records by sequence number, keeping the block it
-// decoded last. Not safe for concurrent use.
+// decoded last, and sharing decoded blocks with other readers through
+// cache (nil: none). Not safe for concurrent use.
 type recordReader struct {
 	c     *codec
 	r     pebble.Reader
+	cache *blockCache
 	it    *pebble.Iterator
-	blk   decodedBlock
-	valid bool
+	blk   *decodedBlock
 	key   []byte
 }
 
 // get returns the record at seq; found is false if no block holds it
-// (swept after its index entry was read). The result is valid until the
-// next call.
+// (swept after its index entry was read). The result is read-only, and
+// valid for as long as the caller keeps it (blocks are never reused).
 func (rr *recordReader) get(seq uint64) (rec []byte, found bool, err error) {
-	if rr.valid && seq >= rr.blk.first && len(rr.blk.seqs) > 0 && seq <= rr.blk.seqs[len(rr.blk.seqs)-1] {
-		rec, found = rr.blk.record(seq)
+	if b := rr.blk; b != nil && seq >= b.first && len(b.seqs) > 0 && seq <= b.seqs[len(b.seqs)-1] {
+		rec, found = b.record(seq)
 		return rec, found, nil
 	}
 	if rr.it == nil {
@@ -365,17 +367,76 @@ func (rr *recordReader) get(seq uint64) (rec []byte, found bool, err error) {
 	if len(k) != 9 {
 		return nil, false, fmt.Errorf("reading record %d: malformed block key %x", seq, k)
 	}
-	v, err := rr.it.ValueAndErr()
-	if err != nil {
-		return nil, false, fmt.Errorf("reading record %d: %w", seq, err)
+	first := binary.BigEndian.Uint64(k[1:])
+	rr.blk = rr.cache.get(first)
+	if rr.blk == nil {
+		v, err := rr.it.ValueAndErr()
+		if err != nil {
+			return nil, false, fmt.Errorf("reading record %d: %w", seq, err)
+		}
+		b := &decodedBlock{}
+		if err := rr.c.open(first, v, b); err != nil {
+			return nil, false, fmt.Errorf("reading record %d: %w", seq, err)
+		}
+		rr.blk = b
+		rr.cache.put(b)
 	}
-	rr.valid = false
-	if err := rr.c.open(binary.BigEndian.Uint64(k[1:]), v, &rr.blk); err != nil {
-		return nil, false, fmt.Errorf("reading record %d: %w", seq, err)
-	}
-	rr.valid = true
 	rec, found = rr.blk.record(seq)
 	return rec, found, nil
+}
+
+// blockCache keeps the most recently decoded record blocks for every
+// lookup: a page of a common attribute value touches a dozen blocks, and
+// the next page, the console's refresh and other callers' pages touch the
+// same ones again; decoding them was most of a lookup's CPU. A block's
+// contents never change (the same key is only ever rewritten with the
+// same records, after a crash), so a cached block is never stale; one
+// that retention has since deleted is only asked for by a lookup whose
+// snapshot still holds it.
+type blockCache struct {
+	mu       sync.Mutex
+	capacity int // bytes of decoded records
+	size     int
+	blocks   map[uint64]*list.Element // of *decodedBlock
+	lru      list.List                // front: most recently used
+}
+
+func newBlockCache(capacity int) *blockCache {
+	return &blockCache{capacity: capacity, blocks: map[uint64]*list.Element{}}
+}
+
+func (c *blockCache) get(first uint64) *decodedBlock {
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.blocks[first]
+	if !ok {
+		return nil
+	}
+	c.lru.MoveToFront(e)
+	return e.Value.(*decodedBlock)
+}
+
+func (c *blockCache) put(b *decodedBlock) {
+	if c == nil || len(b.raw) > c.capacity/4 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.blocks[b.first]; ok {
+		return
+	}
+	c.blocks[b.first] = c.lru.PushFront(b)
+	c.size += len(b.raw)
+	for c.size > c.capacity {
+		old := c.lru.Back()
+		ob := old.Value.(*decodedBlock)
+		c.lru.Remove(old)
+		delete(c.blocks, ob.first)
+		c.size -= len(ob.raw)
+	}
 }
 
 func (rr *recordReader) close() error {

@@ -175,3 +175,35 @@ func TestOpenRefusesTheOlderLayout(t *testing.T) {
 		t.Fatalf("error %q does not say what to do", err)
 	}
 }
+
+// TestBlockCacheBoundsItsBytes: the cache of decoded blocks keeps the most
+// recently used within its capacity and never holds more.
+func TestBlockCacheBoundsItsBytes(t *testing.T) {
+	c := newBlockCache(100)
+	mk := func(first uint64) *decodedBlock {
+		return &decodedBlock{first: first, seqs: []uint64{first}, ends: []int{20}, raw: make([]byte, 20)}
+	}
+	for i := range uint64(5) {
+		c.put(mk(i))
+	}
+	if c.get(0) == nil {
+		t.Fatal("block 0 was evicted before the cache was over capacity")
+	}
+	c.put(mk(5)) // over: evicts the least recently used, block 1
+	if c.get(1) != nil || c.get(0) == nil || c.get(5) == nil {
+		t.Fatal("the cache did not evict the least recently used block")
+	}
+	if c.size > c.capacity {
+		t.Fatalf("cache holds %d bytes, capacity %d", c.size, c.capacity)
+	}
+	big := &decodedBlock{first: 9, raw: make([]byte, 60)}
+	c.put(big)
+	if c.get(9) != nil {
+		t.Fatal("a block over a quarter of the capacity was cached")
+	}
+	var nilCache *blockCache
+	nilCache.put(mk(1))
+	if nilCache.get(1) != nil {
+		t.Fatal("a nil cache returned a block")
+	}
+}
