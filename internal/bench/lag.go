@@ -99,21 +99,29 @@ func (w *LagWatch) poll(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		s, err := w.scrape(ctx)
-		w.mu.Lock()
-		if err != nil {
-			w.noteError(err)
-		} else {
-			w.add(s)
+		w.sample(ctx, func(s lagSample) {
 			w.window = append(w.window, s)
 			cut := 0
 			for cut < len(w.window) && s.at.Sub(w.window[cut].at) > LagSlopeWindow {
 				cut++
 			}
 			w.window = append(w.window[:0], w.window[cut:]...)
-		}
-		w.mu.Unlock()
+		})
 	}
+}
+
+// sample scrapes once and, under w.mu, counts the sample and hands it to
+// then, or notes the scrape's error.
+func (w *LagWatch) sample(ctx context.Context, then func(lagSample)) {
+	s, err := w.scrape(ctx)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err != nil {
+		w.noteError(err)
+		return
+	}
+	w.add(s)
+	then(s)
 }
 
 // add counts s; the caller holds w.mu.
@@ -187,17 +195,13 @@ func (w *LagWatch) WaitCaughtUp(ctx context.Context, timeout time.Duration) erro
 			return fmt.Errorf("waiting for the history to catch up: %w", ctx.Err())
 		case <-t.C:
 		}
-		s, err := w.scrape(ctx)
-		w.mu.Lock()
-		if err != nil {
-			w.noteError(err)
-		} else {
-			w.add(s)
+		w.sample(ctx, func(s lagSample) {
 			w.afterWait = s
 			if s.lag == 0 {
 				w.caughtUp = &s
 			}
-		}
+		})
+		w.mu.Lock()
 		done := w.caughtUp != nil || !time.Now().Before(deadline)
 		w.mu.Unlock()
 		if done {
