@@ -46,6 +46,8 @@ var allowed = map[string][]string{
 	"internal/journal":               {"internal/metrics"},
 	"internal/journal/journaltest":   {},
 	"internal/k8saudit":              {"internal/awsproto", "internal/capture", "internal/event", "internal/journal", "internal/metrics", "internal/ratelog"},
+	"internal/lake":                  {"internal/selector"},
+	"internal/lake/imports":          {"internal/awsproto", "internal/event", "internal/lake", "internal/objstore", "internal/state"},
 	"internal/layering":              {},
 	"internal/metrics":               {},
 	"internal/objstore":              {},
