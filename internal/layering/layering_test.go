@@ -26,7 +26,7 @@ var allowed = map[string][]string{
 	"audit":                          {},
 	"cmd/cairn":                      {"internal/api", "internal/apiclient", "internal/auth", "internal/awsproto", "internal/bench", "internal/capture", "internal/datadir", "internal/delivery", "internal/delivery/notify", "internal/digest", "internal/event", "internal/httpproxy", "internal/journal", "internal/k8saudit", "internal/objstore", "internal/objstore/file", "internal/objstore/stores", "internal/region", "internal/s3proxy", "internal/selector", "internal/server", "internal/state", "internal/trail"},
 	"examples/notes-service":         {"audit"},
-	"internal/api":                   {"internal/awsproto", "internal/channel", "internal/digest", "internal/event", "internal/history", "internal/selector", "internal/state", "internal/trail", "internal/tags"},
+	"internal/api":                   {"internal/awsproto", "internal/channel", "internal/digest", "internal/event", "internal/history", "internal/lake/imports", "internal/selector", "internal/state", "internal/trail", "internal/tags"},
 	"internal/apiclient":             {"internal/channel"},
 	"internal/auth":                  {"internal/datadir"},
 	"internal/awsproto":              {},
