@@ -29,6 +29,7 @@ func commands() map[string]command {
 		"buckets":       {runBuckets, "manage buckets of the object store: create, list"},
 		"lookup":        {runLookup, "search the event history (LookupEvents) from the command line"},
 		"import":        {runImport, "import CloudTrail records into a running server"},
+		"lake":          {runLake, "CloudTrail Lake chores: list and create event data stores, import trail logs"},
 		"query":         {runQuery, "run a CloudTrail Lake SQL query and print its rows (table, CSV or JSON)"},
 		"validate-logs": {runValidateLogs, "validate digest and log files like aws cloudtrail validate-logs, with more checks"},
 		"bench":         {runBench, "benchmarks: ingest, lookup and s3proxy against running servers, delivery in-process"},
