@@ -171,7 +171,6 @@ func strOrEmpty(p *string) string {
 	return *p
 }
 
-
 func (h importHandlers) list(ctx context.Context, _ *Request, in *listImportsInput) (*listImportsOutput, error) {
 	max, err := importMaxResults(in.MaxResults)
 	if err != nil {
