@@ -397,7 +397,7 @@ func ingestionControllable(category string) bool {
 
 func categoryNoIngestionControl(st *Store) error {
 	return awsproto.Errorf("InvalidEventDataStoreCategoryException",
-		"Ingestion of event data store %s (eventCategory %s) cannot be started or stopped: only event data stores of Management, Data, NetworkActivity or ConfigurationItem events can.", cmp.Or(st.ID, st.Name), st.Category())
+		"Ingestion of event data store %s (eventCategory %s) cannot be started or stopped: only event data stores of Management, Data, NetworkActivity or ConfigurationItem events can.", st.ARN(), st.Category())
 }
 
 // StartIngestion resumes ingestion of a STOPPED_INGESTION store.
