@@ -156,22 +156,58 @@ func TestEventDataStoresSDKErrors(t *testing.T) {
 		call   func() error
 		target any
 	}{
-		{"name taken", func() error { _, err := ct.CreateEventDataStore(ctx, &cloudtrail.CreateEventDataStoreInput{Name: aws.String("protected")}); return err }, new(*types.EventDataStoreAlreadyExistsException)},
-		{"name of a store pending deletion", func() error { _, err := ct.CreateEventDataStore(ctx, &cloudtrail.CreateEventDataStoreInput{Name: aws.String("pending")}); return err }, new(*types.EventDataStoreAlreadyExistsException)},
-		{"rename to a taken name", func() error { _, err := ct.UpdateEventDataStore(ctx, &cloudtrail.UpdateEventDataStoreInput{EventDataStore: aws.String(keyed), Name: aws.String("audit")}); return err }, new(*types.EventDataStoreAlreadyExistsException)},
-		{"bad name", func() error { _, err := ct.CreateEventDataStore(ctx, &cloudtrail.CreateEventDataStoreInput{Name: aws.String("no spaces")}); return err }, new(*types.InvalidParameterException)},
+		{"name taken", func() error {
+			_, err := ct.CreateEventDataStore(ctx, &cloudtrail.CreateEventDataStoreInput{Name: aws.String("protected")})
+			return err
+		}, new(*types.EventDataStoreAlreadyExistsException)},
+		{"name of a store pending deletion", func() error {
+			_, err := ct.CreateEventDataStore(ctx, &cloudtrail.CreateEventDataStoreInput{Name: aws.String("pending")})
+			return err
+		}, new(*types.EventDataStoreAlreadyExistsException)},
+		{"rename to a taken name", func() error {
+			_, err := ct.UpdateEventDataStore(ctx, &cloudtrail.UpdateEventDataStoreInput{EventDataStore: aws.String(keyed), Name: aws.String("audit")})
+			return err
+		}, new(*types.EventDataStoreAlreadyExistsException)},
+		{"bad name", func() error {
+			_, err := ct.CreateEventDataStore(ctx, &cloudtrail.CreateEventDataStoreInput{Name: aws.String("no spaces")})
+			return err
+		}, new(*types.InvalidParameterException)},
 		{"retention too long for fixed", func() error {
 			_, err := ct.CreateEventDataStore(ctx, &cloudtrail.CreateEventDataStoreInput{Name: aws.String("ret"), BillingMode: types.BillingModeFixedRetentionPricing, RetentionPeriod: aws.Int32(2558)})
 			return err
 		}, new(*types.InvalidParameterException)},
-		{"retention too short", func() error { _, err := ct.CreateEventDataStore(ctx, &cloudtrail.CreateEventDataStoreInput{Name: aws.String("short"), RetentionPeriod: aws.Int32(6)}); return err }, new(*types.InvalidParameterException)},
-		{"bad billing mode", func() error { _, err := ct.CreateEventDataStore(ctx, &cloudtrail.CreateEventDataStoreInput{Name: aws.String("bmode"), BillingMode: "CHEAP"}); return err }, new(*types.InvalidParameterException)},
-		{"extendable to fixed", func() error { _, err := ct.UpdateEventDataStore(ctx, &cloudtrail.UpdateEventDataStoreInput{EventDataStore: aws.String(keyed), BillingMode: types.BillingModeFixedRetentionPricing}); return err }, new(*types.InvalidParameterException)},
-		{"update nothing", func() error { _, err := ct.UpdateEventDataStore(ctx, &cloudtrail.UpdateEventDataStoreInput{EventDataStore: aws.String(keyed)}); return err }, new(*types.InvalidParameterException)},
-		{"change the KMS key", func() error { _, err := ct.UpdateEventDataStore(ctx, &cloudtrail.UpdateEventDataStoreInput{EventDataStore: aws.String(keyed), KmsKeyId: aws.String("alias/other")}); return err }, new(*types.InvalidParameterException)},
-		{"malformed KMS key", func() error { _, err := ct.CreateEventDataStore(ctx, &cloudtrail.CreateEventDataStoreInput{Name: aws.String("kms1"), KmsKeyId: aws.String("key:nope")}); return err }, new(*types.InvalidKmsKeyIdException)},
-		{"AWS managed key alias", func() error { _, err := ct.CreateEventDataStore(ctx, &cloudtrail.CreateEventDataStoreInput{Name: aws.String("kms2"), KmsKeyId: aws.String("alias/aws/cloudtrail")}); return err }, new(*types.InvalidKmsKeyIdException)},
-		{"organization store", func() error { _, err := ct.CreateEventDataStore(ctx, &cloudtrail.CreateEventDataStoreInput{Name: aws.String("org"), OrganizationEnabled: aws.Bool(true)}); return err }, new(*types.OrganizationsNotInUseException)},
+		{"retention too short", func() error {
+			_, err := ct.CreateEventDataStore(ctx, &cloudtrail.CreateEventDataStoreInput{Name: aws.String("short"), RetentionPeriod: aws.Int32(6)})
+			return err
+		}, new(*types.InvalidParameterException)},
+		{"bad billing mode", func() error {
+			_, err := ct.CreateEventDataStore(ctx, &cloudtrail.CreateEventDataStoreInput{Name: aws.String("bmode"), BillingMode: "CHEAP"})
+			return err
+		}, new(*types.InvalidParameterException)},
+		{"extendable to fixed", func() error {
+			_, err := ct.UpdateEventDataStore(ctx, &cloudtrail.UpdateEventDataStoreInput{EventDataStore: aws.String(keyed), BillingMode: types.BillingModeFixedRetentionPricing})
+			return err
+		}, new(*types.InvalidParameterException)},
+		{"update nothing", func() error {
+			_, err := ct.UpdateEventDataStore(ctx, &cloudtrail.UpdateEventDataStoreInput{EventDataStore: aws.String(keyed)})
+			return err
+		}, new(*types.InvalidParameterException)},
+		{"change the KMS key", func() error {
+			_, err := ct.UpdateEventDataStore(ctx, &cloudtrail.UpdateEventDataStoreInput{EventDataStore: aws.String(keyed), KmsKeyId: aws.String("alias/other")})
+			return err
+		}, new(*types.InvalidParameterException)},
+		{"malformed KMS key", func() error {
+			_, err := ct.CreateEventDataStore(ctx, &cloudtrail.CreateEventDataStoreInput{Name: aws.String("kms1"), KmsKeyId: aws.String("key:nope")})
+			return err
+		}, new(*types.InvalidKmsKeyIdException)},
+		{"AWS managed key alias", func() error {
+			_, err := ct.CreateEventDataStore(ctx, &cloudtrail.CreateEventDataStoreInput{Name: aws.String("kms2"), KmsKeyId: aws.String("alias/aws/cloudtrail")})
+			return err
+		}, new(*types.InvalidKmsKeyIdException)},
+		{"organization store", func() error {
+			_, err := ct.CreateEventDataStore(ctx, &cloudtrail.CreateEventDataStoreInput{Name: aws.String("org"), OrganizationEnabled: aws.Bool(true)})
+			return err
+		}, new(*types.OrganizationsNotInUseException)},
 		{"mixed categories", func() error {
 			_, err := ct.CreateEventDataStore(ctx, &cloudtrail.CreateEventDataStoreInput{Name: aws.String("mix"), AdvancedEventSelectors: append(mgmtSelectors(), auditStoreSelectors()...)})
 			return err
@@ -185,19 +221,58 @@ func TestEventDataStoresSDKErrors(t *testing.T) {
 			_, err := ct.CreateEventDataStore(ctx, &cloudtrail.CreateEventDataStoreInput{Name: aws.String("tags"), TagsList: []types.Tag{{Key: aws.String("aws:reserved")}}})
 			return err
 		}, new(*types.InvalidTagParameterException)},
-		{"malformed ARN", func() error { _, err := ct.GetEventDataStore(ctx, &cloudtrail.GetEventDataStoreInput{EventDataStore: aws.String("arn:aws:cloudtrail:us-east-1:1:trail/x")}); return err }, new(*types.EventDataStoreARNInvalidException)},
-		{"ARN of another account", func() error { _, err := ct.GetEventDataStore(ctx, &cloudtrail.GetEventDataStoreInput{EventDataStore: aws.String(otherAccount)}); return err }, new(*types.EventDataStoreARNInvalidException)},
-		{"missing store", func() error { _, err := ct.GetEventDataStore(ctx, &cloudtrail.GetEventDataStoreInput{EventDataStore: aws.String(missing)}); return err }, new(*types.EventDataStoreNotFoundException)},
-		{"delete a protected store", func() error { _, err := ct.DeleteEventDataStore(ctx, &cloudtrail.DeleteEventDataStoreInput{EventDataStore: aws.String(protected)}); return err }, new(*types.EventDataStoreTerminationProtectedException)},
-		{"delete a store a channel sends to", func() error { _, err := ct.DeleteEventDataStore(ctx, &cloudtrail.DeleteEventDataStoreInput{EventDataStore: aws.String(audit)}); return err }, new(*types.ChannelExistsForEDSException)},
-		{"delete a store pending deletion", func() error { _, err := ct.DeleteEventDataStore(ctx, &cloudtrail.DeleteEventDataStoreInput{EventDataStore: aws.String(pending)}); return err }, new(*types.InactiveEventDataStoreException)},
-		{"update a store pending deletion", func() error { _, err := ct.UpdateEventDataStore(ctx, &cloudtrail.UpdateEventDataStoreInput{EventDataStore: aws.String(pending), RetentionPeriod: aws.Int32(90)}); return err }, new(*types.InactiveEventDataStoreException)},
-		{"restore an active store", func() error { _, err := ct.RestoreEventDataStore(ctx, &cloudtrail.RestoreEventDataStoreInput{EventDataStore: aws.String(protected)}); return err }, new(*types.InvalidEventDataStoreStatusException)},
-		{"start an enabled store", func() error { _, err := ct.StartEventDataStoreIngestion(ctx, &cloudtrail.StartEventDataStoreIngestionInput{EventDataStore: aws.String(protected)}); return err }, new(*types.InvalidEventDataStoreStatusException)},
-		{"stop an ActivityAuditLog store", func() error { _, err := ct.StopEventDataStoreIngestion(ctx, &cloudtrail.StopEventDataStoreIngestionInput{EventDataStore: aws.String(audit)}); return err }, new(*types.InvalidEventDataStoreCategoryException)},
-		{"list MaxResults 0", func() error { _, err := ct.ListEventDataStores(ctx, &cloudtrail.ListEventDataStoresInput{MaxResults: aws.Int32(0)}); return err }, new(*types.InvalidMaxResultsException)},
-		{"list MaxResults 1001", func() error { _, err := ct.ListEventDataStores(ctx, &cloudtrail.ListEventDataStoresInput{MaxResults: aws.Int32(1001)}); return err }, new(*types.InvalidMaxResultsException)},
-		{"list bad token", func() error { _, err := ct.ListEventDataStores(ctx, &cloudtrail.ListEventDataStoresInput{NextToken: aws.String("bogus")}); return err }, new(*types.InvalidNextTokenException)},
+		{"malformed ARN", func() error {
+			_, err := ct.GetEventDataStore(ctx, &cloudtrail.GetEventDataStoreInput{EventDataStore: aws.String("arn:aws:cloudtrail:us-east-1:1:trail/x")})
+			return err
+		}, new(*types.EventDataStoreARNInvalidException)},
+		{"ARN of another account", func() error {
+			_, err := ct.GetEventDataStore(ctx, &cloudtrail.GetEventDataStoreInput{EventDataStore: aws.String(otherAccount)})
+			return err
+		}, new(*types.EventDataStoreARNInvalidException)},
+		{"missing store", func() error {
+			_, err := ct.GetEventDataStore(ctx, &cloudtrail.GetEventDataStoreInput{EventDataStore: aws.String(missing)})
+			return err
+		}, new(*types.EventDataStoreNotFoundException)},
+		{"delete a protected store", func() error {
+			_, err := ct.DeleteEventDataStore(ctx, &cloudtrail.DeleteEventDataStoreInput{EventDataStore: aws.String(protected)})
+			return err
+		}, new(*types.EventDataStoreTerminationProtectedException)},
+		{"delete a store a channel sends to", func() error {
+			_, err := ct.DeleteEventDataStore(ctx, &cloudtrail.DeleteEventDataStoreInput{EventDataStore: aws.String(audit)})
+			return err
+		}, new(*types.ChannelExistsForEDSException)},
+		{"delete a store pending deletion", func() error {
+			_, err := ct.DeleteEventDataStore(ctx, &cloudtrail.DeleteEventDataStoreInput{EventDataStore: aws.String(pending)})
+			return err
+		}, new(*types.InactiveEventDataStoreException)},
+		{"update a store pending deletion", func() error {
+			_, err := ct.UpdateEventDataStore(ctx, &cloudtrail.UpdateEventDataStoreInput{EventDataStore: aws.String(pending), RetentionPeriod: aws.Int32(90)})
+			return err
+		}, new(*types.InactiveEventDataStoreException)},
+		{"restore an active store", func() error {
+			_, err := ct.RestoreEventDataStore(ctx, &cloudtrail.RestoreEventDataStoreInput{EventDataStore: aws.String(protected)})
+			return err
+		}, new(*types.InvalidEventDataStoreStatusException)},
+		{"start an enabled store", func() error {
+			_, err := ct.StartEventDataStoreIngestion(ctx, &cloudtrail.StartEventDataStoreIngestionInput{EventDataStore: aws.String(protected)})
+			return err
+		}, new(*types.InvalidEventDataStoreStatusException)},
+		{"stop an ActivityAuditLog store", func() error {
+			_, err := ct.StopEventDataStoreIngestion(ctx, &cloudtrail.StopEventDataStoreIngestionInput{EventDataStore: aws.String(audit)})
+			return err
+		}, new(*types.InvalidEventDataStoreCategoryException)},
+		{"list MaxResults 0", func() error {
+			_, err := ct.ListEventDataStores(ctx, &cloudtrail.ListEventDataStoresInput{MaxResults: aws.Int32(0)})
+			return err
+		}, new(*types.InvalidMaxResultsException)},
+		{"list MaxResults 1001", func() error {
+			_, err := ct.ListEventDataStores(ctx, &cloudtrail.ListEventDataStoresInput{MaxResults: aws.Int32(1001)})
+			return err
+		}, new(*types.InvalidMaxResultsException)},
+		{"list bad token", func() error {
+			_, err := ct.ListEventDataStores(ctx, &cloudtrail.ListEventDataStoresInput{NextToken: aws.String("bogus")})
+			return err
+		}, new(*types.InvalidNextTokenException)},
 		{"channel to a missing store", func() error {
 			_, err := ct.CreateChannel(ctx, &cloudtrail.CreateChannelInput{Name: aws.String("ch1"), Source: aws.String("Custom"), Destinations: dest(missing)})
 			return err
