@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 
 	"github.com/cairn-audit/cairn/internal/lake"
+	"github.com/cairn-audit/cairn/internal/server"
 	"github.com/cairn-audit/cairn/internal/server/servertest"
 )
 
@@ -320,4 +321,46 @@ func TestEventDataStoresSDKErrors(t *testing.T) {
 	// A deleted channel frees its store.
 	res(ct.DeleteChannel(ctx, &cloudtrail.DeleteChannelInput{Channel: ch.ChannelArn})).must(t, "DeleteChannel")
 	res(ct.DeleteEventDataStore(ctx, &cloudtrail.DeleteEventDataStoreInput{EventDataStore: aws.String(audit)})).must(t, "DeleteEventDataStore after its channel")
+}
+
+// TestEventDataStorePurgedAtRestart restarts Cairn on the same data
+// directory with its clock moved on: before seven days the store is still
+// pending deletion, after them the server's own purge has removed it (the
+// first pass runs before Open returns).
+func TestEventDataStorePurgedAtRestart(t *testing.T) {
+	h := servertest.Start(t)
+	ctx := servertest.Context(t)
+	st := res(h.CloudTrail.CreateEventDataStore(ctx, &cloudtrail.CreateEventDataStoreInput{
+		Name: aws.String("short-lived"), TerminationProtectionEnabled: aws.Bool(false),
+		TagsList: []types.Tag{{Key: aws.String("team"), Value: aws.String("sec")}},
+	})).must(t, "CreateEventDataStore")
+	arn := aws.ToString(st.EventDataStoreArn)
+	res(h.CloudTrail.DeleteEventDataStore(ctx, &cloudtrail.DeleteEventDataStoreInput{EventDataStore: aws.String(arn)})).must(t, "DeleteEventDataStore")
+	deleted := time.Now()
+	h.Stop()
+
+	for _, c := range []struct {
+		name  string
+		after time.Duration
+		gone  bool
+	}{
+		{"six days later", 6 * 24 * time.Hour, false},
+		{"eight days later", 8 * 24 * time.Hour, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			later := servertest.Start(t, servertest.Options{DataDir: h.DataDir, Configure: func(cfg *server.Config) {
+				cfg.Now = func() time.Time { return deleted.Add(c.after) }
+			}})
+			got, err := later.Server.Lake().Get(ctx, servertest.DefaultRegion, arn)
+			switch {
+			case c.gone && err == nil:
+				t.Fatalf("the store is still there: %+v", got)
+			case c.gone && !strings.Contains(err.Error(), "EventDataStoreNotFoundException"):
+				t.Fatalf("Get: %v, want EventDataStoreNotFoundException", err)
+			case !c.gone && (err != nil || got.Status != lake.StatusPendingDeletion):
+				t.Fatalf("Get: %+v %v, want the store pending deletion", got, err)
+			}
+			later.Stop()
+		})
+	}
 }

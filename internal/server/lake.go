@@ -44,6 +44,9 @@ func (s *Server) openLake() {
 		lake.WithChannels(channelIndex{s}))
 	ctx, cancel := context.WithCancel(context.Background())
 	s.lake.cancel = cancel
+	// The first pass runs before Open returns, so that a store whose
+	// seven days ended while Cairn was down is gone before anyone asks.
+	s.purgeOnce(ctx)
 	s.lake.done.Add(1)
 	go func() {
 		defer s.lake.done.Done()
@@ -51,20 +54,24 @@ func (s *Server) openLake() {
 	}()
 }
 
-// purgeStores removes stores past their pending deletion, at start and
-// then every purgeInterval, until ctx ends.
+// purgeStores removes stores past their pending deletion every
+// purgeInterval, until ctx ends.
 func (s *Server) purgeStores(ctx context.Context) {
 	t := time.NewTicker(purgeInterval)
 	defer t.Stop()
 	for {
-		if n, err := s.lake.svc.Purge(ctx, s.cfg.Now().UTC()); err != nil && ctx.Err() == nil {
-			s.log.Warn("could not remove every event data store past its pending deletion; the next pass retries", "removed", n, "err", err)
-		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
+		s.purgeOnce(ctx)
+	}
+}
+
+func (s *Server) purgeOnce(ctx context.Context) {
+	if n, err := s.lake.svc.Purge(ctx, s.cfg.Now().UTC()); err != nil && ctx.Err() == nil {
+		s.log.Warn("could not remove every event data store past its pending deletion; the next pass retries", "removed", n, "err", err)
 	}
 }
 
