@@ -38,7 +38,7 @@ func startCairn(t testing.TB) *env {
 	out, err := h.CloudTrail.CreateChannel(ctx, &cloudtrail.CreateChannelInput{
 		Name: aws.String("middleware"), Source: aws.String("Custom"),
 		Destinations: []cttypes.Destination{{Type: cttypes.DestinationTypeEventDataStore,
-			Location: aws.String("arn:aws:cloudtrail:us-east-1:000000000000:eventdatastore/0b9a7c2e-1d4f-4e6a-9b8c-7d6e5f4a3b2c")}},
+			Location: aws.String(servertest.AuditStore(t, ctx, h.CloudTrail, "middleware-store"))}},
 	})
 	if err != nil {
 		t.Fatalf("create channel: %v", err)

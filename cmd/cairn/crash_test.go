@@ -19,6 +19,8 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
+
+	"github.com/cairn-audit/cairn/internal/server/servertest"
 )
 
 // TestIngestSurvivesKill9 kills `cairn serve` with SIGKILL while clients
@@ -198,7 +200,7 @@ func createCustomChannel(t *testing.T, ctx context.Context, ct *cloudtrail.Clien
 		Source: aws.String("Custom"),
 		Destinations: []types.Destination{{
 			Type:     types.DestinationTypeEventDataStore,
-			Location: aws.String("arn:aws:cloudtrail:us-east-1:000000000000:eventdatastore/11111111-2222-3333-4444-555555555555"),
+			Location: aws.String(servertest.AuditStore(t, ctx, ct, name+"-store")),
 		}},
 	})
 	if err != nil {

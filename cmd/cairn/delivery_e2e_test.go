@@ -60,6 +60,7 @@ import (
 	"github.com/cairn-audit/cairn/internal/event"
 	"github.com/cairn-audit/cairn/internal/objstore/s3/s3test"
 	"github.com/cairn-audit/cairn/internal/selector"
+	"github.com/cairn-audit/cairn/internal/server/servertest"
 	"github.com/cairn-audit/cairn/internal/trail"
 )
 
@@ -1054,7 +1055,7 @@ func TestDeliveryEndToEnd(t *testing.T) {
 	channel, err := ct.CreateChannel(ctx, &cloudtrail.CreateChannelInput{
 		Name: aws.String("e2e-channel"), Source: aws.String("Custom"),
 		Destinations: []cttypes.Destination{{Type: cttypes.DestinationTypeEventDataStore,
-			Location: aws.String("arn:aws:cloudtrail:us-east-1:000000000000:eventdatastore/11111111-2222-3333-4444-555555555555")}},
+			Location: aws.String(servertest.AuditStore(t, ctx, ct, "e2e-store"))}},
 	})
 	if err != nil {
 		t.Fatal(err)

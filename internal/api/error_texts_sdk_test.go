@@ -252,6 +252,18 @@ func TestCloudTrailErrorTexts(t *testing.T) {
 				return err
 			},
 			`Source "Okta" is not supported: Cairn's channels take events from your own applications, source "Custom".`, srcCairn},
+		{"EventDataStoreNotFoundException", "GetEventDataStore of a store that does not exist",
+			func() error {
+				_, err := e.east.GetEventDataStore(ctx, &cloudtrail.GetEventDataStoreInput{EventDataStore: aws.String("0b9a7c2e-1d4f-4e6a-9b8c-7d6e5f4a3b2c")})
+				return err
+			},
+			"The event data store was not found.", "CloudTrail's, as the AWS SDK for JavaScript printed it (aws-samples/iam-identity-center-team#202)"},
+		{"EventDataStoreARNInvalidException", "GetEventDataStore with a trail ARN",
+			func() error {
+				_, err := e.east.GetEventDataStore(ctx, &cloudtrail.GetEventDataStoreInput{EventDataStore: aws.String(mainARN)})
+				return err
+			},
+			"The specified event data store ARN is not valid or does not map to an event data store in your account: \"" + mainARN + "\". Give the event data store's ARN (arn:aws:cloudtrail:<region>:<account-id>:eventdatastore/<id>) or its ID.", srcCairn},
 	}
 	for _, row := range table {
 		t.Run(row.code+"/"+row.scenario, func(t *testing.T) {

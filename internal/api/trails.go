@@ -404,7 +404,7 @@ type insightSelectorsOutput struct {
 // stores, which need CloudTrail Lake.
 func trailLakeInsightsUnsupported() error {
 	return awsproto.Errorf("UnsupportedOperationException",
-		"Insights on event data stores is not supported by Cairn yet: CloudTrail Lake event data stores are not implemented. Use TrailName to manage a trail's Insights selectors.")
+		"Insights on event data stores (a source store's Insights events written to a destination store) is not supported by Cairn yet. Use TrailName to manage a trail's Insights selectors.")
 }
 
 func (h trailHandlers) putInsightSelectors(ctx context.Context, req *Request, in *putInsightSelectorsInput) (*insightSelectorsOutput, error) {

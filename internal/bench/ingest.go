@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"regexp"
 	"runtime"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,55 +17,70 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 	"github.com/aws/smithy-go"
-	"github.com/google/uuid"
 
 	"github.com/cairn-audit/cairn/internal/apiclient"
 )
 
-// edsAccount pulls the account out of Cairn's EventDataStoreARNInvalid
-// message ("... The format is arn:aws:cloudtrail:<region>:123456789012:
-// eventdatastore/<id>."), so that a benchmark finds the server's account
-// without being told.
-var edsAccount = regexp.MustCompile(`:(\d{12}):eventdatastore/`)
-
 // EnsureChannel returns the ARN of the channel called name, creating it
-// (source Custom, one EVENT_DATA_STORE destination) when it does not exist.
-// account is the server's account; "" means find out: try Cairn's default
-// account and, when the server names another one in its refusal, use that.
+// (source Custom) when it does not exist, with the event data store
+// "<name>-store" (eventCategory ActivityAuditLog, created too when
+// missing) as its destination, since a channel's store must exist. The
+// store's ARN carries the server's account, so account is only a
+// cross-check: when set, it must be the server's.
 func EnsureChannel(ctx context.Context, ct *cloudtrail.Client, region, name, account string) (string, error) {
 	if arn, err := findChannel(ctx, ct, name); err != nil || arn != "" {
 		return arn, err
 	}
-	guess := account
-	if guess == "" {
-		guess = "000000000000"
+	store, err := ensureAuditStore(ctx, ct, name+"-store")
+	if err != nil {
+		return "", err
 	}
-	for attempt := 0; ; attempt++ {
-		out, err := ct.CreateChannel(ctx, &cloudtrail.CreateChannelInput{
-			Name:   aws.String(name),
-			Source: aws.String("Custom"),
-			Destinations: []types.Destination{{
-				Type:     types.DestinationTypeEventDataStore,
-				Location: aws.String("arn:aws:cloudtrail:" + region + ":" + guess + ":eventdatastore/" + uuid.NewString()),
-			}},
-		})
-		if err == nil {
-			return aws.ToString(out.ChannelArn), nil
+	if account != "" && !strings.Contains(store, ":"+account+":") {
+		return "", fmt.Errorf("the server's account is not %s: its event data store is %s", account, store)
+	}
+	out, err := ct.CreateChannel(ctx, &cloudtrail.CreateChannelInput{
+		Name:         aws.String(name),
+		Source:       aws.String("Custom"),
+		Destinations: []types.Destination{{Type: types.DestinationTypeEventDataStore, Location: aws.String(store)}},
+	})
+	if err == nil {
+		return aws.ToString(out.ChannelArn), nil
+	}
+	var ae smithy.APIError
+	if errors.As(err, &ae) && ae.ErrorCode() == "ChannelAlreadyExistsException" {
+		if arn, ferr := findChannel(ctx, ct, name); ferr != nil || arn != "" {
+			return arn, ferr
 		}
-		var ae smithy.APIError
-		if errors.As(err, &ae) && attempt == 0 && account == "" && ae.ErrorCode() == "EventDataStoreARNInvalidException" {
-			if m := edsAccount.FindStringSubmatch(ae.ErrorMessage()); m != nil && m[1] != guess {
-				guess = m[1]
-				continue
+	}
+	return "", fmt.Errorf("create channel %s in %s: %w", name, region, err)
+}
+
+// ensureAuditStore returns the ARN of the ActivityAuditLog event data
+// store called name, creating it when it does not exist.
+func ensureAuditStore(ctx context.Context, ct *cloudtrail.Client, name string) (string, error) {
+	p := cloudtrail.NewListEventDataStoresPaginator(ct, &cloudtrail.ListEventDataStoresInput{})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return "", fmt.Errorf("list event data stores: %w", err)
+		}
+		for _, st := range page.EventDataStores {
+			if aws.ToString(st.Name) == name {
+				return aws.ToString(st.EventDataStoreArn), nil
 			}
 		}
-		if errors.As(err, &ae) && ae.ErrorCode() == "ChannelAlreadyExistsException" {
-			if arn, ferr := findChannel(ctx, ct, name); ferr != nil || arn != "" {
-				return arn, ferr
-			}
-		}
-		return "", fmt.Errorf("create channel %s: %w", name, err)
 	}
+	out, err := ct.CreateEventDataStore(ctx, &cloudtrail.CreateEventDataStoreInput{
+		Name: aws.String(name),
+		AdvancedEventSelectors: []types.AdvancedEventSelector{{
+			Name:           aws.String("Channel events"),
+			FieldSelectors: []types.AdvancedFieldSelector{{Field: aws.String("eventCategory"), Equals: []string{"ActivityAuditLog"}}},
+		}},
+	})
+	if err != nil {
+		return "", fmt.Errorf("create event data store %s: %w", name, err)
+	}
+	return aws.ToString(out.EventDataStoreArn), nil
 }
 
 func findChannel(ctx context.Context, ct *cloudtrail.Client, name string) (string, error) {

@@ -124,6 +124,19 @@ type Options struct {
 	// FlushInterval is how often Run writes changed ingestion statuses
 	// back; zero means DefaultFlushInterval.
 	FlushInterval time.Duration
+	// EventDataStores checks EVENT_DATA_STORE destinations; nil checks
+	// their form only.
+	EventDataStores EventDataStores
+}
+
+// EventDataStores is what channels need of CloudTrail Lake: whether a
+// destination store exists, is active and selects ActivityAuditLog
+// (EventDataStoreNotFoundException, InactiveEventDataStoreException,
+// InvalidEventDataStoreCategoryException otherwise). It reads r, the
+// channel's transaction, so that the check and the channel's write are one
+// step. The lake service implements it; channel does not import lake.
+type EventDataStores interface {
+	CheckDestination(ctx context.Context, r state.Reader, arn string) error
 }
 
 // DefaultFlushInterval is how stale a persisted IngestionStatus may be
@@ -142,6 +155,7 @@ type Service struct {
 	status        *statusTable
 	buffers       bufferPool
 	spans         spanPool
+	stores        EventDataStores
 }
 
 // New creates the channel service. It fails only when the metrics cannot
@@ -155,6 +169,7 @@ func New(store *state.Store, accountID string, opts Options) (*Service, error) {
 		flushInterval: opts.FlushInterval,
 		metrics:       newMetrics(),
 		status:        newStatusTable(),
+		stores:        opts.EventDataStores,
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -266,14 +281,9 @@ func validateName(name string) error {
 	return nil
 }
 
-// validateDestinations checks a Destinations list. EVENT_DATA_STORE
-// locations are checked for form only (an event data store ARN of this
-// account): event data stores do not exist in Cairn yet, so their
-// existence, status and ActivityAuditLog category
-// (EventDataStoreNotFoundException, InactiveEventDataStoreException,
-// InvalidEventDataStoreCategoryException) are checked here once Lake lands.
-// Until then events of every channel stay in the journal, from which Lake
-// will read them by channel ARN.
+// validateDestinations checks the form of a Destinations list (an
+// EVENT_DATA_STORE location is an event data store ARN of this account);
+// checkStores then checks the stores themselves inside the transaction.
 func (s *Service) validateDestinations(ds []Destination) error {
 	if len(ds) < 1 || len(ds) > maxDestinations {
 		return awsproto.Errorf("InvalidParameterException",
@@ -302,6 +312,46 @@ func (s *Service) validateDestinations(ds []Destination) error {
 		seen[d] = true
 	}
 	return nil
+}
+
+// checkStores verifies, reading r, that every EVENT_DATA_STORE destination
+// is a store a channel can send to.
+func (s *Service) checkStores(ctx context.Context, r state.Reader, ds []Destination) error {
+	if s.stores == nil {
+		return nil
+	}
+	for _, d := range ds {
+		if d.Type != DestinationEventDataStore {
+			continue
+		}
+		if err := s.stores.CheckDestination(ctx, r, d.Location); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ChannelsByStore maps every event data store ARN that a channel names as
+// an EVENT_DATA_STORE destination to those channels' ARNs, reading r. It
+// makes Service the lake service's channel index.
+func (s *Service) ChannelsByStore(_ context.Context, r state.Reader) (map[string][]string, error) {
+	out := map[string][]string{}
+	err := r.Scan(channelPrefix, func(key string, value []byte) error {
+		var c Channel
+		if err := json.Unmarshal(value, &c); err != nil {
+			return fmt.Errorf("channel: decode %s: %w", key, err)
+		}
+		for _, d := range c.Destinations {
+			if d.Type == DestinationEventDataStore {
+				out[d.Location] = append(out[d.Location], c.ARN())
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // validLocation is the model's Location pattern ^[a-zA-Z0-9._/\-:*]+$.
@@ -367,6 +417,9 @@ func (s *Service) Create(ctx context.Context, region string, in CreateInput) (*C
 		if len(all) >= MaxPerRegion {
 			return awsproto.Errorf("ChannelMaxLimitExceededException",
 				"The account %s already has %d channels in %s, the maximum.", s.accountID, MaxPerRegion, region)
+		}
+		if err := s.checkStores(ctx, tx, c.Destinations); err != nil {
+			return err
 		}
 		if err := put(tx, c); err != nil {
 			return err
@@ -526,6 +579,9 @@ func (s *Service) Update(ctx context.Context, region, channel string, in UpdateI
 			c.Name = *in.Name
 		}
 		if in.Destinations != nil {
+			if err := s.checkStores(ctx, tx, in.Destinations); err != nil {
+				return err
+			}
 			c.Destinations = slices.Clone(in.Destinations)
 		}
 		c.UpdatedAt = s.now().UTC()

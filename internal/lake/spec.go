@@ -55,6 +55,10 @@ type Spec struct {
 	// eventCategory Equals value of its selectors; Management when the
 	// store was created without selectors).
 	Category string
+	// Categories are all the categories the store selects, in selector
+	// order: one, except for a store of CloudTrail events, which may mix
+	// Management, Data and NetworkActivity (Category is then the first).
+	Categories []string
 	// Selectors are the store's advanced event selectors as stored;
 	// selector.Match with no basic selectors evaluates them.
 	Selectors []selector.AdvancedEventSelector

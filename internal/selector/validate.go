@@ -178,12 +178,33 @@ func usedOperators(f *FieldSelector) []operator {
 // ValidateAdvanced checks advanced event selectors for a trail's
 // PutEventSelectors. The error is an InvalidEventSelectorsException.
 func ValidateAdvanced(sels []AdvancedEventSelector) error {
+	return validateAdvancedFor(trailRules, sels)
+}
+
+// rules are what differs between a trail's advanced selectors and an
+// event data store's: the resource named in messages, the fields each
+// category may use, and whether management events' eventSource is
+// limited to excluding kms and rdsdata (trails) or free (stores).
+type rules struct {
+	// noun is "trail" or "event data store"; article is its "a"/"an".
+	noun, article string
+	fields        map[string]map[string]bool
+	// categories lists the valid eventCategory values for messages.
+	categories string
+	// freeManagementSource lets management and data selectors use any
+	// operator on eventSource.
+	freeManagementSource bool
+}
+
+var trailRules = rules{noun: "trail", article: "a", fields: fieldsByCategory, categories: "Management, Data and NetworkActivity"}
+
+func validateAdvancedFor(r rules, sels []AdvancedEventSelector) error {
 	if len(sels) == 0 || len(sels) > MaxSelectors {
-		return invalid("A trail can have 1 to %d advanced event selectors; %d were specified.", MaxSelectors, len(sels))
+		return invalid("%s %s can have 1 to %d advanced event selectors; %d were specified.", capitalize(r.article), r.noun, MaxSelectors, len(sels))
 	}
 	total := 0
 	for i := range sels {
-		n, err := validateAdvancedOne(i+1, &sels[i])
+		n, err := validateAdvancedOne(r, i+1, &sels[i])
 		if err != nil {
 			return err
 		}
@@ -203,7 +224,7 @@ func selectorLabel(idx int, s *AdvancedEventSelector) string {
 	return "advanced event selector " + strconv.Itoa(idx)
 }
 
-func validateAdvancedOne(idx int, s *AdvancedEventSelector) (int, error) {
+func validateAdvancedOne(r rules, idx int, s *AdvancedEventSelector) (int, error) {
 	label := selectorLabel(idx, s)
 	if s.Name != nil && utf8.RuneCountInString(*s.Name) > MaxSelectorNameLen {
 		return 0, invalid("The name of advanced event selector %d is longer than %d characters.", idx, MaxSelectorNameLen)
@@ -243,21 +264,21 @@ func validateAdvancedOne(idx int, s *AdvancedEventSelector) (int, error) {
 				return 0, invalid("Field eventCategory in the %s must use the Equals operator with exactly one value.", label)
 			}
 			category = f.Equals[0]
-			if fieldsByCategory[category] == nil {
-				return 0, invalid("Value %s for field eventCategory in the %s is invalid for a trail. Valid values are Management, Data and NetworkActivity.", category, label)
+			if r.fields[category] == nil {
+				return 0, invalid("Value %s for field eventCategory in the %s is invalid for %s %s. Valid values are %s.", category, label, r.article, r.noun, r.categories)
 			}
 		}
 	}
 	if category == "" {
 		return 0, invalid("The %s must contain the eventCategory field.", label)
 	}
-	allowed := fieldsByCategory[category]
+	allowed := r.fields[category]
 	for j := range s.FieldSelectors {
 		f := &s.FieldSelectors[j]
 		if !allowed[f.Field] {
-			return 0, invalid("Field %s is not supported in a trail's advanced event selector for %s events.", f.Field, category)
+			return 0, invalid("Field %s is not supported in %s %s's advanced event selector for %s events.", f.Field, r.article, r.noun, category)
 		}
-		if err := validateFieldRule(label, category, f); err != nil {
+		if err := validateFieldRule(r, label, category, f); err != nil {
 			return 0, err
 		}
 	}
@@ -275,7 +296,7 @@ func validateAdvancedOne(idx int, s *AdvancedEventSelector) (int, error) {
 }
 
 // validateFieldRule applies the per-field operator and value rules.
-func validateFieldRule(label, category string, f *FieldSelector) error {
+func validateFieldRule(r rules, label, category string, f *FieldSelector) error {
 	used := usedOperators(f)
 	equalsOnly := func() bool { return len(used) == 1 && used[0].name == "Equals" }
 	switch f.Field {
@@ -291,6 +312,9 @@ func validateFieldRule(label, category string, f *FieldSelector) error {
 			return invalid("Value %s for field resources.type in the %s is not a valid resource type.", f.Equals[0], label)
 		}
 	case "eventSource":
+		if r.freeManagementSource && category != CategoryNetworkActivity {
+			return nil
+		}
 		if category == CategoryManagement {
 			if len(used) != 1 || used[0].name != "NotEquals" {
 				return invalid("Field eventSource in a trail's management event selector (%s) can only use NotEquals, with kms.amazonaws.com or rdsdata.amazonaws.com.", label)
@@ -310,6 +334,12 @@ func validateFieldRule(label, category string, f *FieldSelector) error {
 				return invalid("Value %s for field eventSource in the %s is not a valid event source.", v, label)
 			}
 		}
+	case "sessionCredentialFromConsole":
+		for _, op := range used {
+			if op.name != "Equals" && op.name != "NotEquals" {
+				return invalid("Field sessionCredentialFromConsole in the %s can only use the Equals and NotEquals operators.", label)
+			}
+		}
 	case "errorCode":
 		if !equalsOnly() || len(f.Equals) != 1 || f.Equals[0] != "VpceAccessDenied" {
 			return invalid("Field errorCode in the %s must use the Equals operator with the value VpceAccessDenied.", label)
@@ -317,5 +347,7 @@ func validateFieldRule(label, category string, f *FieldSelector) error {
 	}
 	return nil
 }
+
+func capitalize(s string) string { return strings.ToUpper(s[:1]) + s[1:] }
 
 func quote(s string) string { return `"` + s + `"` }

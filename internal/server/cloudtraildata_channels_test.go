@@ -29,7 +29,7 @@ func TestChannelsThroughSDK(t *testing.T) {
 
 	created, err := ct.CreateChannel(ctx, &cloudtrail.CreateChannelInput{
 		Name: aws.String("sdk-channel"), Source: aws.String("Custom"),
-		Destinations: []cttypes.Destination{{Type: cttypes.DestinationTypeEventDataStore, Location: aws.String(dataEDS)}},
+		Destinations: []cttypes.Destination{{Type: cttypes.DestinationTypeEventDataStore, Location: aws.String(e.eds)}},
 		Tags:         []cttypes.Tag{{Key: aws.String("team"), Value: aws.String("sec")}},
 	})
 	if err != nil {
@@ -50,7 +50,7 @@ func TestChannelsThroughSDK(t *testing.T) {
 
 	for i := range 4 {
 		if _, err := ct.CreateChannel(ctx, &cloudtrail.CreateChannelInput{Name: aws.String(fmt.Sprintf("more-%d", i)), Source: aws.String("Custom"),
-			Destinations: []cttypes.Destination{{Type: cttypes.DestinationTypeEventDataStore, Location: aws.String(dataEDS)}}}); err != nil {
+			Destinations: []cttypes.Destination{{Type: cttypes.DestinationTypeEventDataStore, Location: aws.String(e.eds)}}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -95,7 +95,7 @@ func TestChannelsThroughSDK(t *testing.T) {
 
 	// Modeled errors, as the SDK's typed errors.
 	missing := "arn:aws:cloudtrail:us-east-1:" + dataAccount + ":channel/9f8e7d6c-5b4a-4c3d-8e2f-1a0b9c8d7e6f"
-	eds := []cttypes.Destination{{Type: cttypes.DestinationTypeEventDataStore, Location: aws.String(dataEDS)}}
+	eds := []cttypes.Destination{{Type: cttypes.DestinationTypeEventDataStore, Location: aws.String(e.eds)}}
 	expect := func(name string, err error, target any) {
 		t.Helper()
 		if err == nil || !errors.As(err, target) {
@@ -134,7 +134,7 @@ func TestChannelsThroughSDK(t *testing.T) {
 	expect("GetResourcePolicy none", err, new(*cttypes.ResourcePolicyNotFoundException))
 	_, err = ct.PutResourcePolicy(ctx, &cloudtrail.PutResourcePolicyInput{ResourceArn: aws.String(arn), ResourcePolicy: aws.String("{}")})
 	expect("PutResourcePolicy invalid", err, new(*cttypes.ResourcePolicyNotValidException))
-	_, err = ct.PutResourcePolicy(ctx, &cloudtrail.PutResourcePolicyInput{ResourceArn: aws.String(dataEDS), ResourcePolicy: aws.String(policy)})
+	_, err = ct.PutResourcePolicy(ctx, &cloudtrail.PutResourcePolicyInput{ResourceArn: aws.String(e.eds), ResourcePolicy: aws.String(policy)})
 	expect("PutResourcePolicy EDS", err, new(*cttypes.ResourceTypeNotSupportedException))
 	_, err = ct.PutResourcePolicy(ctx, &cloudtrail.PutResourcePolicyInput{ResourceArn: aws.String("no-arn"), ResourcePolicy: aws.String(policy)})
 	expect("PutResourcePolicy ARN", err, new(*cttypes.ResourceARNNotValidException))
@@ -198,7 +198,7 @@ func TestAWSCLIPutAuditEvents(t *testing.T) {
 		return string(out)
 	}
 	out := run("cloudtrail", "create-channel", "--name", "cli-channel", "--source", "Custom",
-		"--destinations", "Type=EVENT_DATA_STORE,Location="+dataEDS, "--query", "ChannelArn", "--output", "text")
+		"--destinations", "Type=EVENT_DATA_STORE,Location="+e.eds, "--query", "ChannelArn", "--output", "text")
 	arn := strings.TrimSpace(out)
 	if !strings.HasPrefix(arn, "arn:aws:cloudtrail:us-east-1:"+dataAccount+":channel/") {
 		t.Fatalf("create-channel printed %q", out)

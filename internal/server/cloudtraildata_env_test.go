@@ -25,12 +25,13 @@ import (
 	"github.com/cairn-audit/cairn/internal/auth"
 	"github.com/cairn-audit/cairn/internal/channel"
 	"github.com/cairn-audit/cairn/internal/event"
+	"github.com/cairn-audit/cairn/internal/lake"
+	"github.com/cairn-audit/cairn/internal/selector"
 )
 
 const (
 	dataAccount = "123456789012"
 	dataRegion  = "us-east-1"
-	dataEDS     = "arn:aws:cloudtrail:us-east-1:123456789012:eventdatastore/0b9a7c2e-1d4f-4e6a-9b8c-7d6e5f4a3b2c"
 )
 
 // dataEnv is a real Cairn (Open: state store, journal, key store, object
@@ -47,6 +48,10 @@ type dataEnv struct {
 	adminID, adminSecret string
 	roID, roSecret       string
 	ct                   *cloudtrail.Client
+	// eds is an ActivityAuditLog event data store, the destination of the
+	// tests' channels; made without an API call, so the journal holds
+	// only the tests' own calls.
+	eds string
 }
 
 func startDataEnv(t testing.TB) *dataEnv {
@@ -84,6 +89,13 @@ func startDataEnv(t testing.TB) *dataEnv {
 	e.roID, e.roSecret = ro.AccessKeyID, secret
 	e.ct = cloudtrail.New(cloudtrail.Options{Region: dataRegion, BaseEndpoint: aws.String(e.URL),
 		Credentials: credentials.NewStaticCredentialsProvider(e.adminID, e.adminSecret, ""), Retryer: aws.NopRetryer{}})
+	st, _, err := srv.Lake().Create(ctx, dataRegion, lake.CreateInput{Name: "channel-events", AdvancedEventSelectors: []selector.AdvancedEventSelector{{
+		FieldSelectors: []selector.FieldSelector{{Field: "eventCategory", Equals: []string{lake.CategoryActivityAuditLog}}},
+	}}})
+	if err != nil {
+		t.Fatalf("create the channels' event data store: %v", err)
+	}
+	e.eds = st.ARN()
 	return e
 }
 
@@ -98,7 +110,7 @@ func (e *dataEnv) createChannel(t testing.TB, name string) string {
 	t.Helper()
 	out, err := e.ct.CreateChannel(testCtx(t), &cloudtrail.CreateChannelInput{
 		Name: aws.String(name), Source: aws.String("Custom"),
-		Destinations: []cttypes.Destination{{Type: cttypes.DestinationTypeEventDataStore, Location: aws.String(dataEDS)}},
+		Destinations: []cttypes.Destination{{Type: cttypes.DestinationTypeEventDataStore, Location: aws.String(e.eds)}},
 	})
 	if err != nil {
 		t.Fatalf("CreateChannel %s: %v", name, err)

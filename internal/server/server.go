@@ -125,6 +125,7 @@ type Server struct {
 	digests  *digest.Writer
 	signing  *digest.Keys
 	channels *channel.Service
+	lake     lakeParts
 	registry *api.Registry
 	regions  *regionGuard
 	metrics  *metrics
@@ -257,7 +258,8 @@ func Open(ctx context.Context, cfg Config) (s *Server, err error) {
 	}); err != nil {
 		return nil, err
 	}
-	if s.channels, err = channel.New(s.state, cfg.AccountID, channel.Options{Now: cfg.Now, Logger: s.log, Registerer: s.promReg}); err != nil {
+	s.openLake()
+	if s.channels, err = channel.New(s.state, cfg.AccountID, channel.Options{Now: cfg.Now, Logger: s.log, Registerer: s.promReg, EventDataStores: s.lake.svc}); err != nil {
 		return nil, err
 	}
 	if s.history, err = history.Open(ctx, datadir.Path(cfg.DataDir, datadir.History), s.journal, history.Options{
@@ -277,8 +279,9 @@ func Open(ctx context.Context, cfg Config) (s *Server, err error) {
 		return nil, err
 	}
 	tagging := tags.NewService(s.state, cfg.AccountID, map[string]tags.Resolver{
-		tags.TypeTrail:   s.trails,
-		tags.TypeChannel: s.channels,
+		tags.TypeTrail:          s.trails,
+		tags.TypeChannel:        s.channels,
+		tags.TypeEventDataStore: s.lake.svc,
 	})
 	if s.registry, err = api.NewRegistry(
 		api.TrailOperations(s.trails),
@@ -286,6 +289,7 @@ func Open(ctx context.Context, cfg Config) (s *Server, err error) {
 		api.LookupOperations(s.history),
 		api.ChannelOperations(s.channels),
 		api.PublicKeyOperations(s.signing),
+		s.lakeOperations(),
 	); err != nil {
 		return nil, err
 	}
@@ -400,6 +404,7 @@ func (s *Server) Close() error {
 			s.bgCancel()
 			s.bg.Wait()
 		}
+		s.closeLake()
 		if s.channels != nil {
 			// Persist the channels' ingestion status while the store is open.
 			flushCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
