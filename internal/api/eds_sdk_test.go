@@ -205,6 +205,10 @@ func TestEventDataStoresSDKErrors(t *testing.T) {
 			_, err := ct.CreateEventDataStore(ctx, &cloudtrail.CreateEventDataStoreInput{Name: aws.String("kms2"), KmsKeyId: aws.String("alias/aws/cloudtrail")})
 			return err
 		}, new(*types.InvalidKmsKeyIdException)},
+		{"StartIngestion false on an ActivityAuditLog store", func() error {
+			_, err := ct.CreateEventDataStore(ctx, &cloudtrail.CreateEventDataStoreInput{Name: aws.String("nostart"), AdvancedEventSelectors: auditStoreSelectors(), StartIngestion: aws.Bool(false)})
+			return err
+		}, new(*types.InvalidParameterException)},
 		{"organization store", func() error {
 			_, err := ct.CreateEventDataStore(ctx, &cloudtrail.CreateEventDataStoreInput{Name: aws.String("org"), OrganizationEnabled: aws.Bool(true)})
 			return err
@@ -220,6 +224,14 @@ func TestEventDataStoresSDKErrors(t *testing.T) {
 		}, new(*types.InvalidEventSelectorsException)},
 		{"bad tag", func() error {
 			_, err := ct.CreateEventDataStore(ctx, &cloudtrail.CreateEventDataStoreInput{Name: aws.String("tags"), TagsList: []types.Tag{{Key: aws.String("aws:reserved")}}})
+			return err
+		}, new(*types.InvalidTagParameterException)},
+		{"51 tags", func() error {
+			many := make([]types.Tag, 51)
+			for i := range many {
+				many[i] = types.Tag{Key: aws.String(fmt.Sprintf("k%d", i))}
+			}
+			_, err := ct.CreateEventDataStore(ctx, &cloudtrail.CreateEventDataStoreInput{Name: aws.String("many-tags"), TagsList: many})
 			return err
 		}, new(*types.InvalidTagParameterException)},
 		{"malformed ARN", func() error {

@@ -77,10 +77,7 @@ func (s *Service) Create(ctx context.Context, region string, in CreateInput) (St
 	if boolOr(in.OrganizationEnabled, false) {
 		return Store{}, nil, organizationsNotInUse()
 	}
-	if err := tags.Validate(in.Tags); err != nil {
-		return Store{}, nil, err
-	}
-	tagList, err := tags.Merge(nil, in.Tags)
+	tagList, err := createTags(in.Tags)
 	if err != nil {
 		return Store{}, nil, err
 	}
@@ -100,8 +97,10 @@ func (s *Service) Create(ctx context.Context, region string, in CreateInput) (St
 		UpdatedAt:                    now,
 	}
 	if !boolOr(in.StartIngestion, true) {
-		if !ingestionControllable(st.Category()) {
-			return Store{}, nil, categoryNoIngestionControl(&st)
+		if c := st.Category(); !ingestionControllable(c) {
+			// InvalidEventDataStoreCategoryException is not among
+			// CreateEventDataStore's modeled errors.
+			return Store{}, nil, invalidParameter("StartIngestion false applies only to event data stores of Management, Data, NetworkActivity or ConfigurationItem events; this store selects %s events.", c)
 		}
 		st.Status = StatusStoppedIngestion
 	}
@@ -132,6 +131,23 @@ func (s *Service) Create(ctx context.Context, region string, in CreateInput) (St
 	s.log.InfoContext(ctx, "event data store created", "event_data_store", st.ARN(), "name", st.Name, "status", st.Status)
 	s.notifyChanged(ctx)
 	return st, tagList, nil
+}
+
+// createTags checks CreateEventDataStore's TagsList. Too many tags is
+// InvalidTagParameterException here: TagsLimitExceededException is not
+// among the operation's modeled errors (it is AddTags').
+func createTags(list []tags.Tag) ([]tags.Tag, error) {
+	err := tags.Validate(list)
+	if err == nil {
+		var merged []tags.Tag
+		if merged, err = tags.Merge(nil, list); err == nil {
+			return merged, nil
+		}
+	}
+	if awsproto.IsCode(err, "TagsLimitExceededException") {
+		return nil, awsproto.Errorf("InvalidTagParameterException", "%s", awsproto.AsError(err).Message)
+	}
+	return nil, err
 }
 
 func (s *Service) tooMany(region string) error {
