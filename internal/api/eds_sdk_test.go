@@ -376,3 +376,45 @@ func TestEventDataStorePurgedAtRestart(t *testing.T) {
 		})
 	}
 }
+
+// TestEventDataStoreFederationSDK: federation is a status with its role,
+// shown by Get, refused twice, and it keeps the store from deletion.
+func TestEventDataStoreFederationSDK(t *testing.T) {
+	h := servertest.Start(t)
+	ctx := servertest.Context(t)
+	ct := h.CloudTrail
+	created := res(ct.CreateEventDataStore(ctx, &cloudtrail.CreateEventDataStoreInput{
+		Name: aws.String("federated"), TerminationProtectionEnabled: aws.Bool(false),
+	})).must(t, "CreateEventDataStore")
+	arn := created.EventDataStoreArn
+	role := "arn:aws:iam::123456789012:role/lake-federation"
+
+	var ipe *types.InvalidParameterException
+	if _, err := ct.EnableFederation(ctx, &cloudtrail.EnableFederationInput{EventDataStore: arn, FederationRoleArn: aws.String("not-a-role")}); !errors.As(err, &ipe) {
+		t.Errorf("EnableFederation with a bad role: %v, want InvalidParameterException", err)
+	}
+	on := res(ct.EnableFederation(ctx, &cloudtrail.EnableFederationInput{EventDataStore: arn, FederationRoleArn: aws.String(role)})).must(t, "EnableFederation")
+	if on.FederationStatus != types.FederationStatusEnabled || aws.ToString(on.FederationRoleArn) != role || aws.ToString(on.EventDataStoreArn) != aws.ToString(arn) {
+		t.Errorf("EnableFederation: %+v", on)
+	}
+	got := res(ct.GetEventDataStore(ctx, &cloudtrail.GetEventDataStoreInput{EventDataStore: arn})).must(t, "GetEventDataStore")
+	if got.FederationStatus != types.FederationStatusEnabled || aws.ToString(got.FederationRoleArn) != role {
+		t.Errorf("GetEventDataStore of a federated store: %s %s", got.FederationStatus, aws.ToString(got.FederationRoleArn))
+	}
+	var fed *types.EventDataStoreFederationEnabledException
+	if _, err := ct.EnableFederation(ctx, &cloudtrail.EnableFederationInput{EventDataStore: arn, FederationRoleArn: aws.String(role)}); !errors.As(err, &fed) {
+		t.Errorf("EnableFederation twice: %v", err)
+	}
+	if _, err := ct.DeleteEventDataStore(ctx, &cloudtrail.DeleteEventDataStoreInput{EventDataStore: arn}); !errors.As(err, &fed) {
+		t.Errorf("DeleteEventDataStore of a federated store: %v, want EventDataStoreFederationEnabledException", err)
+	}
+	off := res(ct.DisableFederation(ctx, &cloudtrail.DisableFederationInput{EventDataStore: arn})).must(t, "DisableFederation")
+	if off.FederationStatus != types.FederationStatusDisabled {
+		t.Errorf("DisableFederation: %+v", off)
+	}
+	res(ct.DeleteEventDataStore(ctx, &cloudtrail.DeleteEventDataStoreInput{EventDataStore: arn})).must(t, "DeleteEventDataStore")
+	var inactive *types.InactiveEventDataStoreException
+	if _, err := ct.EnableFederation(ctx, &cloudtrail.EnableFederationInput{EventDataStore: arn, FederationRoleArn: aws.String(role)}); !errors.As(err, &inactive) {
+		t.Errorf("EnableFederation on a deleted store: %v, want InactiveEventDataStoreException", err)
+	}
+}

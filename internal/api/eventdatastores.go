@@ -24,6 +24,8 @@ func EventDataStoreOperations(svc *lake.Service) []Operation {
 		Op("ListEventDataStores", true, h.list),
 		Op("StartEventDataStoreIngestion", false, h.startIngestion),
 		Op("StopEventDataStoreIngestion", false, h.stopIngestion),
+		Op("EnableFederation", false, h.enableFederation),
+		Op("DisableFederation", false, h.disableFederation),
 	}
 }
 
@@ -71,6 +73,7 @@ type edsShape struct {
 	UpdatedTimestamp             *awsproto.Timestamp              `json:"UpdatedTimestamp,omitempty"`
 	KmsKeyId                     *string                          `json:"KmsKeyId,omitempty"`
 	FederationStatus             *string                          `json:"FederationStatus,omitempty"`
+	FederationRoleArn            *string                          `json:"FederationRoleArn,omitempty"`
 	PartitionKeys                []partitionKey                   `json:"PartitionKeys,omitempty"`
 }
 
@@ -101,12 +104,64 @@ func edsShapeOf(st *lake.Store) *edsShape {
 	return out
 }
 
-// withFederation adds FederationStatus, which Get and Update send: stores
-// are never federated until EnableFederation exists.
-func (o *edsShape) withFederation() *edsShape {
-	disabled := "DISABLED"
-	o.FederationStatus = &disabled
+// withFederation adds FederationStatus and FederationRoleArn, which Get
+// and Update send.
+func (o *edsShape) withFederation(st *lake.Store) *edsShape {
+	status := st.FederationStatus()
+	o.FederationStatus = &status
+	if st.FederationRoleArn != "" {
+		role := st.FederationRoleArn
+		o.FederationRoleArn = &role
+	}
 	return o
+}
+
+// federationInput is EnableFederationRequest and DisableFederationRequest.
+type federationInput struct {
+	EventDataStore    *string `json:"EventDataStore"`
+	FederationRoleArn *string `json:"FederationRoleArn"`
+}
+
+// federationOutput is EnableFederationResponse and
+// DisableFederationResponse.
+type federationOutput struct {
+	EventDataStoreArn string  `json:"EventDataStoreArn"`
+	FederationStatus  string  `json:"FederationStatus"`
+	FederationRoleArn *string `json:"FederationRoleArn,omitempty"`
+}
+
+func federationOut(st lake.Store) *federationOutput {
+	out := &federationOutput{EventDataStoreArn: st.ARN(), FederationStatus: st.FederationStatus()}
+	if st.FederationRoleArn != "" {
+		role := st.FederationRoleArn
+		out.FederationRoleArn = &role
+	}
+	return out
+}
+
+func (h edsHandlers) enableFederation(ctx context.Context, req *Request, in *federationInput) (*federationOutput, error) {
+	if err := edsRequired("EventDataStore", in.EventDataStore != nil); err != nil {
+		return nil, err
+	}
+	if err := edsRequired("FederationRoleArn", in.FederationRoleArn != nil); err != nil {
+		return nil, err
+	}
+	st, err := h.svc.EnableFederation(ctx, req.Region, *in.EventDataStore, *in.FederationRoleArn)
+	if err != nil {
+		return nil, err
+	}
+	return federationOut(st), nil
+}
+
+func (h edsHandlers) disableFederation(ctx context.Context, req *Request, in *federationInput) (*federationOutput, error) {
+	if err := edsRequired("EventDataStore", in.EventDataStore != nil); err != nil {
+		return nil, err
+	}
+	st, err := h.svc.DisableFederation(ctx, req.Region, *in.EventDataStore)
+	if err != nil {
+		return nil, err
+	}
+	return federationOut(st), nil
 }
 
 func (h edsHandlers) create(ctx context.Context, req *Request, in *createEventDataStoreInput) (*edsShape, error) {
@@ -150,7 +205,7 @@ func (h edsHandlers) get(ctx context.Context, req *Request, in *edsRefInput) (*e
 	if err != nil {
 		return nil, err
 	}
-	return edsShapeOf(&st).withFederation(), nil
+	return edsShapeOf(&st).withFederation(&st), nil
 }
 
 // updateEventDataStoreInput is UpdateEventDataStoreRequest.
@@ -183,7 +238,7 @@ func (h edsHandlers) update(ctx context.Context, req *Request, in *updateEventDa
 	if err != nil {
 		return nil, err
 	}
-	return edsShapeOf(&st).withFederation(), nil
+	return edsShapeOf(&st).withFederation(&st), nil
 }
 
 type edsEmptyOutput struct{}

@@ -338,6 +338,10 @@ func (s *Service) Delete(ctx context.Context, region, eds string) error {
 			return awsproto.Errorf("EventDataStoreTerminationProtectedException",
 				"The event data store %s cannot be deleted because termination protection is enabled. Turn it off with UpdateEventDataStore --no-termination-protection-enabled first.", st.ARN())
 		}
+		if st.Federated {
+			return awsproto.Errorf("EventDataStoreFederationEnabledException",
+				"The event data store %s cannot be deleted because federation is enabled. Disable it with DisableFederation first.", st.ARN())
+		}
 		chans, err := s.channelsByStore(ctx, tx)
 		if err != nil {
 			return err

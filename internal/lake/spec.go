@@ -82,4 +82,7 @@ type Spec struct {
 	// channels whose destinations name it: their PutAuditEvents events
 	// (metadata.channelARN) are the store's events.
 	Channels []string
+	// Federated: EnableFederation is on, so ingestion publishes the
+	// store's table definition for other engines next to its files.
+	Federated bool
 }

@@ -56,6 +56,10 @@ type Store struct {
 	// brings back.
 	DeletedAt          time.Time `json:",omitzero"`
 	StatusBeforeDelete string    `json:",omitempty"`
+	// Federated: EnableFederation was called (and DisableFederation not
+	// since); FederationRoleArn is the role it named.
+	Federated         bool   `json:",omitempty"`
+	FederationRoleArn string `json:",omitempty"`
 }
 
 // ARN is the store's ARN.
@@ -283,6 +287,7 @@ func specOf(st *Store, channels map[string][]string) Spec {
 		Created:       st.CreatedAt,
 		Ingesting:     st.Status == StatusEnabled || st.Status == StatusCreated,
 		Queryable:     !st.pending(),
+		Federated:     st.Federated,
 	}
 	if sp.Category == CategoryActivityAuditLog {
 		sp.Channels = slices.Clone(channels[sp.ARN])
