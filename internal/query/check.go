@@ -384,8 +384,8 @@ func setConstantString(c map[string]any, s string) {
 }
 
 // nameOutputColumns names the result columns as Trino does: a column
-// reference by its (last) name, an aliased expression by its alias, both
-// lower-cased, and anything else _colN by its position.
+// reference by its (last) name, an aliased expression by its alias (both
+// lower-cased, by Run), and anything else _colN by its position.
 func nameOutputColumns(node map[string]any) {
 	for node != nil && node["type"] == "SET_OPERATION_NODE" {
 		node, _ = node["left"].(map[string]any)
@@ -404,12 +404,7 @@ func nameOutputColumns(node map[string]any) {
 			continue
 		}
 		if e["class"] == "COLUMN_REF" {
-			if names, ok := e["column_names"].([]any); ok && len(names) > 0 {
-				if last, ok := names[len(names)-1].(string); ok {
-					e["alias"] = strings.ToLower(last)
-					continue
-				}
-			}
+			continue // DuckDB names it by its last part; Run lower-cases it
 		}
 		e["alias"] = fmt.Sprintf("_col%d", i)
 	}

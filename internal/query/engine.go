@@ -165,13 +165,7 @@ var ErrTimedOut = errors.New("query: time limit reached")
 func (e *Engine) Run(ctx context.Context, q *Checked, sink Sink) (Stats, error) {
 	start := time.Now()
 	var st Stats
-	type view struct {
-		id    string
-		files []string
-		cols  []Column
-	}
-	var views []view
-	var paths []string
+	var views []storeView
 	for _, s := range q.Stores {
 		files, err := e.catalog.Files(ctx, s.ID)
 		if err != nil {
@@ -182,32 +176,14 @@ func (e *Engine) Run(ctx context.Context, q *Checked, sink Sink) (Stats, error) 
 				st.BytesScanned += fi.Size()
 			}
 		}
-		views = append(views, view{id: s.ID, files: files, cols: e.catalog.Columns(s.Category)})
-		paths = append(paths, files...)
+		views = append(views, storeView{id: s.ID, files: files, cols: e.catalog.Columns(s.Category)})
 	}
 
-	c, err := duckdb.NewConnector("", nil)
+	conn, closeDB, err := e.sandbox(ctx, views)
 	if err != nil {
-		return st, fmt.Errorf("query: open a query database: %w", err)
+		return st, err
 	}
-	defer c.Close()
-	db := sql.OpenDB(c)
-	defer db.Close()
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		return st, fmt.Errorf("query: connect to the query database: %w", err)
-	}
-	defer conn.Close()
-	setup := macroStatements()
-	setup = append(setup, lockdown(paths, e.limits)...)
-	for _, v := range views {
-		setup = append(setup, viewStatement(v.id, v.files, v.cols))
-	}
-	for _, s := range setup {
-		if _, err := conn.ExecContext(ctx, s); err != nil {
-			return st, fmt.Errorf("query: prepare the query database (%.60s): %w", s, err)
-		}
-	}
+	defer closeDB()
 	for _, v := range views {
 		if len(v.files) == 0 {
 			continue
@@ -232,6 +208,53 @@ func (e *Engine) Run(ctx context.Context, q *Checked, sink Sink) (Stats, error) 
 		return st, err
 	}
 	return st, nil
+}
+
+// storeView is a store as one query sees it.
+type storeView struct {
+	id    string
+	files []string
+	cols  []Column
+}
+
+// sandbox opens a query's database: the Trino macros, then the
+// lockdown allowing exactly the views' files, then the views. Whatever
+// runs on the returned connection can read those files and nothing else.
+func (e *Engine) sandbox(ctx context.Context, views []storeView) (*sql.Conn, func(), error) {
+	var paths []string
+	for _, v := range views {
+		paths = append(paths, v.files...)
+	}
+	c, err := duckdb.NewConnector("", nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("query: open a query database: %w", err)
+	}
+	db := sql.OpenDB(c)
+	closeAll := func() {
+		db.Close()
+		c.Close()
+	}
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		closeAll()
+		return nil, nil, fmt.Errorf("query: connect to the query database: %w", err)
+	}
+	closeConn := func() {
+		conn.Close()
+		closeAll()
+	}
+	setup := macroStatements()
+	setup = append(setup, lockdown(paths, e.limits)...)
+	for _, v := range views {
+		setup = append(setup, viewStatement(v.id, v.files, v.cols))
+	}
+	for _, s := range setup {
+		if _, err := conn.ExecContext(ctx, s); err != nil {
+			closeConn()
+			return nil, nil, fmt.Errorf("query: prepare the query database (%.60s): %w", s, err)
+		}
+	}
+	return conn, closeConn, nil
 }
 
 func joinQuoted(paths []string) string {
@@ -272,7 +295,7 @@ func runInto(ctx context.Context, conn *sql.Conn, stmt string, sink Sink) error 
 	names := make([]string, len(types))
 	parsed := make([]*duckType, len(types))
 	for i, t := range types {
-		names[i] = t.Name()
+		names[i] = strings.ToLower(t.Name()) // Trino's names are lower-case
 		parsed[i] = parseType(t.DatabaseTypeName())
 	}
 	if err := sink.Columns(names); err != nil {
