@@ -49,8 +49,12 @@ func (e *Engine) Check(ctx context.Context, region, account, stmt string) (*Chec
 	if err := e.parser.QueryRowContext(ctx, "SELECT CAST(json_serialize_sql(CAST(? AS VARCHAR)) AS VARCHAR)", prepared).Scan(&ast); err != nil {
 		return nil, fmt.Errorf("query: parse statement: %w", err)
 	}
+	// Numbers stay json.Number: the tree holds uint64 locations
+	// (18446744073709551615 for "none") that float64 would not round-trip.
 	var doc map[string]any
-	if err := json.Unmarshal([]byte(ast), &doc); err != nil {
+	dec := json.NewDecoder(strings.NewReader(ast))
+	dec.UseNumber()
+	if err := dec.Decode(&doc); err != nil {
 		return nil, fmt.Errorf("query: read the parser's tree: %w", err)
 	}
 	if isErr, _ := doc["error"].(bool); isErr {
@@ -230,8 +234,12 @@ var refusedTypes = map[string]string{
 }
 
 func (w *walker) at(x map[string]any) string {
-	loc, ok := x["query_location"].(float64)
-	if !ok || loc < 0 || loc > float64(len(w.text)) {
+	n, ok := x["query_location"].(json.Number)
+	if !ok {
+		return ""
+	}
+	loc, err := strconv.ParseInt(string(n), 10, 64)
+	if err != nil || loc < 0 || loc > int64(len(w.text)) {
 		return ""
 	}
 	return " at " + where(w.text, int(loc))
