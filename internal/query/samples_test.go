@@ -381,7 +381,9 @@ var oracles = map[string]oracle{
 	},
 	"by-user": func(recs []record, p map[string]string) ([]string, [][]*string) {
 		return nil, groupCount(recs, func(r record) bool { return strictly(r, p) && val(r, "userIdentity", "principalId") != nil },
-			func(r record) []*string { return []*string{val(r, "userIdentity", "principalId"), val(r, "userIdentity", "accountId")} }, false)
+			func(r record) []*string {
+				return []*string{val(r, "userIdentity", "principalId"), val(r, "userIdentity", "accountId")}
+			}, false)
 	},
 	"iam-callers": func(recs []record, _ map[string]string) ([]string, [][]*string) {
 		since := time.Date(2022, 1, 8, 0, 0, 0, 0, time.UTC)
@@ -462,7 +464,9 @@ var oracles = map[string]oracle{
 			return (strings.Contains(n, "Create") || strings.Contains(n, "Update") || strings.Contains(n, "Put") || strings.Contains(n, "Delete")) &&
 				hasRes && r["resources"] != nil && u != nil && !strings.HasPrefix(*u, "AWSServiceRole") && *u != "" &&
 				str(r["sourceIPAddress"]) != "cloudformation.amazonaws.com"
-		}, func(r record) []*string { return []*string{val(r, "userIdentity", "arn"), timeText(r), val(r, "eventID")} })
+		}, func(r record) []*string {
+			return []*string{val(r, "userIdentity", "arn"), timeText(r), val(r, "eventID")}
+		})
 	},
 	"role-activity": func(recs []record, p map[string]string) ([]string, [][]*string) {
 		return nil, rows(recs, func(r record) bool {
@@ -509,6 +513,8 @@ var oracles = map[string]oracle{
 	"assumed-by-key": func(recs []record, p map[string]string) ([]string, [][]*string) {
 		return nil, rows(recs, func(r record) bool {
 			return strictly(r, p) && str(r["eventName"]) == "AssumeRole" && is(val(r, "userIdentity", "accessKeyId"), p["key"])
-		}, func(r record) []*string { return []*string{mapText(r, "requestParameters"), mapText(r, "responseElements")} })
+		}, func(r record) []*string {
+			return []*string{mapText(r, "requestParameters"), mapText(r, "responseElements")}
+		})
 	},
 }
