@@ -56,6 +56,7 @@ var allowed = map[string][]string{
 	"internal/objstore/stores":       {"internal/objstore", "internal/objstore/file", "internal/objstore/s3"},
 	"internal/lake":                  {"internal/selector"},
 	"internal/query":                 {"internal/awsproto", "internal/lake", "internal/objstore", "internal/state"},
+	"internal/query/querytest":       {"internal/datasets", "internal/testenv"},
 	"internal/ratelog":               {},
 	"internal/region":                {},
 	"internal/s3proxy":               {"internal/capture", "internal/event", "internal/metrics", "internal/ratelog"},

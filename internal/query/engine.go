@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"regexp"
 	"strings"
 	"time"
 
@@ -342,4 +343,28 @@ func engineError(err error) error {
 		return invalid("%s", de.Msg)
 	}
 	return err
+}
+
+// storeARN is the form of an event data store ARN.
+var storeARN = regexp.MustCompile(`^arn:[a-z-]+:cloudtrail:[a-z0-9-]+:\d{12}:eventdatastore/[A-Za-z0-9._-]+$`)
+
+// Store resolves an operation's EventDataStore member (an ID or ARN):
+// EventDataStoreARNInvalidException for a malformed ARN,
+// EventDataStoreNotFoundException for an unknown store,
+// InactiveEventDataStoreException for one that cannot be queried.
+func (e *Engine) Store(ctx context.Context, region, account, ref string) (lake.Spec, error) {
+	if strings.HasPrefix(ref, "arn:") && !storeARN.MatchString(ref) {
+		return lake.Spec{}, awsproto.Errorf("EventDataStoreARNInvalidException", "The specified event data store ARN is not valid or does not map to an event data store in your account.")
+	}
+	spec, ok, err := e.catalog.Lookup(ctx, region, account, ref)
+	if err != nil {
+		return lake.Spec{}, fmt.Errorf("query: look up event data store %s: %w", ref, err)
+	}
+	if !ok {
+		return lake.Spec{}, awsproto.Errorf("EventDataStoreNotFoundException", "The specified event data store %s was not found.", ref)
+	}
+	if !spec.Queryable {
+		return lake.Spec{}, awsproto.Errorf("InactiveEventDataStoreException", "The event data store %s is inactive (%s).", spec.ARN, spec.Status)
+	}
+	return spec, nil
 }
