@@ -45,6 +45,9 @@ func TestEngineEscapesRefused(t *testing.T) {
 		{"table function in join", "SELECT * FROM " + id + " a JOIN read_csv('/etc/passwd') b ON true", "table functions"},
 		{"table function in subquery", "SELECT eventname FROM " + id + " WHERE eventname IN (SELECT column0 FROM read_csv('/etc/passwd'))", "table functions"},
 		{"table function in CTE", "WITH p AS (SELECT * FROM read_csv('/etc/passwd')) SELECT * FROM p", "table functions"},
+		{"unnest over a file", "SELECT * FROM UNNEST((SELECT list(column0) FROM read_csv('/etc/passwd')))", "table functions"},
+		{"unnest over glob", "SELECT * FROM UNNEST(glob('/etc/*'))", "function glob is not supported"},
+		{"qualified unnest", "SELECT * FROM main.unnest([1])", "table functions"},
 		// a path as a table name (DuckDB's replacement scans)
 		{"path as table", "SELECT * FROM '/etc/passwd'", "does not exist"},
 		{"other store's file as table", "SELECT * FROM '" + otherFile + "'", "does not exist"},

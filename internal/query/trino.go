@@ -96,7 +96,6 @@ func macroStatements() []string {
 // renames are Trino functions DuckDB has under another name with the
 // same meaning.
 var renames = map[string]string{
-	"approx_distinct":      "approx_count_distinct",
 	"approx_percentile":    "approx_quantile",
 	"arbitrary":            "any_value",
 	"regexp_like":          "regexp_matches",
