@@ -244,8 +244,9 @@ func (e *Engine) sandbox(ctx context.Context, views []storeView) (*sql.Conn, fun
 		conn.Close()
 		closeAll()
 	}
-	setup := macroStatements()
-	setup = append(setup, lockdown(paths, e.limits)...)
+	// One round trip for the whole setup: the macros, then the lockdown,
+	// then the views, in that order.
+	setup := []string{strings.Join(append(macroStatements(), lockdown(paths, e.limits)...), ";\n")}
 	for _, v := range views {
 		setup = append(setup, viewStatement(v.id, v.files, v.cols))
 	}
@@ -270,7 +271,7 @@ func joinQuoted(paths []string) string {
 // or an empty table of the category's columns.
 func viewStatement(id string, files []string, cols []Column) string {
 	if len(files) > 0 {
-		return fmt.Sprintf("CREATE TEMP VIEW %s AS SELECT * FROM read_parquet([%s], union_by_name = true)", sqlIdent(viewName(id)), joinQuoted(files))
+		return fmt.Sprintf("CREATE TEMP VIEW %s AS SELECT * FROM read_parquet([%s])", sqlIdent(viewName(id)), joinQuoted(files))
 	}
 	sel := make([]string, len(cols))
 	for i, c := range cols {
