@@ -240,8 +240,10 @@ func TestQueryLifecycleSDK(t *testing.T) {
 	wantCode(t, err, "InvalidMaxResultsException")
 	_, err = e.client.GetQueryResults(ctx, &cloudtrail.GetQueryResultsInput{QueryId: aws.String("00000000-0000-4000-8000-000000000000")})
 	wantCode(t, err, "QueryIdNotFoundException")
+	//lint:ignore SA1019 clients still send the deprecated member; Cairn checks it
 	_, err = e.client.GetQueryResults(ctx, &cloudtrail.GetQueryResultsInput{QueryId: aws.String(id), EventDataStore: aws.String("arn:aws:cloudtrail:nope")})
 	wantCode(t, err, "EventDataStoreARNInvalidException")
+	//lint:ignore SA1019 clients still send the deprecated member; Cairn checks it
 	_, err = e.client.DescribeQuery(ctx, &cloudtrail.DescribeQueryInput{QueryId: aws.String(id), EventDataStore: aws.String(qGone)})
 	wantCode(t, err, "InactiveEventDataStoreException")
 	_, err = e.client.CancelQuery(ctx, &cloudtrail.CancelQueryInput{QueryId: aws.String(id)})
