@@ -78,7 +78,7 @@ type queryEnv struct {
 func startQueryEnv(t *testing.T, maxExecuting int) *queryEnv {
 	t.Helper()
 	ctx := context.Background()
-	recs := querytest.LoadDatasets(t)
+	recs := querytest.Fixture(t)
 	dir := t.TempDir()
 	cat := &qCatalog{specs: map[string]lake.Spec{}, files: map[string][]string{}}
 	cat.specs[qStore] = lake.Spec{ID: qStore, ARN: storeARN(qStore), Region: qRegion, AccountID: qAccount, Status: lake.StatusEnabled, Category: lake.CategoryManagement, Queryable: true}

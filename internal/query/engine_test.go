@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/cairn-audit/cairn/internal/awsproto"
+	"github.com/cairn-audit/cairn/internal/query/querytest"
 )
 
 // collect is a Sink keeping everything.
@@ -38,7 +39,7 @@ const (
 
 func newFixture(t testing.TB) *fixture {
 	t.Helper()
-	recs := loadDatasets(t)
+	recs := querytest.Fixture(t)
 	dir := t.TempDir()
 	cat := newTestCatalog()
 	cat.add(fixtureID, writeStore(t, filepath.Join(dir, fixtureID), recs, 100), true)

@@ -13,12 +13,11 @@ import (
 type record = querytest.Record
 
 var (
-	loadDatasets = querytest.LoadDatasets
-	writeStore   = querytest.WriteStore
-	str          = querytest.Str
-	mapValue     = querytest.MapValue
-	asList       = querytest.AsList
-	lakeColumns  = func() []Column {
+	writeStore  = querytest.WriteStore
+	str         = querytest.Str
+	mapValue    = querytest.MapValue
+	asList      = querytest.AsList
+	lakeColumns = func() []Column {
 		out := make([]Column, len(querytest.Columns))
 		for i, c := range querytest.Columns {
 			out[i] = Column{Name: c[0], Type: c[1]}

@@ -482,17 +482,17 @@ var oracles = map[string]oracle{
 			}))
 	},
 	"public-sg": func(recs []record, p map[string]string) ([]string, [][]*string) {
+		// The two halves of the UNION have their own windows: from..to
+		// and from..to2.
+		second := map[string]string{"from": p["from"], "to": p["to2"]}
 		return nil, rows(recs, func(r record) bool {
-			if !within(r, p) {
-				return false
-			}
 			switch str(r["eventName"]) {
 			case "AuthorizeSecurityGroupIngress":
 				v := mapVal(r, "requestParameters", "ipPermissions")
-				return v != nil && strings.Contains(*v, p["pattern"])
+				return within(r, p) && v != nil && strings.Contains(*v, p["pattern"])
 			case "ModifySecurityGroupRules":
 				v := mapVal(r, "requestParameters", "ModifySecurityGroupRulesRequest")
-				return v != nil && strings.Contains(*v, p["pattern"])
+				return within(r, second) && v != nil && strings.Contains(*v, p["pattern"])
 			}
 			return false
 		}, func(r record) []*string {
@@ -508,6 +508,22 @@ var oracles = map[string]oracle{
 				}
 			}
 			return []*string{val(r, "eventName"), val(r, "userIdentity", "arn"), val(r, "sourceIPAddress"), timeText(r), val(r, "eventSource"), group, rule}
+		})
+	},
+	"admin-group": func(recs []record, p map[string]string) ([]string, [][]*string) {
+		return nil, rows(recs, func(r record) bool {
+			g := mapVal(r, "requestParameters", "groupName")
+			return strictly(r, p) && str(r["eventName"]) == "AddUserToGroup" && g != nil && strings.Contains(*g, "admin")
+		}, func(r record) []*string {
+			return []*string{val(r, "userIdentity", "principalId"), val(r, "eventName"), timeText(r), mapVal(r, "requestParameters", "userName"), mapVal(r, "requestParameters", "groupName")}
+		})
+	},
+	"launched-instance": func(recs []record, p map[string]string) ([]string, [][]*string) {
+		return nil, rows(recs, func(r record) bool {
+			set := mapVal(r, "responseElements", "instancesSet")
+			return strictly(r, p) && str(r["eventName"]) == "RunInstances" && set != nil && strings.Contains(*set, `"instanceId":"`+p["instance"]+`"`)
+		}, func(r record) []*string {
+			return []*string{val(r, "userIdentity", "principalId"), val(r, "eventName"), timeText(r), val(r, "recipientAccountId"), val(r, "awsRegion")}
 		})
 	},
 	"assumed-by-key": func(recs []record, p map[string]string) ([]string, [][]*string) {

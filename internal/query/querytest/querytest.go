@@ -263,3 +263,86 @@ func WriteStore(t testing.TB, dir string, recs []Record, perFile int) []string {
 }
 
 func sqlString(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// Generated are CloudTrail records made up for the published sample
+// queries that no record of the data sets answers (a role assuming
+// itself, a user added to an admin group, an instance launched with a
+// given ID, a security group opened to the internet in the samples' time
+// windows...). They follow the shapes of real records; their IDs start
+// with "generated-" so that no one mistakes them for captured events.
+func Generated() []Record {
+	// The samples' own example names: role alice in 555555555555, a user
+	// with key AKIAIOSFODNN7EXAMPLE from 192.0.2.76 in another account.
+	const acct, aliceAcct = "111122223333", "555555555555"
+	alice := "arn:aws:iam::" + aliceAcct + ":role/alice"
+	aliceSession := map[string]any{
+		"type": "AssumedRole", "principalId": "AROAEXAMPLEALICE:ci", "arn": "arn:aws:sts::" + aliceAcct + ":assumed-role/alice/ci",
+		"accountId": aliceAcct, "accessKeyId": "ASIAEXAMPLEALICE",
+		"sessionContext": map[string]any{
+			"sessionIssuer": map[string]any{"type": "Role", "principalId": "AROAEXAMPLEALICE", "arn": alice, "accountId": aliceAcct, "userName": "alice"},
+			"attributes":    map[string]any{"creationDate": "2023-01-02T10:00:00Z", "mfaAuthenticated": "false"},
+		},
+	}
+	user := map[string]any{
+		"type": "IAMUser", "principalId": "AIDAEXAMPLEUSER", "arn": "arn:aws:iam::" + acct + ":user/dev",
+		"accountId": acct, "accessKeyId": "AKIAIOSFODNN7EXAMPLE", "userName": "dev",
+	}
+	rec := func(id, t, source, name string, ident map[string]any, extra map[string]any) Record {
+		r := Record{
+			"eventVersion": "1.08", "eventID": "generated-" + id, "eventTime": t, "eventSource": source, "eventName": name,
+			"awsRegion": "us-east-1", "sourceIPAddress": "192.0.2.76", "userAgent": "aws-cli/2.15.0",
+			"userIdentity": ident, "requestID": "generated-" + id, "readOnly": false, "eventType": "AwsApiCall",
+			"managementEvent": true, "recipientAccountId": acct, "eventCategory": "Management",
+			"tlsDetails": map[string]any{"tlsVersion": "TLSv1.3", "cipherSuite": "TLS_AES_128_GCM_SHA256", "clientProvidedHostHeader": source},
+		}
+		for k, v := range extra {
+			r[k] = v
+		}
+		return r
+	}
+	return []Record{
+		rec("self-assume", "2023-01-02T10:05:00Z", "sts.amazonaws.com", "AssumeRole", aliceSession, map[string]any{
+			"requestParameters": map[string]any{"roleArn": alice, "roleSessionName": "ci", "durationSeconds": 900},
+			"resources":         []any{map[string]any{"accountId": aliceAcct, "type": "AWS::IAM::Role", "ARN": alice}},
+		}),
+		rec("alice-create-bucket", "2023-01-02T10:06:00Z", "s3.amazonaws.com", "CreateBucket", aliceSession, map[string]any{
+			"requestParameters": map[string]any{"bucketName": "alice-artifacts", "Host": "alice-artifacts.s3.amazonaws.com"},
+			"resources":         []any{map[string]any{"type": "AWS::S3::Bucket", "ARN": "arn:aws:s3:::alice-artifacts"}},
+		}),
+		rec("acl-get-object", "2023-01-02T10:07:00Z", "s3.amazonaws.com", "GetObject", aliceSession, map[string]any{
+			"requestParameters":   map[string]any{"bucketName": "alice-artifacts", "key": "build.zip"},
+			"additionalEventData": map[string]any{"aclRequired": "Yes", "bytesTransferredIn": 0},
+			"eventCategory":       "Data", "managementEvent": false, "readOnly": true,
+		}),
+		rec("dev-assume-role", "2023-01-03T09:00:00Z", "sts.amazonaws.com", "AssumeRole", user, map[string]any{
+			"requestParameters": map[string]any{"roleArn": alice, "roleSessionName": "dev"},
+			"responseElements":  map[string]any{"assumedRoleUser": map[string]any{"arn": "arn:aws:sts::" + acct + ":assumed-role/alice/dev", "assumedRoleId": "AROAEXAMPLEALICE:dev"}},
+			"readOnly":          true,
+		}),
+		rec("run-instances", "2023-01-03T09:10:00Z", "ec2.amazonaws.com", "RunInstances", user, map[string]any{
+			"requestParameters": map[string]any{"instanceType": "t3.micro"},
+			"responseElements":  map[string]any{"instancesSet": map[string]any{"items": []any{map[string]any{"instanceId": "i-b188560f"}}}},
+		}),
+		rec("cross-account", "2022-05-15T07:00:00Z", "s3.amazonaws.com", "GetBucketAcl", aliceSession, map[string]any{
+			"requestParameters": map[string]any{"bucketName": "shared-logs", "acl": ""},
+			"readOnly":          true,
+		}),
+		rec("add-to-admins", "2022-06-15T12:00:00Z", "iam.amazonaws.com", "AddUserToGroup", user, map[string]any{
+			"requestParameters": map[string]any{"userName": "intern", "groupName": "cloud-admins"},
+		}),
+		rec("open-sg", "2023-07-07T08:00:00Z", "ec2.amazonaws.com", "AuthorizeSecurityGroupIngress", user, map[string]any{
+			"requestParameters": map[string]any{"groupId": "sg-0123456789abcdef0", "ipPermissions": map[string]any{"items": []any{map[string]any{"ipProtocol": "tcp", "fromPort": 22, "toPort": 22, "ipRanges": map[string]any{"items": []any{map[string]any{"cidrIp": "0.0.0.0/0"}}}}}}},
+		}),
+		rec("modify-sg", "2023-07-08T08:00:00Z", "ec2.amazonaws.com", "ModifySecurityGroupRules", user, map[string]any{
+			"requestParameters": map[string]any{"ModifySecurityGroupRulesRequest": map[string]any{"GroupId": "sg-0123456789abcdef0", "SecurityGroupRule": map[string]any{"SecurityGroupRuleId": "sgr-0123", "SecurityGroupRule": map[string]any{"CidrIpv4": "0.0.0.0/0", "IpProtocol": "tcp", "FromPort": 3389, "ToPort": 3389}}}},
+		}),
+	}
+}
+
+// Fixture is the fixture store's records: the data sets' and Generated,
+// in eventID order.
+func Fixture(t testing.TB) []Record {
+	recs := append(LoadDatasets(t), Generated()...)
+	sort.Slice(recs, func(i, j int) bool { return Str(recs[i]["eventID"]) < Str(recs[j]["eventID"]) })
+	return recs
+}
