@@ -481,7 +481,10 @@ func (s *Service) run(ctx context.Context, cancel context.CancelFunc, id string,
 	case errors.Is(runErr, ErrTimedOut):
 		status, msg = StatusTimedOut, "The query ran over its time limit and was stopped."
 	case ctx.Err() != nil:
-		return // cancelled: CancelQuery or Close recorded it
+		// Cancelled: CancelQuery recorded it (or Close, leaving it to be
+		// FAILED at the next start); its partial results go.
+		_ = os.Remove(s.resultPath(id))
+		return
 	default:
 		status = StatusFailed
 		if ae := awsproto.AsError(runErr); ae != nil && ae.Code != "InternalFailure" {
