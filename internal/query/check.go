@@ -356,6 +356,13 @@ func (w *walker) function(x map[string]any) error {
 		return invalid("function %s is not supported%s", name, w.at(x))
 	}
 	children, _ := x["children"].([]any)
+	if jsonFunctions[lower] && len(children) == 2 {
+		if c, ok := children[1].(map[string]any); ok {
+			if path, ok := constantString(c); ok {
+				setConstantString(c, jsonPath(path))
+			}
+		}
+	}
 	if ms, ok := macroFor[lower]; ok {
 		for _, m := range ms {
 			if m.args == len(children) {

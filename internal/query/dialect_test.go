@@ -49,6 +49,8 @@ func TestDialect(t *testing.T) {
 		{"subscript map", "SELECT additionaleventdata['MFAUsed'] " + login, []string{"No"}},
 		{"struct fields", "SELECT useridentity.type, userIdentity.accountId " + login, []string{str(at(loginRec, "userIdentity", "type").(string)), at(loginRec, "userIdentity", "accountId").(string)}},
 		{"json_extract_scalar", `SELECT json_extract_scalar('{"a": {"b": "x"}, "n": 5}', '$.a.b'), json_extract_scalar('{"a": {"b": "x"}}', '$.a'), json_extract_scalar('not json', '$.a'), json_extract_scalar('{"n": 5}', '$.n') ` + login, []string{"x", "NULL", "NULL", "5"}},
+		{"json paths", `SELECT json_extract_scalar('{"a b": {"c": [5, 6]}}', '$["a b"].c[1]'), json_extract_scalar('{"a b": 1}', '$."a b"') ` + login, []string{"6", "1"}},
+		{"lambdas", "SELECT transform(ARRAY[1, 2], x -> x + 1), filter(ARRAY[1, 2, 3], x -> x > 1) " + login, []string{"[2, 3]", "[2, 3]"}},
 		{"json_extract", `SELECT json_extract('{"a": {"b": 1}}', '$.a'), json_extract('nope', '$.a') ` + login, []string{`{"b":1}`, "NULL"}},
 		{"json_array_length", `SELECT json_array_length('[1, 2, 3]'), json_array_length('{}') ` + login, []string{"3", "NULL"}},
 		{"date_diff whole units", "SELECT date_diff('day', TIMESTAMP '2020-01-01 23:00:00', TIMESTAMP '2020-01-02 01:00:00'), date_diff('hour', TIMESTAMP '2020-01-01 23:00:00', TIMESTAMP '2020-01-02 01:30:00') " + login, []string{"0", "2"}},

@@ -2,6 +2,7 @@ package query
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 )
 
@@ -123,6 +124,9 @@ var renames = map[string]string{
 	"hamming_distance":     "hamming",
 	"truncate":             "trunc",
 	"codepoint":            "unicode",
+	"transform":            "list_transform",
+	"filter":               "list_filter",
+	"reduce":               "list_reduce",
 	"count_if":             "count_if",
 	"map_from_entries":     "map_from_entries",
 }
@@ -187,7 +191,7 @@ var allowed = setOf(
 	"map_entries", "map_from_entries", "map_concat", "map_extract", "map_extract_value", "struct_pack",
 	"struct_extract", "row", "len", "array_length", "flatten", "list_filter", "filter", "list_transform",
 	"transform", "array_concat", "list_concat", "array_remove", "array_union", "array_intersect",
-	"array_except", "sequence", "range", "zip", "unnest",
+	"array_except", "sequence", "range", "zip", "unnest", "reduce", "list_reduce",
 	// JSON
 	"json_extract", "json_extract_scalar", "json_extract_string", "json_array_length", "json_size",
 	"json_array_contains", "json_parse", "json_format", "json", "to_json", "json_valid", "json_keys",
@@ -204,6 +208,15 @@ func setOf(names ...string) map[string]bool {
 	}
 	return m
 }
+
+// jsonFunctions take a JSON path as their second argument.
+var jsonFunctions = setOf("json_extract", "json_extract_scalar", "json_size")
+
+// bracketKey matches a Trino JSON path's bracketed member, ["a b"].
+var bracketKey = regexp.MustCompile(`\["((?:[^"\\]|\\.)*)"\]`)
+
+// jsonPath rewrites a Trino JSON path for DuckDB: $["a b"] is $."a b".
+func jsonPath(p string) string { return bracketKey.ReplaceAllString(p, `."$1"`) }
 
 // jodaToStrftime translates a Joda-Time pattern (Trino's
 // format_datetime) to strftime's; ok is false for a letter it does not
