@@ -684,10 +684,11 @@ func (c *Console) lakeDashboard(w http.ResponseWriter, r *http.Request, s *sessi
 	d := dashboardView{Name: name, ARN: g.DashboardArn, Type: g.Type, Status: g.Status, LastRefreshID: g.LastRefreshId,
 		RefreshFailure: g.LastRefreshFailureReason, Updated: g.UpdatedTimestamp.Time, RefreshURL: self + "/refresh", Now: c.now()}
 	if rs := g.RefreshSchedule; rs != nil && rs.Frequency != nil {
-		d.Schedule = fmt.Sprintf("every %d %s", rs.Frequency.Value, strings.ToLower(rs.Frequency.Unit))
+		unit := strings.TrimSuffix(strings.ToLower(rs.Frequency.Unit), "s") // HOURS, DAYS
 		if rs.Frequency.Value != 1 {
-			d.Schedule += "s"
+			unit += "s"
 		}
+		d.Schedule = fmt.Sprintf("every %d %s", rs.Frequency.Value, unit)
 		if rs.TimeOfDay != "" {
 			d.Schedule += " at " + rs.TimeOfDay + " UTC"
 		}

@@ -533,7 +533,7 @@ func TestLakeDashboards(t *testing.T) {
 		`<h2 id="w1-h">By name</h2>`, `<th scope="col">eventname</th><th scope="col">n</th>`, `<td>GetObject</td><td>12</td>`,
 		`<h2 id="w2-h">Bars</h2>`, `id="w2-chart" data-src="w2-data" role="img"`,
 		`{"kind":"bar","labels":["GetObject","PutObject","DeleteObject"],"series":[{"name":"n","values":[12,7,null]}]}`,
-		"refreshes every 6 hours", `id="refresh-dashboard"`,
+		"refreshes every 6 hours</p>", `id="refresh-dashboard"`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("the dashboard lacks %s", want)
