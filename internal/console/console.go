@@ -365,6 +365,7 @@ var funcs = template.FuncMap{
 	"has":        func(set map[string]bool, k string) bool { return set[k] },
 	"join":       strings.Join,
 	"resultArgs": resultArgs,
+	"chartJSON":  chartJSON,
 	// switchArgs bundles the logging switch's inputs (templates have no
 	// struct literals).
 	"switchArgs": func(url, name string, on bool, csrf string, readOnly bool, back string) switchView {

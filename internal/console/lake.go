@@ -760,6 +760,13 @@ func (c *Console) widgetResults(r *http.Request, s *session, refreshID string, w
 	wv.More = int64(wv.Shown) < wv.Total
 }
 
+// chartJSON is a widget's chart as JSON text for a data attribute (the
+// template escapes it as attribute text).
+func chartJSON(ch *widgetChart) (string, error) {
+	b, err := json.Marshal(ch)
+	return string(b), err
+}
+
 // resultArgs bundles a results table's inputs (templates have no struct
 // literals).
 func resultArgs(caption string, cols []string, rows [][]string) resultTable {

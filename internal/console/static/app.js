@@ -129,10 +129,8 @@
   var palette = ["#2563eb", "#d97706", "#059669", "#dc2626", "#7c3aed", "#0891b2"];
   function drawLakeCharts() {
     if (!window.uPlot) return;
-    document.querySelectorAll(".lake-chart[data-src]").forEach(function (el) {
-      var src = document.getElementById(el.getAttribute("data-src"));
-      if (!src) return;
-      var d = JSON.parse(src.textContent), xs = d.labels.map(function (_, i) { return i; });
+    document.querySelectorAll(".lake-chart[data-chart]").forEach(function (el) {
+      var d = JSON.parse(el.getAttribute("data-chart")), xs = d.labels.map(function (_, i) { return i; });
       var bars = d.kind === "bar" && uPlot.paths && uPlot.paths.bars ? uPlot.paths.bars({ size: [0.7, 60] }) : null;
       var series = [{ label: "row" }], data = [xs];
       d.series.forEach(function (s, i) {
