@@ -785,7 +785,15 @@ func TestConsoleLake(t *testing.T) {
 	}
 	b.shot("20-lake")
 
-	// A sample from the library fills the editor and runs on the store.
+	// A sample found in the library fills the editor and runs on the store.
+	b.do("search the library",
+		chromedp.SetValue(chromedp.ID("search"), "top error messages"),
+		chromedp.Click(chromedp.ID("search-samples")),
+		chromedp.WaitVisible(chromedp.CSS(`#samples a.sample`)),
+	)
+	if name := b.text("#samples a.sample"); name != "Top error messages" {
+		t.Errorf("the library's best match for \"top error messages\" is %q", name)
+	}
 	b.do("choose a sample", chromedp.Click(chromedp.CSS(`#samples a.sample`)), chromedp.WaitVisible(chromedp.CSS(`#samples a.sample[aria-current]`)))
 	sample := eval[string](b, `document.getElementById("statement").value`)
 	if sample == "" {
@@ -797,7 +805,7 @@ func TestConsoleLake(t *testing.T) {
 	if status := b.text("#query-body h2 .badge"); status != "Finished" {
 		t.Errorf("the sample query %q ended %q: %s", sample, status, eval[string](b, `(document.getElementById("query-error") || {}).textContent || ""`))
 	}
-	if stmt := b.text("#query-statement"); strings.Contains(stmt, "$EDS_ID") || !strings.Contains(stmt, storeID) {
+	if stmt := eval[string](b, `document.getElementById("query-statement").textContent`); strings.Contains(stmt, "$EDS_ID") || !strings.Contains(stmt, storeID) {
 		t.Errorf("the sample ran as %q: $EDS_ID must be the store's ID", stmt)
 	}
 	b.shot("22-lake-sample-query")

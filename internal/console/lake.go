@@ -21,6 +21,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -51,8 +52,6 @@ const (
 	// empty: SearchSampleQueries needs a phrase of at least two characters,
 	// and nearly every sample mentions events.
 	defaultSamplePhrase = "events"
-	// edsPlaceholder is how CloudTrail's sample queries name the store.
-	edsPlaceholder = "$EDS_ID"
 	// maxStatement bounds the statement the editor posts (StartQuery's
 	// QueryStatement is at most 10,000 characters).
 	maxStatement = 10000
@@ -277,6 +276,11 @@ func (c *Console) lakePage(w http.ResponseWriter, r *http.Request, s *session) {
 	c.render(w, r, http.StatusOK, "lake", view{Title: "Lake", Nav: "lake", Data: d})
 }
 
+// storePlaceholder matches the ways published sample queries name their
+// store: CloudTrail console's $EDS_ID and the spellings of the
+// documentation's and the samples repository's queries.
+var storePlaceholder = regexp.MustCompile(`\$EDS_ID\b|<EDS[ _]ID>|<event[-_]data[-_]store[-_]ID>|<event_data_store_id>|\beds-ID\b`)
+
 // lakeRun starts the editor's statement on the chosen store, with the
 // store's ID in place of $EDS_ID, and goes to the query's page.
 func (c *Console) lakeRun(w http.ResponseWriter, r *http.Request, s *session) {
@@ -294,12 +298,12 @@ func (c *Console) lakeRun(w http.ResponseWriter, r *http.Request, s *session) {
 	case len(statement) > maxStatement:
 		fail(fmt.Sprintf("The statement is %d characters long; a query is at most %d.", len(statement), maxStatement))
 		return
-	case strings.Contains(statement, edsPlaceholder) && d.Store.ID == "":
-		fail("The statement reads " + edsPlaceholder + ", but there is no event data store to put in its place. Create one first.")
+	case storePlaceholder.MatchString(statement) && d.Store.ID == "":
+		fail("The statement reads " + storePlaceholder.FindString(statement) + ", but there is no event data store to put in its place. Create one first.")
 		return
 	}
 	if d.Store.ID != "" {
-		statement = strings.ReplaceAll(statement, edsPlaceholder, d.Store.ID)
+		statement = storePlaceholder.ReplaceAllLiteralString(statement, d.Store.ID)
 	}
 	out, err := c.call(r, s, s.Region(), "StartQuery", map[string]any{"QueryStatement": statement})
 	if err != nil {

@@ -300,6 +300,22 @@ func TestLakePageSamplesHistoryAndRun(t *testing.T) {
 	}
 }
 
+// TestStorePlaceholders: every spelling of the store in the published
+// sample queries becomes the chosen store's ID, and nothing else does.
+func TestStorePlaceholders(t *testing.T) {
+	for in, want := range map[string]string{
+		"SELECT 1 FROM $EDS_ID":                                "SELECT 1 FROM eds-1",
+		"FROM <EDS ID> a JOIN <EDS_ID> b":                      "FROM eds-1 a JOIN eds-1 b",
+		"FROM <event-data-store-ID>, <event_data_store_id>":    "FROM eds-1, eds-1",
+		"FROM eds-ID WHERE x = 'needs-IDs' AND $EDS_IDENTITY":  "FROM eds-1 WHERE x = 'needs-IDs' AND $EDS_IDENTITY",
+		"WHERE eventsource = 'ec2.amazonaws.com' AND <region>": "WHERE eventsource = 'ec2.amazonaws.com' AND <region>",
+	} {
+		if got := storePlaceholder.ReplaceAllLiteralString(in, "eds-1"); got != want {
+			t.Errorf("%q became %q, want %q", in, got, want)
+		}
+	}
+}
+
 func TestLakeRunShowsAPIErrors(t *testing.T) {
 	be := &lakeBackend{}
 	lc := newLakeClient(t, be)
