@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -18,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
+	"github.com/aws/smithy-go"
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
@@ -666,4 +668,248 @@ func waitDownload(t *testing.T, dir, suffix string) string {
 	}
 	t.Fatalf("no %s download in %s within 15s", suffix, dir)
 	return ""
+}
+
+// requireLakeOperation skips (fails under CI) when the server has no such
+// Lake operation: the Lake's server side is built on other branches, and
+// this test runs once they are merged. Any other error fails the test.
+func requireLakeOperation(t *testing.T, op string, err error) {
+	t.Helper()
+	if err == nil {
+		return
+	}
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) && apiErr.ErrorCode() == "UnknownOperationException" {
+		testenv.RequireOrSkip(t, "this cairn has no CloudTrail Lake operation %s (%v): the console's Lake test needs the Lake's server side", op, err)
+	}
+	t.Fatalf("%s: %v", op, err)
+}
+
+// lakeQuery runs a statement through the SDK and returns its ID and rows,
+// every page, each row's values in column order.
+func lakeQuery(t *testing.T, ct *cloudtrail.Client, statement string) (string, [][]string) {
+	t.Helper()
+	ctx := context.Background()
+	started, err := ct.StartQuery(ctx, &cloudtrail.StartQueryInput{QueryStatement: aws.String(statement)})
+	requireLakeOperation(t, "StartQuery", err)
+	id := aws.ToString(started.QueryId)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		d, err := ct.DescribeQuery(ctx, &cloudtrail.DescribeQueryInput{QueryId: &id})
+		requireLakeOperation(t, "DescribeQuery", err)
+		if d.QueryStatus == types.QueryStatusFinished {
+			break
+		}
+		if d.QueryStatus != types.QueryStatusQueued && d.QueryStatus != types.QueryStatusRunning {
+			t.Fatalf("query %q ended %s: %s", statement, d.QueryStatus, aws.ToString(d.ErrorMessage))
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("query %q still %s after 60s", statement, d.QueryStatus)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	var rows [][]string
+	in := &cloudtrail.GetQueryResultsInput{QueryId: &id}
+	for {
+		out, err := ct.GetQueryResults(ctx, in)
+		requireLakeOperation(t, "GetQueryResults", err)
+		for _, r := range out.QueryResultRows {
+			var row []string
+			for _, cell := range r {
+				for _, v := range cell {
+					row = append(row, v)
+				}
+			}
+			rows = append(rows, row)
+		}
+		if out.NextToken == nil {
+			return id, rows
+		}
+		in.NextToken = out.NextToken
+	}
+}
+
+// TestConsoleLake drives the console's Lake pages in a real headless
+// Chromium against a real `cairn serve` with an event data store holding
+// imported events: a sample query from the library run from the editor,
+// a query's results paged forwards and back, their CSV download compared
+// with GetQueryResults and found recorded in the history, the query
+// history, and a dashboard refreshed and drawn (a bar chart and a table).
+// Every page is screenshotted at 1280 and 390 px into artifacts/console.
+func TestConsoleLake(t *testing.T) {
+	findBrowser(t)
+	work := t.TempDir()
+	dataDir := filepath.Join(work, "cairn-data")
+	srv := startCairn(t, work, "--data-dir", dataDir)
+	adminID, adminSecret := readCredentials(t, dataDir)
+	ct := sdkClient(t, dataDir, srv.URL)
+	ctx := context.Background()
+
+	_, err := ct.ListEventDataStores(ctx, &cloudtrail.ListEventDataStoresInput{})
+	requireLakeOperation(t, "ListEventDataStores", err)
+	_, err = ct.SearchSampleQueries(ctx, &cloudtrail.SearchSampleQueriesInput{SearchPhrase: aws.String("events")})
+	requireLakeOperation(t, "SearchSampleQueries", err)
+	_, err = ct.ListDashboards(ctx, &cloudtrail.ListDashboardsInput{})
+	requireLakeOperation(t, "ListDashboards", err)
+
+	// A store of management events, then 240 events into it.
+	created, err := ct.CreateEventDataStore(ctx, &cloudtrail.CreateEventDataStoreInput{Name: aws.String("console-lake"), MultiRegionEnabled: aws.Bool(true)})
+	requireLakeOperation(t, "CreateEventDataStore", err)
+	storeID := aws.ToString(created.EventDataStoreArn)
+	storeID = storeID[strings.LastIndexByte(storeID, '/')+1:]
+	importFile := filepath.Join(work, "events.jsonl")
+	writeImportFile(t, importFile, 240)
+	runCairn(t, work, "import", "--data-dir", dataDir, "--endpoint-url", srv.URL, importFile)
+	ec2 := "FROM " + storeID + " WHERE eventsource = 'ec2.amazonaws.com'"
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		_, rows := lakeQuery(t, ct, "SELECT count(*) "+ec2)
+		if len(rows) == 1 && len(rows[0]) == 1 && rows[0][0] == "240" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the store holds %v of the 240 imported events after 60s", rows)
+		}
+	}
+
+	b := newBrowser(t, srv.URL)
+	b.signIn(adminID, adminSecret)
+
+	// The Lake page: the store is chosen, the library lists samples.
+	b.do("open the Lake page", chromedp.Navigate(srv.URL+"/console/lake"), chromedp.WaitVisible(chromedp.ID("statement")))
+	if got := b.text("#store-id"); got != storeID {
+		t.Errorf("the page chose store %q, want %q", got, storeID)
+	}
+	if n := eval[int](b, `document.querySelectorAll("#samples a.sample").length`); n == 0 {
+		t.Fatal("the sample library is empty")
+	}
+	b.shot("20-lake")
+
+	// A sample found in the library fills the editor and runs on the store.
+	b.do("search the library",
+		// A sample the library's table runs unchanged ("Top error messages",
+		// for one, is published with a syntax error).
+		chromedp.SetValue(chromedp.ID("search"), "console logins without MFA"),
+		chromedp.Click(chromedp.ID("search-samples")),
+	)
+	b.waitFor("the search's results", `location.search.includes("search=console") && !!document.querySelector("#samples a.sample")`)
+	if name := b.text("#samples a.sample"); name != "Console logins without MFA" {
+		t.Errorf("the library's best match for \"console logins without MFA\" is %q", name)
+	}
+	b.do("choose a sample", chromedp.Click(chromedp.CSS(`#samples a.sample`)), chromedp.WaitVisible(chromedp.CSS(`#samples a.sample[aria-current]`)))
+	sample := eval[string](b, `document.getElementById("statement").value`)
+	if sample == "" {
+		t.Fatal("the chosen sample did not fill the editor")
+	}
+	b.shot("21-lake-sample")
+	b.do("run the sample", chromedp.Click(chromedp.ID("run-query")), chromedp.WaitVisible(chromedp.ID("query-stats")))
+	b.waitFor("the sample query to end", `!!document.querySelector("#query-body") && !document.querySelector("#query-body[hx-trigger]")`)
+	if status := b.text("#query-body h2 .badge"); status != "Finished" {
+		t.Errorf("the sample query %q ended %q: %s", sample, status, eval[string](b, `(document.getElementById("query-error") || {}).textContent || ""`))
+	}
+	if stmt := eval[string](b, `document.getElementById("query-statement").textContent`); strings.Contains(stmt, "$EDS_ID") || !strings.Contains(stmt, storeID) {
+		t.Errorf("the sample ran as %q: $EDS_ID must be the store's ID", stmt)
+	}
+	b.shot("22-lake-sample-query")
+
+	// A query of 240 rows: five pages of 50.
+	b.do("run a query of the imported events",
+		chromedp.Navigate(srv.URL+"/console/lake"),
+		chromedp.WaitVisible(chromedp.ID("statement")),
+		chromedp.SetValue(chromedp.ID("statement"), "SELECT eventid, eventname, useridentity.username AS username FROM $EDS_ID WHERE eventsource = 'ec2.amazonaws.com' ORDER BY eventid"),
+		chromedp.Click(chromedp.ID("run-query")),
+		chromedp.WaitVisible(chromedp.ID("query-stats")),
+	)
+	b.waitFor("the results", `!!document.querySelector("#results table")`)
+	queryID := eval[string](b, `location.pathname.split("/").pop()`)
+	if got := b.text("#results-count"); got != "Rows 1–50 of 240" {
+		t.Errorf("the results say %q", got)
+	}
+	if cols := eval[[]string](b, `Array.from(document.querySelectorAll("#results th")).map(th => th.textContent)`); !slices.Equal(cols, []string{"eventid", "eventname", "username"}) {
+		t.Errorf("the result columns are %v", cols)
+	}
+	firstRow := `document.querySelector("#results tbody tr td").textContent`
+	page1 := eval[string](b, firstRow)
+	b.shot("23-lake-results")
+	b.do("next page", chromedp.Click(chromedp.ID("next-page")), chromedp.WaitVisible(chromedp.ID("prev-page")))
+	if page2 := eval[string](b, firstRow); page2 <= page1 || b.text("#results-count") != "Rows 51–100 of 240" {
+		t.Errorf("page 2 starts with %q (%s) after page 1's %q", page2, b.text("#results-count"), page1)
+	}
+	b.shot("24-lake-results-page2")
+	b.do("previous page", chromedp.Click(chromedp.ID("prev-page")))
+	b.waitFor("page 1 again", `!document.getElementById("prev-page") && !!document.getElementById("next-page")`)
+	if again := eval[string](b, firstRow); again != page1 {
+		t.Errorf("Previous goes to a page starting with %q, want %q", again, page1)
+	}
+
+	// The CSV download holds every row, as GetQueryResults gives them.
+	dl := t.TempDir()
+	b.do("download CSV",
+		chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+			_, err := chromedp.CallBrowser(ctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
+				Behavior: browser.SetDownloadBehaviorBehaviorAllow, DownloadPath: dl,
+			})
+			return err
+		}),
+		chromedp.Click(chromedp.ID("dl-csv")),
+	)
+	f, err := os.Open(waitDownload(t, dl, ".csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := csv.NewReader(f).ReadAll()
+	f.Close()
+	if err != nil {
+		t.Fatalf("the download is not CSV: %v", err)
+	}
+	var want [][]string
+	in := &cloudtrail.GetQueryResultsInput{QueryId: &queryID}
+	for {
+		out, err := ct.GetQueryResults(ctx, in)
+		requireLakeOperation(t, "GetQueryResults", err)
+		for _, r := range out.QueryResultRows {
+			want = append(want, []string{r[0]["eventid"], r[1]["eventname"], r[2]["username"]})
+		}
+		if out.NextToken == nil {
+			break
+		}
+		in.NextToken = out.NextToken
+	}
+	if len(recs) != 241 || !slices.Equal(recs[0], []string{"eventid", "eventname", "username"}) {
+		t.Fatalf("the CSV has %d lines, header %v; want a header and 240 rows", len(recs), recs[0])
+	}
+	for i, r := range recs[1:] {
+		if !slices.Equal(r, want[i]) {
+			t.Fatalf("CSV row %d is %v, GetQueryResults says %v", i+1, r, want[i])
+		}
+	}
+	waitForHistory(t, ct, "DownloadQueryResults", 1)
+
+	// The query history lists both queries, newest first.
+	b.do("open the query history", chromedp.Navigate(srv.URL+"/console/lake"), chromedp.WaitVisible(chromedp.ID("history")))
+	if ids := eval[[]string](b, `Array.from(document.querySelectorAll("#history tbody a")).map(a => a.textContent)`); !slices.Contains(ids, queryID) {
+		t.Errorf("the query history %v lacks %s", ids, queryID)
+	}
+
+	// A dashboard with a bar chart and a table, refreshed from the console.
+	_, err = ct.CreateDashboard(ctx, &cloudtrail.CreateDashboardInput{Name: aws.String("console-board"), Widgets: []types.RequestWidget{
+		{QueryStatement: aws.String("SELECT eventname, count(*) AS n " + ec2 + " GROUP BY eventname ORDER BY n DESC"),
+			ViewProperties: map[string]string{"View": "BarChart", "Title": "Events by name"}},
+		{QueryStatement: aws.String("SELECT useridentity.username AS username, count(*) AS n " + ec2 + " GROUP BY 1 ORDER BY 1"),
+			ViewProperties: map[string]string{"View": "Table", "Title": "Events by user"}},
+	}})
+	requireLakeOperation(t, "CreateDashboard", err)
+	b.do("open the dashboards", chromedp.Navigate(srv.URL+"/console/lake/dashboards"), chromedp.WaitVisible(chromedp.ID("dashboards")))
+	b.shot("25-lake-dashboards")
+	b.do("open the dashboard",
+		chromedp.Click(chromedp.CSS(`#dashboards a`)),
+		chromedp.WaitVisible(chromedp.ID("refresh-dashboard")),
+		chromedp.Click(chromedp.ID("refresh-dashboard")),
+		chromedp.WaitVisible(chromedp.CSS(`.flash.ok`)),
+	)
+	b.waitFor("the widgets to be drawn", `!!document.querySelector("#w1-chart .uplot") && document.querySelectorAll("#widgets table tbody tr").length > 0`)
+	if users := eval[[]string](b, `Array.from(document.querySelectorAll("#widgets table tbody tr")).map(r => Array.from(r.cells).map(c => c.textContent).join(" "))`); !slices.Equal(users, []string{"alice 80", "bob 80", "carol 80"}) {
+		t.Errorf("the table widget shows %v", users)
+	}
+	b.shot("26-lake-dashboard")
 }

@@ -220,6 +220,14 @@ func (c *Console) Mount(mux *http.ServeMux) {
 	mux.Handle("POST "+Prefix+"trails/{region}/{name}/logging", c.secure(c.authed(c.trailLogging)))
 	mux.Handle("GET "+Prefix+"trails/{region}/{name}/delete", c.secure(c.authed(c.trailDeletePage)))
 	mux.Handle("POST "+Prefix+"trails/{region}/{name}/delete", c.secure(c.authed(c.trailDelete)))
+	mux.Handle("GET "+Prefix+"lake", c.secure(c.authed(c.lakePage)))
+	mux.Handle("POST "+Prefix+"lake/run", c.secure(c.authed(c.lakeRun)))
+	mux.Handle("GET "+Prefix+"lake/queries/{id}", c.secure(c.authed(c.queryPage)))
+	mux.Handle("POST "+Prefix+"lake/queries/{id}/cancel", c.secure(c.authed(c.queryCancel)))
+	mux.Handle("GET "+Prefix+"lake/queries/{id}/download", c.secure(c.authed(c.queryDownload)))
+	mux.Handle("GET "+Prefix+"lake/dashboards", c.secure(c.authed(c.lakeDashboards)))
+	mux.Handle("GET "+Prefix+"lake/dashboards/{name}", c.secure(c.authed(c.lakeDashboard)))
+	mux.Handle("POST "+Prefix+"lake/dashboards/{name}/refresh", c.secure(c.authed(c.lakeDashboardRefresh)))
 }
 
 // contentSecurityPolicy allows nothing from outside the server: every
@@ -356,6 +364,8 @@ var funcs = template.FuncMap{
 	"ms":         func(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) },
 	"has":        func(set map[string]bool, k string) bool { return set[k] },
 	"join":       strings.Join,
+	"resultArgs": resultArgs,
+	"chartJSON":  chartJSON,
 	// switchArgs bundles the logging switch's inputs (templates have no
 	// struct literals).
 	"switchArgs": func(url, name string, on bool, csrf string, readOnly bool, back string) switchView {

@@ -122,4 +122,38 @@
     var pending;
     window.addEventListener("resize", function () { clearTimeout(pending); pending = setTimeout(draw, 100); });
   }
+
+  // Lake dashboard widgets: line and bar charts of a query's results, the
+  // first column labelling the x axis. Drawn again when a refresh's poll
+  // swaps the widgets in, and on resize.
+  var palette = ["#2563eb", "#d97706", "#059669", "#dc2626", "#7c3aed", "#0891b2"];
+  function drawLakeCharts() {
+    if (!window.uPlot) return;
+    document.querySelectorAll(".lake-chart[data-chart]").forEach(function (el) {
+      var d = JSON.parse(el.getAttribute("data-chart")), xs = d.labels.map(function (_, i) { return i; });
+      var bars = d.kind === "bar" && uPlot.paths && uPlot.paths.bars ? uPlot.paths.bars({ size: [0.7, 60] }) : null;
+      var series = [{ label: "row" }], data = [xs];
+      d.series.forEach(function (s, i) {
+        var c = palette[i % palette.length];
+        series.push({ label: s.name, stroke: c, width: 1.5, fill: bars ? c + "cc" : c + "1f", paths: bars || undefined, points: { show: !bars && xs.length < 40 } });
+        data.push(s.values);
+      });
+      el.innerHTML = "";
+      new uPlot({
+        width: el.clientWidth || 500, height: 260, legend: { show: d.series.length > 1 }, cursor: { y: false },
+        scales: { x: { time: false, range: function (u, min, max) { return bars ? [min - 0.5, max + 0.5] : [min, max]; } },
+                  y: { range: function (u, min, max) { return [Math.min(0, min), Math.max(1, max * 1.15)]; } } },
+        axes: [
+          { stroke: "#6b7585", grid: { show: false }, ticks: { stroke: "#e2e6eb" }, incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500],
+            values: function (u, ticks) { return ticks.map(function (t) { var l = d.labels[t]; return l === undefined ? "" : (l.length > 14 ? l.slice(0, 13) + "…" : l); }); } },
+          { stroke: "#6b7585", grid: { stroke: "#eef0f3" }, ticks: { stroke: "#e2e6eb" }, size: 50 }
+        ],
+        series: series
+      }, data, el);
+    });
+  }
+  drawLakeCharts();
+  document.addEventListener("htmx:afterSettle", drawLakeCharts);
+  var lakePending;
+  window.addEventListener("resize", function () { clearTimeout(lakePending); lakePending = setTimeout(drawLakeCharts, 100); });
 })();
