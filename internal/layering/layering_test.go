@@ -46,6 +46,8 @@ var allowed = map[string][]string{
 	"internal/journal":               {"internal/metrics"},
 	"internal/journal/journaltest":   {},
 	"internal/k8saudit":              {"internal/awsproto", "internal/capture", "internal/event", "internal/journal", "internal/metrics", "internal/ratelog"},
+	"internal/lake":                  {"internal/selector"},
+	"internal/lake/ingest":           {"internal/event", "internal/journal", "internal/lake", "internal/metrics", "internal/objstore", "internal/selector"},
 	"internal/layering":              {},
 	"internal/metrics":               {},
 	"internal/objstore":              {},
