@@ -5,10 +5,12 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/cairn-audit/cairn/internal/event"
+	"github.com/cairn-audit/cairn/internal/selector"
 )
 
 // errNotRecord is returned for a record a row cannot be made of.
@@ -43,11 +45,28 @@ type source struct {
 // so that a batch of rows costs a few large allocations, not one per
 // column. Rows keep their slabs alive; a slab is never reused.
 type arena struct {
-	strs  []string
-	bools []bool
+	strs     []string
+	bools    []bool
+	ids      slab[UserIdentity]
+	contexts slab[SessionContext]
+	attrs    slab[SessionAttributes]
+	issuers  slab[SessionIssuer]
+	tls      slab[TLSDetails]
 }
 
 const slabLen = 4096
+
+// slab hands out zeroed values of T from shared backing arrays.
+type slab[T any] struct{ free []T }
+
+func (s *slab[T]) get() *T {
+	if len(s.free) == 0 {
+		s.free = make([]T, 512)
+	}
+	v := &s.free[0]
+	s.free = s.free[1:]
+	return v
+}
 
 func (a *arena) str(v string) *string {
 	if len(a.strs) == cap(a.strs) {
@@ -92,14 +111,6 @@ func (src *source) eachMember(i int, fn func(name string, vs, ve int)) {
 // unquote returns the value of the JSON string b[s:e] (quotes included).
 func (src *source) unquote(s, e int) string {
 	raw := src.b[s:e]
-	if src.s == "" {
-		// A look-up that did not copy the record (channelARN).
-		var v string
-		if json.Unmarshal(raw, &v) != nil {
-			return string(raw[1 : len(raw)-1])
-		}
-		return v
-	}
 	for _, c := range raw[1 : len(raw)-1] {
 		if c == '\\' {
 			var v string
@@ -205,14 +216,14 @@ func Checksum(eventJSON []byte) string {
 	return base64.StdEncoding.EncodeToString(sum[:])
 }
 
-// makeRow converts a parsed CloudTrail record into a Row. r.Raw is the
-// record's canonical JSON; the row's strings share one copy of it.
-func makeRow(r *event.Record, a *arena) (Row, error) {
-	if len(r.Raw) == 0 || r.Raw[0] != '{' || r.EventID == "" {
+// makeRow converts a CloudTrail record (its compact JSON in src, what
+// selection read of it in h) into a Row. The row's strings share src.s.
+func makeRow(src *source, h *header) (Row, error) {
+	if h.eventID == "" {
 		return Row{}, errNotRecord
 	}
-	src := source{b: r.Raw, s: string(r.Raw), a: a}
-	row := Row{EventTime: r.EventTime.UTC(), EventID: r.EventID, EventJSON: src.s, EventJSONChecksum: Checksum(r.Raw)}
+	a := src.a
+	row := Row{EventTime: h.eventTime, EventID: h.eventID, EventJSON: src.s, EventJSONChecksum: Checksum(src.b)}
 	src.eachMember(0, func(name string, vs, ve int) {
 		switch lower(name) {
 		case "eventversion":
@@ -281,7 +292,7 @@ func makeRow(r *event.Record, a *arena) (Row, error) {
 		// Records older than eventVersion 1.07 have no eventCategory; Lake
 		// stores the category the store selected them by, which is the one
 		// the record is inferred to have.
-		row.EventCategory = a.str(r.Category())
+		row.EventCategory = a.str(h.category)
 	}
 	return row, nil
 }
@@ -290,7 +301,7 @@ func (src *source) userIdentity(vs int) *UserIdentity {
 	if src.b[vs] != '{' {
 		return nil
 	}
-	u := &UserIdentity{}
+	u := src.a.ids.get()
 	src.eachMember(vs, func(name string, s, e int) {
 		switch lower(name) {
 		case "type":
@@ -350,12 +361,12 @@ func (src *source) sessionContext(vs int) *SessionContext {
 	if src.b[vs] != '{' {
 		return nil
 	}
-	c := &SessionContext{}
+	c := src.a.contexts.get()
 	src.eachMember(vs, func(name string, s, e int) {
 		switch lower(name) {
 		case "attributes":
 			if src.b[s] == '{' {
-				a := &SessionAttributes{}
+				a := src.a.attrs.get()
 				src.eachMember(s, func(name string, s, e int) {
 					switch lower(name) {
 					case "creationdate":
@@ -368,7 +379,7 @@ func (src *source) sessionContext(vs int) *SessionContext {
 			}
 		case "sessionissuer":
 			if src.b[s] == '{' {
-				i := &SessionIssuer{}
+				i := src.a.issuers.get()
 				src.eachMember(s, func(name string, s, e int) {
 					switch lower(name) {
 					case "type":
@@ -448,7 +459,7 @@ func (src *source) tlsDetails(vs int) *TLSDetails {
 	if src.b[vs] != '{' {
 		return nil
 	}
-	t := &TLSDetails{}
+	t := src.a.tls.get()
 	src.eachMember(vs, func(name string, s, e int) {
 		switch lower(name) {
 		case "tlsversion":
@@ -467,12 +478,11 @@ func (src *source) tlsDetails(vs int) *TLSDetails {
 // CloudTrail lifts out of eventData into the record (userIdentity,
 // requestParameters, ...) are read from eventData itself, which is the
 // caller's event as sent.
-func makeAuditRow(r *event.Record, a *arena) (AuditRow, error) {
-	if len(r.Raw) == 0 || r.Raw[0] != '{' || r.EventID == "" {
+func makeAuditRow(src *source, h *header) (AuditRow, error) {
+	if h.eventID == "" {
 		return AuditRow{}, errNotRecord
 	}
-	src := source{b: r.Raw, s: string(r.Raw), a: a}
-	row := AuditRow{EventTime: r.EventTime.UTC(), EventID: r.EventID}
+	row := AuditRow{EventTime: h.eventTime, EventID: h.eventID}
 	src.eachMember(0, func(name string, vs, ve int) {
 		switch lower(name) {
 		case "eventversion":
@@ -575,20 +585,148 @@ func (src *source) auditData(vs int) *AuditData {
 	return d
 }
 
-// channelARN returns metadata.channelARN of a channel event's record, ""
-// when it has none.
-func channelARN(raw []byte) string {
-	src := source{b: raw, s: "", a: nil}
-	var arn string
-	src.eachMember(0, func(name string, vs, ve int) {
-		if arn != "" || lower(name) != "metadata" || raw[vs] != '{' {
-			return
+// header is what selection needs of a record, read in one pass over its
+// top-level members.
+type header struct {
+	eventTime time.Time
+	eventID   string
+	category  string
+	region    string
+	ev        selector.Event
+	channel   string // metadata.channelARN of a channel event
+}
+
+// newSource prepares a journal entry for conversion: one string copy of
+// it that every value of its rows is a substring of.
+func newSource(raw []byte, a *arena) *source {
+	return &source{b: raw, s: string(raw), a: a}
+}
+
+// readHeader reads the record's header. Records without eventCategory
+// (eventVersion before 1.07) go through event.Parse, whose inference of
+// the category (and of resource types from ARNs) the rest of Cairn
+// shares. ok is false for an entry that is not a record (it is not
+// ingested, as event.Parse would refuse it).
+func readHeader(src *source) (h header, ok bool) {
+	defer func() {
+		if recover() != nil {
+			// Not compact valid JSON (the journal only holds records Cairn
+			// validated, so this is corruption): let the parser judge.
+			h, ok = parseHeader(src.b)
 		}
-		src.eachMember(vs, func(name string, s, e int) {
-			if lower(name) == "channelarn" && raw[s] == '"' {
-				arn = src.unquote(s, e)
+	}()
+	b := src.b
+	if len(b) < 2 || b[0] != '{' {
+		return parseHeader(b)
+	}
+	var timeText string
+	var haveName bool
+	src.eachMember(0, func(name string, vs, ve int) {
+		switch name {
+		case "eventTime":
+			timeText = src.plain(vs, ve)
+		case "eventID":
+			h.eventID = src.plain(vs, ve)
+		case "eventCategory":
+			h.category = src.plain(vs, ve)
+		case "awsRegion":
+			h.region = src.plain(vs, ve)
+		case "eventSource":
+			h.ev.EventSource = src.plain(vs, ve)
+		case "eventName":
+			h.ev.EventName = src.plain(vs, ve)
+			haveName = b[vs] == '"' && ve-vs > 2
+		case "eventType":
+			h.ev.EventType = src.plain(vs, ve)
+		case "errorCode":
+			h.ev.ErrorCode = src.plain(vs, ve)
+		case "readOnly":
+			h.ev.ReadOnly = ""
+			if v := src.boolean(vs, ve); v != nil {
+				h.ev.ReadOnly = strconv.FormatBool(*v)
 			}
-		})
+		case "vpcEndpointId":
+			h.ev.VpcEndpointID = src.plain(vs, ve)
+		case "sessionCredentialFromConsole":
+			h.ev.SessionCredentialFromConsole = src.plain(vs, ve)
+		case "userIdentity":
+			h.ev.UserIdentityARN = ""
+			src.eachMember(vs, func(name string, s, e int) {
+				if name == "arn" {
+					h.ev.UserIdentityARN = src.plain(s, e)
+				}
+			})
+		case "resources":
+			h.ev.Resources = h.ev.Resources[:0]
+			for _, r := range src.resources(vs) {
+				var res selector.Resource
+				if r.Type != nil {
+					res.Type = *r.Type
+				}
+				if r.ARN != nil {
+					res.ARN = *r.ARN
+				}
+				h.ev.Resources = append(h.ev.Resources, res)
+			}
+		case "metadata":
+			src.eachMember(vs, func(name string, s, e int) {
+				if name == "channelARN" {
+					h.channel = src.plain(s, e)
+				}
+			})
+		}
 	})
-	return arn
+	t, err := event.ParseTime(timeText)
+	if h.category == "" || !haveName || err != nil || h.eventID == "" {
+		return parseHeader(b)
+	}
+	h.eventTime = t
+	h.ev.EventCategory = h.category
+	return h, true
+}
+
+// parseHeader is readHeader through event.Parse.
+func parseHeader(raw []byte) (header, bool) {
+	r, err := event.Parse(raw)
+	if err != nil {
+		return header{}, false
+	}
+	h := header{eventTime: r.EventTime, eventID: r.EventID, category: r.Category(), region: r.AWSRegion}
+	h.ev = selector.Event{
+		EventCategory:   h.category,
+		ReadOnly:        r.ReadOnly.String(),
+		EventSource:     r.EventSource,
+		EventName:       r.EventName,
+		EventType:       r.EventType,
+		ErrorCode:       r.ErrorCode,
+		UserIdentityARN: r.UserIdentityARN,
+	}
+	for _, res := range r.RecordResources {
+		h.ev.Resources = append(h.ev.Resources, selector.Resource{Type: res.Type, ARN: res.ARN})
+	}
+	h.ev.VpcEndpointID = rawString(r.Field("vpcEndpointId"))
+	h.ev.SessionCredentialFromConsole = rawString(r.Field("sessionCredentialFromConsole"))
+	var md struct {
+		ChannelARN string `json:"channelARN"`
+	}
+	if json.Unmarshal(r.Field("metadata"), &md) == nil {
+		h.channel = md.ChannelARN
+	}
+	return h, true
+}
+
+// rawString decodes a JSON string value ("" for anything else); a bare
+// boolean is read as its text.
+func rawString(v json.RawMessage) string {
+	switch string(v) {
+	case "":
+		return ""
+	case "true", "false":
+		return string(v)
+	}
+	var s string
+	if json.Unmarshal(v, &s) != nil {
+		return ""
+	}
+	return s
 }

@@ -371,3 +371,14 @@ func counterValue(t *testing.T, c prometheus.Counter) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+// storeIngested is how many events this process wrote to the store.
+func (in *Ingester) storeIngested(id string) uint64 {
+	in.mu.Lock()
+	s := in.stores[id]
+	in.mu.Unlock()
+	if s == nil {
+		return 0
+	}
+	return s.ingested.Load()
+}

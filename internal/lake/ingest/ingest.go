@@ -3,7 +3,6 @@ package ingest
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,7 +15,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/cairn-audit/cairn/internal/event"
 	"github.com/cairn-audit/cairn/internal/journal"
 	"github.com/cairn-audit/cairn/internal/lake"
 	"github.com/cairn-audit/cairn/internal/objstore"
@@ -143,8 +141,6 @@ type store struct {
 	// loop
 	spec      lake.Spec
 	kind      int
-	needVpc   bool
-	needCons  bool
 	channels  map[string]bool
 	pos       uint64 // committed cursor position
 	read      uint64 // last entry dispatched to the store
@@ -161,12 +157,12 @@ type store struct {
 type batch struct {
 	kind        int
 	first, last uint64
-	events      []Row
-	audit       []AuditRow
+	events      chunked[Row]
+	audit       chunked[AuditRow]
 	bytes       int
 }
 
-func (b *batch) rows() int { return len(b.events) + len(b.audit) }
+func (b *batch) rows() int { return b.events.len() + b.audit.len() }
 
 // flushResult is what a flush goroutine reports back to Run.
 type flushResult struct {
@@ -475,17 +471,6 @@ func (in *Ingester) loadFiles(ctx context.Context, s *store) error {
 func (s *store) setSpec(sp lake.Spec) {
 	s.spec = sp
 	s.kind = kindOf(sp.Category)
-	s.needVpc, s.needCons = false, false
-	for _, a := range sp.Selectors {
-		for _, f := range a.FieldSelectors {
-			switch f.Field {
-			case "vpcEndpointId":
-				s.needVpc = true
-			case "sessionCredentialFromConsole":
-				s.needCons = true
-			}
-		}
-	}
 	s.channels = make(map[string]bool, len(sp.Channels))
 	for _, c := range sp.Channels {
 		s.channels[c] = true
@@ -505,18 +490,15 @@ func (in *Ingester) accepting(s *store) bool {
 	return !full
 }
 
-// entry is one journal entry being dispatched: parsed once, converted
-// once per schema, whatever the number of stores that take it.
+// entry is one journal entry being dispatched: read once, converted once
+// per schema, whatever the number of stores that take it.
 type entry struct {
 	seq      uint64
 	raw      []byte
-	rec      *event.Record
-	parsed   bool
-	ev       selector.Event
-	evReady  bool
-	vpc      bool
-	console  bool
-	channel  *string
+	src      *source
+	h        header
+	read     bool
+	valid    bool
 	row      *Row
 	audit    *AuditRow
 	rowErr   error
@@ -587,117 +569,71 @@ func (in *Ingester) take(s *store, e *entry, a *arena, cutoff string) {
 	if !s.spec.Ingesting {
 		return // stopped: events recorded meanwhile are not ingested, as on AWS
 	}
-	if !e.parsed {
-		e.parsed = true
-		r, err := event.Parse(e.raw)
-		if err != nil {
+	if !e.read {
+		e.read = true
+		e.src = newSource(e.raw, a)
+		e.h, e.valid = readHeader(e.src)
+		if !e.valid {
 			in.m.skipped.WithLabelValues("invalid").Inc()
-			return
 		}
-		e.rec = r
 	}
-	r := e.rec
-	if r == nil {
+	if !e.valid {
 		return
 	}
-	if r.Category() == lake.CategoryActivityAuditLog {
-		if s.kind != kindAudit {
-			return
-		}
-		if e.channel == nil {
-			c := channelARN(r.Raw)
-			e.channel = &c
-		}
-		if !s.channels[*e.channel] {
+	h := &e.h
+	if h.category == lake.CategoryActivityAuditLog {
+		if s.kind != kindAudit || !s.channels[h.channel] {
 			return
 		}
 	} else {
 		if s.kind == kindAudit {
 			return
 		}
-		if !s.spec.MultiRegion && r.AWSRegion != s.spec.Region {
+		if !s.spec.MultiRegion && h.region != s.spec.Region {
 			return
 		}
-		if !e.evReady {
-			e.evReady = true
-			e.ev = eventOf(r)
-		}
-		if s.needVpc && !e.vpc {
-			e.vpc = true
-			e.ev.VpcEndpointID = rawString(r.Field("vpcEndpointId"))
-		}
-		if s.needCons && !e.console {
-			e.console = true
-			e.ev.SessionCredentialFromConsole = rawString(r.Field("sessionCredentialFromConsole"))
-		}
-		if !selector.Match(nil, s.spec.Selectors, &e.ev) {
+		if !selector.Match(nil, s.spec.Selectors, &h.ev) {
 			return
 		}
 	}
-	if cutoff != "" && dayOf(r.EventTime) < cutoff {
+	if cutoff != "" && dayOf(h.eventTime) < cutoff {
 		in.m.skipped.WithLabelValues("expired").Inc()
 		return
 	}
 	switch s.kind {
 	case kindAudit:
 		if e.audit == nil && e.auditErr == nil {
-			row, err := makeAuditRow(r, a)
+			row, err := convertSafely(func() (AuditRow, error) { return makeAuditRow(e.src, h) })
 			e.audit, e.auditErr = &row, err
 		}
 		if e.auditErr != nil {
 			in.m.skipped.WithLabelValues("invalid").Inc()
 			return
 		}
-		s.cur.audit = append(s.cur.audit, *e.audit)
+		s.cur.audit.add(e.audit)
 	default:
 		if e.row == nil && e.rowErr == nil {
-			row, err := makeRow(r, a)
+			row, err := convertSafely(func() (Row, error) { return makeRow(e.src, h) })
 			e.row, e.rowErr = &row, err
 		}
 		if e.rowErr != nil {
 			in.m.skipped.WithLabelValues("invalid").Inc()
 			return
 		}
-		s.cur.events = append(s.cur.events, *e.row)
+		s.cur.events.add(e.row)
 	}
-	s.cur.bytes += len(r.Raw)
+	s.cur.bytes += len(e.raw)
 }
 
-// eventOf is the selectors' view of a record (as internal/delivery builds
-// it, without the two fields read from the raw record on demand).
-func eventOf(r *event.Record) selector.Event {
-	ev := selector.Event{
-		EventCategory:   r.Category(),
-		ReadOnly:        r.ReadOnly.String(),
-		EventSource:     r.EventSource,
-		EventName:       r.EventName,
-		EventType:       r.EventType,
-		ErrorCode:       r.ErrorCode,
-		UserIdentityARN: r.UserIdentityARN,
-	}
-	if len(r.RecordResources) > 0 {
-		ev.Resources = make([]selector.Resource, len(r.RecordResources))
-		for i, res := range r.RecordResources {
-			ev.Resources[i] = selector.Resource{Type: res.Type, ARN: res.ARN}
+// convertSafely runs a conversion, turning a panic (a record that is not
+// valid compact JSON, which the journal should never hold) into an error.
+func convertSafely[T any](f func() (T, error)) (row T, err error) {
+	defer func() {
+		if recover() != nil {
+			err = errNotRecord
 		}
-	}
-	return ev
-}
-
-// rawString decodes a JSON string value ("" for anything else); a bare
-// boolean is read as its text.
-func rawString(v json.RawMessage) string {
-	switch string(v) {
-	case "":
-		return ""
-	case "true", "false":
-		return string(v)
-	}
-	var s string
-	if json.Unmarshal(v, &s) != nil {
-		return ""
-	}
-	return s
+	}()
+	return f()
 }
 
 // cutoffDay is the oldest partition a store keeps: events of earlier days
@@ -808,14 +744,14 @@ func (in *Ingester) flush(ctx context.Context, s *store, b *batch) ([]fileRef, e
 		byDay := map[string][]int32{}
 		switch b.kind {
 		case kindAudit:
-			for i := range b.audit {
-				d := dayOf(b.audit[i].EventTime)
-				byDay[d] = append(byDay[d], int32(i))
+			for i := range int32(b.audit.len()) {
+				d := dayOf(b.audit.at(i).EventTime)
+				byDay[d] = append(byDay[d], i)
 			}
 		default:
-			for i := range b.events {
-				d := dayOf(b.events[i].EventTime)
-				byDay[d] = append(byDay[d], int32(i))
+			for i := range int32(b.events.len()) {
+				d := dayOf(b.events.at(i).EventTime)
+				byDay[d] = append(byDay[d], i)
 			}
 		}
 		days := slices.Sorted(func(yield func(string) bool) {
@@ -831,11 +767,11 @@ func (in *Ingester) flush(ctx context.Context, s *store, b *batch) ([]fileRef, e
 			var err error
 			switch b.kind {
 			case kindAudit:
-				sortIndexes(b.audit, idx)
-				data, err = encodeBytes(b.audit, idx, b.first, b.last)
+				sortIndexes(&b.audit, idx)
+				data, err = encodeChunked(&b.audit, idx, b.first, b.last)
 			default:
-				sortIndexes(b.events, idx)
-				data, err = encodeBytes(b.events, idx, b.first, b.last)
+				sortIndexes(&b.events, idx)
+				data, err = encodeChunked(&b.events, idx, b.first, b.last)
 			}
 			if err != nil {
 				return nil, fmt.Errorf("encoding %s partition %s: %w", s.id, day, err)
@@ -857,14 +793,6 @@ func (in *Ingester) flush(ctx context.Context, s *store, b *batch) ([]fileRef, e
 		return written, fmt.Errorf("committing the cursor of %s at %d: %w", s.id, b.last, err)
 	}
 	return written, nil
-}
-
-// sortIndexes orders idx (indexes into rows) by event time, ties in
-// journal order.
-func sortIndexes[T rowTime](rows []T, idx []int32) {
-	slices.SortStableFunc(idx, func(a, b int32) int {
-		return timeOf(&rows[a]).Compare(timeOf(&rows[b]))
-	})
 }
 
 // Drop removes a purged store: it stops ingesting it, waits for its work

@@ -23,16 +23,16 @@ import (
 // Row is one CloudTrail event (management, data, network activity, and the
 // event-record view of Insights events) in an event data store.
 type Row struct {
-	EventVersion                 *string           `parquet:"eventversion,optional"`
+	EventVersion                 *string           `parquet:"eventversion,optional,dict"`
 	UserIdentity                 *UserIdentity     `parquet:"useridentity,optional"`
 	EventTime                    time.Time         `parquet:"eventtime,timestamp(microsecond:local)"`
-	EventSource                  *string           `parquet:"eventsource,optional"`
-	EventName                    *string           `parquet:"eventname,optional"`
-	AWSRegion                    *string           `parquet:"awsregion,optional"`
-	SourceIPAddress              *string           `parquet:"sourceipaddress,optional"`
-	UserAgent                    *string           `parquet:"useragent,optional"`
-	ErrorCode                    *string           `parquet:"errorcode,optional"`
-	ErrorMessage                 *string           `parquet:"errormessage,optional"`
+	EventSource                  *string           `parquet:"eventsource,optional,dict"`
+	EventName                    *string           `parquet:"eventname,optional,dict"`
+	AWSRegion                    *string           `parquet:"awsregion,optional,dict"`
+	SourceIPAddress              *string           `parquet:"sourceipaddress,optional,dict"`
+	UserAgent                    *string           `parquet:"useragent,optional,dict"`
+	ErrorCode                    *string           `parquet:"errorcode,optional,dict"`
+	ErrorMessage                 *string           `parquet:"errormessage,optional,dict"`
 	RequestParameters            map[string]string `parquet:"requestparameters,optional"`
 	ResponseElements             map[string]string `parquet:"responseelements,optional"`
 	AdditionalEventData          map[string]string `parquet:"additionaleventdata,optional"`
@@ -40,38 +40,38 @@ type Row struct {
 	EventID                      string            `parquet:"eventid"`
 	ReadOnly                     *bool             `parquet:"readonly,optional"`
 	Resources                    []Resource        `parquet:"resources,optional,list"`
-	EventType                    *string           `parquet:"eventtype,optional"`
-	APIVersion                   *string           `parquet:"apiversion,optional"`
+	EventType                    *string           `parquet:"eventtype,optional,dict"`
+	APIVersion                   *string           `parquet:"apiversion,optional,dict"`
 	ManagementEvent              *bool             `parquet:"managementevent,optional"`
-	RecipientAccountID           *string           `parquet:"recipientaccountid,optional"`
+	RecipientAccountID           *string           `parquet:"recipientaccountid,optional,dict"`
 	SharedEventID                *string           `parquet:"sharedeventid,optional"`
-	Annotation                   *string           `parquet:"annotation,optional"`
-	VPCEndpointID                *string           `parquet:"vpcendpointid,optional"`
-	VPCEndpointAccountID         *string           `parquet:"vpcendpointaccountid,optional"`
+	Annotation                   *string           `parquet:"annotation,optional,dict"`
+	VPCEndpointID                *string           `parquet:"vpcendpointid,optional,dict"`
+	VPCEndpointAccountID         *string           `parquet:"vpcendpointaccountid,optional,dict"`
 	ServiceEventDetails          map[string]string `parquet:"serviceeventdetails,optional"`
 	Addendum                     map[string]string `parquet:"addendum,optional"`
 	EdgeDeviceDetails            map[string]string `parquet:"edgedevicedetails,optional"`
 	InsightDetails               map[string]string `parquet:"insightdetails,optional"`
-	EventCategory                *string           `parquet:"eventcategory,optional"`
+	EventCategory                *string           `parquet:"eventcategory,optional,dict"`
 	TLSDetails                   *TLSDetails       `parquet:"tlsdetails,optional"`
-	SessionCredentialFromConsole *string           `parquet:"sessioncredentialfromconsole,optional"`
+	SessionCredentialFromConsole *string           `parquet:"sessioncredentialfromconsole,optional,dict"`
 	EventJSON                    string            `parquet:"eventjson"`
 	EventJSONChecksum            string            `parquet:"eventjsonchecksum"`
 }
 
 // UserIdentity is the useridentity struct.
 type UserIdentity struct {
-	Type             *string         `parquet:"type,optional"`
-	PrincipalID      *string         `parquet:"principalid,optional"`
-	ARN              *string         `parquet:"arn,optional"`
-	AccountID        *string         `parquet:"accountid,optional"`
-	AccessKeyID      *string         `parquet:"accesskeyid,optional"`
-	UserName         *string         `parquet:"username,optional"`
+	Type             *string         `parquet:"type,optional,dict"`
+	PrincipalID      *string         `parquet:"principalid,optional,dict"`
+	ARN              *string         `parquet:"arn,optional,dict"`
+	AccountID        *string         `parquet:"accountid,optional,dict"`
+	AccessKeyID      *string         `parquet:"accesskeyid,optional,dict"`
+	UserName         *string         `parquet:"username,optional,dict"`
 	SessionContext   *SessionContext `parquet:"sessioncontext,optional"`
 	OnBehalfOf       *OnBehalfOf     `parquet:"onbehalfof,optional"`
 	InScopeOf        *InScopeOf      `parquet:"inscopeof,optional"`
-	InvokedBy        *string         `parquet:"invokedby,optional"`
-	IdentityProvider *string         `parquet:"identityprovider,optional"`
+	InvokedBy        *string         `parquet:"invokedby,optional,dict"`
+	IdentityProvider *string         `parquet:"identityprovider,optional,dict"`
 }
 
 // SessionContext is useridentity.sessioncontext.
@@ -79,71 +79,71 @@ type SessionContext struct {
 	Attributes          *SessionAttributes   `parquet:"attributes,optional"`
 	SessionIssuer       *SessionIssuer       `parquet:"sessionissuer,optional"`
 	WebIDFederationData *WebIDFederationData `parquet:"webidfederationdata,optional"`
-	SourceIdentity      *string              `parquet:"sourceidentity,optional"`
-	EC2RoleDelivery     *string              `parquet:"ec2roledelivery,optional"`
-	EC2IssuedInVPC      *string              `parquet:"ec2issuedinvpc,optional"`
+	SourceIdentity      *string              `parquet:"sourceidentity,optional,dict"`
+	EC2RoleDelivery     *string              `parquet:"ec2roledelivery,optional,dict"`
+	EC2IssuedInVPC      *string              `parquet:"ec2issuedinvpc,optional,dict"`
 }
 
 // SessionAttributes is useridentity.sessioncontext.attributes.
 type SessionAttributes struct {
 	CreationDate     *time.Time `parquet:"creationdate,optional,timestamp(microsecond:local)"`
-	MFAAuthenticated *string    `parquet:"mfaauthenticated,optional"`
+	MFAAuthenticated *string    `parquet:"mfaauthenticated,optional,dict"`
 }
 
 // SessionIssuer is useridentity.sessioncontext.sessionissuer.
 type SessionIssuer struct {
-	Type        *string `parquet:"type,optional"`
-	PrincipalID *string `parquet:"principalid,optional"`
-	ARN         *string `parquet:"arn,optional"`
-	AccountID   *string `parquet:"accountid,optional"`
-	UserName    *string `parquet:"username,optional"`
+	Type        *string `parquet:"type,optional,dict"`
+	PrincipalID *string `parquet:"principalid,optional,dict"`
+	ARN         *string `parquet:"arn,optional,dict"`
+	AccountID   *string `parquet:"accountid,optional,dict"`
+	UserName    *string `parquet:"username,optional,dict"`
 }
 
 // WebIDFederationData is useridentity.sessioncontext.webidfederationdata.
 type WebIDFederationData struct {
-	FederatedProvider *string           `parquet:"federatedprovider,optional"`
+	FederatedProvider *string           `parquet:"federatedprovider,optional,dict"`
 	Attributes        map[string]string `parquet:"attributes,optional"`
 }
 
 // OnBehalfOf is useridentity.onbehalfof (IAM Identity Center callers).
 type OnBehalfOf struct {
-	UserID           *string `parquet:"userid,optional"`
-	IdentityStoreARN *string `parquet:"identitystorearn,optional"`
+	UserID           *string `parquet:"userid,optional,dict"`
+	IdentityStoreARN *string `parquet:"identitystorearn,optional,dict"`
 }
 
 // InScopeOf is useridentity.inscopeof.
 type InScopeOf struct {
-	SourceARN           *string `parquet:"sourcearn,optional"`
-	SourceAccount       *string `parquet:"sourceaccount,optional"`
-	IssuerType          *string `parquet:"issuertype,optional"`
-	CredentialsIssuedTo *string `parquet:"credentialsissuedto,optional"`
+	SourceARN           *string `parquet:"sourcearn,optional,dict"`
+	SourceAccount       *string `parquet:"sourceaccount,optional,dict"`
+	IssuerType          *string `parquet:"issuertype,optional,dict"`
+	CredentialsIssuedTo *string `parquet:"credentialsissuedto,optional,dict"`
 }
 
 // Resource is one element of the resources array.
 type Resource struct {
-	AccountID *string `parquet:"accountid,optional"`
-	Type      *string `parquet:"type,optional"`
-	ARN       *string `parquet:"arn,optional"`
-	ARNPrefix *string `parquet:"arnprefix,optional"`
+	AccountID *string `parquet:"accountid,optional,dict"`
+	Type      *string `parquet:"type,optional,dict"`
+	ARN       *string `parquet:"arn,optional,dict"`
+	ARNPrefix *string `parquet:"arnprefix,optional,dict"`
 }
 
 // TLSDetails is the tlsdetails struct.
 type TLSDetails struct {
-	TLSVersion               *string `parquet:"tlsversion,optional"`
-	CipherSuite              *string `parquet:"ciphersuite,optional"`
-	ClientProvidedHostHeader *string `parquet:"clientprovidedhostheader,optional"`
+	TLSVersion               *string `parquet:"tlsversion,optional,dict"`
+	CipherSuite              *string `parquet:"ciphersuite,optional,dict"`
+	ClientProvidedHostHeader *string `parquet:"clientprovidedhostheader,optional,dict"`
 }
 
 // AuditRow is one ActivityAuditLog event (a PutAuditEvents event from a
 // channel) in an event data store: Lake's schema for non-AWS events.
 type AuditRow struct {
-	EventVersion       *string        `parquet:"eventversion,optional"`
-	EventCategory      *string        `parquet:"eventcategory,optional"`
-	EventType          *string        `parquet:"eventtype,optional"`
+	EventVersion       *string        `parquet:"eventversion,optional,dict"`
+	EventCategory      *string        `parquet:"eventcategory,optional,dict"`
+	EventType          *string        `parquet:"eventtype,optional,dict"`
 	EventID            string         `parquet:"eventid"`
 	EventTime          time.Time      `parquet:"eventtime,timestamp(microsecond:local)"`
-	AWSRegion          *string        `parquet:"awsregion,optional"`
-	RecipientAccountID *string        `parquet:"recipientaccountid,optional"`
+	AWSRegion          *string        `parquet:"awsregion,optional,dict"`
+	RecipientAccountID *string        `parquet:"recipientaccountid,optional,dict"`
 	Addendum           *AuditAddendum `parquet:"addendum,optional"`
 	Metadata           *AuditMetadata `parquet:"metadata,optional"`
 	EventData          *AuditData     `parquet:"eventdata,optional"`
@@ -151,40 +151,40 @@ type AuditRow struct {
 
 // AuditAddendum is the addendum struct of an ActivityAuditLog event.
 type AuditAddendum struct {
-	Reason          *string `parquet:"reason,optional"`
-	UpdatedFields   *string `parquet:"updatedfields,optional"`
+	Reason          *string `parquet:"reason,optional,dict"`
+	UpdatedFields   *string `parquet:"updatedfields,optional,dict"`
 	OriginalUID     *string `parquet:"originaluid,optional"`
 	OriginalEventID *string `parquet:"originaleventid,optional"`
 }
 
 // AuditMetadata is what CloudTrail adds about the channel.
 type AuditMetadata struct {
-	IngestionTime *string `parquet:"ingestiontime,optional"`
-	ChannelARN    *string `parquet:"channelarn,optional"`
+	IngestionTime *string `parquet:"ingestiontime,optional,dict"`
+	ChannelARN    *string `parquet:"channelarn,optional,dict"`
 }
 
 // AuditData is eventdata: the caller's event as sent to PutAuditEvents.
 type AuditData struct {
-	Version             *string           `parquet:"version,optional"`
+	Version             *string           `parquet:"version,optional,dict"`
 	UserIdentity        *AuditIdentity    `parquet:"useridentity,optional"`
-	UserAgent           *string           `parquet:"useragent,optional"`
-	EventSource         *string           `parquet:"eventsource,optional"`
-	EventName           *string           `parquet:"eventname,optional"`
+	UserAgent           *string           `parquet:"useragent,optional,dict"`
+	EventSource         *string           `parquet:"eventsource,optional,dict"`
+	EventName           *string           `parquet:"eventname,optional,dict"`
 	EventTime           *string           `parquet:"eventtime,optional"`
-	UID                 *string           `parquet:"uid,optional"`
+	UID                 *string           `parquet:"uid,optional,dict"`
 	RequestParameters   map[string]string `parquet:"requestparameters,optional"`
 	ResponseElements    map[string]string `parquet:"responseelements,optional"`
-	ErrorCode           *string           `parquet:"errorcode,optional"`
-	ErrorMessage        *string           `parquet:"errormessage,optional"`
-	SourceIPAddress     *string           `parquet:"sourceipaddress,optional"`
-	RecipientAccountID  *string           `parquet:"recipientaccountid,optional"`
+	ErrorCode           *string           `parquet:"errorcode,optional,dict"`
+	ErrorMessage        *string           `parquet:"errormessage,optional,dict"`
+	SourceIPAddress     *string           `parquet:"sourceipaddress,optional,dict"`
+	RecipientAccountID  *string           `parquet:"recipientaccountid,optional,dict"`
 	AdditionalEventData map[string]string `parquet:"additionaleventdata,optional"`
 }
 
 // AuditIdentity is eventdata.useridentity.
 type AuditIdentity struct {
-	Type        *string           `parquet:"type,optional"`
-	PrincipalID *string           `parquet:"principalid,optional"`
+	Type        *string           `parquet:"type,optional,dict"`
+	PrincipalID *string           `parquet:"principalid,optional,dict"`
 	Details     map[string]string `parquet:"details,optional"`
 }
 
