@@ -107,6 +107,20 @@ type AsStoredGetter interface {
 	GetAsStored(ctx context.Context, bucket, key string) (body io.ReadCloser, info ObjectInfo, damaged, err error)
 }
 
+// LocalPather is implemented by stores that keep each object's body as a
+// plain local file (the file store). A reader that needs file paths, such
+// as the SQL engine reading an event data store's Parquet files, uses
+// them in place instead of copying them out. The file at the path is
+// replaced atomically by a Put and removed by a Delete; it must only be
+// read.
+type LocalPather interface {
+	// LocalPath returns the path of the file that holds (or would hold)
+	// the object's body, and true; false when the key cannot be stored
+	// (or the store keeps objects otherwise). It does not check that the
+	// object exists.
+	LocalPath(bucket, key string) (string, bool)
+}
+
 // PutOptions are the headers stored with an object.
 type PutOptions struct {
 	// ContentType defaults to "application/octet-stream" when empty.

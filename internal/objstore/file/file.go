@@ -57,6 +57,7 @@ import (
 	"log/slog"
 	"os"
 	"path"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -107,6 +108,7 @@ type Store struct {
 var (
 	_ objstore.Store          = (*Store)(nil)
 	_ objstore.AsStoredGetter = (*Store)(nil)
+	_ objstore.LocalPather    = (*Store)(nil)
 )
 
 // New opens the store in dir, creating dir if needed, and removes
@@ -137,6 +139,19 @@ func New(dir string, opts Options) (*Store, error) {
 
 // Dir is the directory the store lives in.
 func (s *Store) Dir() string { return s.dir }
+
+// LocalPath returns the path of the file holding the object's body (see
+// objstore.LocalPather): bodies are stored verbatim under DIR/<bucket>/<key>.
+func (s *Store) LocalPath(bucket, key string) (string, bool) {
+	if s.check(bucket, key) != nil {
+		return "", false
+	}
+	p := filepath.Join(s.dir, bucket, filepath.FromSlash(key))
+	if abs, err := filepath.Abs(p); err == nil {
+		p = abs // readers in other processes and DuckDB's allowed_directories need it
+	}
+	return p, true
+}
 
 // Close releases the directory handle.
 func (s *Store) Close() error { return s.root.Close() }
