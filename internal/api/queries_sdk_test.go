@@ -249,6 +249,20 @@ func TestQueryLifecycleSDK(t *testing.T) {
 	_, err = e.client.CancelQuery(ctx, &cloudtrail.CancelQueryInput{QueryId: aws.String(id)})
 	wantCode(t, err, "InactiveQueryException")
 
+	// A NULL value keeps its place in the row: JSON null, "" in the SDK.
+	nul, err := e.client.StartQuery(ctx, &cloudtrail.StartQueryInput{QueryStatement: aws.String("SELECT eventname, errorcode FROM " + qStore + " WHERE eventname = 'ConsoleLogin'")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.waitStatus(t, aws.ToString(nul.QueryId), types.QueryStatusFinished)
+	res, err := e.client.GetQueryResults(ctx, &cloudtrail.GetQueryResultsInput{QueryId: nul.QueryId})
+	if err != nil || len(res.QueryResultRows) != 1 || len(res.QueryResultRows[0]) != 2 {
+		t.Fatalf("NULL row: %v %+v", err, res)
+	}
+	if v, ok := res.QueryResultRows[0][1]["errorcode"]; !ok || v != "" {
+		t.Fatalf("NULL value: %q %v", v, ok)
+	}
+
 	// A failing query: FAILED with DuckDB's message.
 	bad, err := e.client.StartQuery(ctx, &cloudtrail.StartQueryInput{QueryStatement: aws.String("SELECT CAST(eventname AS INTEGER) FROM " + qStore)})
 	if err != nil {
@@ -263,19 +277,19 @@ func TestQueryLifecycleSDK(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(list.Queries) != 2 || aws.ToString(list.Queries[0].QueryId) != aws.ToString(bad.QueryId) || list.Queries[1].CreationTime == nil {
+	if len(list.Queries) != 3 || aws.ToString(list.Queries[0].QueryId) != aws.ToString(bad.QueryId) || list.Queries[2].CreationTime == nil {
 		t.Fatalf("ListQueries %+v", list.Queries)
 	}
-	list, err = e.client.ListQueries(ctx, &cloudtrail.ListQueriesInput{EventDataStore: aws.String(qStore), QueryStatus: types.QueryStatusFinished})
-	if err != nil || len(list.Queries) != 1 || aws.ToString(list.Queries[0].QueryId) != id {
+	list, err = e.client.ListQueries(ctx, &cloudtrail.ListQueriesInput{EventDataStore: aws.String(qStore), QueryStatus: types.QueryStatusFailed})
+	if err != nil || len(list.Queries) != 1 || aws.ToString(list.Queries[0].QueryId) != aws.ToString(bad.QueryId) {
 		t.Fatalf("ListQueries FINISHED: %v %+v", err, list)
 	}
 	page1, err := e.client.ListQueries(ctx, &cloudtrail.ListQueriesInput{EventDataStore: aws.String(qStore), MaxResults: aws.Int32(1)})
 	if err != nil || len(page1.Queries) != 1 || page1.NextToken == nil {
 		t.Fatalf("ListQueries page 1: %v %+v", err, page1)
 	}
-	page2, err := e.client.ListQueries(ctx, &cloudtrail.ListQueriesInput{EventDataStore: aws.String(qStore), MaxResults: aws.Int32(1), NextToken: page1.NextToken})
-	if err != nil || len(page2.Queries) != 1 || page2.NextToken != nil || aws.ToString(page2.Queries[0].QueryId) != id {
+	page2, err := e.client.ListQueries(ctx, &cloudtrail.ListQueriesInput{EventDataStore: aws.String(qStore), MaxResults: aws.Int32(2), NextToken: page1.NextToken})
+	if err != nil || len(page2.Queries) != 2 || page2.NextToken != nil || aws.ToString(page2.Queries[1].QueryId) != id {
 		t.Fatalf("ListQueries page 2: %v %+v", err, page2)
 	}
 	_, err = e.client.ListQueries(ctx, &cloudtrail.ListQueriesInput{EventDataStore: aws.String(qStore), MaxResults: aws.Int32(1), NextToken: page1.NextToken, QueryStatus: types.QueryStatusFailed})

@@ -348,7 +348,9 @@ func (w *walker) function(x map[string]any) error {
 	name, _ := x["function_name"].(string)
 	schema, _ := x["schema"].(string)
 	catalog, _ := x["catalog"].(string)
-	if schema != "" || catalog != "" {
+	// DuckDB's parser itself writes some constructs as main.f (ROW(...)
+	// is main.row); any other qualification is refused.
+	if catalog != "" || schema != "" && schema != "main" {
 		return invalid("function %s.%s: qualified function names are not allowed%s", strings.Trim(catalog+"."+schema, "."), name, w.at(x))
 	}
 	lower := strings.ToLower(name)

@@ -90,6 +90,8 @@ func TestDialect(t *testing.T) {
 		{"CTE and subquery", "WITH names AS (SELECT DISTINCT eventname FROM " + id + ") SELECT count(*) FROM names WHERE eventname IN (SELECT eventname FROM " + otherID + ")", []string{"*"}},
 		{"window", "SELECT eventname, row_number() OVER (ORDER BY eventtime) FROM " + id + " ORDER BY 2 LIMIT 1", []string{"*", "1"}},
 		{"unnest resources", "SELECT count(*) FROM " + id + " CROSS JOIN UNNEST(resources) AS r (res) WHERE res.type = 'AWS::IAM::Role'", []string{"*"}},
+		{"rendering", "SELECT CAST(1.5 AS DOUBLE), CAST(1e10 AS DOUBLE), CAST(0.1 AS DECIMAL(3, 2)), INTERVAL '1' DAY, from_iso8601_timestamp('2024-01-01T00:00:00Z'), CAST(ROW(1, 'x') AS ROW(a INTEGER, b VARCHAR)), ARRAY[1, NULL], MAP(ARRAY['k'], ARRAY['v']), DATE '2024-01-02' " + login,
+			[]string{"1.5", "1.0E10", "0.10", "1 00:00:00.000", "2024-01-01 00:00:00.000 UTC", "{a=1, b=x}", "[1, null]", "{k=v}", "2024-01-02"}},
 		{"booleans and NULL", "SELECT readonly, errorcode, managementevent " + login, []string{fmt.Sprint(loginRec["readOnly"]), "NULL", "*"}},
 	}
 	for _, c := range cases {

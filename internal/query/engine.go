@@ -8,6 +8,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/duckdb/duckdb-go/v2"
@@ -60,7 +61,14 @@ type Engine struct {
 	// locked like the query databases and can read no file.
 	parserConn *duckdb.Connector
 	parser     *sql.DB
+	// warm holds query databases opened ahead by warmer.
+	warm chan *queryDB
+	stop chan struct{}
+	wg   sync.WaitGroup
 }
+
+// warmDatabases is how many query databases are kept opened ahead.
+const warmDatabases = 2
 
 // NewEngine opens the engine. Close releases it.
 func NewEngine(ctx context.Context, catalog Catalog, limits Limits) (*Engine, error) {
@@ -85,11 +93,25 @@ func NewEngine(ctx context.Context, catalog Catalog, limits Limits) (*Engine, er
 			return nil, fmt.Errorf("query: lock the parser database (%s): %w", s, err)
 		}
 	}
-	return &Engine{catalog: catalog, limits: limits, parserConn: c, parser: db}, nil
+	e := &Engine{catalog: catalog, limits: limits, parserConn: c, parser: db, warm: make(chan *queryDB, warmDatabases), stop: make(chan struct{})}
+	e.wg.Add(1)
+	go e.warmer()
+	return e, nil
 }
 
 // Close releases the parser database.
 func (e *Engine) Close() error {
+	close(e.stop)
+	e.wg.Wait()
+	for {
+		select {
+		case q := <-e.warm:
+			q.close()
+			continue
+		default:
+		}
+		break
+	}
 	err := e.parser.Close()
 	if cerr := e.parserConn.Close(); err == nil {
 		err = cerr
@@ -226,37 +248,85 @@ func (e *Engine) sandbox(ctx context.Context, views []storeView) (*sql.Conn, fun
 	for _, v := range views {
 		paths = append(paths, v.files...)
 	}
-	c, err := duckdb.NewConnector("", nil)
-	if err != nil {
-		return nil, nil, fmt.Errorf("query: open a query database: %w", err)
+	var q *queryDB
+	select {
+	case q = <-e.warm:
+	default:
+		var err error
+		if q, err = openQueryDB(ctx); err != nil {
+			return nil, nil, err
+		}
 	}
-	db := sql.OpenDB(c)
-	closeAll := func() {
-		db.Close()
-		c.Close()
-	}
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		closeAll()
-		return nil, nil, fmt.Errorf("query: connect to the query database: %w", err)
-	}
-	closeConn := func() {
-		conn.Close()
-		closeAll()
-	}
-	// One round trip for the whole setup: the macros, then the lockdown,
-	// then the views, in that order.
-	setup := []string{strings.Join(append(macroStatements(), lockdown(paths, e.limits)...), ";\n")}
+	// Then the lockdown, then the views, in that order.
+	setup := []string{strings.Join(lockdown(paths, e.limits), ";\n")}
 	for _, v := range views {
 		setup = append(setup, viewStatement(v.id, v.files, v.cols))
 	}
 	for _, s := range setup {
-		if _, err := conn.ExecContext(ctx, s); err != nil {
-			closeConn()
+		if _, err := q.conn.ExecContext(ctx, s); err != nil {
+			q.close()
 			return nil, nil, fmt.Errorf("query: prepare the query database (%.60s): %w", s, err)
 		}
 	}
-	return conn, closeConn, nil
+	return q.conn, q.close, nil
+}
+
+// queryDB is a fresh in-memory database with the Trino macros, not yet
+// locked down: nothing runs in it before sandbox locks it.
+type queryDB struct {
+	c    *duckdb.Connector
+	db   *sql.DB
+	conn *sql.Conn
+}
+
+func (q *queryDB) close() {
+	q.conn.Close()
+	q.db.Close()
+	q.c.Close()
+}
+
+func openQueryDB(ctx context.Context) (*queryDB, error) {
+	c, err := duckdb.NewConnector("", nil)
+	if err != nil {
+		return nil, fmt.Errorf("query: open a query database: %w", err)
+	}
+	db := sql.OpenDB(c)
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		db.Close()
+		c.Close()
+		return nil, fmt.Errorf("query: connect to the query database: %w", err)
+	}
+	q := &queryDB{c: c, db: db, conn: conn}
+	if _, err := conn.ExecContext(ctx, strings.Join(macroStatements(), ";\n")); err != nil {
+		q.close()
+		return nil, fmt.Errorf("query: create the Trino macros: %w", err)
+	}
+	return q, nil
+}
+
+// warmer keeps a few query databases opened ahead (opening DuckDB and
+// creating the macros is two thirds of a query's fixed cost), until
+// Close.
+func (e *Engine) warmer() {
+	defer e.wg.Done()
+	for {
+		q, err := openQueryDB(context.Background())
+		if err != nil {
+			select {
+			case <-e.stop:
+				return
+			case <-time.After(time.Second):
+				continue
+			}
+		}
+		select {
+		case e.warm <- q:
+		case <-e.stop:
+			q.close()
+			return
+		}
+	}
 }
 
 func joinQuoted(paths []string) string {

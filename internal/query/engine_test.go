@@ -5,7 +5,6 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/cairn-audit/cairn/internal/awsproto"
 	"github.com/cairn-audit/cairn/internal/query/querytest"
 )
 
@@ -64,25 +63,4 @@ func (f *fixture) run(ctx context.Context, stmt string) (*collect, error) {
 		return nil, err
 	}
 	return c, nil
-}
-
-func TestEngineSmoke(t *testing.T) {
-	f := newFixture(t)
-	ctx := context.Background()
-	c, err := f.run(ctx, "SELECT eventName, count(*), useridentity.arn, element_at(requestparameters, 'bucketName') FROM "+fixtureID+" GROUP BY 1, 3, 4 ORDER BY 2 DESC LIMIT 3")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Log(c.cols)
-	for _, r := range c.rows {
-		for _, v := range r {
-			if v == nil {
-				t.Log("NULL")
-			} else {
-				t.Log(*v)
-			}
-		}
-	}
-	_, err = f.run(ctx, "SELECT * FROM read_csv('/etc/passwd')")
-	t.Log(err, awsproto.IsCode(err, "InvalidQueryStatementException"))
 }

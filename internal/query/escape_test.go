@@ -61,7 +61,9 @@ func TestEngineEscapesRefused(t *testing.T) {
 		{"getvariable", "SELECT getvariable('x') FROM " + id, "function getvariable is not supported"},
 		{"read_text scalar", "SELECT read_text('/etc/passwd') FROM " + id, "not supported"},
 		{"query scalar", "SELECT query('SELECT 1') FROM " + id, "not supported"},
-		{"qualified function", "SELECT main.lower(eventname) FROM " + id, "qualified function names"},
+		{"qualified function", "SELECT pg_catalog.lower(eventname) FROM " + id, "qualified function names"},
+		{"catalog-qualified function", "SELECT system.main.lower(eventname) FROM " + id, "qualified function names"},
+		{"main-qualified file function", "SELECT main.read_text('/etc/passwd') FROM " + id, "not supported"},
 		{"duckdb function scalar", "SELECT duckdb_databases() FROM " + id, "not supported"},
 		// not SELECT
 		{"copy to", "COPY (SELECT * FROM " + id + ") TO '/tmp/x.csv'", "Only SELECT"},
