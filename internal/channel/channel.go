@@ -127,6 +127,11 @@ type Options struct {
 	// EventDataStores checks EVENT_DATA_STORE destinations; nil checks
 	// their form only.
 	EventDataStores EventDataStores
+	// OnChange, if set, is called after a channel is created, changed or
+	// deleted and before the call returns, so that the stores' ingestion
+	// knows which channels feed which store before any event of the
+	// channel can reach the journal.
+	OnChange func(ctx context.Context)
 }
 
 // EventDataStores is what channels need of CloudTrail Lake: whether a
@@ -156,6 +161,7 @@ type Service struct {
 	buffers       bufferPool
 	spans         spanPool
 	stores        EventDataStores
+	onChange      func(ctx context.Context)
 }
 
 // New creates the channel service. It fails only when the metrics cannot
@@ -170,6 +176,7 @@ func New(store *state.Store, accountID string, opts Options) (*Service, error) {
 		metrics:       newMetrics(),
 		status:        newStatusTable(),
 		stores:        opts.EventDataStores,
+		onChange:      opts.OnChange,
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -430,6 +437,7 @@ func (s *Service) Create(ctx context.Context, region string, in CreateInput) (*C
 		return nil, nil, err
 	}
 	s.log.InfoContext(ctx, "channel created", "channel", c.ARN(), "name", c.Name)
+	s.changed(ctx)
 	return c, tagList, nil
 }
 
@@ -591,6 +599,7 @@ func (s *Service) Update(ctx context.Context, region, channel string, in UpdateI
 	if err != nil {
 		return nil, err
 	}
+	s.changed(ctx)
 	return &out, nil
 }
 
@@ -616,6 +625,7 @@ func (s *Service) Delete(ctx context.Context, region, channel string) error {
 	}
 	s.status.forget(statusKey(gone.Region, gone.ID))
 	s.log.InfoContext(ctx, "channel deleted", "channel", gone.ARN())
+	s.changed(ctx)
 	return nil
 }
 
@@ -656,4 +666,11 @@ func (s *Service) ByARN(ctx context.Context, arn string) (c Channel, ok bool, er
 		return err
 	})
 	return c, ok, err
+}
+
+// changed tells OnChange that the channels changed.
+func (s *Service) changed(ctx context.Context) {
+	if s.onChange != nil {
+		s.onChange(ctx)
+	}
 }

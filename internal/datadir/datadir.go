@@ -26,6 +26,8 @@ const (
 	State       = "state"              // trails, channels, tags (Pebble)
 	History     = "history"            // the event history index (Pebble)
 	Buckets     = "buckets"            // the default file object store
+	LakeCache   = "lake-cache"         // local copies of event data stores' files kept in S3
+	LakeResults = "lake-results"       // Lake query results (7 days)
 	Credentials = "credentials"        // the first admin key, in AWS's credentials format
 	Keys        = "keys.json"          // the access keys, secrets sealed with MasterKey
 	KeysLock    = "keys.lock"          // serialises the key file's writers (serve, cairn keys)

@@ -259,7 +259,8 @@ func Open(ctx context.Context, cfg Config) (s *Server, err error) {
 		return nil, err
 	}
 	s.openLake()
-	if s.channels, err = channel.New(s.state, cfg.AccountID, channel.Options{Now: cfg.Now, Logger: s.log, Registerer: s.promReg, EventDataStores: s.lake.svc}); err != nil {
+	if s.channels, err = channel.New(s.state, cfg.AccountID, channel.Options{Now: cfg.Now, Logger: s.log, Registerer: s.promReg, EventDataStores: s.lake.svc,
+		OnChange: s.lakeChanged}); err != nil {
 		return nil, err
 	}
 	if s.history, err = history.Open(ctx, datadir.Path(cfg.DataDir, datadir.History), s.journal, history.Options{
@@ -278,10 +279,14 @@ func Open(ctx context.Context, cfg Config) (s *Server, err error) {
 	}); err != nil {
 		return nil, err
 	}
+	if err := s.openLakeEngines(ctx); err != nil {
+		return nil, err
+	}
 	tagging := tags.NewService(s.state, cfg.AccountID, map[string]tags.Resolver{
 		tags.TypeTrail:          s.trails,
 		tags.TypeChannel:        s.channels,
 		tags.TypeEventDataStore: s.lake.svc,
+		tags.TypeDashboard:      s.lake.dashboards,
 	})
 	if s.registry, err = api.NewRegistry(
 		api.TrailOperations(s.trails),
@@ -433,6 +438,7 @@ func (s *Server) startBackground() error {
 	if err := s.history.Start(ctx); err != nil {
 		return err
 	}
+	s.startLake()
 	s.bg.Add(4)
 	go func() {
 		defer s.bg.Done()

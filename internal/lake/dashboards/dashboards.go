@@ -695,3 +695,14 @@ func decode(raw []byte, v any) error {
 	}
 	return nil
 }
+
+// ResourceExists reports whether a dashboard ARN names a dashboard, for
+// the tagging service (AddTags, ListTags and RemoveTags on dashboards).
+func (s *Service) ResourceExists(_ context.Context, r state.Reader, arn string) (bool, error) {
+	m := arnRE.FindStringSubmatch(arn)
+	if m == nil || m[2] != s.account {
+		return false, nil
+	}
+	var d Dashboard
+	return r.Get(dashKey(m[1], m[3]), &d)
+}

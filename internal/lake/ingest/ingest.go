@@ -285,6 +285,11 @@ func (in *Ingester) Run(ctx context.Context) error {
 	maintaining := atomic.Bool{}
 	for ctx.Err() == nil {
 		now := in.now()
+		// The journal's head is taken before the Reload flag is looked at,
+		// and this round reads no further: an entry appended after a
+		// Reload (the first event of a channel just created) is never
+		// dispatched with the configuration from before it.
+		hi := in.j.LastSeq()
 		if in.reloaded.Swap(false) || !now.Before(nextSpecs) {
 			if err := in.loadSpecs(ctx); err != nil {
 				if ctx.Err() != nil {
@@ -303,7 +308,7 @@ func (in *Ingester) Run(ctx context.Context) error {
 				break drain
 			}
 		}
-		progressed, err := in.readOnce(ctx)
+		progressed, err := in.readOnce(ctx, hi)
 		if err != nil && ctx.Err() == nil {
 			in.log.Warn("reading the journal failed; retrying", "err", err)
 		}
@@ -507,7 +512,7 @@ type entry struct {
 
 // readOnce reads one chunk of the journal for the stores that accept
 // entries and reports whether it read anything.
-func (in *Ingester) readOnce(ctx context.Context) (bool, error) {
+func (in *Ingester) readOnce(ctx context.Context, hi uint64) (bool, error) {
 	in.mu.Lock()
 	var part []*store
 	var lo uint64
@@ -520,7 +525,7 @@ func (in *Ingester) readOnce(ctx context.Context) (bool, error) {
 		}
 	}
 	in.mu.Unlock()
-	if len(part) == 0 || lo >= in.j.LastSeq() {
+	if len(part) == 0 || lo >= hi {
 		return false, nil
 	}
 	if first := in.j.FirstSeq(); lo+1 < first {
@@ -539,6 +544,9 @@ func (in *Ingester) readOnce(ctx context.Context) (bool, error) {
 	var full []*store
 	now := in.now()
 	_, err := in.j.Read(ctx, lo, readChunk, func(seq uint64, raw []byte) error {
+		if seq > hi {
+			return errPastHead
+		}
 		e := entry{seq: seq, raw: raw}
 		for _, s := range part {
 			if s.read >= seq || slices.Contains(full, s) {
@@ -560,8 +568,14 @@ func (in *Ingester) readOnce(ctx context.Context) (bool, error) {
 		}
 		return nil
 	})
+	if errors.Is(err, errPastHead) {
+		err = nil
+	}
 	return true, err
 }
+
+// errPastHead ends a read at the head the round started with.
+var errPastHead = errors.New("past the round's journal head")
 
 // take adds the entry's row to the store's batch when the store selects
 // it.

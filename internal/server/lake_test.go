@@ -1,0 +1,126 @@
+package server
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
+	cttypes "github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
+)
+
+// runQuery runs a Lake query through the SDK until it ends and returns
+// its rows as column→value maps, in order.
+func runQuery(t *testing.T, ct *cloudtrail.Client, stmt string) []map[string]string {
+	t.Helper()
+	ctx := testCtx(t)
+	started, err := ct.StartQuery(ctx, &cloudtrail.StartQueryInput{QueryStatement: aws.String(stmt)})
+	if err != nil {
+		t.Fatalf("StartQuery %q: %v", stmt, err)
+	}
+	for {
+		d, err := ct.DescribeQuery(ctx, &cloudtrail.DescribeQueryInput{QueryId: started.QueryId})
+		if err != nil {
+			t.Fatalf("DescribeQuery: %v", err)
+		}
+		if d.QueryStatus == cttypes.QueryStatusFinished {
+			break
+		}
+		if d.QueryStatus != cttypes.QueryStatusQueued && d.QueryStatus != cttypes.QueryStatusRunning {
+			t.Fatalf("query %q ended %s: %s", stmt, d.QueryStatus, aws.ToString(d.ErrorMessage))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var rows []map[string]string
+	var token *string
+	for {
+		page, err := ct.GetQueryResults(ctx, &cloudtrail.GetQueryResultsInput{QueryId: started.QueryId, NextToken: token})
+		if err != nil {
+			t.Fatalf("GetQueryResults: %v", err)
+		}
+		for _, r := range page.QueryResultRows {
+			row := map[string]string{}
+			for _, cell := range r {
+				for k, v := range cell {
+					row[k] = v
+				}
+			}
+			rows = append(rows, row)
+		}
+		if page.NextToken == nil {
+			return rows
+		}
+		token = page.NextToken
+	}
+}
+
+// waitRows runs stmt until its first row's column col is want.
+func waitRows(t *testing.T, ct *cloudtrail.Client, stmt, col, want string) []map[string]string {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		rows := runQuery(t, ct, stmt)
+		if len(rows) > 0 && rows[0][col] == want {
+			return rows
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%q: still %v, want %s=%s", stmt, rows, col, want)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestLakeEndToEnd: events recorded after a store is created land in its
+// Parquet files and Lake's SQL finds them: API calls in a management
+// store, PutAuditEvents events in the channel's ActivityAuditLog store,
+// each exactly once.
+func TestLakeEndToEnd(t *testing.T) {
+	e := startDataEnv(t)
+	ctx := testCtx(t)
+	created, err := e.ct.CreateEventDataStore(ctx, &cloudtrail.CreateEventDataStoreInput{
+		Name: aws.String("management"), TerminationProtectionEnabled: aws.Bool(false),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mgmtARN := aws.ToString(created.EventDataStoreArn)
+	mgmtID := mgmtARN[strings.LastIndexByte(mgmtARN, '/')+1:]
+	const calls = 25
+	for range calls {
+		if _, err := e.ct.DescribeTrails(ctx, &cloudtrail.DescribeTrailsInput{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	chanARN := e.createChannel(t, "app-events")
+	const audits = 40
+	now := time.Now().UTC().Truncate(time.Second)
+	var evs []auditEvent
+	for i := range audits {
+		evs = append(evs, auditEvent{ID: fmt.Sprintf("e%d", i), EventData: appEvent(map[string]any{
+			"UID": fmt.Sprintf("uid-%d", i), "eventTime": now.Add(-time.Duration(i) * time.Second).Format(time.RFC3339),
+		})})
+	}
+	if r := e.put(t, chanARN, auditBody(evs...), putOpts{}); r.Status != 200 || len(r.Out.Successful) != audits {
+		t.Fatalf("PutAuditEvents: %d %s", r.Status, r.Body)
+	}
+
+	waitRows(t, e.ct, "SELECT count(*) AS n, count(DISTINCT eventid) AS d FROM "+mgmtID+" WHERE eventname = 'DescribeTrails'", "n", fmt.Sprint(calls))
+	rows := runQuery(t, e.ct, "SELECT count(DISTINCT eventid) AS d, min(useridentity.accesskeyid) AS k, bool_and(readonly) AS ro FROM "+mgmtARN+" WHERE eventname = 'DescribeTrails'")
+	if rows[0]["d"] != fmt.Sprint(calls) || rows[0]["k"] != e.adminID || rows[0]["ro"] != "true" {
+		t.Errorf("management store rows %v", rows)
+	}
+
+	edsID := e.eds[strings.LastIndexByte(e.eds, '/')+1:]
+	waitRows(t, e.ct, "SELECT count(*) AS n FROM "+edsID, "n", fmt.Sprint(audits))
+	rows = runQuery(t, e.ct, "SELECT count(DISTINCT eventid) AS d, min(eventdata.eventname) AS name, min(metadata.channelarn) AS ch, "+
+		"min(element_at(eventdata.requestparameters, 'orderId')) AS o, min(eventcategory) AS cat FROM "+edsID)
+	want := map[string]string{"d": fmt.Sprint(audits), "name": "RefundIssued", "ch": chanARN, "o": "o-1", "cat": "ActivityAuditLog"}
+	for k, v := range want {
+		if rows[0][k] != v {
+			t.Errorf("audit store %s = %q, want %q (row %v)", k, rows[0][k], v, rows[0])
+		}
+	}
+}
