@@ -169,10 +169,17 @@ func (h queryHandlers) lookupQuery(ctx context.Context, req *Request, id string,
 
 func (h queryHandlers) describeQuery(ctx context.Context, req *Request, in *describeQueryInput) (*describeQueryOutput, error) {
 	if in.QueryId == nil {
-		if in.QueryAlias != nil {
-			return nil, awsproto.Errorf("InvalidParameterException", "DescribeQuery by QueryAlias describes a dashboard refresh; give the QueryId that StartQuery returned.")
+		if in.QueryAlias == nil {
+			return nil, awsproto.Errorf("InvalidParameterException", "Specify QueryId, or QueryAlias and RefreshId.")
 		}
-		return nil, awsproto.Errorf("InvalidParameterException", "Specify QueryId.")
+		if in.RefreshId == nil {
+			return nil, awsproto.Errorf("InvalidParameterException", "DescribeQuery by QueryAlias needs the RefreshId of the dashboard refresh.")
+		}
+		id, err := h.svc.QueryForAlias(ctx, req.Region, *in.QueryAlias, *in.RefreshId)
+		if err != nil {
+			return nil, err
+		}
+		in.QueryId = &id
 	}
 	rec, err := h.lookupQuery(ctx, req, *in.QueryId, in.EventDataStore, in.EventDataStoreOwnerAccountId)
 	if err != nil {

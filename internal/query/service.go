@@ -76,10 +76,10 @@ type Options struct {
 	// MaxResultBytes bounds one query's result file; a query producing
 	// more FAILS.
 	MaxResultBytes int64
-	// Aliases are the dashboard queries StartQuery runs by QueryAlias:
-	// the statement, with each "?" replaced by the next QueryParameters
-	// value as a string literal.
-	Aliases map[string]string
+	// Aliases are the dashboard widget queries StartQuery runs by
+	// QueryAlias and DescribeQuery finds by QueryAlias and RefreshId; nil
+	// knows none.
+	Aliases Aliases
 	Now     func() time.Time
 	Logger  *slog.Logger
 }
@@ -324,12 +324,11 @@ type StartInput struct {
 func (s *Service) Start(ctx context.Context, in StartInput) (*Record, error) {
 	stmt := in.Statement
 	if in.Alias != "" {
-		tmpl, ok := s.opts.Aliases[in.Alias]
-		if !ok {
+		if s.opts.Aliases == nil {
 			return nil, awsproto.Errorf("InvalidParameterException", "QueryAlias %s is not a query Cairn knows.", in.Alias)
 		}
 		var err error
-		if stmt, err = bindParameters(tmpl, in.Parameters); err != nil {
+		if stmt, err = s.opts.Aliases.Statement(ctx, in.Region, in.Alias, in.Parameters); err != nil {
 			return nil, err
 		}
 	}
@@ -405,6 +404,42 @@ func newID() string {
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// Aliases resolves dashboard widget queries (internal/lake/dashboards).
+type Aliases interface {
+	// Statement is the widget's statement with the parameters' values in
+	// place of its ? marks.
+	Statement(ctx context.Context, region, alias string, params []string) (string, error)
+	// QueryFor is the query a dashboard refresh started for the widget.
+	QueryFor(ctx context.Context, region, alias, refreshID string) (string, error)
+}
+
+// QueryForAlias is the ID of the query a dashboard refresh started for a
+// widget: DescribeQuery by QueryAlias and RefreshId.
+func (s *Service) QueryForAlias(ctx context.Context, region, alias, refreshID string) (string, error) {
+	if s.opts.Aliases == nil {
+		return "", awsproto.Errorf("QueryIdNotFoundException", "No query of widget %s in refresh %s was found.", alias, refreshID)
+	}
+	return s.opts.Aliases.QueryFor(ctx, region, alias, refreshID)
+}
+
+// MapAliases are fixed alias statements whose ? marks take the parameters
+// as SQL string literals; they are never part of a refresh.
+type MapAliases map[string]string
+
+// Statement implements Aliases.
+func (m MapAliases) Statement(_ context.Context, _, alias string, params []string) (string, error) {
+	tmpl, ok := m[alias]
+	if !ok {
+		return "", awsproto.Errorf("InvalidParameterException", "QueryAlias %s is not a query Cairn knows.", alias)
+	}
+	return bindParameters(tmpl, params)
+}
+
+// QueryFor implements Aliases.
+func (m MapAliases) QueryFor(_ context.Context, _, alias, refreshID string) (string, error) {
+	return "", awsproto.Errorf("QueryIdNotFoundException", "No query of widget %s in refresh %s was found.", alias, refreshID)
 }
 
 // bindParameters fills the "?" of a dashboard query.

@@ -200,7 +200,7 @@ func TestServiceResultBound(t *testing.T) {
 func TestServiceAlias(t *testing.T) {
 	e := newSvcEnv(t)
 	s := e.open(t, nil, func(o *Options) {
-		o.Aliases = map[string]string{"events-by-name": "SELECT count(*) AS n FROM " + fixtureID + " WHERE eventname = ?"}
+		o.Aliases = MapAliases{"events-by-name": "SELECT count(*) AS n FROM " + fixtureID + " WHERE eventname = ?"}
 	})
 	rec, err := s.Start(context.Background(), StartInput{Region: testRegion, AccountID: testAccount, Alias: "events-by-name", Parameters: []string{"ConsoleLogin"}})
 	if err != nil {

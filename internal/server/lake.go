@@ -102,6 +102,7 @@ func (s *Server) openLakeEngines(ctx context.Context) error {
 		State:   s.state,
 		Dir:     datadir.Path(s.cfg.DataDir, datadir.LakeResults),
 		Objects: s.store,
+		Aliases: s.lake.dashboards,
 		Now:     s.cfg.Now,
 		Logger:  s.log,
 	}); err != nil {

@@ -123,4 +123,49 @@ func TestLakeEndToEnd(t *testing.T) {
 			t.Errorf("audit store %s = %q, want %q (row %v)", k, rows[0][k], v, rows[0])
 		}
 	}
+
+	// A dashboard's widget runs through the same engine: by refresh
+	// (DescribeQuery by QueryAlias and RefreshId) and by alias with
+	// parameters (StartQuery).
+	dash, err := e.ct.CreateDashboard(ctx, &cloudtrail.CreateDashboardInput{
+		Name: aws.String("ops"),
+		Widgets: []cttypes.RequestWidget{{
+			QueryStatement:  aws.String("SELECT count(*) AS n FROM " + mgmtID + " WHERE eventname = 'DescribeTrails' AND eventtime > '?'"),
+			QueryParameters: []string{"$StartTime$"},
+			ViewProperties:  map[string]string{"View": "Table"},
+		}},
+	})
+	if err != nil {
+		t.Fatalf("CreateDashboard: %v", err)
+	}
+	alias := aws.ToString(dash.Widgets[0].QueryAlias)
+	refresh, err := e.ct.StartDashboardRefresh(ctx, &cloudtrail.StartDashboardRefreshInput{
+		DashboardId: dash.DashboardArn, QueryParameterValues: map[string]string{"$StartTime$": "2000-01-01 00:00:00"},
+	})
+	if err != nil {
+		t.Fatalf("StartDashboardRefresh: %v", err)
+	}
+	var widgetQuery *string
+	for {
+		d, err := e.ct.DescribeQuery(ctx, &cloudtrail.DescribeQueryInput{QueryAlias: aws.String(alias), RefreshId: refresh.RefreshId})
+		if err != nil {
+			t.Fatalf("DescribeQuery by alias and refresh: %v", err)
+		}
+		if d.QueryStatus == cttypes.QueryStatusFinished {
+			widgetQuery = d.QueryId
+			break
+		}
+		if d.QueryStatus != cttypes.QueryStatusQueued && d.QueryStatus != cttypes.QueryStatusRunning {
+			t.Fatalf("widget query %s: %s", d.QueryStatus, aws.ToString(d.ErrorMessage))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	res, err := e.ct.GetQueryResults(ctx, &cloudtrail.GetQueryResultsInput{QueryId: widgetQuery})
+	if err != nil || len(res.QueryResultRows) != 1 || res.QueryResultRows[0][0]["n"] != fmt.Sprint(calls) {
+		t.Fatalf("widget results %v %v", res, err)
+	}
+	byAlias, err := e.ct.StartQuery(ctx, &cloudtrail.StartQueryInput{QueryAlias: aws.String(alias), QueryParameters: []string{"2999-01-01 00:00:00"}})
+	if err != nil || byAlias.QueryId == nil {
+		t.Fatalf("StartQuery by alias: %v", err)
+	}
 }
