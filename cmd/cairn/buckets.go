@@ -6,7 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -19,9 +21,13 @@ import (
 const bucketsUsage = `usage:
   cairn buckets create NAME [--store URL] [--data-dir DIR]
   cairn buckets list [--store URL] [--data-dir DIR]
+  cairn buckets upload BUCKET DIR [--prefix P] [--store URL] [--data-dir DIR]
 
 A trail can only deliver to a bucket that exists, as in AWS; these commands
 make and show buckets in the object store 'cairn serve' delivers to.
+upload copies the files under DIR into BUCKET, each under its path
+relative to DIR (after --prefix): how trail log files you already have
+(an AWSLogs/ tree) get into the store for a Lake import (StartImport).
 
 The store defaults to file://<data-dir>/buckets and the data directory to
 ./cairn-data; CAIRN_STORE and CAIRN_DATA_DIR set them, and flags win over
@@ -32,7 +38,7 @@ the AWS SDK's default chain. Bucket names follow S3's rules.
 
 // runBuckets manages buckets of the object store: `cairn buckets create|list`.
 func runBuckets(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return dispatch(ctx, bucketsUsage, []verb{{"create", bucketsCreate}, {"list", bucketsList}}, args, stdout, stderr)
+	return dispatch(ctx, bucketsUsage, []verb{{"create", bucketsCreate}, {"list", bucketsList}, {"upload", bucketsUpload}}, args, stdout, stderr)
 }
 
 // bucketsFlags holds the flags every buckets subcommand takes.
@@ -152,4 +158,84 @@ func bucketsList(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		fmt.Fprintf(tw, "%s\t%s\n", b.Name, created)
 	}
 	return tw.Flush()
+}
+
+func bucketsUpload(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	prefixArgs, rest := cutFlag(args, "prefix")
+	f, err := parseBucketsFlags("upload", rest, stderr)
+	if err != nil {
+		return err
+	}
+	if len(f.positionals) != 2 {
+		f.fs.Usage()
+		return errors.New("upload needs a BUCKET and a DIR")
+	}
+	bucket, dir := f.positionals[0], f.positionals[1]
+	prefix := strings.Trim(prefixArgs, "/")
+	if prefix != "" {
+		prefix += "/"
+	}
+	store, err := f.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	n := 0
+	var size int64
+	err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		rel, err := filepath.Rel(dir, path)
+		if err != nil {
+			return err
+		}
+		file, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer file.Close()
+		st, err := file.Stat()
+		if err != nil {
+			return err
+		}
+		key := prefix + filepath.ToSlash(rel)
+		opts := objstore.PutOptions{}
+		if strings.HasSuffix(key, ".gz") {
+			opts.ContentType = "application/json"
+			opts.ContentEncoding = "gzip"
+		}
+		if err := store.Put(ctx, bucket, key, file, st.Size(), opts); err != nil {
+			return fmt.Errorf("upload %s to %s/%s: %w", path, bucket, key, err)
+		}
+		n++
+		size += st.Size()
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "Uploaded %d files (%d bytes) to %s in %s\n", n, size, bucket, f.storeURL)
+	return nil
+}
+
+// cutFlag takes --name VALUE or --name=VALUE out of args.
+func cutFlag(args []string, name string) (string, []string) {
+	var val string
+	out := make([]string, 0, len(args))
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--"+name || a == "-"+name:
+			if i+1 < len(args) {
+				val = args[i+1]
+				i++
+			}
+		case strings.HasPrefix(a, "--"+name+"=") || strings.HasPrefix(a, "-"+name+"="):
+			_, val, _ = strings.Cut(a, "=")
+		default:
+			out = append(out, a)
+		}
+	}
+	return val, out
 }

@@ -64,7 +64,7 @@ var allowed = map[string][]string{
 	"internal/region":                {},
 	"internal/s3proxy":               {"internal/capture", "internal/event", "internal/metrics", "internal/ratelog"},
 	"internal/selector":              {"internal/awsproto"},
-	"internal/server":                {"internal/api", "internal/apiclient", "internal/auth", "internal/awsproto", "internal/capture", "internal/channel", "internal/console", "internal/datadir", "internal/delivery", "internal/delivery/notify", "internal/digest", "internal/event", "internal/history", "internal/journal", "internal/lake", "internal/lake/dashboards", "internal/lake/ingest", "internal/objstore", "internal/objstore/stores", "internal/query", "internal/ratelog", "internal/region", "internal/state", "internal/tags", "internal/trail"},
+	"internal/server":                {"internal/api", "internal/apiclient", "internal/auth", "internal/awsproto", "internal/capture", "internal/channel", "internal/console", "internal/datadir", "internal/delivery", "internal/delivery/notify", "internal/digest", "internal/event", "internal/history", "internal/journal", "internal/lake", "internal/lake/dashboards", "internal/lake/imports", "internal/lake/ingest", "internal/objstore", "internal/objstore/stores", "internal/query", "internal/ratelog", "internal/region", "internal/state", "internal/tags", "internal/trail"},
 	"internal/server/servertest":     {"internal/auth", "internal/awsproto", "internal/datadir", "internal/server"},
 	"internal/state":                 {},
 	"internal/testenv":               {},

@@ -13,6 +13,7 @@ import (
 	"github.com/cairn-audit/cairn/internal/datadir"
 	"github.com/cairn-audit/cairn/internal/lake"
 	"github.com/cairn-audit/cairn/internal/lake/dashboards"
+	"github.com/cairn-audit/cairn/internal/lake/imports"
 	"github.com/cairn-audit/cairn/internal/lake/ingest"
 	"github.com/cairn-audit/cairn/internal/query"
 	"github.com/cairn-audit/cairn/internal/state"
@@ -33,6 +34,7 @@ type lakeParts struct {
 	engine     *query.Engine
 	queries    *query.Service
 	dashboards *dashboards.Service
+	imports    *imports.Service
 	cancel     context.CancelFunc
 	done       sync.WaitGroup
 }
@@ -108,17 +110,22 @@ func (s *Server) openLakeEngines(ctx context.Context) error {
 	}); err != nil {
 		return fmt.Errorf("open the Lake query service: %w", err)
 	}
+	// Imports read trail log files from the object store trails deliver
+	// to and write through the ingestion.
+	s.lake.imports = imports.New(s.state, s.lake.svc, s.store, s.lake.ingest, s.cfg.AccountID,
+		imports.Options{Clock: s.cfg.Now, Logger: s.log})
 	// The first pass runs before Open returns, so that a store whose
 	// seven days ended while Cairn was down is gone before anyone asks.
 	s.purgeOnce(ctx)
 	return nil
 }
 
-// startLake starts ingestion, the purge worker and dashboard schedules.
+// startLake starts ingestion, the purge worker, dashboard schedules and
+// imports.
 func (s *Server) startLake() {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.lake.cancel = cancel
-	s.lake.done.Add(3)
+	s.lake.done.Add(4)
 	go func() {
 		defer s.lake.done.Done()
 		if err := s.lake.ingest.Run(ctx); err != nil && ctx.Err() == nil {
@@ -132,6 +139,12 @@ func (s *Server) startLake() {
 	go func() {
 		defer s.lake.done.Done()
 		s.lake.dashboards.RunSchedules(ctx, time.Minute)
+	}()
+	go func() {
+		defer s.lake.done.Done()
+		if err := s.lake.imports.Run(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error("Lake imports stopped", "err", err)
+		}
 	}()
 }
 
@@ -161,6 +174,7 @@ func (s *Server) lakeOperations() []api.Operation {
 	ops := api.EventDataStoreOperations(s.lake.svc)
 	ops = append(ops, api.QueryOperations(s.lake.queries)...)
 	ops = append(ops, api.DashboardOperations(s.lake.dashboards)...)
+	ops = append(ops, api.ImportOperations(s.lake.imports)...)
 	return ops
 }
 

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"bytes"
+	"compress/gzip"
 	"fmt"
 	"strings"
 	"testing"
@@ -9,6 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	cttypes "github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
+
+	"github.com/cairn-audit/cairn/internal/objstore"
 )
 
 // runQuery runs a Lake query through the SDK until it ends and returns
@@ -168,4 +172,84 @@ func TestLakeEndToEnd(t *testing.T) {
 	if err != nil || byAlias.QueryId == nil {
 		t.Fatalf("StartQuery by alias: %v", err)
 	}
+}
+
+// TestLakeImportThroughSDK: StartImport copies a trail's log files from
+// Cairn's object store into a store, where Lake's SQL finds every event
+// once; GetImport reports the statistics.
+func TestLakeImportThroughSDK(t *testing.T) {
+	e := startDataEnv(t)
+	ctx := testCtx(t)
+	created, err := e.ct.CreateEventDataStore(ctx, &cloudtrail.CreateEventDataStoreInput{
+		Name: aws.String("copied"), TerminationProtectionEnabled: aws.Bool(false), StartIngestion: aws.Bool(false),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	arn := aws.ToString(created.EventDataStoreArn)
+	id := arn[strings.LastIndexByte(arn, '/')+1:]
+	if err := e.srv.store.CreateBucket(ctx, "old-trail"); err != nil {
+		t.Fatal(err)
+	}
+	day := time.Now().UTC().AddDate(0, 0, -3).Truncate(time.Hour)
+	const files, perFile = 3, 20
+	for f := range files {
+		t0 := day.Add(time.Duration(f) * time.Hour)
+		var recs []string
+		for i := range perFile {
+			recs = append(recs, fmt.Sprintf(`{"eventVersion":"1.08","eventTime":%q,"eventSource":"s3.amazonaws.com","eventName":"ListBuckets","awsRegion":"us-east-1","eventID":"00000000-0000-4000-8000-%04d%08d","eventType":"AwsApiCall","readOnly":true,"recipientAccountId":%q,"userIdentity":{"type":"IAMUser","arn":"arn:aws:iam::%s:user/bob"}}`,
+				t0.Add(time.Duration(i)*time.Minute).Format(time.RFC3339), f, i, dataAccount, dataAccount))
+		}
+		body := gzipBytes(t, []byte(`{"Records":[`+strings.Join(recs, ",")+`]}`))
+		stamp := t0.Add(perFile * time.Minute)
+		key := fmt.Sprintf("AWSLogs/%s/CloudTrail/us-east-1/%s/%s_CloudTrail_us-east-1_%s_file%d.json.gz", dataAccount, stamp.Format("2006/01/02"), dataAccount, stamp.Format("20060102T1504Z"), f)
+		if err := e.srv.store.Put(ctx, "old-trail", key, bytes.NewReader(body), int64(len(body)), objstore.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	started, err := e.ct.StartImport(ctx, &cloudtrail.StartImportInput{
+		Destinations: []string{arn},
+		ImportSource: &cttypes.ImportSource{S3: &cttypes.S3ImportSource{S3LocationUri: aws.String("s3://old-trail"), S3BucketRegion: aws.String("us-east-1"),
+			S3BucketAccessRoleArn: aws.String("arn:aws:iam::" + dataAccount + ":role/import")}},
+	})
+	if err != nil {
+		t.Fatalf("StartImport: %v", err)
+	}
+	var got *cloudtrail.GetImportOutput
+	for {
+		got, err = e.ct.GetImport(ctx, &cloudtrail.GetImportInput{ImportId: started.ImportId})
+		if err != nil {
+			t.Fatalf("GetImport: %v", err)
+		}
+		if got.ImportStatus != cttypes.ImportStatusInitializing && got.ImportStatus != cttypes.ImportStatusInProgress {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	st := got.ImportStatistics
+	if got.ImportStatus != cttypes.ImportStatusCompleted || aws.ToInt64(st.FilesCompleted) != files || aws.ToInt64(st.EventsCompleted) != files*perFile ||
+		aws.ToInt64(st.PrefixesFound) != aws.ToInt64(st.PrefixesCompleted) || aws.ToInt64(st.FailedEntries) != 0 {
+		t.Fatalf("import ended %s with %+v", got.ImportStatus, st)
+	}
+	rows := runQuery(t, e.ct, "SELECT count(*) AS n, count(DISTINCT eventid) AS d, min(useridentity.arn) AS who FROM "+id)
+	if rows[0]["n"] != fmt.Sprint(files*perFile) || rows[0]["d"] != fmt.Sprint(files*perFile) || rows[0]["who"] != "arn:aws:iam::"+dataAccount+":user/bob" {
+		t.Errorf("imported rows %v", rows)
+	}
+	list, err := e.ct.ListImports(ctx, &cloudtrail.ListImportsInput{Destination: aws.String(arn)})
+	if err != nil || len(list.Imports) != 1 || aws.ToString(list.Imports[0].ImportId) != aws.ToString(started.ImportId) {
+		t.Errorf("ListImports %+v %v", list, err)
+	}
+}
+
+func gzipBytes(t *testing.T, b []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	w := gzip.NewWriter(&buf)
+	if _, err := w.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
 }

@@ -36,6 +36,8 @@ type fileRef struct {
 	Date        string // YYYY-MM-DD
 	First, Last uint64
 	Size        int64
+	// Import: an imported file (see imported.go); First and Last are 0.
+	Import bool
 }
 
 // storePrefix is the prefix of a store's objects.
@@ -64,6 +66,12 @@ func parseKey(id, key string) (fileRef, bool) {
 	if !ok {
 		return fileRef{}, false
 	}
+	if chunk, isImport := strings.CutPrefix(name, importFilePrefix); isImport {
+		if !importNameRE.MatchString(chunk) {
+			return fileRef{}, false
+		}
+		return fileRef{Key: key, Date: date, Import: true}, true
+	}
 	a, b, ok := strings.Cut(name, "-")
 	if !ok || len(a) != seqDigits || len(b) != seqDigits {
 		return fileRef{}, false
@@ -81,7 +89,15 @@ func parseKey(id, key string) (fileRef, bool) {
 // never overlap: flushes cover disjoint ranges and a compacted file covers
 // whole files.
 func current(files []fileRef) []fileRef {
-	sorted := slices.Clone(files)
+	var imported []fileRef
+	sorted := make([]fileRef, 0, len(files))
+	for _, f := range files {
+		if f.Import {
+			imported = append(imported, f) // never covered, never covering
+		} else {
+			sorted = append(sorted, f)
+		}
+	}
 	slices.SortFunc(sorted, func(a, b fileRef) int {
 		if c := strings.Compare(a.Date, b.Date); c != 0 {
 			return c
@@ -115,7 +131,8 @@ func current(files []fileRef) []fileRef {
 		reach = f.Last
 		out = append(out, f)
 	}
-	return out
+	slices.SortFunc(imported, func(a, b fileRef) int { return strings.Compare(a.Key, b.Key) })
+	return append(out, imported...)
 }
 
 // covered returns the files of the list that another file covers.

@@ -121,6 +121,9 @@ func (in *Ingester) compact(ctx context.Context, s *store, spec lake.Spec) error
 		return in.merge(ctx, s, spec, run)
 	}
 	for _, f := range current(all) {
+		if f.Import {
+			continue // imported files are never merged
+		}
 		if f.Date != date {
 			if err := flush(); err != nil {
 				return err
