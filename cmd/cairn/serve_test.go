@@ -147,6 +147,31 @@ func TestServeStartsQuickly(t *testing.T) {
 // AWS CLI against a real `cairn serve`. Only the port is changed, so that
 // the test does not depend on 4747 being free.
 func TestReadmeTour(t *testing.T) {
+	out := runReadmeSection(t, "## A five-minute tour")
+	for _, want := range []string{`"Name": "org-trail"`, `"IsLogging": true`, `"Key": "team"`, `"EventName": "CreateTrail"`, "auditor"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("tour output lacks %s", want)
+		}
+	}
+}
+
+// TestReadmeLakeTour runs the README's Lake section the same way: a
+// channel's event and an imported trail log file, found with SQL through
+// the AWS CLI and cairn query.
+func TestReadmeLakeTour(t *testing.T) {
+	out := runReadmeSection(t, "## Asking questions: CloudTrail Lake")
+	for _, want := range []string{`"EventsCompleted": 1`, `"QueryStatus": "FINISHED"`, `"username": "mallory"`, `"eventname": "CreateUser"`, "RefundIssued,alice,1"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("Lake tour output lacks %s", want)
+		}
+	}
+}
+
+// runReadmeSection runs the sh blocks of one README section, exactly as
+// written, with the real AWS CLI against a real `cairn serve`, and returns
+// their output.
+func runReadmeSection(t *testing.T, heading string) string {
+	t.Helper()
 	awsPath, err := exec.LookPath("aws")
 	if err != nil {
 		testenv.RequireOrSkip(t, "no aws CLI on PATH: %v", err)
@@ -155,7 +180,7 @@ func TestReadmeTour(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	script := tourScript(t, string(readme))
+	script := tourScript(t, string(readme), heading)
 
 	work := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(work, "bin"), 0o755); err != nil {
@@ -183,24 +208,20 @@ func TestReadmeTour(t *testing.T) {
 		"PATH="+filepath.Dir(awsPath)+":"+os.Getenv("PATH"),
 	)
 	out, err := cmd.CombinedOutput()
-	t.Logf("tour output:\n%s", out)
+	t.Logf("%s output:\n%s", heading, out)
 	if err != nil {
-		t.Fatalf("the README tour failed: %v\nserver log:\n%s", err, srv.stderr.String())
-	}
-	for _, want := range []string{`"Name": "org-trail"`, `"IsLogging": true`, `"Key": "team"`, `"EventName": "CreateTrail"`, "auditor"} {
-		if !strings.Contains(string(out), want) {
-			t.Errorf("tour output lacks %s", want)
-		}
+		t.Fatalf("the README's %q failed: %v\nserver log:\n%s", heading, err, srv.stderr.String())
 	}
 	srv.stop(t)
+	return string(out)
 }
 
-// tourScript joins the sh code blocks of the README's tour section.
-func tourScript(t *testing.T, readme string) string {
+// tourScript joins the sh code blocks of the README section under heading.
+func tourScript(t *testing.T, readme, heading string) string {
 	t.Helper()
-	_, section, ok := strings.Cut(readme, "## A five-minute tour")
+	_, section, ok := strings.Cut(readme, heading)
 	if !ok {
-		t.Fatal("README has no tour section")
+		t.Fatalf("README has no section %q", heading)
 	}
 	if i := strings.Index(section, "\n## "); i >= 0 {
 		section = section[:i]
