@@ -191,7 +191,7 @@ func (src *source) timestamp(vs, ve int) *time.Time {
 			return nil
 		}
 	}
-	t = t.UTC()
+	t = t.UTC().Truncate(time.Microsecond)
 	return &t
 }
 
@@ -223,7 +223,9 @@ func makeRow(src *source, h *header) (Row, error) {
 		return Row{}, errNotRecord
 	}
 	a := src.a
-	row := Row{EventTime: h.eventTime, EventID: h.eventID, EventJSON: src.s, EventJSONChecksum: Checksum(src.b)}
+	// Timestamps are stored to the microsecond (CloudTrail writes whole
+	// seconds); finer digits of other producers are dropped.
+	row := Row{EventTime: h.eventTime.Truncate(time.Microsecond), EventID: h.eventID, EventJSON: src.s, EventJSONChecksum: Checksum(src.b)}
 	src.eachMember(0, func(name string, vs, ve int) {
 		switch lower(name) {
 		case "eventversion":
@@ -482,7 +484,7 @@ func makeAuditRow(src *source, h *header) (AuditRow, error) {
 	if h.eventID == "" {
 		return AuditRow{}, errNotRecord
 	}
-	row := AuditRow{EventTime: h.eventTime, EventID: h.eventID}
+	row := AuditRow{EventTime: h.eventTime.Truncate(time.Microsecond), EventID: h.eventID}
 	src.eachMember(0, func(name string, vs, ve int) {
 		switch lower(name) {
 		case "eventversion":

@@ -54,16 +54,6 @@ func timeOf[T rowTime](r *T) time.Time {
 	return time.Time{}
 }
 
-func idOf[T rowTime](r *T) string {
-	switch r := any(r).(type) {
-	case *Row:
-		return r.EventID
-	case *AuditRow:
-		return r.EventID
-	}
-	return ""
-}
-
 // writerOptions are the options of every Lake file.
 func writerOptions(first, last uint64) []parquet.WriterOption {
 	return []parquet.WriterOption{
