@@ -91,7 +91,7 @@ func TestCrashChild(t *testing.T) {
 		}
 	}()
 	now := time.Now().UTC().Truncate(time.Second)
-	limit := j.LastSeq() + 500 // bounded, so that the last process catches up soon
+	limit := j.LastSeq() + 300 // bounded, so that the last process catches up soon
 	for j.LastSeq() < limit {
 		next := int(j.LastSeq()) + 1
 		var recs [][]byte
@@ -147,7 +147,7 @@ func TestCrashKill9(t *testing.T) {
 		// compactions and deletions are under way by then.
 		deadline := time.Now().Add(3 * time.Minute)
 		for {
-			if start, pos := progress(); pos > start+50*uint64(round) {
+			if start, pos := progress(); pos > start+30*uint64(round) {
 				break
 			}
 			select {

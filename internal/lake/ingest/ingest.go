@@ -285,6 +285,7 @@ func (in *Ingester) Run(ctx context.Context) error {
 	nextSpecs := time.Time{}
 	nextMaint := in.now().Add(in.opts.CompactInterval)
 	maintaining := atomic.Bool{}
+	readFailures := 0
 	for ctx.Err() == nil {
 		now := in.now()
 		if in.reloaded.Swap(false) || !now.Before(nextSpecs) {
@@ -307,7 +308,19 @@ func (in *Ingester) Run(ctx context.Context) error {
 		}
 		progressed, err := in.readOnce(ctx)
 		if err != nil && ctx.Err() == nil {
+			// The journal is reopening after a fault, or closing: what was
+			// read is kept, the rest is read again after a pause.
 			in.log.Warn("reading the journal failed; retrying", "err", err)
+			readFailures++
+			progressed = false
+			pause := time.NewTimer(backoff(readFailures))
+			select {
+			case <-ctx.Done():
+			case <-pause.C:
+			}
+			pause.Stop()
+		} else if err == nil {
+			readFailures = 0
 		}
 		in.startFlushes(ctx, &flushes, results)
 		if !now.Before(nextMaint) && maintaining.CompareAndSwap(false, true) {
