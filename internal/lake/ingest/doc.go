@@ -11,6 +11,8 @@
 //	in.Reload()                 // after any change to a store (create, update,
 //	                            // start/stop ingestion, delete, restore, channels)
 //	paths, err := in.Files(ctx, id) // the query engine: a store's current files
+//	                            // (read_parquet(paths, hive_partitioning = false))
+//	day, ok := ingest.PartitionDay(path) // the UTC day a file's events are in
 //	dirs := in.Dirs()           // the query engine: DuckDB's allowed_directories
 //	err = in.Drop(ctx, id)      // a store purged after its 7 days of PENDING_DELETION
 //	in.Close()                  // after Run returned (metrics)
