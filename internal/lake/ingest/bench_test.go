@@ -118,7 +118,7 @@ func benchIngest(b *testing.B, events int) {
 	}
 	clk := &clock{}
 	in, err := New(ctx, Options{
-		Journal: j, Store: obj, Specs: specs.get,
+		Journal: j, Store: obj, Specs: specs.get, CacheDir: filepath.Join(dir, "cache"),
 		FlushInterval: 200 * time.Millisecond, CompactInterval: time.Hour,
 		Now: clk.now, Logger: quietLogger(),
 	})

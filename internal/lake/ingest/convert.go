@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/cairn-audit/cairn/internal/event"
 	"github.com/cairn-audit/cairn/internal/selector"
@@ -39,6 +40,8 @@ type source struct {
 	b []byte // the record's compact JSON
 	s string // the same bytes as a string: values are substrings of it
 	a *arena
+	// kb holds the lower-cased member name being matched.
+	kb [64]byte
 }
 
 // arena hands out the pointers a row's optional columns need from slabs,
@@ -191,18 +194,35 @@ func (src *source) timestamp(vs, ve int) *time.Time {
 			return nil
 		}
 	}
-	t = t.UTC()
+	t = t.UTC().Truncate(time.Microsecond)
 	return &t
 }
 
-// lower returns name in lower case, without allocating when it is already.
-func lower(name string) string {
+// lower returns name in lower case for a switch on member names. It does
+// not allocate: the result may live in src.kb, so it is only valid until
+// the next call (the switch has been decided by then).
+func (src *source) lower(name string) string {
+	upper := false
 	for i := 0; i < len(name); i++ {
 		if c := name[i]; c >= 'A' && c <= 'Z' {
-			return strings.ToLower(name)
+			upper = true
+			break
 		}
 	}
-	return name
+	if !upper {
+		return name
+	}
+	if len(name) > len(src.kb) {
+		return strings.ToLower(name)
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		src.kb[i] = c
+	}
+	return unsafe.String(&src.kb[0], len(name))
 }
 
 // Checksum is eventjsonchecksum: the base64 (standard, padded) SHA-256 of
@@ -223,9 +243,11 @@ func makeRow(src *source, h *header) (Row, error) {
 		return Row{}, errNotRecord
 	}
 	a := src.a
-	row := Row{EventTime: h.eventTime, EventID: h.eventID, EventJSON: src.s, EventJSONChecksum: Checksum(src.b)}
+	// Timestamps are stored to the microsecond (CloudTrail writes whole
+	// seconds); finer digits of other producers are dropped.
+	row := Row{EventTime: h.eventTime.Truncate(time.Microsecond), EventID: h.eventID, EventJSON: src.s, EventJSONChecksum: Checksum(src.b)}
 	src.eachMember(0, func(name string, vs, ve int) {
-		switch lower(name) {
+		switch src.lower(name) {
 		case "eventversion":
 			row.EventVersion = src.text(vs, ve)
 		case "useridentity":
@@ -303,7 +325,7 @@ func (src *source) userIdentity(vs int) *UserIdentity {
 	}
 	u := src.a.ids.get()
 	src.eachMember(vs, func(name string, s, e int) {
-		switch lower(name) {
+		switch src.lower(name) {
 		case "type":
 			u.Type = src.text(s, e)
 		case "principalid":
@@ -322,7 +344,7 @@ func (src *source) userIdentity(vs int) *UserIdentity {
 			if src.b[s] == '{' {
 				o := &OnBehalfOf{}
 				src.eachMember(s, func(name string, s, e int) {
-					switch lower(name) {
+					switch src.lower(name) {
 					case "userid":
 						o.UserID = src.text(s, e)
 					case "identitystorearn":
@@ -335,7 +357,7 @@ func (src *source) userIdentity(vs int) *UserIdentity {
 			if src.b[s] == '{' {
 				o := &InScopeOf{}
 				src.eachMember(s, func(name string, s, e int) {
-					switch lower(name) {
+					switch src.lower(name) {
 					case "sourcearn":
 						o.SourceARN = src.text(s, e)
 					case "sourceaccount":
@@ -363,12 +385,12 @@ func (src *source) sessionContext(vs int) *SessionContext {
 	}
 	c := src.a.contexts.get()
 	src.eachMember(vs, func(name string, s, e int) {
-		switch lower(name) {
+		switch src.lower(name) {
 		case "attributes":
 			if src.b[s] == '{' {
 				a := src.a.attrs.get()
 				src.eachMember(s, func(name string, s, e int) {
-					switch lower(name) {
+					switch src.lower(name) {
 					case "creationdate":
 						a.CreationDate = src.timestamp(s, e)
 					case "mfaauthenticated":
@@ -381,7 +403,7 @@ func (src *source) sessionContext(vs int) *SessionContext {
 			if src.b[s] == '{' {
 				i := src.a.issuers.get()
 				src.eachMember(s, func(name string, s, e int) {
-					switch lower(name) {
+					switch src.lower(name) {
 					case "type":
 						i.Type = src.text(s, e)
 					case "principalid":
@@ -400,7 +422,7 @@ func (src *source) sessionContext(vs int) *SessionContext {
 			if src.b[s] == '{' {
 				w := &WebIDFederationData{}
 				src.eachMember(s, func(name string, s, e int) {
-					switch lower(name) {
+					switch src.lower(name) {
 					case "federatedprovider":
 						w.FederatedProvider = src.text(s, e)
 					case "attributes":
@@ -435,7 +457,7 @@ func (src *source) resources(vs int) []Resource {
 		if b[i] == '{' {
 			var r Resource
 			src.eachMember(i, func(name string, s, e int) {
-				switch lower(name) {
+				switch src.lower(name) {
 				case "accountid":
 					r.AccountID = src.text(s, e)
 				case "type":
@@ -461,7 +483,7 @@ func (src *source) tlsDetails(vs int) *TLSDetails {
 	}
 	t := src.a.tls.get()
 	src.eachMember(vs, func(name string, s, e int) {
-		switch lower(name) {
+		switch src.lower(name) {
 		case "tlsversion":
 			t.TLSVersion = src.text(s, e)
 		case "ciphersuite":
@@ -482,9 +504,9 @@ func makeAuditRow(src *source, h *header) (AuditRow, error) {
 	if h.eventID == "" {
 		return AuditRow{}, errNotRecord
 	}
-	row := AuditRow{EventTime: h.eventTime, EventID: h.eventID}
+	row := AuditRow{EventTime: h.eventTime.Truncate(time.Microsecond), EventID: h.eventID}
 	src.eachMember(0, func(name string, vs, ve int) {
-		switch lower(name) {
+		switch src.lower(name) {
 		case "eventversion":
 			row.EventVersion = src.text(vs, ve)
 		case "eventcategory":
@@ -499,7 +521,7 @@ func makeAuditRow(src *source, h *header) (AuditRow, error) {
 			if src.b[vs] == '{' {
 				ad := &AuditAddendum{}
 				src.eachMember(vs, func(name string, s, e int) {
-					switch lower(name) {
+					switch src.lower(name) {
 					case "reason":
 						ad.Reason = src.text(s, e)
 					case "updatedfields":
@@ -516,7 +538,7 @@ func makeAuditRow(src *source, h *header) (AuditRow, error) {
 			if src.b[vs] == '{' {
 				md := &AuditMetadata{}
 				src.eachMember(vs, func(name string, s, e int) {
-					switch lower(name) {
+					switch src.lower(name) {
 					case "ingestiontime":
 						md.IngestionTime = src.text(s, e)
 					case "channelarn":
@@ -538,14 +560,14 @@ func (src *source) auditData(vs int) *AuditData {
 	}
 	d := &AuditData{}
 	src.eachMember(vs, func(name string, s, e int) {
-		switch lower(name) {
+		switch src.lower(name) {
 		case "version":
 			d.Version = src.text(s, e)
 		case "useridentity":
 			if src.b[s] == '{' {
 				u := &AuditIdentity{}
 				src.eachMember(s, func(name string, s, e int) {
-					switch lower(name) {
+					switch src.lower(name) {
 					case "type":
 						u.Type = src.text(s, e)
 					case "principalid":

@@ -65,7 +65,9 @@ type Options struct {
 	// start, after every Reload and every 30 seconds.
 	Specs func(context.Context) ([]lake.Spec, error)
 	// CacheDir holds local copies of the files when Store does not keep
-	// objects as local files (objstore.LocalPather): S3. Required then.
+	// objects as local files (objstore.LocalPather): S3. Required then;
+	// with the file store it holds compaction's temporary files. It
+	// belongs to this Ingester alone.
 	CacheDir string
 	// FlushInterval bounds how long an event waits in memory before its
 	// file is written (and the cursor moves); default 5 s.
@@ -97,14 +99,13 @@ type Options struct {
 // Ingester copies the journal's events into the event data stores' Parquet
 // files. See the package documentation.
 type Ingester struct {
-	opts   Options
-	j      *journal.Journal
-	obj    objstore.Store
-	local  objstore.LocalPather // nil when the store keeps no local files
-	log    *slog.Logger
-	now    func() time.Time
-	m      *metrics
-	arenaM sync.Mutex
+	opts  Options
+	j     *journal.Journal
+	obj   objstore.Store
+	local objstore.LocalPather // nil when the store keeps no local files
+	log   *slog.Logger
+	now   func() time.Time
+	m     *metrics
 
 	wake     chan struct{} // Reload, a finished flush
 	reloaded atomic.Bool
@@ -229,6 +230,7 @@ func New(ctx context.Context, opts Options) (*Ingester, error) {
 	if err := ensureBucket(ctx, opts.Store, opts.Bucket); err != nil {
 		return nil, err
 	}
+	in.removeStaleTemps()
 	in.m = newMetrics(in)
 	if err := in.m.register(opts.Registerer); err != nil {
 		return nil, fmt.Errorf("lake ingest: registering metrics: %w", err)
@@ -283,6 +285,7 @@ func (in *Ingester) Run(ctx context.Context) error {
 	nextSpecs := time.Time{}
 	nextMaint := in.now().Add(in.opts.CompactInterval)
 	maintaining := atomic.Bool{}
+	readFailures := 0
 	for ctx.Err() == nil {
 		now := in.now()
 		// The journal's head is taken before the Reload flag is looked at,
@@ -310,7 +313,19 @@ func (in *Ingester) Run(ctx context.Context) error {
 		}
 		progressed, err := in.readOnce(ctx, hi)
 		if err != nil && ctx.Err() == nil {
+			// The journal is reopening after a fault, or closing: what was
+			// read is kept, the rest is read again after a pause.
 			in.log.Warn("reading the journal failed; retrying", "err", err)
+			readFailures++
+			progressed = false
+			pause := time.NewTimer(backoff(readFailures))
+			select {
+			case <-ctx.Done():
+			case <-pause.C:
+			}
+			pause.Stop()
+		} else if err == nil {
+			readFailures = 0
 		}
 		in.startFlushes(ctx, &flushes, results)
 		if !now.Before(nextMaint) && maintaining.CompareAndSwap(false, true) {

@@ -367,3 +367,15 @@ func TestFilesFromCache(t *testing.T) {
 		}
 	}
 }
+
+// TestPartitionDay reads a file path's day.
+func TestPartitionDay(t *testing.T) {
+	if d, ok := PartitionDay("/data/buckets/cairn-lake/" + fileKey("s", "2025-03-14", 1, 9)); !ok || d != "2025-03-14" {
+		t.Errorf("PartitionDay = %q, %v", d, ok)
+	}
+	for _, p := range []string{"/x/y.parquet", "/x/eventdate=2025-13-01/y.parquet", "eventdate=2025-01-01"} {
+		if d, ok := PartitionDay(p); ok {
+			t.Errorf("PartitionDay(%q) = %q", p, d)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/cairn-audit/cairn/internal/objstore"
 )
@@ -26,6 +27,11 @@ import (
 //
 // A path stays readable at least DeleteGrace after the call that returned
 // it; open files stay readable until closed in any case.
+//
+// The paths hold Hive-style partition directories (eventdate=YYYY-MM-DD):
+// DuckDB must read them with hive_partitioning = false, or it adds an
+// eventdate column that Lake's schema does not have. PartitionDay gives a
+// path's day, for an engine that prunes files by eventtime itself.
 func (in *Ingester) Files(ctx context.Context, id string) ([]string, error) {
 	if id == "" || strings.ContainsAny(id, "/\\") || id == "." || id == ".." {
 		return nil, fmt.Errorf("lake ingest: files of %q: not a store ID", id)
@@ -46,6 +52,20 @@ func (in *Ingester) Files(ctx context.Context, id string) ([]string, error) {
 		return out, nil
 	}
 	return in.cached(ctx, id, files)
+}
+
+// PartitionDay returns the UTC day (YYYY-MM-DD) whose events the file at
+// path holds: every row's eventtime is within that day.
+func PartitionDay(path string) (string, bool) {
+	dir := filepath.Base(filepath.Dir(path))
+	day, ok := strings.CutPrefix(dir, partitionKey)
+	if !ok {
+		return "", false
+	}
+	if _, err := time.Parse(dateLayout, day); err != nil {
+		return "", false
+	}
+	return day, true
 }
 
 // currentFiles is the store's current files, from the index when this

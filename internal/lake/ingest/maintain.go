@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"github.com/parquet-go/parquet-go"
 
@@ -150,7 +151,7 @@ func (in *Ingester) compact(ctx context.Context, s *store, spec lake.Spec) error
 func (in *Ingester) merge(ctx context.Context, s *store, spec lake.Spec, files []fileRef) error {
 	first, last := files[0].First, files[len(files)-1].Last
 	key := fileKey(s.id, files[0].Date, first, last)
-	tmp, err := os.CreateTemp(in.tempDir(), "lake-compact-*.parquet")
+	tmp, err := os.CreateTemp(in.tempDir(), compactTemp)
 	if err != nil {
 		return fmt.Errorf("compacting %s: %w", key, err)
 	}
@@ -207,7 +208,12 @@ func (in *Ingester) merge(ctx context.Context, s *store, spec lake.Spec, files [
 	return nil
 }
 
-// tempDir is where compaction builds its output.
+// compactTemp names compaction's temporary output files.
+const compactTemp = "lake-compact-*.parquet"
+
+// tempDir is where compaction builds its output: the cache directory when
+// there is one (New removes what a killed process left there), else the
+// system's.
 func (in *Ingester) tempDir() string {
 	if in.opts.CacheDir != "" {
 		if err := os.MkdirAll(in.opts.CacheDir, 0o700); err == nil {
@@ -215,6 +221,18 @@ func (in *Ingester) tempDir() string {
 		}
 	}
 	return ""
+}
+
+// removeStaleTemps removes compaction outputs a killed process left in
+// the cache directory, which belongs to one Ingester.
+func (in *Ingester) removeStaleTemps() {
+	if in.opts.CacheDir == "" {
+		return
+	}
+	stale, _ := filepath.Glob(filepath.Join(in.opts.CacheDir, compactTemp))
+	for _, p := range stale {
+		_ = os.Remove(p)
+	}
 }
 
 // openObject opens a stored file for random access: in place when the

@@ -54,16 +54,6 @@ func timeOf[T rowTime](r *T) time.Time {
 	return time.Time{}
 }
 
-func idOf[T rowTime](r *T) string {
-	switch r := any(r).(type) {
-	case *Row:
-		return r.EventID
-	case *AuditRow:
-		return r.EventID
-	}
-	return ""
-}
-
 // writerOptions are the options of every Lake file.
 func writerOptions(first, last uint64) []parquet.WriterOption {
 	return []parquet.WriterOption{
@@ -157,7 +147,7 @@ func encode[T rowTime](w io.Writer, rows *chunked[T], order []int32, first, last
 	return nil
 }
 
-// encodeBytes is encode into memory. Lake files take some 300 bytes an
+// encodeBytes is encode into memory. Lake files take some 320 bytes an
 // event; the buffer starts there so that it rarely grows.
 func encodeBytes[T rowTime](rows []T, order []int32, first, last uint64) ([]byte, error) {
 	return encodeChunked(chunkedOf(rows), order, first, last)
@@ -165,7 +155,7 @@ func encodeBytes[T rowTime](rows []T, order []int32, first, last uint64) ([]byte
 
 func encodeChunked[T rowTime](rows *chunked[T], order []int32, first, last uint64) ([]byte, error) {
 	var b bytes.Buffer
-	b.Grow(len(order)*400 + 64<<10)
+	b.Grow(len(order)*320 + 64<<10)
 	if err := encode(&b, rows, order, first, last); err != nil {
 		return nil, err
 	}
