@@ -144,7 +144,19 @@ func (b *browserSession) waitFor(what, js string) {
 	b.t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
 	defer cancel()
-	if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](js, chromedp.WithPollingInterval(100*time.Millisecond))); err != nil {
+	for {
+		_, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](js, chromedp.WithPollingInterval(100*time.Millisecond)))
+		if err == nil {
+			return
+		}
+		// A click that submits a form navigates while the poll runs; the
+		// poll then fails with the old page's context ("navigated or
+		// closed", "Cannot find context with specified id", "context was
+		// destroyed") and is started again on the new one.
+		if ctx.Err() == nil && !strings.Contains(err.Error(), "SyntaxError") {
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
 		body, _ := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.querySelector("main") ? document.querySelector("main").innerText.slice(0, 2000) : ""`))
 		b.t.Fatalf("waiting for %s: %v\npage text:\n%s", what, err, body)
 	}
