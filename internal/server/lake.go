@@ -223,8 +223,10 @@ func (c lakeCatalog) Lookup(ctx context.Context, region, account, ref string) (l
 	}
 	spec, err := c.svc.Resolve(ctx, region, ref)
 	if err != nil {
+		// A name that is no store (or not even a store's form, such as a
+		// path) is the engine's to refuse, as it refuses any other table.
 		var ae *awsproto.Error
-		if errors.As(err, &ae) && ae.Code == "EventDataStoreNotFoundException" {
+		if errors.As(err, &ae) && (ae.Code == "EventDataStoreNotFoundException" || ae.Code == "EventDataStoreARNInvalidException") {
 			return lake.Spec{}, false, nil
 		}
 		return lake.Spec{}, false, err

@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"compress/gzip"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -252,4 +253,40 @@ func gzipBytes(t *testing.T, b []byte) []byte {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
+}
+
+// TestLakeEscapesAreRefusedAndRecorded: a statement that tries to leave
+// the stores is refused with InvalidQueryStatementException, and the
+// refusal is in the audit record like every call.
+func TestLakeEscapesAreRefusedAndRecorded(t *testing.T) {
+	e := startDataEnv(t)
+	ctx := testCtx(t)
+	edsID := e.eds[strings.LastIndexByte(e.eds, '/')+1:]
+	escapes := []string{
+		"SELECT * FROM read_csv('/etc/passwd')",
+		"SELECT * FROM '/etc/passwd'",
+		"COPY (SELECT 1) TO '/tmp/x.csv'",
+		"ATTACH '/tmp/x.db' AS x",
+		"INSTALL httpfs",
+		"SET enable_external_access = true",
+		"PRAGMA version",
+		"SELECT 1 FROM " + edsID + "; DROP TABLE x",
+		"SELECT getenv('HOME') FROM " + edsID,
+	}
+	for _, stmt := range escapes {
+		_, err := e.ct.StartQuery(ctx, &cloudtrail.StartQueryInput{QueryStatement: aws.String(stmt)})
+		var iqs *cttypes.InvalidQueryStatementException
+		if !errors.As(err, &iqs) {
+			t.Errorf("%q: %v, want InvalidQueryStatementException", stmt, err)
+		}
+	}
+	recorded := 0
+	for _, rec := range e.records(t) {
+		if rec.EventName == "StartQuery" && string(rec.Field("errorCode")) == `"InvalidQueryStatementException"` {
+			recorded++
+		}
+	}
+	if recorded != len(escapes) {
+		t.Errorf("%d refused StartQuery calls recorded, want %d", recorded, len(escapes))
+	}
 }
