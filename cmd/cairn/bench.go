@@ -32,6 +32,7 @@ const benchUsage = `usage:
   cairn bench lookup [flags]   LookupEvents latency per attribute key (optionally after --fill N)
   cairn bench delivery [flags] journal-to-log-file throughput for 1 and 5 trails, in-process
   cairn bench s3proxy [flags]  S3 throughput direct vs through a running S3 audit proxy
+  cairn bench lake [flags]     Lake: Parquet write rate and bytes, queries vs DuckDB over gzip JSON, in-process
 
 ingest and lookup drive a RUNNING server through its real HTTP API with
 SigV4, like any client, using realistic generated events (deterministic for
@@ -44,7 +45,7 @@ Run 'cairn bench <subcommand> -h' for the flags.
 // runBench is `cairn bench ingest|lookup|delivery`.
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return dispatch(ctx, benchUsage, []verb{{"ingest", benchIngest}, {"lookup", benchLookup},
-		{"delivery", runBenchDelivery}, {"s3proxy", runBenchS3Proxy}}, args, stdout, stderr)
+		{"delivery", runBenchDelivery}, {"s3proxy", runBenchS3Proxy}, {"lake", runBenchLake}}, args, stdout, stderr)
 }
 
 // benchCommon are the flags both benchmarks share.

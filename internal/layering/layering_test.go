@@ -30,7 +30,7 @@ var allowed = map[string][]string{
 	"internal/apiclient":             {"internal/channel"},
 	"internal/auth":                  {"internal/datadir"},
 	"internal/awsproto":              {},
-	"internal/bench":                 {"internal/apiclient", "internal/channel", "internal/event"},
+	"internal/bench":                 {"internal/apiclient", "internal/channel", "internal/event", "internal/journal", "internal/lake", "internal/lake/ingest", "internal/objstore/file", "internal/query"},
 	"internal/capture":               {"internal/auth", "internal/journal"},
 	"internal/channel":               {"internal/awsproto", "internal/event", "internal/metrics", "internal/selector", "internal/state", "internal/tags"},
 	"internal/console":               {"internal/api", "internal/awsproto", "internal/event", "internal/history", "internal/selector", "internal/trail"},
