@@ -82,6 +82,25 @@ func TestBenchLookupSmoke(t *testing.T) {
 	}
 }
 
+// TestBenchLakeSmoke runs `cairn bench lake` small: every query answers
+// through the sandboxed engine and the JSON baseline, and the byte counts
+// are there.
+func TestBenchLakeSmoke(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if err := runBench(context.Background(), []string{"lake", "--events", "3000", "--days", "3", "--reps", "1", "--dir", t.TempDir()}, &out, &errOut); err != nil {
+		t.Fatalf("%v\n%s", err, errOut.String())
+	}
+	t.Log("\n" + out.String())
+	for _, want := range []string{"3000 events over 3 days", "GROUP BY eventname, all days", "needle eventid, 7 days", "useridentity.arn, 7 days", "B/event"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	if strings.Contains(out.String(), "failed") {
+		t.Errorf("a query failed:\n%s", out.String())
+	}
+}
+
 // TestBenchManual runs `cairn bench` with the arguments in CAIRN_BENCH_ARGS
 // against a server started separately, for measurements before the
 // command is wired into main (go test -run TestBenchManual -v ./cmd/cairn).

@@ -154,7 +154,7 @@ func RunLake(ctx context.Context, cfg LakeConfig) (*LakeResult, error) {
 			recs = append(recs, raw)
 			w := int(rec.EventTime.Sub(dayStart) / (5 * time.Minute))
 			windows[min(max(w, 0), 287)] = append(windows[min(max(w, 0), 287)], raw)
-			if d == cfg.Days-3 && needleID == "" && rec.EventID != "" && rec.UserIdentityARN != "" {
+			if d == max(cfg.Days-3, 0) && needleID == "" && rec.EventID != "" && rec.UserIdentityARN != "" {
 				needleID, needleARN = rec.EventID, rec.UserIdentityARN
 			}
 		}
@@ -211,9 +211,18 @@ func RunLake(ctx context.Context, cfg LakeConfig) (*LakeResult, error) {
 	jsonFrom := func(from, to time.Time) string {
 		return "(SELECT unnest(Records) AS e FROM read_json(" + globs(from, to) + ", columns = {Records: 'JSON[]'}, maximum_object_size = 1073741824))"
 	}
+	// The windows stay within the days there are (a short run has fewer
+	// than 7); the needle comes from the third day from the end.
+	later := func(a, b time.Time) time.Time {
+		if a.After(b) {
+			return a
+		}
+		return b
+	}
 	all0, all1 := day(-cfg.Days), end
-	week0 := day(-7)
-	one0, one1 := day(-2), day(-1)
+	week0 := later(day(-7), all0)
+	one0 := later(day(-2), all0)
+	one1 := one0.AddDate(0, 0, 1)
 	cases := []LakeQueryStat{
 		{Name: "GROUP BY eventname, all days",
 			CairnSQL: "SELECT eventname, count(*) AS n FROM " + spec.ID + " GROUP BY 1 ORDER BY 2 DESC LIMIT 10",
