@@ -87,3 +87,50 @@ func TestStuckTrailDoesNotHoldJournal(t *testing.T) {
 		t.Errorf("cairn_delivery_skipped_entries_total = %d, want about %d (the entries trimmed past the trail)", n, 2*limit)
 	}
 }
+
+// TestStuckEventDataStoreDoesNotHoldJournal: an event data store whose
+// files cannot be written (its bucket is gone) holds the journal back no
+// further than the hold limit, like a stuck trail.
+func TestStuckEventDataStoreDoesNotHoldJournal(t *testing.T) {
+	const limit = 40
+	h := servertest.Start(t, servertest.Options{Configure: func(c *server.Config) { c.JournalHoldLimit = limit }})
+	ctx := servertest.Context(t)
+	if _, err := h.CloudTrail.CreateEventDataStore(ctx, &cloudtrail.CreateEventDataStoreInput{Name: aws.String("stuck"), TerminationProtectionEnabled: aws.Bool(false)}); err != nil {
+		t.Fatal(err)
+	}
+	// The stores' bucket disappears behind the server's back and a file
+	// stands where it was: every write of the store's files fails.
+	bucket := filepath.Join(h.DataDir, "buckets", "cairn-lake")
+	if err := os.RemoveAll(bucket); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bucket, []byte("not a bucket"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 * limit {
+		if _, err := h.CloudTrail.DescribeTrails(ctx, &cloudtrail.DescribeTrailsInput{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	j := h.Server.Journal()
+	if err := h.Server.History().WaitIndexed(ctx, j.LastSeq()); err != nil {
+		t.Fatal(err)
+	}
+	last := j.LastSeq()
+	waitUntil(t, 20*time.Second, "the history's journal cursor to catch up", func() bool { return j.Cursors()["history"] >= last })
+	var storeCursor uint64
+	for name, pos := range j.Cursors() {
+		if strings.HasPrefix(name, "lake-") {
+			storeCursor = pos
+		}
+	}
+	if last-storeCursor <= limit {
+		t.Fatalf("the store's cursor is at %d of %d: its ingestion is not stuck, the test proves nothing", storeCursor, last)
+	}
+	if err := h.Server.TrimOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if held := last - (j.FirstSeq() - 1); held > limit {
+		t.Errorf("after trimming, the journal holds %d entries for the stuck store, over the hold limit %d", held, limit)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/cairn-audit/cairn/internal/delivery"
+	"github.com/cairn-audit/cairn/internal/lake/ingest"
 )
 
 // trimInterval is how often the journal drops what every consumer has
@@ -75,6 +76,15 @@ func (s *Server) trimOnce(ctx context.Context) error {
 				s.log.Warn("a trail's delivery is holding journal entries; at the hold limit they are trimmed and the trail gets a gap",
 					"trail", arn, "held_entries", held, "hold_limit", limit)
 			}
+		} else if id, isStore := ingest.StoreOfCursor(name); isStore && limit > 0 && pos < floor {
+			// An event data store whose files cannot be written (its
+			// object store refuses them) is held to the same limit: the
+			// entries trimmed past it are counted by the ingestion
+			// (cairn_lake_skipped_events_total{reason="missed"}) and
+			// logged when it reads again.
+			s.log.Warn("an event data store's ingestion held journal entries past the hold limit; trimming them, the store will miss them",
+				"event_data_store", id, "held_entries", last-pos, "hold_limit", limit)
+			pos = floor
 		}
 		low = min(low, pos)
 	}
