@@ -105,7 +105,7 @@ func (s *Service) Create(ctx context.Context, region string, in CreateInput) (St
 		st.Status = StatusStoppedIngestion
 	}
 	if in.KmsKeyId != nil {
-		if st.KmsKeyId, err = kmsKeyARN(*in.KmsKeyId, region, s.accountID); err != nil {
+		if st.KmsKeyId, err = awsproto.KMSKeyARN(*in.KmsKeyId, region, s.accountID); err != nil {
 			return Store{}, nil, err
 		}
 	}
@@ -311,7 +311,7 @@ func (s *Service) setKMS(st *Store, id string) error {
 		}
 		return awsproto.Errorf("InvalidKmsKeyIdException", "Invalid KmsKeyId: it is empty. Specify a key ID, an alias name prefixed by alias/, a key ARN or an alias ARN.")
 	}
-	arn, err := kmsKeyARN(id, st.Region, st.AccountID)
+	arn, err := awsproto.KMSKeyARN(id, st.Region, st.AccountID)
 	if err != nil {
 		return err
 	}

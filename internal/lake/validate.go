@@ -1,9 +1,6 @@
 package lake
 
 import (
-	"regexp"
-	"strings"
-
 	"github.com/cairn-audit/cairn/internal/awsproto"
 )
 
@@ -77,30 +74,4 @@ func validateRetention(days int, mode string) error {
 		return invalidParameter("RetentionPeriod %d is not valid for billing mode %s: it must be between %d and %d days.", days, mode, MinRetentionDays, max)
 	}
 	return nil
-}
-
-var (
-	kmsKeyIDRE    = regexp.MustCompile(`^(?:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|mrk-[0-9a-f]{32})$`)
-	kmsAliasRE    = regexp.MustCompile(`^alias/[A-Za-z0-9/_-]{1,250}$`)
-	kmsKeyARNRE   = regexp.MustCompile(`^arn:` + Partition + `:kms:[a-z]{2}(?:-[a-z]+)+-\d+:\d{12}:key/(?:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|mrk-[0-9a-f]{32})$`)
-	kmsAliasARNRE = regexp.MustCompile(`^arn:` + Partition + `:kms:[a-z]{2}(?:-[a-z]+)+-\d+:\d{12}:alias/[A-Za-z0-9/_-]{1,250}$`)
-)
-
-// kmsKeyARN validates KmsKeyId (key ID, alias/Name, key ARN or alias ARN)
-// and returns the fully specified ARN that is stored and returned, as for
-// trails. AWS resolves an alias to its key through KMS; Cairn has no KMS
-// to ask, so an alias becomes the alias ARN in the store's region. Cairn
-// does not encrypt with the key either: it is recorded, never used.
-func kmsKeyARN(id, region, account string) (string, error) {
-	prefix := "arn:" + Partition + ":kms:" + region + ":" + account + ":"
-	switch {
-	case kmsKeyIDRE.MatchString(id):
-		return prefix + "key/" + id, nil
-	case kmsAliasRE.MatchString(id) && !strings.HasPrefix(id, "alias/aws/"):
-		return prefix + id, nil
-	case kmsKeyARNRE.MatchString(id), kmsAliasARNRE.MatchString(id):
-		return id, nil
-	}
-	return "", awsproto.Errorf("InvalidKmsKeyIdException",
-		"Invalid KmsKeyId %s. Specify a key ID, an alias name prefixed by alias/ (not an AWS managed key alias), a key ARN or an alias ARN.", id)
 }

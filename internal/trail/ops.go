@@ -93,7 +93,7 @@ func (s *Service) setKMS(t *Trail, id string) error {
 		t.KmsKeyId = ""
 		return nil
 	}
-	arn, err := kmsKeyARN(id, t.HomeRegion, t.AccountID)
+	arn, err := awsproto.KMSKeyARN(id, t.HomeRegion, t.AccountID)
 	if err != nil {
 		return err
 	}

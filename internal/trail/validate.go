@@ -99,31 +99,6 @@ func snsTopicARN(topic, homeRegion, account string) (string, error) {
 }
 
 var (
-	kmsKeyIDRE    = regexp.MustCompile(`^(?:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|mrk-[0-9a-f]{32})$`)
-	kmsAliasRE    = regexp.MustCompile(`^alias/[A-Za-z0-9/_-]{1,250}$`)
-	kmsKeyARNRE   = regexp.MustCompile(`^arn:` + Partition + `:kms:[a-z]{2}(?:-[a-z]+)+-\d+:\d{12}:key/(?:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|mrk-[0-9a-f]{32})$`)
-	kmsAliasARNRE = regexp.MustCompile(`^arn:` + Partition + `:kms:[a-z]{2}(?:-[a-z]+)+-\d+:\d{12}:alias/[A-Za-z0-9/_-]{1,250}$`)
-)
-
-// kmsKeyARN validates KmsKeyId (key ID, alias/Name, key ARN or alias ARN)
-// and returns the fully specified ARN that CloudTrail stores and returns.
-// AWS resolves an alias to its key's ARN through KMS; Cairn has no KMS to
-// ask, so an alias becomes the alias ARN in the trail's home region.
-func kmsKeyARN(id, homeRegion, account string) (string, error) {
-	prefix := "arn:" + Partition + ":kms:" + homeRegion + ":" + account + ":"
-	switch {
-	case kmsKeyIDRE.MatchString(id):
-		return prefix + "key/" + id, nil
-	case kmsAliasRE.MatchString(id) && !strings.HasPrefix(id, "alias/aws/"):
-		return prefix + id, nil
-	case kmsKeyARNRE.MatchString(id), kmsAliasARNRE.MatchString(id):
-		return id, nil
-	}
-	return "", awsproto.Errorf("InvalidKmsKeyIdException",
-		"Invalid KmsKeyId %s. Specify a key ID, an alias name prefixed by alias/ (not an AWS managed key alias), a key ARN or an alias ARN.", id)
-}
-
-var (
 	logGroupARNRE = regexp.MustCompile(`^arn:` + Partition + `:logs:[a-z]{2}(?:-[a-z]+)+-\d+:\d{12}:log-group:[\.\-_/#A-Za-z0-9]{1,512}(?::\*)?$`)
 	roleARNRE     = regexp.MustCompile(`^arn:` + Partition + `:iam::\d{12}:role/[\w+=,.@/-]{1,512}$`)
 )

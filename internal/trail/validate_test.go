@@ -85,24 +85,6 @@ func TestDestinationSettings(t *testing.T) {
 			t.Errorf("snsTopicARN(%q) = %q, want %q", c.in, got, c.want)
 		}
 	}
-	for _, c := range []struct {
-		in, want, code string
-	}{
-		{"4c5ae5ac-3c13-421e-8335-c7868ef6a769", "arn:aws:kms:eu-west-1:123456789012:key/4c5ae5ac-3c13-421e-8335-c7868ef6a769", ""},
-		{"mrk-1234567890abcdef1234567890abcdef", "arn:aws:kms:eu-west-1:123456789012:key/mrk-1234567890abcdef1234567890abcdef", ""},
-		{"alias/My_Key-1", "arn:aws:kms:eu-west-1:123456789012:alias/My_Key-1", ""},
-		{"arn:aws:kms:us-east-2:123456789012:alias/MyAliasName", "arn:aws:kms:us-east-2:123456789012:alias/MyAliasName", ""},
-		{"arn:aws:kms:us-east-2:123456789012:key/12345678-1234-1234-1234-123456789012", "arn:aws:kms:us-east-2:123456789012:key/12345678-1234-1234-1234-123456789012", ""},
-		{"alias/aws/cloudtrail", "", "InvalidKmsKeyIdException"},
-		{"12345678-1234-1234-1234", "", "InvalidKmsKeyIdException"},
-		{"arn:aws:kms:us-east-2:123456789012:key/abc", "", "InvalidKmsKeyIdException"},
-	} {
-		got, err := kmsKeyARN(c.in, region, acct)
-		wantCode(t, err, c.code)
-		if got != c.want {
-			t.Errorf("kmsKeyARN(%q) = %q, want %q", c.in, got, c.want)
-		}
-	}
 	const group, role = "arn:aws:logs:eu-west-1:123456789012:log-group:CloudTrail/x:*", "arn:aws:iam::123456789012:role/service-role/ct"
 	wantCode(t, validateCloudWatchLogs("", ""), "")
 	wantCode(t, validateCloudWatchLogs(group, role), "")
