@@ -309,13 +309,9 @@ func checkNoOngoing(r state.Reader) error {
 func (s *Service) retry(ctx context.Context, id string) (Import, error) {
 	var out Import
 	err := s.st.Update(ctx, func(tx *state.Tx) error {
-		var im Import
-		ok, err := tx.Get(importKey(id), &im)
+		im, err := loadImport(tx, id)
 		if err != nil {
 			return err
-		}
-		if !ok {
-			return notFound(id)
 		}
 		switch im.Status {
 		case StatusStopped:
@@ -340,14 +336,23 @@ func (s *Service) retry(ctx context.Context, id string) (Import, error) {
 	return out, nil
 }
 
+// loadImport reads a stored import; ImportNotFoundException when there is
+// none.
+func loadImport(r state.Reader, id string) (Import, error) {
+	var im Import
+	ok, err := r.Get(importKey(id), &im)
+	if err == nil && !ok {
+		err = notFound(id)
+	}
+	return im, err
+}
+
 // Get returns one import.
 func (s *Service) Get(ctx context.Context, id string) (Import, error) {
 	var im Import
 	err := s.st.View(ctx, func(r state.Reader) error {
-		ok, err := r.Get(importKey(id), &im)
-		if err == nil && !ok {
-			err = notFound(id)
-		}
+		var err error
+		im, err = loadImport(r, id)
 		return err
 	})
 	return im, err
@@ -357,13 +362,9 @@ func (s *Service) Get(ctx context.Context, id string) (Import, error) {
 func (s *Service) Stop(ctx context.Context, id string) (Import, error) {
 	var out Import
 	err := s.st.Update(ctx, func(tx *state.Tx) error {
-		var im Import
-		ok, err := tx.Get(importKey(id), &im)
+		im, err := loadImport(tx, id)
 		if err != nil {
 			return err
-		}
-		if !ok {
-			return notFound(id)
 		}
 		if im.ongoing() {
 			im.Status = StatusStopped

@@ -282,13 +282,9 @@ func (s *Service) recordFile(ctx context.Context, id string, f logFile, events i
 	}
 	now := s.now()
 	return s.st.Update(ctx, func(tx *state.Tx) error {
-		var im Import
-		ok, err := tx.Get(importKey(id), &im)
+		im, err := loadImport(tx, id)
 		if err != nil {
 			return err
-		}
-		if !ok {
-			return notFound(id)
 		}
 		if advance {
 			im.LastKey = f.key
@@ -361,13 +357,9 @@ func (s *Service) failedLocations(ctx context.Context, id string) (map[string]bo
 // update changes a stored import.
 func (s *Service) update(ctx context.Context, id string, fn func(*Import)) error {
 	return s.st.Update(ctx, func(tx *state.Tx) error {
-		var im Import
-		ok, err := tx.Get(importKey(id), &im)
+		im, err := loadImport(tx, id)
 		if err != nil {
 			return err
-		}
-		if !ok {
-			return notFound(id)
 		}
 		fn(&im)
 		im.Updated = s.now()
