@@ -22,20 +22,23 @@ import (
 // Parquet, and the bytes it keeps per event against CloudTrail's gzip log
 // files of the same events:
 //
-//	go test ./internal/lake/ingest -run '^$' -bench Ingest -benchtime 1x
-//	CAIRN_BENCH_EVENTS=2000000 go test ./internal/lake/ingest -run '^$' -bench Ingest -benchtime 1x -timeout 1h
+//	GOMEMLIMIT=320MiB go test ./internal/lake/ingest -run '^$' -bench Ingest -benchtime 1x
+//	GOMEMLIMIT=320MiB CAIRN_BENCH_EVENTS=2000000 go test ./internal/lake/ingest -run '^$' -bench Ingest -benchtime 1x -timeout 1h
+//
+// (GOMEMLIMIT as `cairn serve` sets it by default, --memory-limit-mb 320.)
 //
 // CAIRN_BENCH_EVENTS (default 300,000) realistic management records (the
 // bench Generator: ~1.3 KB each, skewed sources and identities) are
 // appended to a real journal, spread over as many days as keep 333,333
 // events a day (10,000,000 over 30 days, the issue's store). The timed
 // part is one management store reading them all from its cursor into the
-// file object store, flushes of 65,536 rows, until its cursor reaches the
+// file object store, flushes of 16,384 rows, until its cursor reaches the
 // journal's end. It reports events/s, the process's CPU time per event
 // (user+system, load-independent), and after compaction the store's
 // Parquet bytes per event next to the same records as CloudTrail log
 // files ({"Records":[...]}, gzip at its default level as Cairn's trails
-// write them, 3,500 records a file).
+// write them, 3,500 records a file), and the process's peak RSS after the
+// setup, after ingestion and at the end (compaction included).
 func BenchmarkIngest(b *testing.B) {
 	events := 300_000
 	if v := os.Getenv("CAIRN_BENCH_EVENTS"); v != "" {
@@ -141,6 +144,7 @@ func benchIngest(b *testing.B, events int) {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	b.ReportMetric(maxRSSMB(), "setup-RSS-MB")
 	cpu0 := cpuTime()
 	start := time.Now()
 	b.StartTimer()
@@ -162,6 +166,7 @@ func benchIngest(b *testing.B, events int) {
 	cancel()
 	<-done
 
+	b.ReportMetric(maxRSSMB(), "ingest-RSS-MB")
 	// Compact and let the covered files go, as the store settles.
 	in.maintain(ctx)
 	clk.advance(2 * defaultDeleteGrace)
@@ -187,6 +192,16 @@ func benchIngest(b *testing.B, events int) {
 	b.ReportMetric(float64(gzTotal)/float64(events), "gzip-B/event")
 	b.ReportMetric(float64(rawTotal)/float64(events), "json-B/event")
 	b.ReportMetric(float64(len(paths)), "files")
+	b.ReportMetric(maxRSSMB(), "peak-RSS-MB")
+}
+
+// maxRSSMB is the process's peak resident set so far, in MiB.
+func maxRSSMB() float64 {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return float64(ru.Maxrss) / 1024
 }
 
 // waitCommit waits a little for the cursor to move.

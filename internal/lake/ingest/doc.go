@@ -38,9 +38,9 @@
 // # Exactly once
 //
 // A store's batch covers the journal range its cursor moves over. It is
-// flushed (after FlushInterval, or when it reaches MaxBatchRows or
-// MaxBatchBytes) as one Parquet file per event day, named after the
-// range; the cursor is committed only after every file is durably Put. A
+// flushed (after FlushInterval, when it reaches MaxBatchRows or
+// MaxBatchBytes, or when all batches together reach MaxBufferBytes) as
+// one Parquet file per event day, named after the range; the cursor is committed only after every file is durably Put. A
 // process that dies in between leaves files beyond the committed cursor:
 // the next process deletes them before it reads the range again, and any
 // rewrite of the same range lands on the same names. A failed Put is
@@ -53,7 +53,7 @@
 // eventdatastore/<id>/eventdate=YYYY-MM-DD/<first>-<last>.parquet in the
 // bucket cairn-lake (Hive-style partitions): zstd, 1 MiB pages,
 // dictionaries on low-cardinality columns, a bloom filter on eventid,
-// rows sorted by eventtime, row groups of 32,768 rows. Maintenance (every
+// rows sorted by eventtime, row groups of 16,384 rows. Maintenance (every
 // CompactInterval) drops partitions whose whole day is past the retention
 // period, merges runs of small neighbouring files of a partition into
 // one file named after the union of their ranges (readers ignore a file

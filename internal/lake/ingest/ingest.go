@@ -39,11 +39,12 @@ func StoreOfCursor(name string) (id string, ok bool) {
 // Defaults of Options.
 const (
 	defaultFlushInterval   = 5 * time.Second
-	defaultMaxBatchRows    = 64 << 10
-	defaultMaxBatchBytes   = 64 << 20
+	defaultMaxBatchRows    = 16 << 10
+	defaultMaxBatchBytes   = 16 << 20
+	defaultMaxBufferBytes  = 48 << 20
 	defaultCompactInterval = time.Minute
 	defaultSmallFileBytes  = 16 << 20
-	defaultTargetFileBytes = 128 << 20
+	defaultTargetFileBytes = 64 << 20
 	defaultDeleteGrace     = time.Minute
 	defaultSpecPoll        = 30 * time.Second
 	defaultRetryMin        = 100 * time.Millisecond
@@ -73,15 +74,20 @@ type Options struct {
 	// file is written (and the cursor moves); default 5 s.
 	FlushInterval time.Duration
 	// MaxBatchRows and MaxBatchBytes (of record JSON) flush a store's
-	// batch early; defaults 65,536 rows and 64 MiB.
+	// batch early; defaults 16,384 rows (one row group) and 16 MiB.
 	MaxBatchRows  int
 	MaxBatchBytes int
+	// MaxBufferBytes bounds the record JSON held in all stores' batches
+	// together: past it the largest batch is flushed at once. Rows take
+	// some 2.5 times their JSON in memory, and a store may have one batch
+	// filling while another is written. Default 48 MiB.
+	MaxBufferBytes int
 	// CompactInterval is how often small files are merged and retention
 	// is applied; default 1 minute.
 	CompactInterval time.Duration
 	// SmallFileBytes: files smaller than this are merged with their
 	// neighbours in the partition, into files of up to TargetFileBytes.
-	// Defaults 16 MiB and 128 MiB.
+	// Defaults 16 MiB and 64 MiB.
 	SmallFileBytes  int64
 	TargetFileBytes int64
 	// DeleteGrace is how long a file that a merged file covers is kept
@@ -148,6 +154,7 @@ type store struct {
 	cur       *batch
 	failed    *batch // a batch whose flush failed, to be written again
 	flushing  bool   // a flush of this store runs
+	flushed   int    // bytes of the batch being flushed
 	pendingAt time.Time
 	failures  int
 	retryAt   time.Time
@@ -190,6 +197,9 @@ func New(ctx context.Context, opts Options) (*Ingester, error) {
 	}
 	if opts.MaxBatchBytes <= 0 {
 		opts.MaxBatchBytes = defaultMaxBatchBytes
+	}
+	if opts.MaxBufferBytes <= 0 {
+		opts.MaxBufferBytes = defaultMaxBufferBytes
 	}
 	if opts.CompactInterval <= 0 {
 		opts.CompactInterval = defaultCompactInterval
@@ -362,6 +372,9 @@ func (in *Ingester) idle(ctx context.Context, results chan flushResult, nextSpec
 			lo, reading = s.read, true
 		}
 	}
+	if in.overBudget() {
+		reading = false // until a flush finishes (wake)
+	}
 	in.mu.Unlock()
 	wait := max(deadline.Sub(in.now()), time.Millisecond)
 	wctx, cancel := context.WithTimeout(ctx, wait)
@@ -510,6 +523,23 @@ func (in *Ingester) accepting(s *store) bool {
 	return !full
 }
 
+// overBudget reports whether the batches held in memory (filling, being
+// written, waiting for a retry) reach twice MaxBufferBytes: then nothing
+// more is read until a flush finishes. in.mu is held.
+func (in *Ingester) overBudget() bool {
+	total := 0
+	for _, s := range in.stores {
+		if s.cur != nil {
+			total += s.cur.bytes
+		}
+		if s.failed != nil {
+			total += s.failed.bytes
+		}
+		total += s.flushed
+	}
+	return total >= 2*in.opts.MaxBufferBytes
+}
+
 // entry is one journal entry being dispatched: read once, converted once
 // per schema, whatever the number of stores that take it.
 type entry struct {
@@ -529,6 +559,10 @@ type entry struct {
 // entries and reports whether it read anything.
 func (in *Ingester) readOnce(ctx context.Context, hi uint64) (bool, error) {
 	in.mu.Lock()
+	if in.overBudget() {
+		in.mu.Unlock()
+		return false, nil
+	}
 	var part []*store
 	var lo uint64
 	for _, s := range in.stores {
@@ -681,6 +715,20 @@ func (in *Ingester) startFlushes(ctx context.Context, wg *sync.WaitGroup, result
 	now := in.now()
 	in.mu.Lock()
 	defer in.mu.Unlock()
+	// Over the memory budget, the largest filling batch is due now.
+	var largest *store
+	total := 0
+	for _, s := range in.stores {
+		if s.cur != nil {
+			total += s.cur.bytes
+			if !s.flushing && s.failed == nil && (largest == nil || s.cur.bytes > largest.cur.bytes) {
+				largest = s
+			}
+		}
+	}
+	if total < in.opts.MaxBufferBytes {
+		largest = nil
+	}
 	for _, s := range in.stores {
 		if s.flushing || s.dropped.Load() {
 			continue
@@ -693,7 +741,7 @@ func (in *Ingester) startFlushes(ctx context.Context, wg *sync.WaitGroup, result
 			}
 			b = s.failed
 		case s.cur != nil && s.cur.last > s.pos:
-			if in.accepting(s) && now.Before(s.pendingAt.Add(in.opts.FlushInterval)) {
+			if s != largest && in.accepting(s) && now.Before(s.pendingAt.Add(in.opts.FlushInterval)) {
 				continue
 			}
 			b = s.cur
@@ -710,7 +758,11 @@ func (in *Ingester) startFlushes(ctx context.Context, wg *sync.WaitGroup, result
 		if b == s.cur {
 			s.cur = nil
 		}
+		if b == s.failed {
+			s.failed = nil
+		}
 		s.flushing = true
+		s.flushed = b.bytes
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -732,6 +784,7 @@ func (in *Ingester) finishFlush(r flushResult) {
 	defer in.mu.Unlock()
 	s := r.s
 	s.flushing = false
+	s.flushed = 0
 	if r.err != nil {
 		s.failed = r.b
 		s.failures++

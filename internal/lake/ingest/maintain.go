@@ -99,6 +99,10 @@ func (in *Ingester) retain(ctx context.Context, s *store, spec lake.Spec) error 
 	return nil
 }
 
+// maxMergeInputs bounds the files one merge reads at once: each open
+// input holds a page of every column.
+const maxMergeInputs = 8
+
 // compact merges runs of neighbouring small files of each partition (in
 // journal order, with no other file in between) into one file that covers
 // them, up to TargetFileBytes. Only committed files are merged: a range
@@ -131,7 +135,7 @@ func (in *Ingester) compact(ctx context.Context, s *store, spec lake.Spec) error
 			}
 			date = f.Date
 		}
-		if f.Last > committed || f.Size >= in.opts.SmallFileBytes || total+f.Size > in.opts.TargetFileBytes {
+		if f.Last > committed || f.Size >= in.opts.SmallFileBytes || total+f.Size > in.opts.TargetFileBytes || len(run) == maxMergeInputs {
 			if err := flush(); err != nil {
 				return err
 			}

@@ -12,12 +12,13 @@ import (
 	"github.com/parquet-go/parquet-go/compress/zstd"
 )
 
-// Parquet file settings. Row groups of 32,768 rows keep a writer's column
-// buffers near 50 MB for CloudTrail's ~1.3 KB records (the whole row group
-// is buffered before it is compressed), and give DuckDB and Trino units
-// big enough to scan in parallel with their statistics worth checking.
+// Parquet file settings. Row groups of 16,384 rows keep a writer's column
+// buffers near 25 MB for CloudTrail's ~1.3 KB records (the whole row group
+// is buffered before it is compressed; the server runs under a 320 MiB
+// heap limit), and still give DuckDB and Trino units big enough to scan in
+// parallel with statistics worth checking.
 const (
-	rowGroupRows = 32 << 10
+	rowGroupRows = 16 << 10
 	// bloomBitsPerValue: 10 bits per distinct eventid is a ~1% false
 	// positive rate, which lets a needle query (WHERE eventid = ...) skip
 	// nearly every row group without reading it.
