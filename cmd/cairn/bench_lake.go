@@ -11,7 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/cairn-audit/cairn/internal/bench"
+	"github.com/cairn-audit/cairn/internal/bench/lakebench"
 )
 
 const benchLakeUsage = `usage: cairn bench lake [flags]
@@ -54,7 +54,7 @@ func runBenchLake(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		defer os.RemoveAll(d)
 		work = d
 	}
-	res, err := bench.RunLake(ctx, bench.LakeConfig{Dir: work, Events: *events, Days: *days, Seed: *seed, Reps: *reps,
+	res, err := lakebench.Run(ctx, lakebench.Config{Dir: work, Events: *events, Days: *days, Seed: *seed, Reps: *reps,
 		Logf: func(format string, a ...any) { fmt.Fprintf(stderr, format+"\n", a...) }})
 	if err != nil {
 		return err

@@ -24,13 +24,14 @@ const module = "github.com/cairn-audit/cairn/"
 //   - only cmd/cairn and servertest import the server, the composition root.
 var allowed = map[string][]string{
 	"audit":                          {},
-	"cmd/cairn":                      {"internal/api", "internal/apiclient", "internal/auth", "internal/awsproto", "internal/bench", "internal/capture", "internal/datadir", "internal/delivery", "internal/delivery/notify", "internal/digest", "internal/event", "internal/httpproxy", "internal/journal", "internal/k8saudit", "internal/objstore", "internal/objstore/file", "internal/objstore/stores", "internal/region", "internal/s3proxy", "internal/selector", "internal/server", "internal/state", "internal/trail"},
+	"cmd/cairn":                      {"internal/api", "internal/apiclient", "internal/auth", "internal/awsproto", "internal/bench", "internal/bench/lakebench", "internal/capture", "internal/datadir", "internal/delivery", "internal/delivery/notify", "internal/digest", "internal/event", "internal/httpproxy", "internal/journal", "internal/k8saudit", "internal/objstore", "internal/objstore/file", "internal/objstore/stores", "internal/region", "internal/s3proxy", "internal/selector", "internal/server", "internal/state", "internal/trail"},
 	"examples/notes-service":         {"audit"},
 	"internal/api":                   {"internal/awsproto", "internal/channel", "internal/digest", "internal/event", "internal/history", "internal/lake", "internal/lake/dashboards", "internal/lake/imports", "internal/query", "internal/selector", "internal/state", "internal/trail", "internal/tags"},
 	"internal/apiclient":             {"internal/channel"},
 	"internal/auth":                  {"internal/datadir"},
 	"internal/awsproto":              {},
-	"internal/bench":                 {"internal/apiclient", "internal/channel", "internal/event", "internal/journal", "internal/lake", "internal/lake/ingest", "internal/objstore/file", "internal/query"},
+	"internal/bench/lakebench":       {"internal/bench", "internal/event", "internal/journal", "internal/lake", "internal/lake/ingest", "internal/objstore/file", "internal/query"},
+	"internal/bench":                 {"internal/apiclient", "internal/channel", "internal/event"},
 	"internal/capture":               {"internal/auth", "internal/journal"},
 	"internal/channel":               {"internal/awsproto", "internal/event", "internal/metrics", "internal/selector", "internal/state", "internal/tags"},
 	"internal/console":               {"internal/api", "internal/awsproto", "internal/event", "internal/history", "internal/selector", "internal/trail"},

@@ -1,4 +1,9 @@
-package bench
+// Package lakebench measures CloudTrail Lake in-process (cairn bench lake):
+// the store's Parquet writer and files, and the queries through
+// the sandboxed engine next to DuckDB over the same events as gzip log
+// files. It is apart from package bench because ingestion's own
+// benchmarks use bench's generator.
+package lakebench
 
 import (
 	"bytes"
@@ -15,6 +20,7 @@ import (
 
 	_ "github.com/duckdb/duckdb-go/v2" // the "Athena over S3" baseline reads JSON with DuckDB
 
+	"github.com/cairn-audit/cairn/internal/bench"
 	"github.com/cairn-audit/cairn/internal/event"
 	"github.com/cairn-audit/cairn/internal/journal"
 	"github.com/cairn-audit/cairn/internal/lake"
@@ -23,8 +29,8 @@ import (
 	"github.com/cairn-audit/cairn/internal/query"
 )
 
-// LakeConfig configures RunLake.
-type LakeConfig struct {
+// Config configures RunLake.
+type Config struct {
 	// Dir is the work directory (the store's files, the gzip log files);
 	// it must exist and be empty.
 	Dir string
@@ -40,8 +46,8 @@ type LakeConfig struct {
 	Logf func(format string, args ...any)
 }
 
-// LakeQueryStat is one query's timings, Cairn's and the baseline's.
-type LakeQueryStat struct {
+// QueryStat is one query's timings, Cairn's and the baseline's.
+type QueryStat struct {
 	Name       string
 	Cairn      []time.Duration // sorted
 	JSON       []time.Duration // sorted; empty when the baseline was not run
@@ -51,8 +57,8 @@ type LakeQueryStat struct {
 	JSONFailed string
 }
 
-// LakeResult is what RunLake measured.
-type LakeResult struct {
+// Result is what RunLake measured.
+type Result struct {
 	Events       int
 	Days         int
 	Generate     time.Duration // making the events and their gzip log files
@@ -61,7 +67,7 @@ type LakeResult struct {
 	ParquetFiles int
 	GzipBytes    int64
 	GzipFiles    int
-	Queries      []LakeQueryStat
+	Queries      []QueryStat
 }
 
 const lakeBenchStore = "0b0b0b0b-1111-4222-8333-444455556666"
@@ -97,7 +103,7 @@ func (d *discardSink) Row([]*string) error    { d.rows++; return nil }
 // side, the same questions with DuckDB reading the gzip JSON files (the
 // "Athena over S3" way, with the date prefix pruning Athena's partition
 // projection would give it).
-func RunLake(ctx context.Context, cfg LakeConfig) (*LakeResult, error) {
+func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Days <= 0 || cfg.Events <= 0 {
 		return nil, fmt.Errorf("bench lake: need events and days")
 	}
@@ -131,7 +137,7 @@ func RunLake(ctx context.Context, cfg LakeConfig) (*LakeResult, error) {
 	}
 	defer in.Close()
 
-	res := &LakeResult{Events: cfg.Events, Days: cfg.Days}
+	res := &Result{Events: cfg.Events, Days: cfg.Days}
 	logDir := filepath.Join(cfg.Dir, "logs")
 	var needleID, needleARN string
 	perDay := cfg.Events / cfg.Days
@@ -141,7 +147,7 @@ func RunLake(ctx context.Context, cfg LakeConfig) (*LakeResult, error) {
 		if d == cfg.Days-1 {
 			n = cfg.Events - perDay*(cfg.Days-1)
 		}
-		g := New(Options{Seed: cfg.Seed + uint64(d), End: dayStart.Add(24*time.Hour - time.Second), Span: 24*time.Hour - time.Second})
+		g := bench.New(bench.Options{Seed: cfg.Seed + uint64(d), End: dayStart.Add(24*time.Hour - time.Second), Span: 24*time.Hour - time.Second})
 		t0 := time.Now()
 		recs := make([][]byte, 0, n)
 		windows := make([][][]byte, 288)
@@ -223,7 +229,7 @@ func RunLake(ctx context.Context, cfg LakeConfig) (*LakeResult, error) {
 	week0 := later(day(-7), all0)
 	one0 := later(day(-2), all0)
 	one1 := one0.AddDate(0, 0, 1)
-	cases := []LakeQueryStat{
+	cases := []QueryStat{
 		{Name: "GROUP BY eventname, all days",
 			CairnSQL: "SELECT eventname, count(*) AS n FROM " + spec.ID + " GROUP BY 1 ORDER BY 2 DESC LIMIT 10",
 			JSONSQL:  "SELECT e->>'eventName' AS eventname, count(*) AS n FROM " + jsonFrom(all0, all1) + " GROUP BY 1 ORDER BY 2 DESC LIMIT 10"},
