@@ -59,10 +59,11 @@ func runLake(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		category := fs.String("category", "Management", "the store's event category")
 		retention := fs.Int("retention", 0, "retention in days (default: CloudTrail's for the billing mode, 366)")
 		noProtection := fs.Bool("no-protection", false, "create without termination protection")
-		if err := fs.Parse(reorder(args)); err != nil {
+		pos, err := parseInterspersed(fs, args)
+		if err != nil {
 			return err
 		}
-		if fs.NArg() != 1 {
+		if len(pos) != 1 {
 			return errors.New("cairn lake create needs one store NAME")
 		}
 		client, _, err := rf.cloudTrail(ctx, nil)
@@ -70,7 +71,7 @@ func runLake(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return err
 		}
 		in := &cloudtrail.CreateEventDataStoreInput{
-			Name:                         aws.String(fs.Arg(0)),
+			Name:                         aws.String(pos[0]),
 			TerminationProtectionEnabled: aws.Bool(!*noProtection),
 			AdvancedEventSelectors: []types.AdvancedEventSelector{{
 				Name:           aws.String(*category + " events"),
@@ -91,17 +92,18 @@ func runLake(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		start := fs.String("start", "", "copy events from this time")
 		end := fs.String("end", "", "copy events up to this time")
 		wait := fs.Bool("wait", false, "wait for the import to end, showing its progress")
-		if err := fs.Parse(reorder(args)); err != nil {
+		pos, err := parseInterspersed(fs, args)
+		if err != nil {
 			return err
 		}
-		if fs.NArg() != 1 || *store == "" {
+		if len(pos) != 1 || *store == "" {
 			return errors.New("cairn lake import needs --store and one s3://bucket/prefix")
 		}
 		client, creds, err := rf.cloudTrail(ctx, nil)
 		if err != nil {
 			return err
 		}
-		return lakeImport(ctx, client, creds.AccountID, rf.region, *store, fs.Arg(0), *start, *end, *wait, stdout, stderr)
+		return lakeImport(ctx, client, creds.AccountID, rf.region, *store, pos[0], *start, *end, *wait, stdout, stderr)
 	case "imports":
 		if err := fs.Parse(args); err != nil {
 			return err
@@ -116,26 +118,6 @@ func runLake(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	return fmt.Errorf("cairn lake: unknown verb %q", verb)
 }
 
-// reorder moves positional arguments after the flags, so that
-// `cairn lake create NAME --retention 30` parses like the usage shows.
-func reorder(args []string) []string {
-	var flags, pos []string
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if !strings.HasPrefix(a, "-") {
-			pos = append(pos, a)
-			continue
-		}
-		flags = append(flags, a)
-		isBool := strings.Contains(a, "=") || a == "--wait" || a == "-wait" || a == "--no-protection" || a == "-no-protection"
-		if !isBool && i+1 < len(args) {
-			i++
-			flags = append(flags, args[i])
-		}
-	}
-	return append(flags, pos...)
-}
-
 func lakeStores(ctx context.Context, client *cloudtrail.Client, stdout io.Writer) error {
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tID\tSTATUS\tRETENTION\tPROTECTED")
@@ -146,9 +128,15 @@ func lakeStores(ctx context.Context, client *cloudtrail.Client, stdout io.Writer
 			return fmt.Errorf("ListEventDataStores: %w", err)
 		}
 		for _, s := range page.EventDataStores {
-			arn := aws.ToString(s.EventDataStoreArn)
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%dd\t%v\n", aws.ToString(s.Name), arn[strings.LastIndexByte(arn, '/')+1:],
-				s.Status, aws.ToInt32(s.RetentionPeriod), aws.ToBool(s.TerminationProtectionEnabled))
+			// The list's status, retention and protection members are
+			// deprecated (AWS no longer sends them): ask each store.
+			g, err := client.GetEventDataStore(ctx, &cloudtrail.GetEventDataStoreInput{EventDataStore: s.EventDataStoreArn})
+			if err != nil {
+				return fmt.Errorf("GetEventDataStore %s: %w", aws.ToString(s.EventDataStoreArn), err)
+			}
+			arn := aws.ToString(g.EventDataStoreArn)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%dd\t%v\n", aws.ToString(g.Name), arn[strings.LastIndexByte(arn, '/')+1:],
+				g.Status, aws.ToInt32(g.RetentionPeriod), aws.ToBool(g.TerminationProtectionEnabled))
 		}
 	}
 	return tw.Flush()

@@ -44,10 +44,12 @@ func runQuery(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	output := fs.String("output", "table", "table, csv or json")
 	quiet := fs.Bool("quiet", false, "no progress on stderr")
 	timeout := fs.Duration("timeout", time.Hour, "give up (and cancel the query) after this long")
-	if err := fs.Parse(args); err != nil {
+	// Flags may follow the statement.
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
 		return err
 	}
-	stmt, err := queryStatement(fs.Args(), *file)
+	stmt, err := queryStatement(pos, *file)
 	if err != nil {
 		return err
 	}
