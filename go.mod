@@ -91,3 +91,14 @@ require (
 	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
 	golang.org/x/crypto v0.57.0
 )
+
+
+// Built and run by the tests (internal/objstore/s3/s3test runs versitygw;
+// scripts run staticcheck), never imported: `go mod tidy` drops them, so
+// keep this block when tidying.
+require (
+	github.com/peterbourgon/ff/v4 v4.0.0-alpha.4
+	github.com/versity/versitygw v1.8.0
+	golang.org/x/exp/typeparams v0.0.0-20231108232855-2478ac86f678
+	honnef.co/go/tools v0.8.2
+)
