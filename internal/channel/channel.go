@@ -19,14 +19,11 @@
 package channel
 
 import (
-	"cmp"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"log/slog"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -470,13 +467,6 @@ func (s *Service) List(ctx context.Context, region string, maxResults int, nextT
 	if maxResults == 0 {
 		maxResults = MaxListResults
 	}
-	var after listPos
-	if nextToken != "" {
-		var ok bool
-		if after, ok = decodeToken(nextToken); !ok {
-			return nil, "", awsproto.Errorf("InvalidNextTokenException", "The NextToken is not valid.")
-		}
-	}
 	var all []Channel
 	err := s.store.View(ctx, func(r state.Reader) error {
 		var err error
@@ -486,65 +476,16 @@ func (s *Service) List(ctx context.Context, region string, maxResults int, nextT
 	if err != nil {
 		return nil, "", err
 	}
-	slices.SortFunc(all, func(a, b Channel) int { return posOf(&a).compare(posOf(&b)) })
-	start := 0
-	if nextToken != "" {
-		// Resume strictly after the last channel handed out, so one deleted
-		// between pages does not break the walk.
-		start = len(all)
-		for i := range all {
-			if posOf(&all[i]).compare(after) > 0 {
-				start = i
-				break
-			}
-		}
-	}
-	page := all[start:]
-	next := ""
-	if len(page) > maxResults {
-		page = page[:maxResults]
-		next = encodeToken(posOf(&page[len(page)-1]))
+	page, next, ok := awsproto.PageByCreation(all, posOf, "c1:", idRE.MatchString, maxResults, nextToken)
+	if !ok {
+		return nil, "", awsproto.Errorf("InvalidNextTokenException", "The NextToken is not valid.")
 	}
 	return page, next, nil
 }
 
-// listPos is a channel's place in ListChannels' order.
-type listPos struct {
-	created int64 // CreatedAt in Unix nanoseconds
-	id      string
-}
-
-func posOf(c *Channel) listPos { return listPos{created: c.CreatedAt.UnixNano(), id: c.ID} }
-
-func (p listPos) compare(q listPos) int {
-	if c := cmp.Compare(p.created, q.created); c != 0 {
-		return c
-	}
-	return strings.Compare(p.id, q.id)
-}
-
-// tokenPrefix versions the NextToken so that its form can change later.
-const tokenPrefix = "c1:"
-
-func encodeToken(p listPos) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(tokenPrefix + strconv.FormatInt(p.created, 10) + ":" + p.id))
-}
-
-func decodeToken(tok string) (listPos, bool) {
-	b, err := base64.RawURLEncoding.DecodeString(tok)
-	if err != nil {
-		return listPos{}, false
-	}
-	rest, ok := strings.CutPrefix(string(b), tokenPrefix)
-	if !ok {
-		return listPos{}, false
-	}
-	ns, id, ok := strings.Cut(rest, ":")
-	created, err := strconv.ParseInt(ns, 10, 64)
-	if !ok || err != nil || !idRE.MatchString(id) {
-		return listPos{}, false
-	}
-	return listPos{created: created, id: id}, true
+// posOf is a channel's place in ListChannels' order.
+func posOf(c *Channel) awsproto.CreationPos {
+	return awsproto.CreationPos{Created: c.CreatedAt.UnixNano(), ID: c.ID}
 }
 
 // UpdateInput is UpdateChannel's input; nil members stay unchanged.

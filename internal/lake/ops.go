@@ -3,11 +3,8 @@ package lake
 import (
 	"cmp"
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
-	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -468,13 +465,6 @@ func (s *Service) List(ctx context.Context, region string, maxResults int, nextT
 	if maxResults == 0 {
 		maxResults = MaxListResults
 	}
-	var after listPos
-	if nextToken != "" {
-		var ok bool
-		if after, ok = decodeToken(nextToken); !ok {
-			return nil, "", awsproto.Errorf("InvalidNextTokenException", "The NextToken is not valid: pass the NextToken of the previous ListEventDataStores answer unchanged.")
-		}
-	}
 	var all []Store
 	err := s.store.View(ctx, func(r state.Reader) error {
 		var err error
@@ -484,64 +474,16 @@ func (s *Service) List(ctx context.Context, region string, maxResults int, nextT
 	if err != nil {
 		return nil, "", err
 	}
-	slices.SortFunc(all, func(a, b Store) int { return posOf(&a).compare(posOf(&b)) })
-	start := 0
-	if nextToken != "" {
-		start = len(all)
-		for i := range all {
-			if posOf(&all[i]).compare(after) > 0 {
-				start = i
-				break
-			}
-		}
-	}
-	page := all[start:]
-	next := ""
-	if len(page) > maxResults {
-		page = page[:maxResults]
-		next = encodeToken(posOf(&page[len(page)-1]))
+	page, next, ok := awsproto.PageByCreation(all, posOf, "e1:", idRE.MatchString, maxResults, nextToken)
+	if !ok {
+		return nil, "", awsproto.Errorf("InvalidNextTokenException", "The NextToken is not valid: pass the NextToken of the previous ListEventDataStores answer unchanged.")
 	}
 	return page, next, nil
 }
 
-// listPos is a store's place in ListEventDataStores' order; creation order
-// is stable across renames, so a walk over the pages sees every store that
-// exists throughout it once.
-type listPos struct {
-	created int64
-	id      string
-}
-
-func posOf(st *Store) listPos { return listPos{created: st.CreatedAt.UnixNano(), id: st.ID} }
-
-func (p listPos) compare(q listPos) int {
-	if c := cmp.Compare(p.created, q.created); c != 0 {
-		return c
-	}
-	return strings.Compare(p.id, q.id)
-}
-
-const tokenPrefix = "e1:"
-
-func encodeToken(p listPos) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(tokenPrefix + strconv.FormatInt(p.created, 10) + ":" + p.id))
-}
-
-func decodeToken(tok string) (listPos, bool) {
-	b, err := base64.RawURLEncoding.DecodeString(tok)
-	if err != nil {
-		return listPos{}, false
-	}
-	rest, ok := strings.CutPrefix(string(b), tokenPrefix)
-	if !ok {
-		return listPos{}, false
-	}
-	ns, id, ok := strings.Cut(rest, ":")
-	created, err := strconv.ParseInt(ns, 10, 64)
-	if !ok || err != nil || !idRE.MatchString(id) {
-		return listPos{}, false
-	}
-	return listPos{created: created, id: id}, true
+// posOf is a store's place in ListEventDataStores' order.
+func posOf(st *Store) awsproto.CreationPos {
+	return awsproto.CreationPos{Created: st.CreatedAt.UnixNano(), ID: st.ID}
 }
 
 // Purge removes the stores whose seven days in PENDING_DELETION are over
