@@ -15,6 +15,7 @@
 //	day, ok := ingest.PartitionDay(path) // the UTC day a file's events are in
 //	dirs := in.Dirs()           // the query engine: DuckDB's allowed_directories
 //	err = in.Drop(ctx, id)      // a store purged after its 7 days of PENDING_DELETION
+//	err = in.WriteImport(ctx, spec, name, records) // StartImport's chunks (imported.go)
 //	in.Close()                  // after Run returned (metrics)
 //	ingest.Columns(category)    // the query engine: an empty store's schema
 //	ingest.StoreOfCursor(name)  // the journal trim: is this cursor a store's?
