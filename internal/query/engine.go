@@ -65,6 +65,12 @@ type Engine struct {
 	warm chan *queryDB
 	stop chan struct{}
 	wg   sync.WaitGroup
+	// warmMu orders starting the warmer (at the first query, so that a
+	// server that runs no query spends nothing on DuckDB databases, and
+	// its start is not slowed by them) against Close.
+	warmMu      sync.Mutex
+	warmStarted bool
+	closed      bool
 }
 
 // warmDatabases is how many query databases are kept opened ahead.
@@ -94,13 +100,26 @@ func NewEngine(ctx context.Context, catalog Catalog, limits Limits) (*Engine, er
 		}
 	}
 	e := &Engine{catalog: catalog, limits: limits, parserConn: c, parser: db, warm: make(chan *queryDB, warmDatabases), stop: make(chan struct{})}
+	return e, nil
+}
+
+// startWarmer starts the warmer once, unless the engine is closed.
+func (e *Engine) startWarmer() {
+	e.warmMu.Lock()
+	defer e.warmMu.Unlock()
+	if e.warmStarted || e.closed {
+		return
+	}
+	e.warmStarted = true
 	e.wg.Add(1)
 	go e.warmer()
-	return e, nil
 }
 
 // Close releases the parser database.
 func (e *Engine) Close() error {
+	e.warmMu.Lock()
+	e.closed = true
+	e.warmMu.Unlock()
 	close(e.stop)
 	e.wg.Wait()
 	for {
@@ -248,6 +267,7 @@ func (e *Engine) sandbox(ctx context.Context, views []storeView) (*sql.Conn, fun
 	for _, v := range views {
 		paths = append(paths, v.files...)
 	}
+	e.startWarmer()
 	var q *queryDB
 	select {
 	case q = <-e.warm:
